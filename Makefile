@@ -1,0 +1,42 @@
+# sellakit: two commands for a newcomer (`make run`, `make test`), plus `make lab` and `make bench`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU build of torch; a GPU machine that already has a CUDA torch in $(VENV) keeps it.
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.sellakit-installed
+
+.PHONY: install run test lab bench sync clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "sellakit needs Python >= 3.10 (3.11 advised): make PYTHON=python3.11 ...")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check "$(TORCH)"
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[all]'
+	touch $@
+
+install: $(STAMP)
+
+## run: every notebook in quick mode; figures/ and build/summary.md
+run: install
+	$(VENV)/bin/sellakit run --quick
+
+## test: unit tests, notebooks executed in quick mode, packaging checks
+test: install
+	$(PY) -m pytest
+
+## lab: JupyterLab on the notebooks
+lab: install
+	$(VENV)/bin/jupyter lab notebooks/
+
+## bench: the README's CF table (paper preset; minutes on a CPU)
+bench: install
+	$(VENV)/bin/sellakit bench cf --dataset ml-1m --models mf,lightgcn,sasrec --preset paper --out bench/cf_ml1m.json
+
+## sync: regenerate each notebook's .ipynb from its jupytext .py (the .py is the source)
+sync: install
+	$(VENV)/bin/jupytext --sync notebooks/*.py
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,144 @@
+"""The command line: ``sellakit`` (or ``python -m sellakit``).
+
+Commands::
+
+    sellakit run [--quick|--paper] [NOTEBOOK ...]      execute the series, write the summary
+    sellakit data export ml-1m --format collm DIR       CoLLM-format pickles (or --format parquet)
+    sellakit data fetch ml-1m                           fetch into the cache and print the counts
+    sellakit bench cf --dataset ml-1m --models mf,lightgcn,sasrec --out FILE.json
+    sellakit cache                                      where the cache is, what it holds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["main", "load_split"]
+
+DATASETS = ("ml-1m", "amazon-book", "amazon-book-synthetic")
+
+
+def load_split(dataset: str, *, amazon_ratings: str | None = None,
+               amazon_meta: str | None = None, seed: int = 0):
+    """The CTR split of ``dataset`` (one of :data:`DATASETS`) on its CoLLM protocol."""
+    from sellakit.data import amazon, collm_split, load_movielens_1m
+
+    if dataset == "ml-1m":
+        return collm_split(load_movielens_1m())
+    if dataset == "amazon-book":
+        if not (amazon_ratings and amazon_meta):
+            raise SystemExit("amazon-book needs --amazon-ratings Books.csv and --amazon-meta "
+                             "meta_Books.json (Amazon 2018); offline, use amazon-book-synthetic.")
+        ratings, items = amazon.load_amazon_books(amazon_ratings, amazon_meta)
+        return amazon.amazon_book_split(ratings, items)
+    if dataset == "amazon-book-synthetic":
+        ratings, items = amazon.generate_amazon_book_synthetic(seed=seed)
+        return amazon.amazon_book_split(ratings, items, name=amazon.SYNTHETIC_NAME)
+    raise SystemExit(f"Unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}.")
+
+
+def _cmd_run(args) -> int:
+    from sellakit.runner import build_dir, run_series
+
+    run_series(args.notebooks or None, quick=not args.paper)
+    print((build_dir() / "summary.md").read_text())
+    return 0
+
+
+def _cmd_data(args) -> int:
+    split = load_split(args.dataset, amazon_ratings=args.amazon_ratings,
+                       amazon_meta=args.amazon_meta)
+    if args.action == "fetch":
+        print(split)
+        print(split.summary().to_string())
+        return 0
+    from sellakit.data.export import export_split
+
+    if not args.dir:
+        raise SystemExit("data export needs an output folder: sellakit data export ml-1m DIR")
+    for path in export_split(split, args.dir, args.format):
+        print(path)
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from sellakit.bench import cf_benchmark, cf_markdown
+
+    if args.what != "cf":
+        raise SystemExit(f"Unknown benchmark {args.what!r}; available: cf.")
+    split = load_split(args.dataset, amazon_ratings=args.amazon_ratings,
+                       amazon_meta=args.amazon_meta)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    results = cf_benchmark(split, models, preset=args.preset, seed=args.seed)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    command = "sellakit " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("sellakit") \
+        else "python -m sellakit " + " ".join(sys.argv[1:])
+    markdown = cf_markdown(results, command=command, dataset=split.name)
+    out.with_suffix(".md").write_text(markdown)
+    print(markdown)
+    return 0
+
+
+def _cmd_cache(args) -> int:
+    from sellakit.cache import cache_dir
+
+    root = cache_dir()
+    print(f"sellakit cache: {root} (set SELLAKIT_CACHE to move it)")
+    for path in sorted(root.glob("*/*")):
+        if path.parent.name == "locks":
+            continue
+        size = sum(p.stat().st_size for p in path.rglob("*")) if path.is_dir() \
+            else path.stat().st_size
+        print(f"  {path.relative_to(root)}  {size / 1e6:.1f} MB")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sellakit", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="execute notebooks (quick mode by default)")
+    mode = run.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="quick mode (default)")
+    mode.add_argument("--paper", action="store_true", help="the paper protocol (GPU advised)")
+    run.add_argument("notebooks", nargs="*", help="notebook stems, e.g. 01_data (default: all)")
+    run.set_defaults(func=_cmd_run)
+
+    data = sub.add_parser("data", help="fetch or export a data set's split")
+    data.add_argument("action", choices=["fetch", "export"])
+    data.add_argument("dataset", choices=DATASETS)
+    data.add_argument("dir", nargs="?", help="output folder (export)")
+    data.add_argument("--format", choices=["collm", "parquet"], default="collm")
+    data.set_defaults(func=_cmd_data)
+
+    bench = sub.add_parser("bench", help="benchmarks that make the README's tables")
+    bench.add_argument("what", choices=["cf"])
+    bench.add_argument("--dataset", choices=DATASETS, default="ml-1m")
+    bench.add_argument("--models", default="mf,lightgcn,sasrec")
+    bench.add_argument("--preset", choices=["quick", "paper"], default="paper")
+    bench.add_argument("--seed", type=int, default=2025)
+    bench.add_argument("--out", required=True, help="JSON file; a .md table is written beside it")
+    bench.set_defaults(func=_cmd_bench)
+
+    for command in (data, bench):
+        command.add_argument("--amazon-ratings", help="Amazon 2018 Books ratings CSV")
+        command.add_argument("--amazon-meta", help="Amazon 2018 meta_Books JSON lines")
+
+    cache = sub.add_parser("cache", help="show the cache folder and its entries")
+    cache.set_defaults(func=_cmd_cache)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Plotly figures for the notebooks: the protocol (01) and CF training (02).
+
+Each function takes plain frames or dicts and returns a ``plotly.graph_objects.Figure``; saving
+is :func:`sellakit.viz.figures.save_figures`'s job.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+from sellakit.data.protocol import CTRSplit
+
+__all__ = ["monthly_activity", "popularity_long_tail", "label_balance", "warm_cold",
+           "history_lengths", "learning_curves", "metric_bars"]
+
+SPLIT_COLOURS = {"train": "#4C78A8", "valid": "#F58518", "test": "#54A24B"}
+
+
+def _stack(split: CTRSplit) -> pd.DataFrame:
+    return pd.concat([f.assign(split=n) for n, f in split.frames().items()], ignore_index=True)
+
+
+def monthly_activity(split: CTRSplit) -> go.Figure:
+    """Rows per month index, coloured by the split each month belongs to."""
+    counts = _stack(split).groupby(["month", "split"]).size().reset_index(name="rows")
+    fig = px.bar(counts, x="month", y="rows", color="split", color_discrete_map=SPLIT_COLOURS,
+                 title=f"{split.name}: rows per month (months since the first rating)")
+    return fig.update_layout(xaxis_title="month index", yaxis_title="rows")
+
+
+def popularity_long_tail(split: CTRSplit) -> go.Figure:
+    """Item interaction counts in train, sorted: the long tail on log-log axes."""
+    counts = np.sort(split.train.iid.value_counts().to_numpy())[::-1]
+    share = counts.cumsum() / counts.sum()
+    head = int(np.searchsorted(share, 0.5)) + 1
+    fig = go.Figure(go.Scatter(x=np.arange(1, len(counts) + 1), y=counts, mode="lines",
+                               name="train rows per item"))
+    fig.update_layout(title=f"{split.name}: item popularity in train — {head} of {len(counts)} "
+                      "items carry half the rows", xaxis_title="item rank", yaxis_title="rows",
+                      xaxis_type="log", yaxis_type="log")
+    return fig
+
+
+def label_balance(split: CTRSplit) -> go.Figure:
+    """Share of positive rows (rating >= 4) per split."""
+    summary = split.summary().reset_index()
+    fig = px.bar(summary, x="split", y="positive_rate", color="split", text="positive_rate",
+                 color_discrete_map=SPLIT_COLOURS, range_y=[0, 1],
+                 title=f"{split.name}: share of positive labels")
+    return fig.update_layout(showlegend=False)
+
+
+def warm_cold(split: CTRSplit) -> go.Figure:
+    """Warm (user and item seen in train) versus cold rows, per evaluation split."""
+    frames = _stack(split)
+    frames = frames[frames.split != "train"]
+    frames["kind"] = np.where(frames.not_cold == 1, "warm", "cold")
+    counts = frames.groupby(["split", "kind"]).size().reset_index(name="rows")
+    return px.bar(counts, x="split", y="rows", color="kind", barmode="stack",
+                  category_orders={"split": ["valid", "test"], "kind": ["warm", "cold"]},
+                  title=f"{split.name}: warm and cold rows")
+
+
+def history_lengths(split: CTRSplit, cap: int = 10) -> go.Figure:
+    """Distribution of history lengths (earlier liked items), with the prompt cap marked."""
+    lengths = _stack(split).assign(length=lambda f: f.his.map(len))
+    fig = px.histogram(lengths, x="length", color="split", color_discrete_map=SPLIT_COLOURS,
+                       nbins=80, barmode="overlay", opacity=0.6,
+                       title=f"{split.name}: liked items before each row")
+    fig.add_vline(x=cap, line_dash="dash", annotation_text=f"prompt keeps the last {cap}")
+    return fig.update_layout(xaxis_title="history length", yaxis_type="log")
+
+
+def learning_curves(histories: dict[str, pd.DataFrame], best_epochs: dict[str, int]
+                    ) -> go.Figure:
+    """Validation AUC per epoch for each model, the selected epoch marked."""
+    fig = go.Figure()
+    for name, history in histories.items():
+        fig.add_trace(go.Scatter(x=history.epoch, y=history.valid_auc, mode="lines", name=name))
+        best = history[history.epoch == best_epochs[name]]
+        fig.add_trace(go.Scatter(x=best.epoch, y=best.valid_auc, mode="markers",
+                                 marker={"size": 10, "symbol": "star"},
+                                 name=f"{name}: selected", showlegend=False))
+    return fig.update_layout(title="Validation AUC per epoch (stars: epoch kept)",
+                             xaxis_title="epoch", yaxis_title="valid AUC")
+
+
+def metric_bars(results: dict[str, dict], metric: str = "auc",
+                slices: tuple[str, ...] = ("test", "test_warm", "test_cold"),
+                published: dict[str, float] | None = None) -> go.Figure:
+    """Grouped bars of ``metric`` per model and slice; published values as dashed markers."""
+    rows = [{"model": m, "slice": s, metric: r[s][metric]}
+            for m, r in results.items() for s in slices]
+    fig = px.bar(pd.DataFrame(rows), x="model", y=metric, color="slice", barmode="group",
+                 title=f"Test {metric.upper()} by model and slice")
+    if published:
+        fig.add_trace(go.Scatter(x=list(published), y=list(published.values()), mode="markers",
+                                 marker={"symbol": "line-ew-open", "size": 40, "color": "black"},
+                                 name="published (CoLLM, test)"))
+    return fig.update_layout(yaxis_range=[0.4, 0.8])

@@ -1,0 +1,57 @@
+"""Shared fixtures: the real ML-1M split (fetched once into the kit's cache) and small data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sellakit.data.protocol import SplitSpec, split_by_months
+
+
+@pytest.fixture(scope="session")
+def ml1m():
+    from sellakit.data import load_movielens_1m
+
+    return load_movielens_1m()
+
+
+@pytest.fixture(scope="session")
+def ml1m_split(ml1m):
+    from sellakit.data import collm_split
+
+    return collm_split(ml1m)
+
+
+@pytest.fixture()
+def tmp_cache(tmp_path, monkeypatch):
+    """An empty cache folder for tests that write into the cache."""
+    root = tmp_path / "cache"
+    monkeypatch.setenv("SELLAKIT_CACHE", str(root))
+    return root
+
+
+def planted_ratings(n_users: int = 120, n_items: int = 80, per_user: int = 30, seed: int = 0
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Small ratings with a planted low-rank signal, over months 0..5 (unit-test data)."""
+    rng = np.random.default_rng(seed)
+    users, items = rng.normal(size=(n_users, 4)), rng.normal(size=(n_items, 4))
+    rows = []
+    for u in range(n_users):
+        for i in rng.choice(n_items, per_user, replace=False):
+            rating = 5 if users[u] @ items[i] + 0.3 * rng.normal() > 0 else 2
+            rows.append((u, f"item{i:03d}", rating, int(rng.integers(0, 6 * 30 * 86400))))
+    ratings = pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"])
+    meta = pd.DataFrame({"item": [f"item{i:03d}" for i in range(n_items)],
+                         "title": [f"Item {i}" for i in range(n_items)],
+                         "genres": [["g"]] * n_items})
+    return ratings, meta
+
+
+@pytest.fixture(scope="session")
+def small_split():
+    """A planted-signal split: train months 0-3, valid 4, test 5 (generated unit-test data)."""
+    ratings, meta = planted_ratings()
+    month = (ratings.timestamp // (30 * 86400)).clip(upper=5)
+    spec = SplitSpec(train_months=(0, 3), valid_months=(4, 4), test_months=(5, 5))
+    return split_by_months(ratings, meta, spec, name="planted_unit_test", month=month)

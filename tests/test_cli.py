@@ -1,0 +1,34 @@
+"""The command line, called as a user would."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+
+from sellakit.cli import main
+
+
+def test_data_export_collm(tmp_path, ml1m_split):
+    assert main(["data", "export", "ml-1m", "--format", "collm", str(tmp_path)]) == 0
+    assert len(pd.read_pickle(tmp_path / "valid_ood2.pkl")) == 10_401
+
+
+def test_bench_cf_writes_json_and_markdown(tmp_path, ml1m_split):
+    out = tmp_path / "cf.json"
+    assert main(["bench", "cf", "--dataset", "ml-1m", "--models", "lightgcn", "--preset",
+                 "quick", "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    record = results["lightgcn"]
+    assert set(record) >= {"valid", "test", "test_warm", "test_cold", "seconds", "seed"}
+    assert set(record["test"]) >= {"auc", "uauc"}
+    table = out.with_suffix(".md").read_text()
+    assert "published, CoLLM Table II" in table and "Command: `" in table
+
+
+def test_module_entry_point_help():
+    proc = subprocess.run([sys.executable, "-m", "sellakit", "--help"], capture_output=True,
+                          text=True, check=True)
+    assert "sellakit run" in proc.stdout and "bench cf" in proc.stdout

@@ -1,0 +1,31 @@
+"""Export of a split in CoLLM's pickle layout and as parquet."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from sellakit.data.export import export_split
+
+COLLM_COLUMNS = ["uid", "iid", "label", "timestamp", "his", "his_title", "title", "flag",
+                 "not_cold"]
+
+
+def test_collm_pickles(ml1m_split, tmp_path):
+    written = export_split(ml1m_split, tmp_path, "collm")
+    assert sorted(p.name for p in written) == ["test_ood2.pkl", "train_ood2.pkl",
+                                               "valid_ood2.pkl"]
+    train = pd.read_pickle(tmp_path / "train_ood2.pkl")
+    assert list(train.columns) == COLLM_COLUMNS and len(train) == 33_891
+    row = train.iloc[100]
+    assert row.his[0] == 0 and row.his_title[0] == ""
+    assert len(row.his) == len(row.his_title)
+    assert row.title == ml1m_split.item_titles[row.iid]
+    assert not list(tmp_path.glob(".export-*"))
+
+
+def test_parquet(ml1m_split, tmp_path):
+    export_split(ml1m_split, tmp_path, "parquet")
+    test = pd.read_parquet(tmp_path / "test.parquet")
+    assert len(test) == 7_331 and test.not_cold.sum() == 4_153
+    items = pd.read_parquet(tmp_path / "items.parquet")
+    assert len(items) == 3_255 and items.iid.min() == 1

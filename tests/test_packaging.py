@@ -1,0 +1,68 @@
+"""The project's own files agree: pyproject vs environment.yml, notebooks vs their .py pairs."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import nbformat
+import jupytext
+import pytest
+import yaml
+
+from sellakit.runner import NOTEBOOKS
+
+ROOT = Path(__file__).resolve().parents[1]
+CONDA_NAMES = {"torch": "pytorch"}  # pip name -> conda-forge name where they differ
+
+
+def _requirement(spec: str) -> tuple[str, str]:
+    name, bound = re.match(r"^([A-Za-z0-9_.\-]+)\s*(.*)$", spec).groups()
+    return name.lower(), bound.replace(" ", "")
+
+
+def test_environment_yml_mirrors_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = dict(_requirement(d.replace("=", "==", 1) if re.match(r"^python=", d) else d)
+                 for d in env["dependencies"] if isinstance(d, str) and d != "pip")
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert pip == ["-e .[all]"]
+    for spec in project["dependencies"]:
+        name, bound = _requirement(spec)
+        conda_name = CONDA_NAMES.get(name, name)
+        if name == "kaleido":  # not on conda-forge at 1.x; comes with -e .[all]
+            continue
+        assert conda.get(conda_name) == bound, f"{name}: pyproject {bound}, environment.yml " \
+            f"{conda.get(conda_name)}"
+    extras = project["optional-dependencies"]
+    assert extras["all"] == [f"sellakit[{','.join(k for k in extras if k != 'all')}]"]
+    assert conda["python"] == "==3.11"
+
+
+@pytest.mark.parametrize("stem", list(NOTEBOOKS))
+def test_notebook_pair_in_sync(stem):
+    source = jupytext.read(ROOT / "notebooks" / f"{stem}.py")
+    paired = nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", as_version=4)
+    assert [(c.cell_type, c.source) for c in source.cells] == \
+        [(c.cell_type, c.source) for c in paired.cells], f"run `make sync` ({stem})"
+    assert all(not c.get("outputs") for c in paired.cells if c.cell_type == "code"), \
+        "commit notebooks without outputs"
+
+
+@pytest.mark.parametrize("stem", list(NOTEBOOKS))
+def test_notebook_conventions(stem):
+    notebook = jupytext.read(ROOT / "notebooks" / f"{stem}.py")
+    parameters = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(parameters) == 1 and "SELLAKIT_QUICK" in parameters[0].source
+    assert notebook.cells[0].source.startswith("# ")
+    assert "record(" in notebook.cells[-1].source
+    assert any("exercises" in c.source.lower() for c in notebook.cells if c.cell_type == "markdown")
+
+
+def test_readme_shows_the_two_commands():
+    readme = (ROOT / "README.md").read_text()
+    assert "make run" in readme and "make test" in readme
+    for stem in NOTEBOOKS:
+        assert stem in readme
