@@ -57,8 +57,6 @@ def _cmd_data(args) -> int:
         return 0
     from sellakit.data.export import export_split
 
-    if not args.dir:
-        raise SystemExit("data export needs an output folder: sellakit data export ml-1m DIR")
     for path in export_split(split, args.dir, args.format):
         print(path)
     return 0
@@ -110,12 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("notebooks", nargs="*", help="notebook stems, e.g. 01_data (default: all)")
     run.set_defaults(func=_cmd_run)
 
-    data = sub.add_parser("data", help="fetch or export a data set's split")
-    data.add_argument("action", choices=["fetch", "export"])
-    data.add_argument("dataset", choices=DATASETS)
-    data.add_argument("dir", nargs="?", help="output folder (export)")
-    data.add_argument("--format", choices=["collm", "parquet"], default="collm")
-    data.set_defaults(func=_cmd_data)
+    data = sub.add_parser("data", help="fetch a data set, or export its split")
+    data_sub = data.add_subparsers(dest="action", required=True)
+    fetch = data_sub.add_parser("fetch", help="fetch into the cache; print the split's counts")
+    fetch.add_argument("dataset", choices=DATASETS)
+    export = data_sub.add_parser("export", help="write the split for other code bases")
+    export.add_argument("dataset", choices=DATASETS)
+    export.add_argument("dir", help="output folder")
+    export.add_argument("--format", choices=["collm", "parquet"], default="collm")
+    for command in (fetch, export):
+        command.set_defaults(func=_cmd_data)
 
     bench = sub.add_parser("bench", help="benchmarks that make the README's tables")
     bench.add_argument("what", choices=["cf"])
@@ -126,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", required=True, help="JSON file; a .md table is written beside it")
     bench.set_defaults(func=_cmd_bench)
 
-    for command in (data, bench):
+    for command in (fetch, export, bench):
         command.add_argument("--amazon-ratings", help="Amazon 2018 Books ratings CSV")
         command.add_argument("--amazon-meta", help="Amazon 2018 meta_Books JSON lines")
 

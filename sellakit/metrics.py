@@ -26,7 +26,7 @@ __all__ = ["auc", "uauc", "ctr_metrics", "evaluate_slices"]
 def auc(labels: Sequence[int], scores: Sequence[float]) -> float:
     """ROC-AUC over all rows (NaN when only one class is present)."""
     labels = np.asarray(labels)
-    if labels.min(initial=0) == labels.max(initial=0):
+    if len(np.unique(labels)) < 2:
         return float("nan")
     return float(roc_auc_score(labels, np.asarray(scores, dtype=np.float64)))
 

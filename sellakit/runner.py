@@ -122,14 +122,14 @@ def run_notebook(stem: str, *, quick: bool = True, timeout: int = 1800, save: bo
     notebook = _load_source(stem)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                        "language": "python"}
-    os.environ["SELLAKIT_QUICK"] = "1" if quick else "0"
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(notebooks_dir())}})
     out = build_dir() / "notebooks" / f"{stem}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
-        client.execute()
+        # The kernel inherits this environment, with the mode set for it alone.
+        client.execute(env={**os.environ, "SELLAKIT_QUICK": "1" if quick else "0"})
     finally:
         if save:
             nbformat.write(notebook, out)

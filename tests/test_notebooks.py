@@ -14,7 +14,9 @@ def executed(tmp_path_factory):
     """Run lazily and once per notebook (executed copies under a temporary build dir)."""
     import os
 
+    # Executed copies and figures go to temporary folders, not the working tree.
     os.environ["SELLAKIT_BUILD"] = str(tmp_path_factory.mktemp("build"))
+    os.environ["SELLAKIT_FIGURES"] = str(tmp_path_factory.mktemp("figures"))
     cache: dict[str, dict] = {}
 
     def run(stem: str) -> dict:
