@@ -56,3 +56,37 @@ def cf_markdown(results: dict, *, command: str, dataset: str) -> str:
             lines.append(f"| {model} — published, CoLLM Table II | | {auc:.4f} | {uauc:.4f} "
                          "| | | | | | |")
     return "\n".join(lines) + "\n"
+
+
+def align_benchmark(split: CTRSplit, *, preset: str = "quick", seed: int = 2025,
+                    model: str = "smollm2-135m", progress: bool = True) -> dict:
+    """Plain vs aligned MF on ``split`` with the LLM's item vectors (see compare_alignment)."""
+    from sellakit.align import AlignConfig, compare_alignment
+    from sellakit.llm import item_semantic_embeddings, load_backbone
+
+    backbone = load_backbone(model)
+    semantic = item_semantic_embeddings(backbone, split.item_titles, progress=progress)
+    config = getattr(AlignConfig, preset)(seed=seed)
+    _, _, record = compare_alignment(split, semantic, config, progress=progress)
+    return {**record, "preset": preset, "backbone": backbone.name}
+
+
+def align_markdown(result: dict, *, command: str) -> str:
+    """Plain vs aligned MF (test AUC/UAUC) and the alignment measures before/after."""
+    lines = [f"Alignment on {result['dataset']} ({result['backbone']}, preset {result['preset']}, "
+             f"seed {result['seed']}, {result['seconds']} s). Command: `{command}`", "",
+             "| model | test AUC | test UAUC | warm AUC | cold AUC | epoch kept |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for name in ("plain", "aligned"):
+        r = result[name]
+        lines.append(f"| {name} MF | {r['test']['auc']:.4f} | {r['test']['uauc']:.4f} | "
+                     f"{r['test_warm']['auc']:.4f} | {r['test_cold']['auc']:.4f} | "
+                     f"{result['best_epoch'][name]} |")
+    measures = list(result["before"])
+    lines += ["", "| measure (train items vs LLM space) | before (init) | after | plain MF |",
+              "|---|---:|---:|---:|"]
+    for m in measures:
+        plain = result["plain_space"].get(m)
+        lines.append(f"| {m} | {result['before'][m]:.4f} | {result['after'][m]:.4f} | "
+                     f"{'' if plain is None else f'{plain:.4f}'} |")
+    return "\n".join(lines) + "\n"

@@ -6,6 +6,7 @@ Commands::
     sellakit data export ml-1m --format collm DIR       CoLLM-format pickles (or --format parquet)
     sellakit data fetch ml-1m                           fetch into the cache and print the counts
     sellakit bench cf --dataset ml-1m --models mf,lightgcn,sasrec --out FILE.json
+    sellakit bench align --dataset ml-1m --quick --out FILE.json
     sellakit cache                                      where the cache is, what it holds
 """
 
@@ -63,20 +64,22 @@ def _cmd_data(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from sellakit.bench import cf_benchmark, cf_markdown
+    from sellakit import bench
 
-    if args.what != "cf":
-        raise SystemExit(f"Unknown benchmark {args.what!r}; available: cf.")
     split = load_split(args.dataset, amazon_ratings=args.amazon_ratings,
                        amazon_meta=args.amazon_meta)
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    results = cf_benchmark(split, models, preset=args.preset, seed=args.seed)
+    preset = "quick" if args.quick else args.preset
+    command = "sellakit " + " ".join(sys.argv[1:])
+    if args.what == "cf":
+        models = [m.strip() for m in args.models.split(",") if m.strip()]
+        results = bench.cf_benchmark(split, models, preset=preset, seed=args.seed)
+        markdown = bench.cf_markdown(results, command=command, dataset=split.name)
+    else:
+        results = bench.align_benchmark(split, preset=preset, seed=args.seed, model=args.model)
+        markdown = bench.align_markdown(results, command=command)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n")
-    command = "sellakit " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("sellakit") \
-        else "python -m sellakit " + " ".join(sys.argv[1:])
-    markdown = cf_markdown(results, command=command, dataset=split.name)
     out.with_suffix(".md").write_text(markdown)
     print(markdown)
     return 0
@@ -120,10 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(func=_cmd_data)
 
     bench = sub.add_parser("bench", help="benchmarks that make the README's tables")
-    bench.add_argument("what", choices=["cf"])
+    bench.add_argument("what", choices=["cf", "align"])
     bench.add_argument("--dataset", choices=DATASETS, default="ml-1m")
     bench.add_argument("--models", default="mf,lightgcn,sasrec")
     bench.add_argument("--preset", choices=["quick", "paper"], default="paper")
+    bench.add_argument("--quick", action="store_true", help="same as --preset quick")
+    bench.add_argument("--model", default="smollm2-135m", help="LLM for `align` (HF id/folder)")
     bench.add_argument("--seed", type=int, default=2025)
     bench.add_argument("--out", required=True, help="JSON file; a .md table is written beside it")
     bench.set_defaults(func=_cmd_bench)

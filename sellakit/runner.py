@@ -35,6 +35,10 @@ NOTEBOOKS: dict[str, tuple[str, str, str]] = {
     "01_data": ("MovieLens-1M on the CoLLM protocol, explored", "~ 15 s", "~ 15 s"),
     "02_collaborative_filtering": ("Train MF, LightGCN, SASRec; AUC/UAUC, warm vs cold",
                                    "~ 2 min", "~ 10 min CPU / ~ 2 min GPU"),
+    "03_llm_semantic_embeddings": ("What an LLM knows about items: title semantics, neighbours, "
+                                   "genre structure", "~ 1 min", "~ 1 min"),
+    "04_semantic_alignment": ("Contrastive CF-LLM alignment: measures, UMAP before/after, the "
+                              "explorer widget", "~ 4 min", "~ 15 min CPU"),
 }
 
 
@@ -122,11 +126,18 @@ def run_notebook(stem: str, *, quick: bool = True, timeout: int = 1800, save: bo
     notebook = _load_source(stem)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                        "language": "python"}
+    started = time.perf_counter()
+
+    def progress(cell, cell_index, execute_reply) -> None:
+        if cell.cell_type == "code":
+            print(f"[sellakit]   {stem} cell {cell_index} done at "
+                  f"{time.perf_counter() - started:.0f} s", flush=True)
+
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(notebooks_dir())}})
+                            resources={"metadata": {"path": str(notebooks_dir())}},
+                            on_cell_executed=progress)
     out = build_dir() / "notebooks" / f"{stem}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
     try:
         # The kernel inherits this environment, with the mode set for it alone.
         client.execute(env={**os.environ, "SELLAKIT_QUICK": "1" if quick else "0"})

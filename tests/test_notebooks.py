@@ -62,3 +62,24 @@ def test_02_collaborative_filtering(executed):
     for record in (mf, lightgcn, sasrec):
         assert record["test"]["rows"] == 7_331 and record["seed"] == 2025
         assert record["best_epoch"] >= 1
+
+
+def test_03_llm_semantic_embeddings(executed):
+    values = executed("03_llm_semantic_embeddings")["values"]
+    assert values["model"].startswith("SmolLM2-135M-Instruct") and values["hidden_size"] == 576
+    assert values["n_items"] == 3_256  # 3,255 items + padding row
+    # Title semantics carry genre: a nearest neighbour shares a genre more often than chance.
+    assert values["genre_agreement_nearest"] > values["genre_agreement_random"] + 0.08
+    assert "Toy Story 2 (1999)" in values["toy_story_neighbours"]
+
+
+def test_04_semantic_alignment(executed):
+    executed("03_llm_semantic_embeddings")  # caches the model and the item vectors
+    values = executed("04_semantic_alignment")["values"]
+    plain, aligned = values["plain"]["test"], values["aligned"]["test"]
+    assert aligned["auc"] >= plain["auc"] - 0.01, (plain, aligned)  # alignment costs no AUC
+    before, after = values["before"], values["after"]
+    assert after["recall@10"] > 20 * before["recall@10"]  # chance is about 10 / 3,087
+    assert after["cka"] > before["cka"] and after["mutual_knn@10"] > before["mutual_knn@10"]
+    assert 0 in values["saved_epochs"] and len(values["saved_epochs"]) >= 3
+    assert "04_map_aligned.png" in values["figures"] or "04_map_aligned.html" in values["figures"]

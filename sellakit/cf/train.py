@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -86,7 +87,7 @@ class TrainResult:
 
     model: nn.Module
     config: CFConfig
-    history: pd.DataFrame  # epoch, train_loss, valid_auc, valid_uauc
+    history: pd.DataFrame  # epoch, train_loss, valid_auc, valid_uauc (+ on_epoch's values)
     best_epoch: int
     best_valid: dict[str, float]
     seconds: float
@@ -131,18 +132,29 @@ def _predict_tensors(model: nn.Module, tensors: dict[str, torch.Tensor], batch_s
     return torch.cat(out).numpy()
 
 
-def train_cf(split: CTRSplit, config: CFConfig, *, progress: bool = True) -> TrainResult:
+def train_cf(split: CTRSplit, config: CFConfig, *, model: nn.Module | None = None,
+             extra_loss: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor] | None = None,
+             on_epoch: Callable[[nn.Module, int], dict | None] | None = None,
+             progress: bool = True) -> TrainResult:
     """Train ``config.model`` on ``split.train``; early-stop on ``split.valid`` AUC.
+
+    Args:
+        model: a prebuilt model (e.g. the aligned MF); default: built from ``config``.
+        extra_loss: added to the BCE loss of each batch (e.g. the alignment term).
+        on_epoch: called after each evaluated epoch (and once before training, with epoch 0);
+            a returned dict is merged into that epoch's row of the learning curve.
 
     Returns the model restored to its best validation epoch. Test is not touched.
     """
     seed_everything(config.seed)
     device = pick_device(config.device)
-    positives = split.train[split.train.label == 1]
-    edges = np.vstack([positives.uid.to_numpy(), positives.iid.to_numpy()])
-    model = build_model(config.model, split.n_users, split.n_items, dim=config.dim,
-                        train_edges=edges, n_layers=config.n_layers, n_heads=config.n_heads,
-                        dropout=config.dropout, history_len=config.history_len).to(device)
+    if model is None:
+        positives = split.train[split.train.label == 1]
+        edges = np.vstack([positives.uid.to_numpy(), positives.iid.to_numpy()])
+        model = build_model(config.model, split.n_users, split.n_items, dim=config.dim,
+                            train_edges=edges, n_layers=config.n_layers, n_heads=config.n_heads,
+                            dropout=config.dropout, history_len=config.history_len)
+    model = model.to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr,
                                  weight_decay=config.weight_decay)
     loss_fn = nn.BCEWithLogitsLoss()
@@ -151,6 +163,8 @@ def train_cf(split: CTRSplit, config: CFConfig, *, progress: bool = True) -> Tra
     generator = torch.Generator().manual_seed(config.seed)
 
     rows, best_auc, best_epoch, best_state, stale = [], -1.0, 0, None, 0
+    if on_epoch is not None:
+        rows.append({"epoch": 0, **(on_epoch(model, 0) or {})})
     started = time.perf_counter()
     bar = tqdm(range(1, config.max_epochs + 1), desc=f"{config.model} epochs",
                disable=not progress, leave=False)
@@ -162,6 +176,8 @@ def train_cf(split: CTRSplit, config: CFConfig, *, progress: bool = True) -> Tra
             index = order[start:start + config.batch_size]
             part = {k: v[index].to(device) for k, v in train.items()}
             loss = loss_fn(model(part["uid"], part["iid"], part["his"]), part["label"])
+            if extra_loss is not None:
+                loss = loss + extra_loss(model, part)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -173,6 +189,8 @@ def train_cf(split: CTRSplit, config: CFConfig, *, progress: bool = True) -> Tra
         metrics = ctr_metrics(split.valid, scores)
         rows.append({"epoch": epoch, "train_loss": total / seen, "valid_auc": metrics["auc"],
                      "valid_uauc": metrics["uauc"]})
+        if on_epoch is not None:
+            rows[-1].update(on_epoch(model, epoch) or {})
         bar.set_postfix(loss=f"{total / seen:.4f}", valid_auc=f"{metrics['auc']:.4f}")
         if metrics["auc"] > best_auc:
             best_auc, best_epoch, stale = metrics["auc"], epoch, 0

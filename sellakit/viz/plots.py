@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from sellakit.data.protocol import CTRSplit
 
 __all__ = ["monthly_activity", "popularity_long_tail", "label_balance", "warm_cold",
-           "history_lengths", "learning_curves", "metric_bars"]
+           "history_lengths", "learning_curves", "metric_bars", "measure_curves"]
 
 SPLIT_COLOURS = {"train": "#4C78A8", "valid": "#F58518", "test": "#54A24B"}
 
@@ -101,3 +101,13 @@ def metric_bars(results: dict[str, dict], metric: str = "auc",
                                  marker={"symbol": "line-ew-open", "size": 40, "color": "black"},
                                  name="published (CoLLM, test)"))
     return fig.update_layout(yaxis_range=[0.4, 0.8])
+
+
+def measure_curves(history: pd.DataFrame, columns: list[str]) -> go.Figure:
+    """Alignment measures per epoch (one line each), with validation AUC for reference."""
+    fig = go.Figure()
+    for column in columns + ["valid_auc"]:
+        part = history.dropna(subset=[column])
+        fig.add_trace(go.Scatter(x=part.epoch, y=part[column], mode="lines+markers", name=column))
+    return fig.update_layout(title="Alignment measures and validation AUC over training",
+                             xaxis_title="epoch", yaxis_title="value")

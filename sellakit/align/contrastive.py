@@ -1,0 +1,235 @@
+"""Contrastive alignment of MF with the LLM's item semantics (SeLLa-Rec's first layer).
+
+MF is trained with its BCE loss plus an InfoNCE term that pulls each item's projected CF
+embedding ``P(e_i)`` (MLP ``d_cf -> 1024 -> GELU -> d_llm``) towards the item's semantic
+embedding ``t_i`` and away from the other items of the batch:
+
+    L = BCE(<e_u, e_i>, y) + w * InfoNCE(anchor = t_i, positive = P(e_i), negatives = P(e_j))
+
+with cosine similarity and temperature 0.2. As in SeLLa-Rec's code, the anchors are the semantic
+rows (LLM -> CF), and the semantic table is a parameter initialised from the LLM embeddings, so
+both sides move. The batch holds interaction rows, so an item can occur several times: its
+other copies are masked out of the negatives (SeLLa-Rec's code counts them as negatives).
+Early stopping on validation AUC; the projector is kept for the hybrid projection layer.
+
+Example::
+
+    >>> from sellakit.align import AlignConfig, train_aligned_mf
+    >>> result = train_aligned_mf(split, semantic_table, AlignConfig.quick())  # doctest: +SKIP
+    >>> result.history[["epoch", "valid_auc", "recall@10"]]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sellakit.align.measures import alignment_measures, linear_cka, mutual_knn
+from sellakit.cf.models import MF
+from sellakit.cf.train import CFConfig, TrainResult, fit_and_evaluate, predict, train_cf
+from sellakit.data.protocol import CTRSplit
+from sellakit.metrics import ctr_metrics, evaluate_slices
+
+__all__ = ["AlignConfig", "Projector", "AlignedMF", "info_nce", "train_aligned_mf",
+           "AlignResult", "compare_alignment"]
+
+
+@dataclass
+class AlignConfig(CFConfig):
+    """MF settings plus the alignment term's.
+
+    Attributes:
+        temperature: InfoNCE temperature (SeLLa-Rec: 0.2).
+        align_weight: weight of the InfoNCE term next to BCE.
+        projector_hidden: hidden width of the projector MLP (SeLLa-Rec: 1024).
+        measure_k: k of mutual k-NN and Recall@k.
+        measure_every: measure (and snapshot) every this many epochs, plus epoch 0 and the
+            selected epoch.
+        snapshot_items: how many items (most frequent in train) to keep projections of at each
+            measured epoch, for the epoch slider of the map.
+        align_rows: rows of each batch that enter the InfoNCE term (None: all). Fewer rows mean
+            fewer negatives and a much cheaper step (the logits are rows x rows).
+    """
+
+    temperature: float = 0.2
+    align_weight: float = 1.0
+    projector_hidden: int = 1024
+    measure_k: int = 10
+    measure_every: int = 10
+    snapshot_items: int = 600
+    align_rows: int | None = None
+
+    @classmethod
+    def quick(cls, model: str = "mf", **overrides) -> AlignConfig:
+        """MF's quick settings; 256 rows of each batch in the InfoNCE term, for a CPU."""
+        base = {**vars(CFConfig.quick("mf")), "align_rows": 256}
+        return cls(**{**base, **overrides})
+
+    @classmethod
+    def paper(cls, model: str = "mf", **overrides) -> AlignConfig:
+        """MF's paper settings with the alignment term, from scratch, every row in InfoNCE."""
+        base = vars(CFConfig.paper("mf"))
+        return cls(**{**base, **overrides})
+
+
+class Projector(nn.Module):
+    """``d_in -> hidden -> GELU -> d_out``: CF vectors into the LLM's embedding space."""
+
+    def __init__(self, d_in: int, d_out: int, hidden: int = 1024):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, d_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class AlignedMF(MF):
+    """MF with a projector and a trainable semantic table (one row per item id)."""
+
+    def __init__(self, n_users: int, n_items: int, semantic: np.ndarray, dim: int = 256,
+                 hidden: int = 1024, temperature: float = 0.2):
+        super().__init__(n_users, n_items, dim)
+        if semantic.shape[0] != n_items:
+            raise ValueError(f"semantic table has {semantic.shape[0]} rows; the split has "
+                             f"{n_items} item ids (padding included).")
+        self.projector = Projector(dim, semantic.shape[1], hidden)
+        self.semantic = nn.Parameter(torch.as_tensor(semantic, dtype=torch.float32).clone())
+        self.temperature = temperature
+
+    def project_items(self, iid: torch.Tensor) -> torch.Tensor:
+        """``P(e_i)``: the items' CF vectors in the LLM space."""
+        return self.projector(self.item_embedding(iid))
+
+    def alignment_loss(self, iid: torch.Tensor, rows: int | None = None) -> torch.Tensor:
+        """InfoNCE over the batch's items (the first ``rows`` of them; the batch is shuffled)."""
+        iid = iid[:rows] if rows else iid
+        return info_nce(self.semantic[iid], self.project_items(iid), iid, self.temperature)
+
+
+def info_nce(anchors: torch.Tensor, positives: torch.Tensor, ids: torch.Tensor,
+             temperature: float) -> torch.Tensor:
+    """InfoNCE with cosine similarity; row i's positive is column i, negatives the other
+    columns except those carrying the same id (duplicates in the batch are not negatives)."""
+    logits = F.normalize(anchors, dim=-1) @ F.normalize(positives, dim=-1).T / temperature
+    duplicate = (ids.unsqueeze(0) == ids.unsqueeze(1)) & ~torch.eye(len(ids), dtype=torch.bool,
+                                                                     device=ids.device)
+    logits = logits.masked_fill(duplicate, float("-inf"))
+    return F.cross_entropy(logits, torch.arange(len(ids), device=ids.device))
+
+
+@dataclass
+class AlignResult:
+    """The aligned model, its learning curve (with the alignment measures per epoch), and the
+    projected vectors of ``snapshot_iids`` at each epoch (for the map's epoch slider)."""
+
+    train: TrainResult
+    snapshot_iids: np.ndarray
+    snapshots: dict[int, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def model(self) -> AlignedMF:
+        return self.train.model
+
+    @property
+    def history(self):
+        return self.train.history
+
+    def save(self, path) -> None:
+        """Save what the hybrid projection layer starts from: the projector, the MF tables and
+        the aligned semantic table (one ``torch.save`` file)."""
+        model = self.model
+        torch.save({"projector": model.projector.state_dict(),
+                    "user_embedding": model.user_embedding.weight.detach().cpu(),
+                    "item_embedding": model.item_embedding.weight.detach().cpu(),
+                    "semantic": model.semantic.detach().cpu(),
+                    "config": dict(vars(self.train.config)),
+                    "best_epoch": self.train.best_epoch}, path)
+
+
+def train_aligned_mf(split: CTRSplit, semantic: np.ndarray, config: AlignConfig, *,
+                     progress: bool = True) -> AlignResult:
+    """Train MF + alignment on ``split`` (early stop on validation AUC).
+
+    Args:
+        semantic: ``(n_items, d_llm)`` table from :func:`sellakit.llm.item_semantic_embeddings`,
+            row ``iid`` for item ``iid`` (row 0 is padding).
+
+    The measures in the history compare the CF item table and ``P(e_i)`` with the *original*
+    LLM embeddings (a fixed reference; the trainable table moves), over the items seen in train.
+    Epoch 0 is the model at initialisation.
+    """
+    model = AlignedMF(split.n_users, split.n_items, semantic, dim=config.dim,
+                      hidden=config.projector_hidden, temperature=config.temperature)
+    train_items = np.unique(split.train.iid.to_numpy())
+    counts = split.train.iid.value_counts()
+    snapshot_iids = np.sort(counts.index.to_numpy()[: config.snapshot_items])
+    reference = semantic[train_items]
+    result = AlignResult(train=None, snapshot_iids=snapshot_iids)  # type: ignore[arg-type]
+
+    @torch.no_grad()
+    def measure(m: AlignedMF, epoch: int) -> dict:
+        device = m.semantic.device
+        items = torch.as_tensor(train_items, device=device)
+        cf = m.item_embedding(items).float().cpu().numpy()
+        projected = m.project_items(items).float().cpu().numpy()
+        snap = torch.as_tensor(snapshot_iids, device=device)
+        result.snapshots[epoch] = m.project_items(snap).float().cpu().numpy()
+        return alignment_measures(cf, reference, projected, k=config.measure_k)
+
+    def every_few_epochs(m: AlignedMF, epoch: int) -> dict:
+        return {} if epoch % config.measure_every else measure(m, epoch)
+
+    def extra_loss(m: AlignedMF, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return config.align_weight * m.alignment_loss(batch["iid"], config.align_rows)
+
+    result.train = train_cf(split, config, model=model, extra_loss=extra_loss,
+                            on_epoch=every_few_epochs, progress=progress)
+    # The selected epoch's measures and snapshot (the restored model), whatever its number.
+    history, best = result.train.history, result.train.best_epoch
+    for key, value in measure(result.model, best).items():
+        history.loc[history.epoch == best, key] = value
+    return result
+
+
+def compare_alignment(split: CTRSplit, semantic: np.ndarray, config: AlignConfig, *,
+                      progress: bool = True) -> tuple[TrainResult, AlignResult, dict]:
+    """Plain MF and aligned MF with the same settings and seed; test scored once each.
+
+    Returns both results and the record the benchmark and notebook 04 report::
+
+        {"plain": {"valid": .., "test": .., "test_warm": .., "test_cold": ..},
+         "aligned": {...}, "before": {"cka", "mutual_knn@10", "recall@10", ...},
+         "after": {...}, "plain_space": {"cka", "mutual_knn@10"}, "seconds": s, "seed": n}
+
+    ``before`` is the aligned model at initialisation (epoch 0), ``after`` at the epoch chosen on
+    validation; ``plain_space`` compares plain MF's trained item table with the LLM space.
+    """
+    started = time.perf_counter()
+    plain, plain_record = fit_and_evaluate(split, CFConfig(**{
+        k: v for k, v in vars(config).items() if k in CFConfig.__dataclass_fields__}),
+        progress=progress)
+    aligned = train_aligned_mf(split, semantic, config, progress=progress)
+    aligned_record = {"valid": ctr_metrics(split.valid, predict(aligned.model, split.valid))}
+    aligned_record.update(evaluate_slices(split.test, predict(aligned.model, split.test)))
+    history = aligned.history.set_index("epoch")
+    k = config.measure_k
+    columns = ["cka", f"mutual_knn@{k}", f"recall@{k}", "alignment", "uniformity"]
+    train_items = np.unique(split.train.iid.to_numpy())
+    plain_items = plain.model.item_embedding.weight.detach().cpu().numpy()[train_items]
+    record = {
+        "plain": {s: plain_record[s] for s in ("valid", "test", "test_warm", "test_cold")},
+        "aligned": aligned_record,
+        "before": {c: float(history.loc[0, c]) for c in columns},
+        "after": {c: float(history.loc[aligned.train.best_epoch, c]) for c in columns},
+        "plain_space": {"cka": linear_cka(plain_items, semantic[train_items]),
+                        f"mutual_knn@{k}": mutual_knn(plain_items, semantic[train_items], k)},
+        "best_epoch": {"plain": plain.best_epoch, "aligned": aligned.train.best_epoch},
+        "seconds": round(time.perf_counter() - started, 1), "seed": config.seed,
+        "dataset": split.name,
+    }
+    return plain, aligned, record

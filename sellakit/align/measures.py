@@ -1,0 +1,76 @@
+"""How well two embedding spaces of the same items agree.
+
+* :func:`linear_cka`: linear centred kernel alignment (Kornblith et al., 2019), 0..1; compares
+  geometry, so the two spaces may have different dimensions.
+* :func:`mutual_knn`: mean overlap of each item's k nearest neighbours (cosine) in both spaces.
+* :func:`retrieval_recall`: share of items whose own vector in space B is among the k nearest
+  (cosine) to its vector in space A, among all items; needs both in one space (after a
+  projection).
+* :func:`alignment_uniformity`: Wang & Isola (2020) on the normalised pairs: alignment = mean
+  squared distance between an item's two vectors (lower is closer), uniformity = log mean
+  Gaussian potential over one space (lower is more spread).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["linear_cka", "mutual_knn", "retrieval_recall", "alignment_uniformity",
+           "alignment_measures"]
+
+
+def _as_tensor(x) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(x), dtype=torch.float64)
+
+
+def linear_cka(x, y) -> float:
+    """Linear CKA between ``x`` (n, d1) and ``y`` (n, d2)."""
+    x, y = _as_tensor(x), _as_tensor(y)
+    x, y = x - x.mean(0), y - y.mean(0)
+    cross = (y.T @ x).norm() ** 2
+    return float(cross / ((x.T @ x).norm() * (y.T @ y).norm()))
+
+
+def _knn(x: torch.Tensor, k: int) -> torch.Tensor:
+    x = torch.nn.functional.normalize(x, dim=1)
+    sims = x @ x.T
+    sims.fill_diagonal_(-float("inf"))
+    return sims.topk(k, dim=1).indices
+
+
+def mutual_knn(x, y, k: int = 10) -> float:
+    """Mean |kNN_x(i) ∩ kNN_y(i)| / k over items (cosine; chance is about k / n)."""
+    a, b = _knn(_as_tensor(x), k), _knn(_as_tensor(y), k)
+    hits = (a.unsqueeze(2) == b.unsqueeze(1)).any(2).sum(1)
+    return float(hits.double().mean() / k)
+
+
+def retrieval_recall(queries, keys, k: int = 10) -> float:
+    """Share of rows i whose ``keys[i]`` is among the k nearest keys to ``queries[i]``."""
+    q = torch.nn.functional.normalize(_as_tensor(queries), dim=1)
+    keys = torch.nn.functional.normalize(_as_tensor(keys), dim=1)
+    sims = q @ keys.T
+    own = sims.diagonal().unsqueeze(1)
+    rank = (sims > own).sum(1)  # how many keys beat the item's own (ties count for it)
+    return float((rank < k).double().mean())
+
+
+def alignment_uniformity(x, y, t: float = 2.0) -> dict[str, float]:
+    """Wang & Isola's alignment (pairs) and uniformity (of ``x``) on unit vectors."""
+    x = torch.nn.functional.normalize(_as_tensor(x), dim=1)
+    y = torch.nn.functional.normalize(_as_tensor(y), dim=1)
+    align = (x - y).norm(dim=1).pow(2).mean()
+    distances = torch.pdist(x).pow(2)
+    uniform = distances.mul(-t).exp().mean().log()
+    return {"alignment": float(align), "uniformity": float(uniform)}
+
+
+def alignment_measures(cf, semantic, projected=None, k: int = 10) -> dict[str, float]:
+    """CKA and mutual k-NN of the CF space vs the semantic space; with ``projected`` (the CF
+    items mapped into the LLM space), also retrieval Recall@k, alignment and uniformity."""
+    out = {"cka": linear_cka(cf, semantic), f"mutual_knn@{k}": mutual_knn(cf, semantic, k)}
+    if projected is not None:
+        out[f"recall@{k}"] = retrieval_recall(projected, semantic, k)
+        out.update(alignment_uniformity(projected, semantic))
+    return out

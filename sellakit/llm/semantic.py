@@ -1,0 +1,121 @@
+"""Item semantic embeddings: what the LLM "thinks" of an item, read off its hidden state.
+
+Per item, a short prompt (default ``"Movie: <title>"``) goes through the LLM; the vector is the
+last layer's hidden state (after the final norm) at the final position, i.e. the state from
+which the LLM would predict the next token (SeLLa-Rec, ``llm_embeds_movie.py``). Prompts are
+batched by token length with left padding, so the final position is a real token in every row.
+Results are float32 and cached on disk, keyed by the model, the adapter, the template and the
+item titles.
+
+Example::
+
+    >>> from sellakit.llm import load_backbone, item_semantic_embeddings
+    >>> table = item_semantic_embeddings(load_backbone(), ["Toy Story (1995)"])  # doctest: +SKIP
+    >>> table.shape  # doctest: +SKIP
+    (1, 576)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from sellakit.cache import cache_dir, lock, sha256_of
+from sellakit.llm.backbone import Backbone
+
+__all__ = ["item_semantic_embeddings", "DEFAULT_TEMPLATE"]
+
+DEFAULT_TEMPLATE = "Movie: {title}"
+
+
+def _fingerprint(backbone: Backbone) -> str:
+    """Name, size and a slice of the input embeddings: different weights, different key."""
+    embeddings = backbone.model.get_input_embeddings().weight
+    probe = embeddings[:4].detach().float().cpu().numpy().tobytes()
+    return f"{backbone.name}|{embeddings.shape}|{hashlib.sha256(probe).hexdigest()[:16]}"
+
+
+@torch.no_grad()
+def item_semantic_embeddings(backbone: Backbone, titles: Sequence[str], *,
+                             template: str = DEFAULT_TEMPLATE, batch_size: int = 32,
+                             adapter: str | None = None, use_cache: bool = True,
+                             progress: bool = True) -> np.ndarray:
+    """One float32 row per title: the final-position, last-layer hidden state of its prompt.
+
+    Args:
+        backbone: from :func:`sellakit.llm.load_backbone`.
+        titles: item titles; an empty title gets a zero row (e.g. the padding id 0).
+        template: the item prompt, with ``{title}``.
+        batch_size: prompts per forward pass (sorted by length, so little padding).
+        adapter: a PEFT (LoRA) adapter folder to apply during extraction (stage 1), or None.
+        use_cache: read and write ``<cache>/derived/semantic/<key>.npy``.
+    """
+    if "{title}" not in template:
+        raise ValueError(f"template {template!r} has no {{title}} placeholder.")
+    titles = [str(t) for t in titles]
+    key_source = json.dumps({"model": _fingerprint(backbone), "template": template,
+                             "adapter": _adapter_key(adapter), "titles": titles})
+    key = hashlib.sha256(key_source.encode()).hexdigest()[:24]
+    path = cache_dir() / "derived" / "semantic" / f"{key}.npy"
+    if use_cache and path.exists():
+        try:
+            table = np.load(path)
+            if table.shape[0] == len(titles):
+                return table
+        except (OSError, ValueError):
+            pass  # a damaged entry: recompute and overwrite it below
+    model = backbone.model
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter)
+    table = _extract(model, backbone, titles, template, batch_size, progress)
+    if adapter is not None:
+        model.unload()  # give the base model back without the adapter's layers
+    if use_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with lock(f"semantic-{key}"):
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, table)
+            tmp.replace(path)
+    return table
+
+
+def _adapter_key(adapter: str | None) -> str | None:
+    if adapter is None:
+        return None
+    from pathlib import Path
+
+    weights = sorted(Path(adapter).glob("adapter_model.*"))
+    if not weights:
+        raise FileNotFoundError(f"{adapter} holds no adapter_model.* file. Fix: pass the folder "
+                                "written by a PEFT model's save_pretrained().")
+    return sha256_of(weights[0])
+
+
+def _extract(model, backbone: Backbone, titles: list[str], template: str, batch_size: int,
+             progress: bool) -> np.ndarray:
+    tokenizer = backbone.tokenizer
+    prompts = [template.format(title=t) for t in titles]
+    lengths = [len(tokenizer(p)["input_ids"]) for p in prompts]
+    order = np.argsort(lengths, kind="stable")
+    table = np.zeros((len(titles), backbone.hidden_size), dtype=np.float32)
+    # The decoder alone: its last_hidden_state is the last layer after the final norm, and
+    # skipping the LM head saves a (tokens x vocabulary) product we would throw away.
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder = base.get_decoder()
+    batches = range(0, len(order), batch_size)
+    for start in tqdm(batches, desc="item embeddings", disable=not progress, leave=False):
+        index = order[start:start + batch_size]
+        encoded = tokenizer([prompts[i] for i in index], padding=True, return_tensors="pt")
+        encoded = {k: v.to(backbone.device) for k, v in encoded.items()}
+        hidden = decoder(**encoded).last_hidden_state
+        # Left padding: position -1 is each prompt's last real token.
+        table[index] = hidden[:, -1].float().cpu().numpy()
+    table[[i for i, t in enumerate(titles) if not t]] = 0.0
+    return table

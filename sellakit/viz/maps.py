@@ -1,0 +1,100 @@
+"""UMAP maps of embedding spaces, in comparable frames, with cached coordinates.
+
+One UMAP (cosine, seeded, single-threaded for reproducibility) is fitted on the LLM semantic
+space; anything that lives in that space (the projected CF vectors ``P(e_i)`` of every saved
+epoch) is placed with ``transform`` into the same frame, so a point's move between epochs is
+real. The raw CF space has another dimension, so it gets its own UMAP, rotated onto the LLM
+frame by orthogonal Procrustes (rotation and reflection only: its shape is untouched).
+
+Coordinates are cached under ``<cache>/derived/umap/`` keyed by a hash of the inputs and the
+parameters; a repeated call costs a file read instead of a numba JIT and a fit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+from sellakit.cache import cache_dir
+
+__all__ = ["UMAPSettings", "fit_frame", "procrustes_onto", "map_scatter"]
+
+
+class UMAPSettings(dict):
+    """UMAP parameters (a dict, so they hash and print plainly)."""
+
+    def __init__(self, n_neighbors: int = 15, min_dist: float = 0.1, n_epochs: int | None = None,
+                 seed: int = 2025):
+        super().__init__(n_neighbors=n_neighbors, min_dist=min_dist, n_epochs=n_epochs,
+                         seed=seed)
+
+
+def _key(*arrays: np.ndarray, settings: dict) -> str:
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
+    return digest.hexdigest()[:24]
+
+
+def fit_frame(reference: np.ndarray, others: dict[str, np.ndarray] | None = None,
+              settings: UMAPSettings | None = None) -> dict[str, np.ndarray]:
+    """2-D coordinates of ``reference`` and of each array in ``others`` (same dimension),
+    placed into the reference's frame by ``transform``. Returns ``{"reference": xy, name: xy}``.
+    """
+    settings = settings or UMAPSettings()
+    others = others or {}
+    names = sorted(others)
+    path = cache_dir() / "derived" / "umap" / \
+        f"{_key(reference, *[others[n] for n in names], settings={**settings, 'n': names})}.npz"
+    if path.exists():
+        try:
+            with np.load(path) as stored:
+                return {k: stored[k] for k in stored.files}
+        except (OSError, ValueError):
+            pass  # damaged: recompute and overwrite
+    import umap  # heavy import (numba), only when a map is really computed
+
+    reducer = umap.UMAP(n_neighbors=settings["n_neighbors"], min_dist=settings["min_dist"],
+                        n_epochs=settings["n_epochs"], metric="cosine",
+                        random_state=settings["seed"], n_jobs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # n_jobs/random_state notice; small-data warnings
+        coords = {"reference": reducer.fit_transform(reference).astype(np.float32)}
+        if names:  # one transform call for all: each call pays a fixed optimisation set-up
+            placed = reducer.transform(np.concatenate([others[n] for n in names]))
+            bounds = np.cumsum([0] + [len(others[n]) for n in names])
+            for name, lo, hi in zip(names, bounds[:-1], bounds[1:]):
+                coords[name] = placed[lo:hi].astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **coords)
+    tmp.replace(path)
+    return coords
+
+
+def procrustes_onto(moving: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Rotate/reflect and scale centred ``moving`` (n, 2) to best match ``target`` (n, 2)."""
+    a = moving - moving.mean(0)
+    b = target - target.mean(0)
+    u, s, vt = np.linalg.svd(a.T @ b)
+    rotation = u @ vt
+    scale = s.sum() / (a ** 2).sum()
+    return (a @ rotation) * scale + target.mean(0)
+
+
+def map_scatter(coords: np.ndarray, frame: pd.DataFrame, colour: str, title: str,
+                hover: str = "title") -> go.Figure:
+    """A plotly scatter of ``coords`` with one row of ``frame`` per point (hover: titles)."""
+    data = frame.assign(x=coords[:, 0], y=coords[:, 1])
+    fig = px.scatter(data, x="x", y="y", color=colour, hover_name=hover, title=title,
+                     render_mode="webgl", opacity=0.75)
+    fig.update_traces(marker={"size": 5})
+    fig.update_yaxes(scaleanchor="x", scaleratio=1, showticklabels=False, title=None)
+    fig.update_xaxes(showticklabels=False, title=None)
+    return fig.update_layout(legend_title_text=colour)

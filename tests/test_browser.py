@@ -1,0 +1,120 @@
+"""Browser test: JupyterLab serves notebook 04 on 127.0.0.1; Playwright drives Debian's Chromium.
+
+It runs the whole notebook in the browser (quick mode), waits for the explorer, changes widgets
+and checks that their outputs change. Skips, saying why, when no Chromium or Playwright is here
+(`.ci/run` installs Chromium, so CI always runs it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sellakit.viz.figures import find_chromium
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = "04_semantic_alignment.ipynb"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture()
+def lab(tmp_path):
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("no Chromium on this machine (apt-get install chromium); .ci/run installs it")
+    pytest.importorskip("playwright", reason="playwright (pip) is not installed")
+    root = tmp_path / "lab"
+    root.mkdir()
+    shutil.copy(ROOT / "notebooks" / NOTEBOOK, root / NOTEBOOK)  # the server edits its copy
+    port = _free_port()
+    env = {**os.environ, "SELLAKIT_QUICK": "1", "SELLAKIT_FIGURES": str(tmp_path / "figures"),
+           "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
+         "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=", "--ServerApp.password=",
+         "--ServerApp.disable_check_xsrf=True", "--LabApp.expose_app_in_browser=True",
+         f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=root)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("JupyterLab did not start within 90 s")
+        yield f"http://127.0.0.1:{port}", chromium, tmp_path
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def test_explorer_renders_and_reacts(lab):
+    from playwright.sync_api import sync_playwright
+
+    url, chromium, tmp_path = lab
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors: list[str] = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        try:
+            page.goto(f"{url}/lab/tree/{NOTEBOOK}?reset", timeout=120_000)
+            page.wait_for_function("window.jupyterapp !== undefined", timeout=120_000)
+            page.wait_for_selector(".jp-Notebook", timeout=120_000)
+            page.wait_for_function(
+                "() => { const w = window.jupyterapp.shell.currentWidget;"
+                " return w && w.sessionContext && w.sessionContext.session"
+                " && w.sessionContext.session.kernel"
+                " && w.sessionContext.session.kernel.status === 'idle'; }", timeout=120_000)
+            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            # The explorer opens on "Toy Story (1995)": its neighbour table appears when the
+            # whole notebook (training included) has run.
+            table = page.wait_for_selector("table.sellakit-neighbours", timeout=900_000)
+            first = table.inner_text()
+            assert "Toy Story 2 (1999)" in first or "Toy Story" in first
+            # Type another title into the search box: the neighbour table must change.
+            box = page.locator(".widget-combobox input").first
+            box.fill("Heat (1995)")
+            box.press("Enter")
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('table.sellakit-neighbours')]"
+                ".some(t => t.closest('.jp-OutputArea-output').innerText.includes('Heat (1995)'))",
+                timeout=60_000)
+            # Pick another user: the history table must change.
+            before = page.locator("table.sellakit-user").first.inner_text()
+            select = page.locator(".widget-dropdown select").first
+            options = select.locator("option").all_inner_texts()
+            select.select_option(label=options[-1])
+            page.wait_for_function(
+                "(old) => { const t = document.querySelector('table.sellakit-user');"
+                " return t && t.innerText !== old; }", arg=before, timeout=60_000)
+        except Exception:
+            page.screenshot(path=str(tmp_path / "browser-failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+    widget_errors = [e for e in errors if "widget" in e.lower()]
+    assert not widget_errors, widget_errors

@@ -1,0 +1,72 @@
+"""LLM backbone and item semantic embeddings, on the UNTRAINED tiny stand-in model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sellakit.llm import item_semantic_embeddings, tiny_random_llama
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return tiny_random_llama()
+
+
+def test_tiny_model_says_what_it_is(tiny):
+    assert "UNTRAINED" in tiny.name and "UNTRAINED" in repr(tiny)
+    assert tiny.tokenizer.padding_side == "left"
+
+
+def test_embedding_is_final_position_last_layer(tiny, tmp_cache):
+    titles = ["Toy Story (1995)", "Heat (1995)", "A much longer title than the others (2000)"]
+    table = item_semantic_embeddings(tiny, titles, batch_size=2, progress=False)
+    assert table.shape == (3, tiny.hidden_size) and table.dtype == np.float32
+    for row, title in enumerate(titles):  # one prompt at a time, no padding at all
+        encoded = tiny.tokenizer([f"Movie: {title}"], return_tensors="pt")
+        with torch.no_grad():
+            out = tiny.model(**encoded, output_hidden_states=True)
+        np.testing.assert_allclose(table[row], out.hidden_states[-1][0, -1].numpy(), atol=1e-5)
+
+
+def test_padding_row_is_zero_and_cache_is_used(tiny, tmp_cache):
+    table = item_semantic_embeddings(tiny, ["", "Heat (1995)"], progress=False)
+    assert not table[0].any() and table[1].any()
+    cached = list((tmp_cache / "derived" / "semantic").glob("*.npy"))
+    assert len(cached) == 1
+    np.save(cached[0], table * 0 + 7)  # the next call must read the cache, not recompute
+    again = item_semantic_embeddings(tiny, ["", "Heat (1995)"], progress=False)
+    assert (again == 7).all()
+    other = item_semantic_embeddings(tiny, ["", "Heat (1995)"], template="Film: {title}",
+                                     progress=False)
+    assert not (other == 7).all()
+
+
+def test_template_needs_a_placeholder(tiny):
+    with pytest.raises(ValueError, match="placeholder"):
+        item_semantic_embeddings(tiny, ["x"], template="Movie:", progress=False)
+
+
+def test_with_a_lora_adapter(tiny, tmp_cache, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    peft_model = get_peft_model(tiny.model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
+                                                      init_lora_weights=False))
+    peft_model.save_pretrained(tmp_path / "adapter")
+    base = peft_model.unload()
+    tiny.model = base
+    plain = item_semantic_embeddings(tiny, ["Heat (1995)"], progress=False)
+    adapted = item_semantic_embeddings(tiny, ["Heat (1995)"], adapter=str(tmp_path / "adapter"),
+                                       progress=False)
+    assert not np.allclose(plain, adapted)
+    again = item_semantic_embeddings(tiny, ["Heat (1995)"], use_cache=False, progress=False)
+    np.testing.assert_allclose(plain, again, atol=1e-6)  # the adapter was taken off again
+
+
+def test_unknown_model_gives_a_clear_error(tmp_path):
+    from sellakit.cache import CacheError
+    from sellakit.llm import load_backbone
+
+    with pytest.raises(CacheError, match="Could not load the model"):
+        load_backbone(str(tmp_path / "no-such-model"))

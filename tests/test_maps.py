@@ -1,0 +1,32 @@
+"""UMAP frames: transform into the reference frame, cache, Procrustes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sellakit.viz.maps import UMAPSettings, fit_frame, procrustes_onto
+
+
+def test_procrustes_recovers_a_rotation():
+    rng = np.random.default_rng(0)
+    target = rng.normal(size=(50, 2))
+    angle = 1.1
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    moved = (target - target.mean(0)) @ rotation * 3.0 + 5.0
+    np.testing.assert_allclose(procrustes_onto(moved, target), target, atol=1e-8)
+
+
+def test_fit_frame_places_copies_on_the_reference_and_caches(tmp_cache):
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 8)) * 5
+    reference = np.repeat(centres, 30, axis=0) + rng.normal(size=(120, 8)) * 0.1
+    settings = UMAPSettings(n_neighbors=10, n_epochs=60, seed=0)
+    coords = fit_frame(reference, {"same": reference[:40], "shifted": reference[80:]}, settings)
+    assert coords["reference"].shape == (120, 2) and coords["same"].shape == (40, 2)
+    # a copy of a reference point lands near that point's cluster
+    spread = np.ptp(coords["reference"], axis=0).max()
+    assert np.linalg.norm(coords["same"] - coords["reference"][:40], axis=1).mean() < 0.2 * spread
+    cached = list((tmp_cache / "derived" / "umap").glob("*.npz"))
+    assert len(cached) == 1
+    again = fit_frame(reference, {"same": reference[:40], "shifted": reference[80:]}, settings)
+    np.testing.assert_array_equal(again["same"], coords["same"])
