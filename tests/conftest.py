@@ -55,3 +55,13 @@ def small_split():
     month = (ratings.timestamp // (30 * 86400)).clip(upper=5)
     spec = SplitSpec(train_months=(0, 3), valid_months=(4, 4), test_months=(5, 5))
     return split_by_months(ratings, meta, spec, name="planted_unit_test", month=month)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Per-notebook run times (quick mode), when the notebook tests ran."""
+    from test_notebooks import NOTEBOOK_SECONDS
+
+    if NOTEBOOK_SECONDS:
+        terminalreporter.section("notebook run times (quick mode)")
+        for stem, seconds in NOTEBOOK_SECONDS.items():
+            terminalreporter.write_line(f"{stem}: {seconds} s")

@@ -42,7 +42,16 @@ def lab(tmp_path):
     root = tmp_path / "lab"
     root.mkdir()
     shutil.copy(ROOT / "notebooks" / NOTEBOOK, root / NOTEBOOK)  # the server edits its copy
+    # Render every cell (no windowing, so nothing off-screen is detached) and fetch no news.
+    settings = tmp_path / "user-settings" / "@jupyterlab"
+    (settings / "notebook-extension").mkdir(parents=True)
+    (settings / "notebook-extension" / "tracker.jupyterlab-settings").write_text(
+        '{"windowingMode": "none"}')
+    (settings / "apputils-extension").mkdir()
+    (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text(
+        '{"fetchNews": "false", "checkForUpdates": false}')
     port = _free_port()
+    log = open(tmp_path / "jupyterlab.log", "wb")  # a file, not a pipe that could fill up
     env = {**os.environ, "SELLAKIT_QUICK": "1", "SELLAKIT_FIGURES": str(tmp_path / "figures"),
            "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config")}
     server = subprocess.Popen(
@@ -50,8 +59,9 @@ def lab(tmp_path):
          "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=", "--ServerApp.password=",
          "--ServerApp.disable_check_xsrf=True", "--LabApp.expose_app_in_browser=True",
          f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=root)
+         f"--LabApp.user_settings_dir={tmp_path / 'user-settings'}",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--allow-root"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
     try:
         deadline = time.time() + 90
         while time.time() < deadline:
@@ -61,7 +71,8 @@ def lab(tmp_path):
             except OSError:
                 time.sleep(0.5)
         else:
-            pytest.fail("JupyterLab did not start within 90 s")
+            pytest.fail("JupyterLab did not start within 90 s:\n"
+                        + (tmp_path / "jupyterlab.log").read_text()[-2000:])
         yield f"http://127.0.0.1:{port}", chromium, tmp_path
     finally:
         server.terminate()
@@ -69,6 +80,7 @@ def lab(tmp_path):
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+        log.close()
 
 
 def test_explorer_renders_and_reacts(lab):
@@ -96,7 +108,8 @@ def test_explorer_renders_and_reacts(lab):
             first = table.inner_text()
             assert "Toy Story 2 (1999)" in first or "Toy Story" in first
             # Type another title into the search box: the neighbour table must change.
-            box = page.locator(".widget-combobox input").first
+            box = page.locator("input[placeholder=\"Search a movie title\"]").first
+            box.scroll_into_view_if_needed()
             box.fill("Heat (1995)")
             box.press("Enter")
             page.wait_for_function(
@@ -106,6 +119,7 @@ def test_explorer_renders_and_reacts(lab):
             # Pick another user: the history table must change.
             before = page.locator("table.sellakit-user").first.inner_text()
             select = page.locator(".widget-dropdown select").first
+            select.scroll_into_view_if_needed()
             options = select.locator("option").all_inner_texts()
             select.select_option(label=options[-1])
             page.wait_for_function(

@@ -7,6 +7,7 @@ import pytest
 from sellakit.runner import NOTEBOOKS, run_notebook
 
 pytestmark = pytest.mark.notebook
+NOTEBOOK_SECONDS: dict[str, float] = {}  # reported at the end of the run (conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +23,7 @@ def executed(tmp_path_factory):
     def run(stem: str) -> dict:
         if stem not in cache:
             cache[stem] = run_notebook(stem, quick=True)
+            NOTEBOOK_SECONDS[stem] = cache[stem]["seconds"]
         return cache[stem]
 
     return run
