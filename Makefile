@@ -18,9 +18,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## run: every notebook in quick mode; figures/ and build/summary.md
+## run: every notebook (quick mode unless SELLAKIT_QUICK=0); figures/ and build/summary.md
 run: install
-	$(VENV)/bin/sellakit run --quick
+	$(VENV)/bin/sellakit run
 
 ## test: unit tests, notebooks executed in quick mode, packaging checks
 test: install

@@ -18,7 +18,7 @@
 # the LLM's space, towards the LLM's vector of the same item (SeLLa-Rec's *collaborative
 # knowledge foundation*). Measure the agreement of the two spaces before and after, check that
 # recommendation quality does not pay for it, and explore the result with widgets.
-# **Run time:** about 4 minutes in quick mode on 2 CPU cores (after notebook 03 has cached the
+# **Run time:** about 5 minutes in quick mode on 2 CPU cores (after notebook 03 has cached the
 # model and the item vectors).
 
 # %% tags=["parameters"]

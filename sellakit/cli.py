@@ -44,7 +44,11 @@ def load_split(dataset: str, *, amazon_ratings: str | None = None,
 def _cmd_run(args) -> int:
     from sellakit.runner import build_dir, run_series
 
-    run_series(args.notebooks or None, quick=not args.paper)
+    from sellakit.config import quick_mode
+
+    # --quick / --paper win; otherwise SELLAKIT_QUICK decides (quick unless it is 0).
+    quick = True if args.quick else False if args.paper else quick_mode()
+    run_series(args.notebooks or None, quick=quick)
     print((build_dir() / "summary.md").read_text())
     return 0
 
@@ -106,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="execute notebooks (quick mode by default)")
     mode = run.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="quick mode (default)")
+    mode.add_argument("--quick", action="store_true",
+                      help="quick mode (the default unless SELLAKIT_QUICK=0)")
     mode.add_argument("--paper", action="store_true", help="the paper protocol (GPU advised)")
     run.add_argument("notebooks", nargs="*", help="notebook stems, e.g. 01_data (default: all)")
     run.set_defaults(func=_cmd_run)

@@ -31,14 +31,14 @@ MIME = "application/vnd.sellakit.results+json"
 
 #: The series: file stem -> (goal, quick-mode run time on a 2-core CPU, paper-mode time).
 NOTEBOOKS: dict[str, tuple[str, str, str]] = {
-    "00_overview": ("What the series covers, how to run it, the map", "< 10 s", "< 10 s"),
-    "01_data": ("MovieLens-1M on the CoLLM protocol, explored", "~ 15 s", "~ 15 s"),
+    "00_overview": ("What the series covers, how to run it, the map", "~ 5 s", "~ 5 s"),
+    "01_data": ("MovieLens-1M on the CoLLM protocol, explored", "~ 11 s", "~ 11 s"),
     "02_collaborative_filtering": ("Train MF, LightGCN, SASRec; AUC/UAUC, warm vs cold",
                                    "~ 2 min", "~ 10 min CPU / ~ 2 min GPU"),
     "03_llm_semantic_embeddings": ("What an LLM knows about items: title semantics, neighbours, "
-                                   "genre structure", "~ 1 min", "~ 1 min"),
+                                   "genre structure", "~ 45 s (3 min first run)", "same"),
     "04_semantic_alignment": ("Contrastive CF-LLM alignment: measures, UMAP before/after, the "
-                              "explorer widget", "~ 4 min", "~ 15 min CPU"),
+                              "explorer widget", "~ 5 min", "~ 15 min CPU"),
 }
 
 
