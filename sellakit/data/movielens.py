@@ -143,7 +143,7 @@ def _load_file(path: Path, name: str) -> MovieLens:
     parsed = cache_dir() / "derived" / f"{name}-{_PARSED_VERSION}-{digest[:16]}"
     with lock(parsed.name):
         if not (parsed / "done").exists():
-            data = _parse(path, name)
+            data = _parse(path, name, digest)
             with atomic_dir(parsed) as tmp:
                 data.ratings.to_parquet(tmp / "ratings.parquet")
                 data.items.to_parquet(tmp / "items.parquet")
@@ -163,7 +163,7 @@ def _load_file(path: Path, name: str) -> MovieLens:
                              "been removed. Fix: run the same call again.") from err
 
 
-def _parse(path: Path, name: str) -> MovieLens:
+def _parse(path: Path, name: str, digest: str) -> MovieLens:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as err:
@@ -190,7 +190,7 @@ def _parse(path: Path, name: str) -> MovieLens:
                 raise
             raise DataError(f"{path}: its {name} files could not be parsed ({err}). Fix: use an "
                             f"unmodified copy of {name}.") from err
-    data.source = f"{path.name} (sha256 {sha256_of(path)[:12]}…)"
+    data.source = f"{path.name} (sha256 {digest[:12]}…)"
     _check_shape(data, path)
     return data
 
