@@ -31,9 +31,9 @@ from torch import nn
 
 from sellakit.align.measures import alignment_measures, linear_cka, mutual_knn
 from sellakit.cf.models import MF
-from sellakit.cf.train import CFConfig, TrainResult, fit_and_evaluate, predict, train_cf
+from sellakit.cf.train import (CFConfig, TrainResult, fit_and_evaluate, score_valid_and_test,
+                               train_cf)
 from sellakit.data.protocol import CTRSplit
-from sellakit.metrics import ctr_metrics, evaluate_slices
 
 __all__ = ["AlignConfig", "Projector", "AlignedMF", "info_nce", "train_aligned_mf",
            "AlignResult", "compare_alignment"]
@@ -214,8 +214,7 @@ def compare_alignment(split: CTRSplit, semantic: np.ndarray, config: AlignConfig
         k: v for k, v in vars(config).items() if k in CFConfig.__dataclass_fields__}),
         progress=progress)
     aligned = train_aligned_mf(split, semantic, config, progress=progress)
-    aligned_record = {"valid": ctr_metrics(split.valid, predict(aligned.model, split.valid))}
-    aligned_record.update(evaluate_slices(split.test, predict(aligned.model, split.test)))
+    aligned_record = score_valid_and_test(aligned.model, split)
     history = aligned.history.set_index("epoch")
     k = config.measure_k
     columns = ["cka", f"mutual_knn@{k}", f"recall@{k}", "alignment", "uniformity"]

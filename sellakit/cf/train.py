@@ -28,7 +28,8 @@ from sellakit.config import pick_device, seed_everything
 from sellakit.data.protocol import CTRSplit
 from sellakit.metrics import ctr_metrics, evaluate_slices
 
-__all__ = ["CFConfig", "TrainResult", "train_cf", "predict", "batch_tensors", "fit_and_evaluate"]
+__all__ = ["CFConfig", "TrainResult", "train_cf", "predict", "batch_tensors", "fit_and_evaluate",
+           "score_valid_and_test"]
 
 # CoLLM's tuned settings per model (sellakit/research: CoLLM baseline_train_*.py).
 _MODEL_DEFAULTS = {
@@ -209,6 +210,14 @@ def train_cf(split: CTRSplit, config: CFConfig, *, model: nn.Module | None = Non
                        extras={"config": asdict(config), "device": str(device)})
 
 
+def score_valid_and_test(model: nn.Module, split: CTRSplit, *, history_len: int = 25) -> dict:
+    """``{"valid", "test", "test_warm", "test_cold"}`` metrics of a trained, selected model."""
+    record = {"valid": ctr_metrics(split.valid, predict(model, split.valid,
+                                                        history_len=history_len))}
+    record.update(evaluate_slices(split.test, predict(model, split.test, history_len=history_len)))
+    return record
+
+
 def fit_and_evaluate(split: CTRSplit, config: CFConfig, *, progress: bool = True
                      ) -> tuple[TrainResult, dict]:
     """Train on ``split``, select on validation, then score test once.
@@ -218,10 +227,7 @@ def fit_and_evaluate(split: CTRSplit, config: CFConfig, *, progress: bool = True
     "seed": n, "best_epoch": e}`` with ``auc``, ``uauc`` and ``rows`` in each slice.
     """
     result = train_cf(split, config, progress=progress)
-    record = {"valid": ctr_metrics(split.valid, predict(result.model, split.valid,
-                                                         history_len=config.history_len))}
-    record.update(evaluate_slices(split.test, predict(result.model, split.test,
-                                                      history_len=config.history_len)))
+    record = score_valid_and_test(result.model, split, history_len=config.history_len)
     record.update(seconds=round(result.seconds, 2), seed=config.seed,
                   best_epoch=result.best_epoch, dataset=split.name)
     return result, record

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -89,8 +90,6 @@ def item_semantic_embeddings(backbone: Backbone, titles: Sequence[str], *,
 def _adapter_key(adapter: str | None) -> str | None:
     if adapter is None:
         return None
-    from pathlib import Path
-
     weights = sorted(Path(adapter).glob("adapter_model.*"))
     if not weights:
         raise FileNotFoundError(f"{adapter} holds no adapter_model.* file. Fix: pass the folder "
