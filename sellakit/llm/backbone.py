@@ -167,7 +167,8 @@ def tiny_random_llama(vocab_size: int = 320, hidden_size: int = 32, layers: int 
 
 
 def _byte_level_tokenizer():
-    """A real (fast) HF tokenizer over bytes, no merges: 256 byte tokens plus three specials."""
+    """A real (fast) HF tokenizer over bytes, no merges: 256 byte tokens, three specials, and
+    "Yes"/"No"."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -177,5 +178,7 @@ def _byte_level_tokenizer():
     core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
+    # "Yes" and "No" as whole tokens, so the Yes/No score works as with a real model.
+    core.add_tokens(["Yes", "No"])
     return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", bos_token="<s>",
                                    eos_token="</s>")

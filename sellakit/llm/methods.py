@@ -1,0 +1,216 @@
+"""SeLLa-Rec end to end, with its baselines and ablations, on one split, one backbone, one seed.
+
+Stages (as in the paper):
+
+1. LoRA on text-only prompts — this *is* the TALLRec-style baseline;
+2. semantic item table + MF aligned to it (:mod:`sellakit.align`; notebook 04 saves it);
+3. LLM and stage-1 LoRA frozen (``RecConfig.tune_lora`` unfreezes LoRA), train the CF tables,
+   the semantic table, ``P_C`` (initialised from the alignment projector) and ``P_S``.
+
+Methods (:data:`METHODS`): ``mf`` (the CF model alone), ``tallrec`` (stage 1), ``collm`` (plain
+MF, frozen, through CoLLM's mapping into ``<UserID>``/``<TargetItemID>``), ``sella``; ablations
+(:data:`ABLATIONS`): ``sella_no_align`` (plain MF and the LLM's raw semantic table, projector from
+scratch), ``sella_random_init`` (aligned tables, projector from scratch), ``sella_no_warm``
+(no ``<Warm_ID>``). Every method is selected on validation AUC and scored once on test, on the
+same sampled rows.
+
+Example::
+
+    >>> from sellakit.llm.methods import run_methods
+    >>> from sellakit.llm.rec import RecConfig
+    >>> run = run_methods(split, ["mf", "tallrec", "sella"], RecConfig.quick())  # doctest: +SKIP
+    >>> run.results["sella"]["test"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from sellakit.config import seed_everything
+from sellakit.data.protocol import CTRSplit
+from sellakit.llm.backbone import Backbone, load_backbone
+from sellakit.llm.prompts import SLOT_TOKENS, TEMPLATES, PromptBuilder, add_slot_tokens, \
+    answer_token_ids
+from sellakit.llm.rec import (RecConfig, RecTrainResult, SpecialTokenRec, add_lora, collm_mapping,
+                              copy_table, make_accelerator, score_prompts, train_rec)
+from sellakit.metrics import ctr_metrics, evaluate_slices
+
+__all__ = ["METHODS", "ABLATIONS", "RecRun", "run_methods", "sample_rows", "CFTables"]
+
+METHODS = ("mf", "tallrec", "collm", "sella")
+ABLATIONS = ("sella_no_align", "sella_random_init", "sella_no_warm")
+_TOKEN_METHODS = ("collm", "sella") + ABLATIONS
+
+
+@dataclass
+class CFTables:
+    """What stage 3 starts from: MF tables, the (aligned) semantic table, the alignment
+    projector's weights (None for plain MF) and a scorer for the ``mf`` baseline."""
+
+    user: np.ndarray
+    item: np.ndarray
+    semantic: np.ndarray
+    projector: dict | None = None
+
+    @classmethod
+    def from_aligned(cls, source: str | Path | dict) -> CFTables:
+        """From :meth:`sellakit.align.AlignResult.save`'s file (notebook 04's
+        ``build/aligned_mf.pt``) or the dict inside it."""
+        saved = torch.load(source, weights_only=True) if isinstance(source, (str, Path)) \
+            else source
+        missing = {"projector", "user_embedding", "item_embedding", "semantic"} - set(saved)
+        if missing:
+            raise ValueError(f"{source}: no {sorted(missing)} in it. Fix: pass the file written "
+                             "by AlignResult.save (notebook 04: build/aligned_mf.pt).")
+        return cls(user=saved["user_embedding"].numpy(), item=saved["item_embedding"].numpy(),
+                   semantic=saved["semantic"].numpy(), projector=saved["projector"])
+
+
+@dataclass
+class RecRun:
+    """Everything a notebook wants after :func:`run_methods`."""
+
+    results: dict[str, dict]
+    models: dict[str, SpecialTokenRec]
+    training: dict[str, RecTrainResult]
+    builders: dict[str, PromptBuilder]
+    rows: dict[str, pd.DataFrame]
+    backbone: Backbone
+    config: RecConfig
+    scores: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+
+def sample_rows(frame: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
+    """A seeded sample of ``n`` rows in their original order (all rows when ``n`` is None)."""
+    if n is None or n >= len(frame):
+        return frame.reset_index(drop=True)
+    return frame.sample(n=n, random_state=seed).sort_index().reset_index(drop=True)
+
+
+def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
+                plain_mf: nn.Module, aligned: CFTables | None = None,
+                semantic: np.ndarray | None = None, backbone: Backbone | None = None,
+                model: str = "smollm2-135m", accelerator=None, progress: bool = True) -> RecRun:
+    """Train and score ``methods`` (from :data:`METHODS` and :data:`ABLATIONS`).
+
+    Args:
+        plain_mf: a trained MF (:func:`sellakit.cf.fit_and_evaluate`): the ``mf`` baseline and the
+            CF model behind ``collm`` and ``sella_no_align``.
+        aligned: stage 2's result (needed by the SeLLa-Rec methods).
+        semantic: the LLM's raw item table (needed by ``sella_no_align``).
+        backbone: a loaded backbone (else ``model`` is loaded); slot tokens are added to it.
+    """
+    unknown = sorted(set(methods) - set(METHODS) - set(ABLATIONS))
+    if unknown:
+        raise ValueError(f"Unknown methods {unknown}; choose from {METHODS + ABLATIONS}.")
+    needs_aligned = [m for m in methods if m.startswith("sella") and m != "sella_no_align"]
+    if needs_aligned and aligned is None:
+        raise ValueError(f"{needs_aligned} need the aligned MF of stage 2. Fix: pass "
+                         "aligned=CFTables.from_aligned('build/aligned_mf.pt') (notebook 04).")
+    if "sella_no_align" in methods and semantic is None:
+        raise ValueError("sella_no_align needs the LLM's raw item table. Fix: pass semantic="
+                         "item_semantic_embeddings(backbone, split.item_titles).")
+    seed_everything(config.seed)
+    accelerator = accelerator or make_accelerator(config)
+    rows = {"train": sample_rows(split.train, config.train_rows, config.seed),
+            "valid": sample_rows(split.valid, config.valid_rows, config.seed),
+            "test": sample_rows(split.test, config.test_rows, config.seed)}
+    run = RecRun(results={}, models={}, training={}, builders={}, rows=rows,
+                 backbone=backbone or load_backbone(model, device=accelerator.device),
+                 config=config)
+    tokenizer = run.backbone.tokenizer
+    add_slot_tokens(tokenizer, run.backbone.model)
+    answers = answer_token_ids(tokenizer)
+    pad_id = tokenizer.pad_token_id
+
+    if "mf" in methods:
+        from sellakit.cf.train import predict
+
+        run.scores["mf"] = {s: predict(plain_mf, rows[s]) for s in ("valid", "test")}
+        run.results["mf"] = _record(rows, run.scores["mf"], seconds=0.0,
+                                    backbone="none (MF alone)", seed=config.seed)
+    llm_methods = [m for m in methods if m != "mf"]
+    if not llm_methods:
+        return run
+
+    def prompts(template: str, family: str) -> dict:
+        if template not in run.builders:
+            run.builders[template] = PromptBuilder(tokenizer, TEMPLATES[template],
+                                                   slot_tokens=SLOT_TOKENS[family],
+                                                   history_len=config.history_len)
+        builder = run.builders[template]
+        return {s: (builder.encode_rows(f, split.item_titles), f) for s, f in rows.items()}
+
+    def fit(name: str, model_: SpecialTokenRec, data: dict, lr: float) -> None:
+        model_.to(accelerator.device)
+        trained = train_rec(model_, data["train"], data["valid"], config, lr=lr, pad_id=pad_id,
+                            accelerator=accelerator, progress=progress and
+                            accelerator.is_main_process, desc=name)
+        run.training[name], run.models[name] = trained, trained.model
+        scores = {s: score_prompts(trained.model, *data[s], pad_id=pad_id,
+                                   batch_size=config.score_batch_size, accelerator=accelerator)
+                  for s in ("valid", "test")}
+        run.scores[name] = scores
+        run.results[name] = _record(rows, scores, seconds=round(trained.seconds, 1),
+                                    backbone=run.backbone.name, seed=config.seed,
+                                    best_step=trained.best_step)
+
+    # Stage 1: LoRA on text-only prompts (the TALLRec-style baseline).
+    llm = add_lora(run.backbone.model, config)
+    fit("tallrec", SpecialTokenRec(llm, answers), prompts("text", "sella"), config.lr_lora)
+    lora_names = [n for n, p in llm.named_parameters() if p.requires_grad]
+    stage1 = {n: p.detach().clone() for n, p in llm.named_parameters() if n in set(lora_names)}
+    if "tallrec" not in methods:
+        run.results.pop("tallrec")
+
+    d_cf, d_llm = plain_mf.item_embedding.weight.shape[1], run.backbone.hidden_size
+    for name in [m for m in llm_methods if m in _TOKEN_METHODS]:
+        # Every stage-3 method starts from the same stage-1 LoRA, frozen unless tune_lora.
+        with torch.no_grad():
+            for n, p in llm.named_parameters():
+                if n in stage1:
+                    p.copy_(stage1[n])
+                p.requires_grad_(config.tune_lora and n in stage1)
+        seed_everything(config.seed)
+        model_ = _stage3_model(name, llm, answers, plain_mf, aligned, semantic, d_cf, d_llm)
+        template = {"collm": "collm", "sella_no_warm": "sella_no_warm"}.get(name, "sella")
+        fit(name, model_, prompts(template, "collm" if name == "collm" else "sella"),
+            config.lr_tokens)
+    return run
+
+
+def _stage3_model(name: str, llm, answers, plain_mf: nn.Module, aligned: CFTables | None,
+                  semantic: np.ndarray | None, d_cf: int, d_llm: int) -> SpecialTokenRec:
+    from sellakit.align.contrastive import Projector
+
+    plain_user = plain_mf.user_embedding.weight.detach().cpu().numpy()
+    plain_item = plain_mf.item_embedding.weight.detach().cpu().numpy()
+    if name == "collm":  # CoLLM default: the CF model frozen, only the mapping trained
+        return SpecialTokenRec(llm, answers, user_table=copy_table(plain_user, trainable=False),
+                               item_table=copy_table(plain_item, trainable=False),
+                               cf_projector=collm_mapping(d_cf, d_llm))
+    tables = CFTables(plain_user, plain_item, semantic) if name == "sella_no_align" else aligned
+    # The alignment projector's width (1024 in SeLLa-Rec) whether or not its weights are used.
+    hidden = tables.projector["net.0.weight"].shape[0] if tables.projector else 1024
+    projector = Projector(d_cf, d_llm, hidden=hidden)
+    if tables.projector is not None and name != "sella_random_init":
+        projector.load_state_dict(tables.projector)
+    warm = name != "sella_no_warm"
+    return SpecialTokenRec(
+        llm, answers, user_table=copy_table(tables.user, trainable=True),
+        item_table=copy_table(tables.item, trainable=True), cf_projector=projector,
+        semantic=copy_table(tables.semantic, trainable=True) if warm else None,
+        semantic_projector=nn.Linear(d_llm, d_llm) if warm else None)
+
+
+def _record(rows: dict[str, pd.DataFrame], scores: dict[str, np.ndarray], **extra) -> dict:
+    return {"valid": ctr_metrics(rows["valid"], scores["valid"]),
+            **evaluate_slices(rows["test"], scores["test"]), **extra}
+

@@ -1,0 +1,176 @@
+"""Recommendation prompts with special-token slots whose positions are known by construction.
+
+A template is plain text with ``{history}`` and ``{target}`` fields and slot markers such as
+``{user}``, ``{item}`` and ``{warm}``. Each slot becomes one special token (``<User_ID>``,
+``<Item_ID>``, ``<Warm_ID>`` for SeLLa-Rec; ``<UserID>``, ``<TargetItemID>`` for CoLLM) whose
+input embedding the model later overwrites. The text between slots is tokenised piece by piece
+and the slot tokens are inserted between the pieces, so the position of every slot is recorded
+while the prompt is built; nothing searches the token ids afterwards.
+
+The prompt ends with ``#Answer:``; the next-token distribution at the last position gives the
+score ``P(Yes) / (P(Yes) + P(No))`` (left padding keeps the last position last in every row).
+
+Example::
+
+    >>> from sellakit.llm.prompts import PromptBuilder, TEMPLATES
+    >>> builder = PromptBuilder(tokenizer, TEMPLATES["sella"])  # doctest: +SKIP
+    >>> encoded = builder.encode(["Heat (1995)"], "Casino (1995)")  # doctest: +SKIP
+    >>> encoded.slots  # doctest: +SKIP
+    {'user': 41, 'item': 57, 'warm': 58}
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+__all__ = ["TEMPLATES", "SLOT_TOKENS", "PromptBuilder", "EncodedPrompt", "collate",
+           "add_slot_tokens", "answer_token_ids"]
+
+_INTRO = '#Question: A user has given high ratings to the following movies: {history}.'
+_ASK = ('Will the user enjoy the movie "{target}"{features}? Answer with "Yes" or "No".'
+        '\n#Answer:')
+
+#: Prompt templates per method (CoLLM's wording, shortened; the answer follows "#Answer:").
+TEMPLATES: dict[str, str] = {
+    # TALLRec-style: titles only.
+    "text": f"{_INTRO} {_ASK.format(target='{target}', features='')}",
+    # CoLLM-style: one token for the user, one for the target item.
+    "collm": (f"{_INTRO} The user's preferences are encoded in the feature {{user}}. "
+              + _ASK.format(target="{target}", features=" with the feature {item}")),
+    # SeLLa-Rec: user and item collaborative tokens plus the item's semantic token.
+    "sella": (f"{_INTRO} The user's preferences are encoded in the feature {{user}}. "
+              + _ASK.format(target="{target}", features=" with the features {item} {warm}")),
+}
+# SeLLa-Rec without <Warm_ID> (an ablation): the CoLLM wording with SeLLa-Rec's tokens.
+TEMPLATES["sella_no_warm"] = TEMPLATES["collm"]
+
+#: Which special token fills each slot, per method family.
+SLOT_TOKENS: dict[str, dict[str, str]] = {
+    "collm": {"user": "<UserID>", "item": "<TargetItemID>"},
+    "sella": {"user": "<User_ID>", "item": "<Item_ID>", "warm": "<Warm_ID>"},
+}
+
+_SLOT = re.compile(r"\{(user|item|warm)\}")
+
+
+def add_slot_tokens(tokenizer, model) -> list[str]:
+    """Register every slot token as a special token; resize the embedding matrix only when the
+    vocabulary has no spare rows for them. Returns the tokens added."""
+    wanted = sorted({t for tokens in SLOT_TOKENS.values() for t in tokens.values()})
+    missing = [t for t in wanted if t not in tokenizer.get_vocab()]
+    if missing:
+        tokenizer.add_special_tokens({"additional_special_tokens": missing},
+                                     replace_extra_special_tokens=False)
+    rows = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) > rows:
+        # Rows of slot tokens are never read (their inputs are overwritten), so no mean-init.
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    return missing
+
+
+def answer_token_ids(tokenizer) -> tuple[int, int]:
+    """Token ids of the answers "Yes" and "No" as they follow "#Answer:" (with a space)."""
+    ids = []
+    for word in ("Yes", "No"):
+        spaced = tokenizer(f" {word}", add_special_tokens=False).input_ids
+        bare = tokenizer(word, add_special_tokens=False).input_ids
+        if len(spaced) == 1:
+            ids.append(spaced[0])
+        elif len(bare) == 1:
+            ids.append(bare[0])
+        else:
+            raise ValueError(f"The tokenizer splits {word!r} into several tokens ({spaced}); "
+                             "the Yes/No score needs one token per answer. Fix: use a model "
+                             "whose tokenizer has single tokens for ' Yes' and ' No'.")
+    return ids[0], ids[1]
+
+
+@dataclass
+class EncodedPrompt:
+    """Token ids of one prompt and the index of each slot in them (before padding)."""
+
+    ids: list[int]
+    slots: dict[str, int]
+
+
+class PromptBuilder:
+    """Build prompts from a template; slot tokens are placed, and their positions kept, as the
+    ids are assembled.
+
+    Args:
+        tokenizer: a Hugging Face tokenizer that already knows the slot tokens
+            (:func:`add_slot_tokens`).
+        template: one of :data:`TEMPLATES` (or your own with the same fields).
+        slot_tokens: slot name -> special token (default SeLLa-Rec's).
+        history_len: how many of the user's most recent liked titles to show.
+    """
+
+    def __init__(self, tokenizer, template: str, *, slot_tokens: dict[str, str] | None = None,
+                 history_len: int = 10):
+        self.tokenizer = tokenizer
+        self.template = template
+        self.history_len = history_len
+        self.slot_names = _SLOT.findall(template)
+        tokens = slot_tokens or SLOT_TOKENS["sella"]
+        vocab = tokenizer.get_vocab()
+        for name in self.slot_names:
+            if tokens.get(name) not in vocab:
+                raise ValueError(f"Slot {{{name}}}: token {tokens.get(name)!r} is not in the "
+                                 "tokenizer. Fix: call add_slot_tokens(tokenizer, model) first.")
+        self.slot_ids = {name: vocab[tokens[name]] for name in self.slot_names}
+        self.prefix = tokenizer("", add_special_tokens=True).input_ids  # BOS where the model has one
+
+    def text(self, history: Sequence[str], target: str) -> str:
+        """The prompt as text (slot markers shown as their tokens), for reading."""
+        pieces = _SLOT.split(self.template)
+        out = []
+        for index, piece in enumerate(pieces):
+            out.append(self.tokenizer.convert_ids_to_tokens(self.slot_ids[piece]) if index % 2
+                       else self._fill(piece, history, target))
+        return "".join(out)
+
+    def encode(self, history: Sequence[str], target: str) -> EncodedPrompt:
+        ids, slots = list(self.prefix), {}
+        for index, piece in enumerate(_SLOT.split(self.template)):
+            if index % 2:  # a slot name
+                slots[piece] = len(ids)
+                ids.append(self.slot_ids[piece])
+            elif piece:
+                ids.extend(self.tokenizer(self._fill(piece, history, target),
+                                          add_special_tokens=False).input_ids)
+        return EncodedPrompt(ids, slots)
+
+    def encode_rows(self, frame: pd.DataFrame, titles: np.ndarray) -> list[EncodedPrompt]:
+        """Prompts for the rows of a split frame (``his`` = earlier liked items, ``iid``)."""
+        return [self.encode([titles[i] for i in his[-self.history_len:]], titles[iid])
+                for his, iid in zip(frame["his"], frame["iid"])]
+
+    def _fill(self, piece: str, history: Sequence[str], target: str) -> str:
+        listed = ", ".join(f'"{t}"' for t in history) if len(history) else "none yet"
+        return piece.replace("{history}", listed).replace("{target}", target)
+
+
+def collate(prompts: Sequence[EncodedPrompt], pad_id: int) -> dict[str, torch.Tensor]:
+    """Left-pad a batch; slot positions are shifted by each row's padding.
+
+    Returns ``input_ids``, ``attention_mask`` and ``slot_<name>`` (one position per row).
+    """
+    width = max(len(p.ids) for p in prompts)
+    input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    slots: dict[str, list[int]] = {name: [] for name in prompts[0].slots}
+    for row, prompt in enumerate(prompts):
+        pad = width - len(prompt.ids)
+        input_ids[row, pad:] = torch.tensor(prompt.ids)
+        mask[row, pad:] = 1
+        for name, position in prompt.slots.items():
+            slots[name].append(pad + position)
+    batch = {"input_ids": input_ids, "attention_mask": mask}
+    batch.update({f"slot_{name}": torch.tensor(pos) for name, pos in slots.items()})
+    return batch

@@ -1,0 +1,220 @@
+"""SeLLa-Rec's recommendation layer on the UNTRAINED tiny random Llama (unit-test stand-in) and
+planted data: prompts and slot positions, embedding replacement, the Yes/No score, checkpoint
+selection, every method end to end, and the two-process (accelerate launch) path."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sellakit.llm.backbone import tiny_random_llama
+from sellakit.llm.prompts import (SLOT_TOKENS, TEMPLATES, PromptBuilder, add_slot_tokens,
+                                  answer_token_ids, collate)
+from sellakit.llm.rec import RecConfig, SpecialTokenRec, collm_mapping, copy_table, score_prompts
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture()
+def tiny():
+    backbone = tiny_random_llama()
+    add_slot_tokens(backbone.tokenizer, backbone.model)
+    return backbone
+
+
+def test_slot_tokens_added_without_resize_when_rows_are_spare(tiny):
+    assert tiny.model.get_input_embeddings().weight.shape[0] == 320  # spare rows were used
+    full = tiny_random_llama(vocab_size=261)  # 256 bytes + 3 specials + Yes + No: no spare row
+    added = add_slot_tokens(full.tokenizer, full.model)
+    assert set(added) == {"<User_ID>", "<Item_ID>", "<Warm_ID>", "<UserID>", "<TargetItemID>"}
+    assert full.model.get_input_embeddings().weight.shape[0] == len(full.tokenizer) == 266
+    assert add_slot_tokens(full.tokenizer, full.model) == []  # idempotent
+
+
+def test_slot_positions_are_known_by_construction(tiny):
+    builder = PromptBuilder(tiny.tokenizer, TEMPLATES["sella"], history_len=2)
+    titles = np.array(["", "Heat (1995)", "Casino (1995)", "Toy Story (1995)"])
+    prompts = builder.encode_rows(
+        __import__("pandas").DataFrame({"his": [np.array([1, 2, 3]), np.array([], int)],
+                                        "iid": [2, 3]}), titles)
+    text = builder.text(["Casino (1995)", "Toy Story (1995)"], "Casino (1995)")
+    assert '"Casino (1995)", "Toy Story (1995)"' in text and "Heat" not in text  # last 2 only
+    assert "<User_ID>" in text and "<Item_ID> <Warm_ID>" in text and text.endswith("#Answer:")
+    assert tiny.tokenizer.decode(prompts[1].ids).count("none yet") == 1  # empty history
+    ids = builder.slot_ids
+    for prompt in prompts:
+        assert {name: prompt.ids[pos] for name, pos in prompt.slots.items()} == ids
+    batch = collate(prompts, tiny.tokenizer.pad_token_id)
+    for name, token in ids.items():
+        assert (batch["input_ids"][torch.arange(2), batch[f"slot_{name}"]] == token).all()
+    assert (batch["attention_mask"].sum(1) == torch.tensor([len(p.ids) for p in prompts])).all()
+    assert (batch["input_ids"][:, -1] == prompts[0].ids[-1]).all()  # left padding
+
+
+def test_builder_needs_registered_tokens():
+    backbone = tiny_random_llama()
+    with pytest.raises(ValueError, match="add_slot_tokens"):
+        PromptBuilder(backbone.tokenizer, TEMPLATES["sella"])
+
+
+def _model(tiny, warm: bool = True) -> SpecialTokenRec:
+    torch.manual_seed(0)
+    d = tiny.hidden_size
+    return SpecialTokenRec(tiny.model, answer_token_ids(tiny.tokenizer),
+                           user_table=copy_table(torch.randn(5, 8), trainable=True),
+                           item_table=copy_table(torch.randn(4, 8), trainable=True),
+                           cf_projector=collm_mapping(8, d),
+                           semantic=copy_table(torch.randn(4, d), trainable=True) if warm else None,
+                           semantic_projector=torch.nn.Linear(d, d) if warm else None)
+
+
+def _batch(tiny, template="sella", uid=(1, 2), iid=(2, 3)):
+    builder = PromptBuilder(tiny.tokenizer, TEMPLATES[template])
+    prompts = [builder.encode(["Heat (1995)"] * (k + 1), "Casino (1995)") for k in range(2)]
+    batch = collate(prompts, tiny.tokenizer.pad_token_id)
+    batch.update(uid=torch.tensor(uid), iid=torch.tensor(iid))
+    return batch
+
+
+def test_slot_embeddings_are_replaced_per_sample(tiny):
+    model = _model(tiny).eval()
+    batch = _batch(tiny)
+    with torch.no_grad():
+        logit = model(batch)
+        # By hand: embed, overwrite the three rows, run the LLM.
+        embeds = tiny.model.get_input_embeddings()(batch["input_ids"]).clone()
+        vectors = model.slot_vectors(batch)
+        for name in ("user", "item", "warm"):
+            embeds[torch.arange(2), batch[f"slot_{name}"]] = vectors[name]
+        positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+        out = tiny.model(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
+                         position_ids=positions).logits[:, -1]
+        yes, no = answer_token_ids(tiny.tokenizer)
+        torch.testing.assert_close(logit, out[:, yes] - out[:, no])
+        # The slot tokens' own embedding rows are never read ...
+        table = tiny.model.get_input_embeddings().weight
+        table[list(PromptBuilder(tiny.tokenizer, TEMPLATES["sella"]).slot_ids.values())] += 5.0
+        torch.testing.assert_close(model(batch), logit)
+        # ... while the user's CF vector is: a different user, a different score.
+        assert not torch.allclose(model(_batch(tiny, uid=(3, 4))), logit)
+
+
+def test_score_is_yes_over_yes_plus_no(tiny):
+    model = SpecialTokenRec(tiny.model, answer_token_ids(tiny.tokenizer)).eval()
+    builder = PromptBuilder(tiny.tokenizer, TEMPLATES["text"])
+    prompts = [builder.encode(["Heat (1995)"] * k, "Casino (1995)") for k in (0, 1, 3, 2)]
+    frame = __import__("pandas").DataFrame({"uid": [1, 1, 2, 2], "iid": [1, 2, 3, 1],
+                                            "label": [1, 0, 1, 0]})
+    scores = score_prompts(model, prompts, frame, pad_id=tiny.tokenizer.pad_token_id,
+                           batch_size=3)
+    yes, no = answer_token_ids(tiny.tokenizer)
+    with torch.no_grad():
+        for prompt, score in zip(prompts, scores):  # one at a time, no padding
+            logits = tiny.model(torch.tensor([prompt.ids])).logits[0, -1]
+            probs = torch.softmax(logits, -1)
+            assert score == pytest.approx(float(probs[yes] / (probs[yes] + probs[no])), abs=1e-5)
+
+
+@pytest.fixture(scope="module")
+def planted_run(small_split):
+    from sellakit.align import AlignConfig, train_aligned_mf
+    from sellakit.cf import CFConfig, fit_and_evaluate
+    from sellakit.llm.methods import ABLATIONS, METHODS, CFTables, run_methods
+
+    split = small_split
+    plain, _ = fit_and_evaluate(split, CFConfig.quick("mf", dim=16, max_epochs=30, lr=1e-2),
+                                progress=False)
+    semantic = np.random.default_rng(0).normal(size=(split.n_items, 32)).astype(np.float32)
+    aligned = train_aligned_mf(split, semantic, AlignConfig.quick(
+        dim=16, max_epochs=20, lr=1e-2, projector_hidden=64), progress=False)
+    tables = CFTables(user=aligned.model.user_embedding.weight.detach().numpy(),
+                      item=aligned.model.item_embedding.weight.detach().numpy(),
+                      semantic=aligned.model.semantic.detach().numpy(),
+                      projector=aligned.model.projector.state_dict())
+    config = RecConfig.quick(train_rows=96, valid_rows=48, test_rows=64, eval_every=4)
+    return run_methods(split, METHODS + ABLATIONS, config, plain_mf=plain.model,
+                       aligned=tables, semantic=semantic, backbone=tiny_random_llama(),
+                       progress=False)
+
+
+def test_every_method_selected_on_valid_and_scored_once(planted_run):
+    from sellakit.llm.methods import ABLATIONS, METHODS
+    from sellakit.metrics import auc
+
+    run = planted_run
+    assert set(run.results) == set(METHODS + ABLATIONS)
+    for name, result in run.results.items():
+        assert result["test"]["rows"] == 64 and result["valid"]["rows"] == 48
+        assert result["seed"] == 2025 and "test_warm" in result and "test_cold" in result
+        if name == "mf":
+            continue
+        history = run.training[name].history
+        assert history.step.iloc[0] == 0 and history.step.iloc[-1] == 12  # 96 rows / 8
+        # The restored checkpoint is the best on validation, and it scores as recorded.
+        assert run.training[name].best_valid_auc == pytest.approx(history.valid_auc.max())
+        assert result["valid"]["auc"] == pytest.approx(history.valid_auc.max(), abs=1e-6)
+        assert auc(run.rows["valid"].label, run.scores[name]["valid"]) == \
+            pytest.approx(result["valid"]["auc"])
+    assert "UNTRAINED" in run.results["sella"]["backbone"]
+
+
+def test_stage3_keeps_stage1_lora_and_trains_only_its_parts(planted_run):
+    run = planted_run
+    llm = run.models["tallrec"].llm
+    assert not any(p.requires_grad for n, p in llm.named_parameters())  # frozen after stage 3
+    sella = run.models["sella"]
+    assert sella.llm is llm  # one LLM for every method
+    trained = {n.split(".")[0] for n, p in sella.named_parameters() if p.requires_grad}
+    assert trained == {"user_table", "item_table", "cf_projector", "semantic",
+                       "semantic_projector"}
+    collm = run.models["collm"]
+    assert not collm.user_table.weight.requires_grad  # CoLLM: CF model frozen
+    assert run.models["sella_no_warm"].semantic is None
+
+
+def test_projector_initialised_from_alignment(planted_run):
+    from sellakit.align.contrastive import Projector  # noqa: F401  (the class both use)
+
+    run = planted_run
+    # sella starts from the alignment projector; sella_random_init from scratch. Their first
+    # validation (step 0) therefore differs, while both share the stage-1 model.
+    first = {n: run.training[n].history.valid_auc.iloc[0]
+             for n in ("sella", "sella_random_init")}
+    assert first["sella"] != first["sella_random_init"]
+
+
+def test_unknown_method_and_missing_alignment_are_clear(small_split):
+    from sellakit.llm.methods import run_methods
+
+    with pytest.raises(ValueError, match="Unknown methods"):
+        run_methods(small_split, ["bert4rec"], RecConfig.quick(), plain_mf=None)
+    with pytest.raises(ValueError, match="aligned_mf.pt"):
+        run_methods(small_split, ["sella"], RecConfig.quick(), plain_mf=None)
+
+
+def test_two_processes_score_like_one(tmp_path):
+    """`accelerate launch --multi_gpu --num_processes 2` on a CPU: two gloo processes; training
+    runs through DDP and the gathered scores of a fixed model equal a single process's, in the
+    same order. (`--cpu` would force one process.)"""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE)}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           str(HERE / "distributed_rec.py"), str(tmp_path)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    two = json.loads((tmp_path / "scores.json").read_text())
+    assert two["world"] == 2
+    single = subprocess.run([sys.executable, str(HERE / "distributed_rec.py"), str(tmp_path)],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    one = json.loads((tmp_path / "scores.json").read_text())
+    assert one["world"] == 1
+    np.testing.assert_allclose(two["fixed_scores"], one["fixed_scores"], atol=1e-5)
+    assert two["trained_rows"] == 64 and np.isfinite(two["valid_auc"])
