@@ -7,6 +7,9 @@ Commands::
     sellakit data fetch ml-1m                           fetch into the cache and print the counts
     sellakit bench cf --dataset ml-1m --models mf,lightgcn,sasrec --out FILE.json
     sellakit bench align --dataset ml-1m --quick --out FILE.json
+    sellakit bench rec --dataset ml-1m --preset quick --methods mf,tallrec,collm,sella --out F.json
+    accelerate launch -m sellakit bench rec --preset paper --model Qwen/Qwen2-7B --out F.json
+    sellakit bench rec-scoring --out FILE.json         batched vs one-at-a-time prompts/s
     sellakit cache                                      where the cache is, what it holds
 """
 
@@ -70,10 +73,24 @@ def _cmd_data(args) -> int:
 def _cmd_bench(args) -> int:
     from sellakit import bench
 
-    split = load_split(args.dataset, amazon_ratings=args.amazon_ratings,
-                       amazon_meta=args.amazon_meta)
     preset = "quick" if args.quick else args.preset
     command = "sellakit " + " ".join(sys.argv[1:])
+    if args.what == "rec-scoring":
+        results = bench.rec_scoring_benchmark(model=args.model, rows=args.rows,
+                                              batch_size=args.batch_size, seed=args.seed)
+        return _write_bench(args.out, results, bench.rec_scoring_markdown(results,
+                                                                          command=command))
+    split = load_split(args.dataset, amazon_ratings=args.amazon_ratings,
+                       amazon_meta=args.amazon_meta)
+    if args.what == "rec":
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        results = bench.rec_benchmark(split, methods, preset=preset, seed=args.seed,
+                                      model=args.model, aligned=args.aligned)
+        from accelerate import PartialState
+
+        if not PartialState().is_main_process:  # under accelerate launch: one writer
+            return 0
+        return _write_bench(args.out, results, bench.rec_markdown(results, command=command))
     if args.what == "cf":
         models = [m.strip() for m in args.models.split(",") if m.strip()]
         results = bench.cf_benchmark(split, models, preset=preset, seed=args.seed)
@@ -81,9 +98,13 @@ def _cmd_bench(args) -> int:
     else:
         results = bench.align_benchmark(split, preset=preset, seed=args.seed, model=args.model)
         markdown = bench.align_markdown(results, command=command)
-    out = Path(args.out)
+    return _write_bench(args.out, results, markdown)
+
+
+def _write_bench(path: str, results: dict, markdown: str) -> int:
+    out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n")
+    out.write_text(json.dumps(results, indent=1, default=str) + "\n")
     out.with_suffix(".md").write_text(markdown)
     print(markdown)
     return 0
@@ -128,12 +149,20 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(func=_cmd_data)
 
     bench = sub.add_parser("bench", help="benchmarks that make the README's tables")
-    bench.add_argument("what", choices=["cf", "align"])
+    bench.add_argument("what", choices=["cf", "align", "rec", "rec-scoring"])
     bench.add_argument("--dataset", choices=DATASETS, default="ml-1m")
     bench.add_argument("--models", default="mf,lightgcn,sasrec")
     bench.add_argument("--preset", choices=["quick", "paper"], default="paper")
     bench.add_argument("--quick", action="store_true", help="same as --preset quick")
-    bench.add_argument("--model", default="smollm2-135m", help="LLM for `align` (HF id/folder)")
+    bench.add_argument("--model", default="smollm2-135m",
+                       help="LLM for align/rec/rec-scoring (HF id or folder)")
+    bench.add_argument("--methods", default="mf,tallrec,collm,sella",
+                       help="rec: from mf,tallrec,collm,sella and the ablations "
+                            "sella_no_align,sella_random_init,sella_no_warm")
+    bench.add_argument("--aligned", help="rec: stage 2's aligned MF (notebook 04 writes "
+                                         "build/aligned_mf.pt); trained here if not given")
+    bench.add_argument("--rows", type=int, default=128, help="rec-scoring: test prompts")
+    bench.add_argument("--batch-size", type=int, default=32, help="rec-scoring: batch size")
     bench.add_argument("--seed", type=int, default=2025)
     bench.add_argument("--out", required=True, help="JSON file; a .md table is written beside it")
     bench.set_defaults(func=_cmd_bench)

@@ -162,6 +162,15 @@ def test_every_method_selected_on_valid_and_scored_once(planted_run):
         assert result["valid"]["auc"] == pytest.approx(history.valid_auc.max(), abs=1e-6)
         assert auc(run.rows["valid"].label, run.scores[name]["valid"]) == \
             pytest.approx(result["valid"]["auc"])
+    # The model handed back is the selected checkpoint: re-scoring valid gives its scores.
+    # (Last method trained, so the shared LoRA is as it was during its selection.)
+    name = "sella_no_warm"
+    builder = run.builders["sella_no_warm"]
+    prompts = builder.encode_rows(run.rows["valid"], run.titles)
+    rescored = score_prompts(run.models[name], prompts, run.rows["valid"],
+                             pad_id=run.backbone.tokenizer.pad_token_id)
+    np.testing.assert_allclose(rescored, run.scores[name]["valid"], atol=1e-5)
+
     assert "UNTRAINED" in run.results["sella"]["backbone"]
 
 

@@ -42,7 +42,8 @@ from sellakit.llm.rec import (RecConfig, RecTrainResult, SpecialTokenRec, add_lo
                               copy_table, make_accelerator, score_prompts, train_rec)
 from sellakit.metrics import ctr_metrics, evaluate_slices
 
-__all__ = ["METHODS", "ABLATIONS", "RecRun", "run_methods", "sample_rows", "CFTables"]
+__all__ = ["METHODS", "ABLATIONS", "RecRun", "run_methods", "sample_rows", "CFTables",
+           "prepare_stage2"]
 
 METHODS = ("mf", "tallrec", "collm", "sella")
 ABLATIONS = ("sella_no_align", "sella_random_init", "sella_no_warm")
@@ -84,6 +85,7 @@ class RecRun:
     rows: dict[str, pd.DataFrame]
     backbone: Backbone
     config: RecConfig
+    titles: np.ndarray
     scores: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
@@ -124,7 +126,7 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
             "test": sample_rows(split.test, config.test_rows, config.seed)}
     run = RecRun(results={}, models={}, training={}, builders={}, rows=rows,
                  backbone=backbone or load_backbone(model, device=accelerator.device),
-                 config=config)
+                 config=config, titles=split.item_titles)
     tokenizer = run.backbone.tokenizer
     add_slot_tokens(tokenizer, run.backbone.model)
     answers = answer_token_ids(tokenizer)
@@ -146,7 +148,7 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
                                                    slot_tokens=SLOT_TOKENS[family],
                                                    history_len=config.history_len)
         builder = run.builders[template]
-        return {s: (builder.encode_rows(f, split.item_titles), f) for s, f in rows.items()}
+        return {s: (builder.encode_rows(f, run.titles), f) for s, f in rows.items()}
 
     def fit(name: str, model_: SpecialTokenRec, data: dict, lr: float) -> None:
         model_.to(accelerator.device)
@@ -154,9 +156,11 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
                             accelerator=accelerator, progress=progress and
                             accelerator.is_main_process, desc=name)
         run.training[name], run.models[name] = trained, trained.model
-        scores = {s: score_prompts(trained.model, *data[s], pad_id=pad_id,
-                                   batch_size=config.score_batch_size, accelerator=accelerator)
-                  for s in ("valid", "test")}
+        # Validation scores come from the selection itself; test is scored once, here.
+        scores = {"valid": trained.valid_scores,
+                  "test": score_prompts(trained.model, *data["test"], pad_id=pad_id,
+                                        batch_size=config.score_batch_size,
+                                        accelerator=accelerator)}
         run.scores[name] = scores
         run.results[name] = _record(rows, scores, seconds=round(trained.seconds, 1),
                                     backbone=run.backbone.name, seed=config.seed,
@@ -214,3 +218,33 @@ def _record(rows: dict[str, pd.DataFrame], scores: dict[str, np.ndarray], **extr
     return {"valid": ctr_metrics(rows["valid"], scores["valid"]),
             **evaluate_slices(rows["test"], scores["test"]), **extra}
 
+
+
+def prepare_stage2(split: CTRSplit, backbone: Backbone, *, preset: str = "quick",
+                   seed: int = 2025, aligned: str | Path | None = None, progress: bool = True
+                   ) -> tuple[nn.Module, np.ndarray, CFTables]:
+    """What stage 3 needs besides the LLM: a plain MF, the LLM's item table and the aligned MF.
+
+    The plain MF is trained with ``CFConfig.<preset>`` (epoch chosen on validation); the aligned
+    MF is read from ``aligned`` (notebook 04's ``build/aligned_mf.pt``) when given and present,
+    else trained here with ``AlignConfig.<preset>``. Call before slot tokens are added (the item
+    table's cache key includes the vocabulary size).
+    """
+    from sellakit.align import AlignConfig, train_aligned_mf
+    from sellakit.cf import CFConfig, fit_and_evaluate
+    from sellakit.llm.semantic import item_semantic_embeddings
+
+    plain, _ = fit_and_evaluate(split, getattr(CFConfig, preset)("mf", seed=seed),
+                                progress=progress)
+    semantic = item_semantic_embeddings(backbone, split.item_titles, progress=progress)
+    if aligned is not None and Path(aligned).exists():
+        tables = CFTables.from_aligned(aligned)
+    else:
+        result = train_aligned_mf(split, semantic, getattr(AlignConfig, preset)(seed=seed),
+                                  progress=progress)
+        model = result.model
+        tables = CFTables(user=model.user_embedding.weight.detach().cpu().numpy(),
+                          item=model.item_embedding.weight.detach().cpu().numpy(),
+                          semantic=model.semantic.detach().cpu().numpy(),
+                          projector=model.projector.state_dict())
+    return plain.model, semantic, tables

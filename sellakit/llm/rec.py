@@ -217,12 +217,14 @@ def score_prompts(model: SpecialTokenRec, prompts: Sequence[EncodedPrompt], fram
 
 @dataclass
 class RecTrainResult:
-    """The trained model (best validation checkpoint restored) and its learning curve."""
+    """The trained model (best validation checkpoint restored), its learning curve, and its
+    validation scores (those of the restored checkpoint)."""
 
     model: SpecialTokenRec
     history: pd.DataFrame
     best_step: int
     best_valid_auc: float
+    valid_scores: np.ndarray
     seconds: float
     config: dict = field(default_factory=dict)
 
@@ -256,7 +258,7 @@ def train_rec(model: SpecialTokenRec, train: tuple[list[EncodedPrompt], pd.DataF
         rows.append({"step": step, "train_loss": loss, "valid_auc": auc(valid[1].label, scores)})
         nonlocal best
         if best is None or rows[-1]["valid_auc"] > best[1]:
-            best = (step, rows[-1]["valid_auc"], _trainable_state(inner))
+            best = (step, rows[-1]["valid_auc"], _trainable_state(inner), scores)
 
     rows: list[dict] = []
     best = None
@@ -286,12 +288,12 @@ def train_rec(model: SpecialTokenRec, train: tuple[list[EncodedPrompt], pd.DataF
         if not rows or rows[-1]["step"] != step:
             validate(step, float(np.mean(running[-len(loader):])))
     bar.close()
-    best_step, best_auc, state = best
+    best_step, best_auc, state, valid_scores = best
     inner.load_state_dict(state, strict=False)
     inner.eval()
     return RecTrainResult(model=inner, history=pd.DataFrame(rows), best_step=best_step,
-                          best_valid_auc=float(best_auc), seconds=time.perf_counter() - started,
-                          config=asdict(config))
+                          best_valid_auc=float(best_auc), valid_scores=valid_scores,
+                          seconds=time.perf_counter() - started, config=asdict(config))
 
 
 def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
