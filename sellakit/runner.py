@@ -39,6 +39,9 @@ NOTEBOOKS: dict[str, tuple[str, str, str]] = {
                                    "genre structure", "~ 45 s (3 min first run)", "same"),
     "04_semantic_alignment": ("Contrastive CF-LLM alignment: measures, UMAP before/after, the "
                               "explorer widget", "~ 5 min", "~ 15 min CPU"),
+    "05_special_tokens_prompting": ("SeLLa-Rec's three special tokens vs TALLRec- and "
+                                    "CoLLM-style prompts: LoRA stages, AUC/UAUC, a scoring "
+                                    "widget", "~ 12 min", "GPU: hours (7B)"),
 }
 
 

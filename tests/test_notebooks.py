@@ -85,3 +85,26 @@ def test_04_semantic_alignment(executed):
     assert after["cka"] > before["cka"] and after["mutual_knn@10"] > before["mutual_knn@10"]
     assert 0 in values["saved_epochs"] and len(values["saved_epochs"]) >= 3
     assert "04_map_aligned.png" in values["figures"] or "04_map_aligned.html" in values["figures"]
+
+
+def test_05_special_tokens_prompting(executed):
+    values = executed("05_special_tokens_prompting")["values"]
+    assert values["methods"] == ["mf", "tallrec", "collm", "sella"]
+    assert values["rows"] == {"train": 256, "valid": 128, "test": 384}
+    # The three slot tokens, in prompt order, at the recorded positions.
+    assert values["slot_tokens"] == ["<User_ID>", "<Item_ID>", "<Warm_ID>"]
+    positions = list(values["slots"].values())
+    assert positions == sorted(positions) and positions[2] == positions[1] + 1
+    assert [row["slot"] for row in values["nearest"]] == ["user", "item", "warm"]
+    results = values["results"]
+    for name in values["methods"]:
+        assert results[name]["test"]["rows"] == 384 and results[name]["seed"] == 2025
+    assert results["mf"]["test"]["auc"] > 0.55, results["mf"]["test"]
+    assert results["sella"]["backbone"].startswith("SmolLM2-135M-Instruct")
+    # The widget scored the chosen pair with every method, and the methods disagree.
+    explorer = values["explorer"]
+    assert explorer["methods"] == values["methods"]
+    assert all(0 < s < 1 for s in explorer["scores"])
+    assert len({round(s, 4) for s in explorer["scores"]}) == len(explorer["scores"])
+    assert "05_valid_curves.png" in values["figures"] or "05_valid_curves.html" in \
+        values["figures"]

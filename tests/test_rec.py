@@ -227,3 +227,36 @@ def test_two_processes_score_like_one(tmp_path):
     assert one["world"] == 1
     np.testing.assert_allclose(two["fixed_scores"], one["fixed_scores"], atol=1e-5)
     assert two["trained_rows"] == 64 and np.isfinite(two["valid_auc"])
+
+
+def test_pictures_and_score_explorer(planted_run):
+    from sellakit.viz.rec import ScoreExplorer, nearest_vocabulary, prompt_html, valid_curves
+
+    run = planted_run
+    tokenizer = run.backbone.tokenizer
+    row = run.rows["test"].iloc[[0]]
+    prompt = run.builders["sella"].encode_rows(row, run.titles)[0]
+    page = prompt_html(tokenizer, prompt)
+    assert [page.count(f'data-slot="{s}"') for s in ("user", "item", "warm")] == [1, 1, 1]
+    assert f"<sub>{prompt.slots['warm']}</sub>" in page
+    nearest = nearest_vocabulary(run.models["sella"], tokenizer, prompt, int(row.uid.iloc[0]),
+                                 int(row.iid.iloc[0]), k=3)
+    assert nearest.slot.tolist() == ["user", "item", "warm"]
+    assert all(text.count("'") >= 6 for text in nearest["nearest tokens (cosine)"])
+    figure = valid_curves(run)
+    assert len(figure.data) == 2 * len(run.training)
+    # The widget: picking a user lists their test rows; picking one scores it with every method.
+    explorer = ScoreExplorer(run, mf_scores=lambda rows: run.scores["mf"]["test"][rows.index])
+    first = explorer.last.copy()
+    users = explorer.user.options
+    explorer.user.value = users[-1]
+    second = explorer.last
+    assert explorer.last.attrs["uid"] == users[-1] != first.attrs["uid"]
+    assert second.method.tolist() == list(run.results)
+    assert ((second["P(Yes)"] > 0) & (second["P(Yes)"] < 1)).all()
+    assert "sellakit-scores" in explorer.table.value and "sellakit-slot" in explorer.prompt.value
+    # The score shown for the chosen row is the one recorded when the test split was scored.
+    index = explorer.item.value
+    shown = dict(zip(second.method, second["P(Yes)"]))
+    assert shown["sella_no_warm"] == pytest.approx(run.scores["sella_no_warm"]["test"][index],
+                                                   abs=1e-5)

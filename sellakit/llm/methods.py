@@ -43,7 +43,7 @@ from sellakit.llm.rec import (RecConfig, RecTrainResult, SpecialTokenRec, add_lo
 from sellakit.metrics import ctr_metrics, evaluate_slices
 
 __all__ = ["METHODS", "ABLATIONS", "RecRun", "run_methods", "sample_rows", "CFTables",
-           "prepare_stage2"]
+           "prepare_stage2", "template_for"]
 
 METHODS = ("mf", "tallrec", "collm", "sella")
 ABLATIONS = ("sella_no_align", "sella_random_init", "sella_no_warm")
@@ -87,6 +87,12 @@ class RecRun:
     config: RecConfig
     titles: np.ndarray
     scores: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+
+def template_for(method: str) -> str:
+    """The key in :data:`TEMPLATES` of the prompt ``method`` reads."""
+    return {"tallrec": "text", "collm": "collm", "sella_no_warm": "sella_no_warm"}.get(method,
+                                                                                      "sella")
 
 
 def sample_rows(frame: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
@@ -160,7 +166,8 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
         scores = {"valid": trained.valid_scores,
                   "test": score_prompts(trained.model, *data["test"], pad_id=pad_id,
                                         batch_size=config.score_batch_size,
-                                        accelerator=accelerator)}
+                                        accelerator=accelerator, desc=f"{name}: test",
+                                        progress=progress and accelerator.is_main_process)}
         run.scores[name] = scores
         run.results[name] = _record(rows, scores, seconds=round(trained.seconds, 1),
                                     backbone=run.backbone.name, seed=config.seed,
@@ -168,7 +175,8 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
 
     # Stage 1: LoRA on text-only prompts (the TALLRec-style baseline).
     llm = add_lora(run.backbone.model, config)
-    fit("tallrec", SpecialTokenRec(llm, answers), prompts("text", "sella"), config.lr_lora)
+    fit("tallrec", SpecialTokenRec(llm, answers), prompts(template_for("tallrec"), "sella"),
+        config.lr_lora)
     lora_names = [n for n, p in llm.named_parameters() if p.requires_grad]
     stage1 = {n: p.detach().clone() for n, p in llm.named_parameters() if n in set(lora_names)}
     if "tallrec" not in methods:
@@ -184,8 +192,7 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
                 p.requires_grad_(config.tune_lora and n in stage1)
         seed_everything(config.seed)
         model_ = _stage3_model(name, llm, answers, plain_mf, aligned, semantic, d_cf, d_llm)
-        template = {"collm": "collm", "sella_no_warm": "sella_no_warm"}.get(name, "sella")
-        fit(name, model_, prompts(template, "collm" if name == "collm" else "sella"),
+        fit(name, model_, prompts(template_for(name), "collm" if name == "collm" else "sella"),
             config.lr_tokens)
     return run
 

@@ -254,7 +254,8 @@ def train_rec(model: SpecialTokenRec, train: tuple[list[EncodedPrompt], pd.DataF
 
     def validate(step: int, loss: float) -> None:
         scores = score_prompts(inner, valid[0], valid[1], pad_id=pad_id, accelerator=accelerator,
-                               batch_size=config.score_batch_size)
+                               batch_size=config.score_batch_size, desc=f"{desc}: valid",
+                               progress=progress and accelerator.is_main_process)
         rows.append({"step": step, "train_loss": loss, "valid_auc": auc(valid[1].label, scores)})
         nonlocal best
         if best is None or rows[-1]["valid_auc"] > best[1]:

@@ -1,0 +1,126 @@
+"""Pictures of SeLLa-Rec's prompts (notebook 05): tokens with the slots highlighted, what each
+projected slot vector is closest to in the LLM's vocabulary, validation curves, and a widget to
+score any (user, item) pair with every trained method.
+"""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as widgets
+import pandas as pd
+import plotly.graph_objects as go
+import torch
+
+from sellakit.llm.methods import RecRun, template_for
+from sellakit.llm.prompts import EncodedPrompt, collate
+from sellakit.llm.rec import SpecialTokenRec, score_prompts
+
+__all__ = ["prompt_html", "nearest_vocabulary", "valid_curves", "ScoreExplorer"]
+
+_COLOURS = {"user": "#f4a261", "item": "#2a9d8f", "warm": "#e9c46a"}
+
+
+def prompt_html(tokenizer, prompt: EncodedPrompt) -> str:
+    """The prompt token by token (boxes), slot tokens coloured and labelled with their index."""
+    slot_at = {pos: name for name, pos in prompt.slots.items()}
+    cells = []
+    for index, token_id in enumerate(prompt.ids):
+        text = html.escape(tokenizer.decode([token_id]))
+        if index in slot_at:
+            name = slot_at[index]
+            cells.append(f'<span class="sellakit-slot" data-slot="{name}" title="position {index}"'
+                         f' style="background:{_COLOURS[name]};padding:1px 3px;border-radius:3px;'
+                         f'font-weight:bold">{text}<sub>{index}</sub></span>')
+        else:
+            cells.append(f'<span style="border-bottom:1px solid #ccc">{text}</span>')
+    return ('<div class="sellakit-prompt" style="font-family:monospace;white-space:pre-wrap;'
+            'line-height:1.8">' + "".join(cells) + "</div>")
+
+
+@torch.no_grad()
+def nearest_vocabulary(model: SpecialTokenRec, tokenizer, prompt: EncodedPrompt, uid: int,
+                       iid: int, k: int = 5) -> pd.DataFrame:
+    """For each slot vector of one prompt, the ``k`` vocabulary tokens whose input embeddings
+    are nearest by cosine (and the vector's norm next to the vocabulary's typical norm)."""
+    batch = collate([prompt], tokenizer.pad_token_id)
+    batch.update(uid=torch.tensor([uid]), iid=torch.tensor([iid]))
+    device = next(model.parameters()).device
+    vectors = model.slot_vectors({k_: v.to(device) for k_, v in batch.items()})
+    table = model.llm.get_input_embeddings().weight.float()
+    unit = table / table.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    rows = []
+    for name, vector in vectors.items():
+        vector = vector[0].float()
+        sims = unit @ (vector / vector.norm().clamp(min=1e-12))
+        top = sims.topk(k)
+        rows.append({"slot": name, "norm": round(float(vector.norm()), 2),
+                     "vocabulary median norm": round(float(table.norm(dim=1).median()), 2),
+                     "nearest tokens (cosine)": ", ".join(
+                         f"{tokenizer.decode([int(i)])!r} {float(s):.2f}"
+                         for s, i in zip(top.values, top.indices))})
+    return pd.DataFrame(rows)
+
+
+def valid_curves(run: RecRun) -> go.Figure:
+    """Validation AUC per optimiser step of each LLM method; stars mark the kept checkpoint."""
+    fig = go.Figure()
+    for name, trained in run.training.items():
+        history = trained.history
+        fig.add_trace(go.Scatter(x=history.step, y=history.valid_auc, mode="lines+markers",
+                                 name=name))
+        best = history[history.step == trained.best_step]
+        fig.add_trace(go.Scatter(x=best.step, y=best.valid_auc, mode="markers", showlegend=False,
+                                 marker={"size": 12, "symbol": "star"}))
+    return fig.update_layout(title="Validation AUC while training (stars: checkpoint kept)",
+                             xaxis_title="optimiser step", yaxis_title="valid AUC")
+
+
+class ScoreExplorer:
+    """Pick a user and one of their test items: see the SeLLa-Rec prompt and every method's
+    score. ``explorer.last`` keeps the last scores (a frame) for tests."""
+
+    def __init__(self, run: RecRun, mf_scores: callable):
+        self.run, self.mf_scores = run, mf_scores
+        test = run.rows["test"]
+        users = sorted(test.uid.unique().tolist())
+        self.user = widgets.Dropdown(options=users, value=users[0], description="user")
+        self.item = widgets.Dropdown(description="item", layout={"width": "60%"})
+        self.prompt = widgets.HTML()
+        self.table = widgets.HTML()
+        self.last: pd.DataFrame | None = None
+        self.user.observe(lambda _: self.on_user(), names="value")
+        self.item.observe(lambda _: self.on_item(), names="value")
+        self.on_user()
+        self.widget = widgets.VBox([widgets.HBox([self.user, self.item]), self.prompt,
+                                    self.table])
+
+    def on_user(self) -> None:
+        rows = self.run.rows["test"]
+        rows = rows[rows.uid == self.user.value]
+        options = [(f"{self.run.titles[r.iid]} (label {r.label})", int(i))
+                   for i, r in rows.iterrows()]
+        self.item.options = options
+        self.item.value = options[0][1]  # new options leave no selection; pick (and score) one
+
+    def on_item(self) -> pd.DataFrame | None:
+        if self.item.value is None:
+            return None
+        row = self.run.rows["test"].loc[[self.item.value]]
+        uid, iid = int(row.uid.iloc[0]), int(row.iid.iloc[0])
+        pad = self.run.backbone.tokenizer.pad_token_id
+        scores = {"mf": float(self.mf_scores(row)[0])} if "mf" in self.run.results else {}
+        for name, model in self.run.models.items():
+            builder = self.run.builders[template_for(name)]
+            prompt = builder.encode_rows(row, self.run.titles)
+            scores[name] = float(score_prompts(model, prompt, row, pad_id=pad)[0])
+        sella = self.run.builders.get("sella")
+        if sella is not None:
+            self.prompt.value = prompt_html(self.run.backbone.tokenizer,
+                                            sella.encode_rows(row, self.run.titles)[0])
+        self.last = pd.DataFrame({"method": list(scores), "P(Yes)": list(scores.values())})
+        self.last.attrs.update(uid=uid, iid=iid, label=int(row.label.iloc[0]))
+        self.table.value = (f"<b>user {uid}, {html.escape(self.run.titles[iid])}, label "
+                            f"{int(row.label.iloc[0])}</b>" + self.last.round(3).to_html(
+                                index=False, classes="sellakit-scores"))
+        return self.last
