@@ -260,3 +260,22 @@ def test_pictures_and_score_explorer(planted_run):
     shown = dict(zip(second.method, second["P(Yes)"]))
     assert shown["sella_no_warm"] == pytest.approx(run.scores["sella_no_warm"]["test"][index],
                                                    abs=1e-5)
+
+
+def test_gradient_checkpointing_trains_lora_and_slots(small_split):
+    """The paper preset's checkpointing path: gradients still reach LoRA and the slot inputs."""
+    from sellakit.llm.rec import add_lora
+
+    backbone = tiny_random_llama()
+    add_slot_tokens(backbone.tokenizer, backbone.model)
+    llm = add_lora(backbone.model, RecConfig(gradient_checkpointing=True))
+    assert backbone.model.is_gradient_checkpointing
+    model = _model(backbone)
+    model.llm = llm
+    model.train()
+    batch = _batch(backbone)
+    model(batch).sum().backward()
+    lora = [p for n, p in llm.named_parameters() if "lora_B" in n]
+    assert lora and all(p.grad is not None for p in lora)
+    assert model.cf_projector[0].weight.grad.abs().sum() > 0
+    assert model.semantic_projector.weight.grad.abs().sum() > 0

@@ -53,6 +53,10 @@ class RecConfig:
         lr_tokens: learning rate of stage 3 (tables and projectors; LoRA too if ``tune_lora``).
         lora_r / lora_alpha / lora_dropout / lora_targets: the LoRA adapter of stage 1.
         tune_lora: stage 3 also tunes the stage-1 LoRA (SeLLa-Rec's code keeps it frozen).
+            The LoRA is shared, so after the run it holds the last method's weights: results are
+            recorded per method as it finishes, but re-score earlier methods only without it.
+        gradient_checkpointing: recompute activations in the backward pass (a 7B model's
+            activations for a batch of prompts do not fit a GPU otherwise; slower by ~30 %).
         score_batch_size: prompts per forward pass when scoring (length-sorted batches).
         seed: seeds sampling, initialisation and shuffling.
     """
@@ -73,6 +77,7 @@ class RecConfig:
     lora_dropout: float = 0.05
     lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
     tune_lora: bool = False
+    gradient_checkpointing: bool = False
     score_batch_size: int = 32
     seed: int = 2025
 
@@ -87,11 +92,13 @@ class RecConfig:
     @classmethod
     def paper(cls, **overrides) -> RecConfig:
         """The full ML-1M protocol (every row, 10 titles), SeLLa-Rec's LoRA (r 64, alpha 16,
-        attention and MLP projections); meant for a GPU."""
+        attention and MLP projections), effective batch 128, gradient checkpointing; meant for
+        a GPU."""
         base = dict(history_len=10, epochs=1, batch_size=16, grad_accum=8, eval_every=50,
                     lr_lora=1e-4, lr_tokens=1e-3, lora_r=64, lora_alpha=16,
                     lora_targets=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                  "up_proj", "down_proj"), score_batch_size=64)
+                                  "up_proj", "down_proj"), gradient_checkpointing=True,
+                    score_batch_size=64)
         return cls(**{**base, **overrides})
 
 
@@ -122,6 +129,10 @@ def add_lora(model, config: RecConfig):
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=targets, bias="none",
                       task_type="CAUSAL_LM")
+    if config.gradient_checkpointing:
+        # Non-reentrant: gradients reach the (replaced) input embeddings and the LoRA weights
+        # without the inputs having to require grad.
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return get_peft_model(model, lora)
 
 
@@ -165,7 +176,8 @@ class SpecialTokenRec(nn.Module):
         embeds = self.llm.get_input_embeddings()(ids)
         rows = torch.arange(len(ids), device=ids.device)
         for name, vector in self.slot_vectors(batch).items():
-            embeds[rows, batch[f"slot_{name}"]] = vector.to(embeds.dtype)
+            # Out of place: with gradient checkpointing the embedding output is a leaf.
+            embeds = embeds.index_put((rows, batch[f"slot_{name}"]), vector.to(embeds.dtype))
         # Positions count real tokens only (left padding); RoPE models would not mind, models
         # with absolute positions would.
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
