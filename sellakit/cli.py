@@ -7,6 +7,8 @@ Commands::
     sellakit data fetch ml-1m                           fetch into the cache and print the counts
     sellakit bench cf --dataset ml-1m --models mf,lightgcn,sasrec --out FILE.json
     sellakit bench align --dataset ml-1m --quick --out FILE.json
+    sellakit bench kg --data-dir DIR --target el [--preset quick|paper] --out FILE.json
+    sellakit bench kg-eval --data-dir DIR --target el --out FILE.json
     sellakit bench rec --dataset ml-1m --preset quick --methods mf,tallrec,collm,sella --out F.json
     accelerate launch -m sellakit bench rec --preset paper --model Qwen/Qwen2-7B --out F.json
     sellakit bench rec-scoring --out FILE.json         batched vs one-at-a-time prompts/s
@@ -110,6 +112,38 @@ def _write_bench(path: str, results: dict, markdown: str) -> int:
     return 0
 
 
+def _load_kg(args):
+    """DBP-5L from --data-dir (downloaded when it is left out), or a derived PyKEEN split."""
+    from sellakit.kg.data import DataError, derived_multisource, load_dbp5l
+
+    try:
+        if args.kg_dataset == "dbp5l":
+            return load_dbp5l(args.data_dir)
+        return derived_multisource(args.kg_dataset.split("-")[0], seed=0)
+    except DataError as err:
+        raise SystemExit(str(err)) from err
+
+
+def _cmd_bench_kg(args) -> int:
+    from sellakit.kg import bench as kgbench
+
+    ms = _load_kg(args)
+    command = "sellakit " + " ".join(sys.argv[1:])
+    if args.what == "kg":
+        targets = list(ms.kgs) if args.target == "all" else args.target.split(",")
+        results = kgbench.kg_benchmark(ms, targets, preset=args.preset, seed=args.seed)
+        markdown = kgbench.kg_markdown(results, command=command)
+    else:
+        results = kgbench.kg_eval_benchmark(ms, args.target, seed=args.seed)
+        markdown = kgbench.kg_eval_markdown(results, command=command)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    out.with_suffix(".md").write_text(markdown)
+    print(markdown)
+    return 0
+
+
 def _cmd_cache(args) -> int:
     from sellakit.cache import cache_dir
 
@@ -176,8 +210,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_kg_bench_parser() -> argparse.ArgumentParser:
+    """``sellakit bench kg|kg-eval``: multi-source KG benchmarks (notebooks 06-07)."""
+    parser = argparse.ArgumentParser(prog="sellakit bench", description=(
+        "kg: teacher once, then scratch / joint retrain / student with KD / KD ablations on "
+        "the target; kg-eval: our evaluator against PyKEEN's RankBasedEvaluator."))
+    parser.add_argument("what", choices=["kg", "kg-eval"])
+    parser.add_argument("--data-dir", default=None,
+                        help="DBP-5L folder (KEnS data/: kg/, entity/, seed_alignlinks/, "
+                             "relations.txt); left out: downloaded from GitHub when online")
+    parser.add_argument("--dataset", dest="kg_dataset", default="dbp5l",
+                        choices=["dbp5l", "umls-derived", "nations-derived", "kinships-derived"],
+                        help="dbp5l (real) or a derived multi-source split of a PyKEEN set")
+    parser.add_argument("--target", default="el",
+                        help="target KG (el, ja, es, fr, en; comma-separated or `all` for kg)")
+    parser.add_argument("--preset", choices=["quick", "paper"], default="quick")
+    parser.add_argument("--seed", type=int, default=2025)
+    parser.add_argument("--out", required=True, help="JSON file; a .md table is written beside")
+    parser.set_defaults(func=_cmd_bench_kg)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) >= 2 and argv[0] == "bench" and argv[1] in ("kg", "kg-eval"):
+        args = build_kg_bench_parser().parse_args(argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
     return args.func(args)
 
 

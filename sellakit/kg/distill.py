@@ -1,0 +1,104 @@
+"""The student's three distillation terms (each switchable) and its training.
+
+For a batch of queries (h, r, ?) with true tails t and shared negatives N, with ``M`` mapping
+student entities to teacher rows (every student entity has one here):
+
+* **feature**: ``mean ||W_F s_x - t_M(x)||^2`` over the batch's entities x (heads, tails,
+  negatives); ``W_F`` is a learned projection from the student's width to the teacher's;
+* **network**: ``mean ||W_N q^S(h, r) - q^T(M(h), r)||^2``, the relation-transformed head (the
+  model's intermediate state) of student and teacher, through a learned ``W_N``;
+* **prediction**: ``tau^2 KL(softmax(z^T / tau) || softmax(z^S / tau))`` over the shared
+  candidates {t} ∪ N, the teacher's and the student's scores of the same candidates.
+
+Loss: sampled-softmax link prediction on the linked subgraph plus
+``w_feature L_F + w_network L_N + w_prediction L_P``. The teacher is frozen (no gradients).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from sellakit.kg.models import KGEModel
+
+__all__ = ["KDConfig", "Distiller", "KD_TERMS"]
+
+KD_TERMS = ("feature", "network", "prediction")
+
+
+@dataclass(frozen=True)
+class KDConfig:
+    """Which KD terms are on, their weights, the temperature."""
+
+    feature: bool = True
+    network: bool = True
+    prediction: bool = True
+    w_feature: float = 1.0
+    w_network: float = 1.0
+    w_prediction: float = 1.0
+    temperature: float = 2.0
+
+    def without(self, term: str) -> "KDConfig":
+        """The same config with ``term`` switched off."""
+        if term not in KD_TERMS:
+            raise ValueError(f"KD term {term!r}: one of {', '.join(KD_TERMS)}.")
+        return replace(self, **{term: False})
+
+    @property
+    def any(self) -> bool:
+        return self.feature or self.network or self.prediction
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Distiller(nn.Module):
+    """The KD loss module passed as ``extra`` to :func:`sellakit.kg.train.train_kge`."""
+
+    def __init__(self, teacher: KGEModel, teacher_ids: np.ndarray, student_width: int,
+                 config: KDConfig):
+        super().__init__()
+        self.teacher, self.config = teacher, config
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        self.register_buffer("teacher_ids", torch.as_tensor(teacher_ids, dtype=torch.long))
+        self.project_feature = nn.Linear(student_width, teacher.width, bias=False)
+        self.project_network = nn.Linear(student_width, teacher.width, bias=False)
+
+    def parameters(self, recurse: bool = True):  # the teacher stays frozen and out of Adam
+        yield from self.project_feature.parameters()
+        yield from self.project_network.parameters()
+
+    def forward(self, model: KGEModel, h, r, t, neg, q, logits):
+        c, parts = self.config, {}
+        loss = logits.new_zeros(())
+        th = self.teacher_ids[h]
+        if c.feature:
+            ents = torch.unique(torch.cat([h, t, neg]))
+            with torch.no_grad():
+                target = self.teacher.entity(self.teacher_ids[ents])
+            lf = ((self.project_feature(model.entity(ents)) - target) ** 2).sum(-1).mean()
+            loss = loss + c.w_feature * lf
+            parts["kd_feature"] = lf.detach()
+        if c.network or c.prediction:
+            with torch.no_grad():
+                tq = self.teacher.query(th, r)
+        if c.network:
+            ln = ((self.project_network(q) - tq) ** 2).sum(-1).mean()
+            loss = loss + c.w_network * ln
+            parts["kd_network"] = ln.detach()
+        if c.prediction:
+            with torch.no_grad():
+                tz = torch.cat([self.teacher.score_query(tq, self.teacher_ids[t].unsqueeze(1)),
+                                self.teacher.score_query(tq, self.teacher_ids[neg])], 1)
+                tz = tz.masked_fill(logits <= -1e8, -1e9)  # same masked candidates
+                p_t = torch.softmax(tz / c.temperature, 1)
+            log_s = torch.log_softmax(logits / c.temperature, 1)
+            lp = (p_t * (torch.log(p_t.clamp_min(1e-12)) - log_s)).sum(1).mean() \
+                * c.temperature ** 2
+            loss = loss + c.w_prediction * lp
+            parts["kd_prediction"] = lp.detach()
+        return loss, parts

@@ -1,0 +1,261 @@
+"""Joint pre-training of the teacher over several KGs linked by their alignment.
+
+:func:`build_joint` puts the KGs into one entity space and links them in one of three ways
+(the muKG/OpenEA modes):
+
+* ``swapping`` (default): ids stay separate; for every training link (a, b), each triple with a
+  as head or tail is copied with b in its place, and vice versa (bridging triples);
+* ``sharing``: linked entities (joined transitively) become one id;
+* ``mapping``: ids stay separate and a loss ``align_weight * ||e_a - e_b||^2`` pulls linked
+  entities together.
+
+No leakage: each KG contributes its *train* split only, minus every fact that the alignment
+maps onto a valid or test fact of an excluded KG (:func:`sellakit.kg.data.leak_free_triples`).
+By default every KG is excluded that way, so one teacher serves every target language
+(trained once, reused).
+
+:func:`pretrain_teacher` trains the teacher (a larger :class:`KGEModel`), selecting the epoch on
+the mean validation MRR over the KGs; :func:`load_or_pretrain_teacher` keeps it in the cache
+keyed by data and config, so notebooks 06, 07 and the benchmark share one teacher.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from sellakit.cache import cache_dir, lock
+from sellakit.kg.data import MultiSourceKG, leak_free_triples
+from sellakit.kg.evaluate import evaluate
+from sellakit.kg.models import KGEModel
+from sellakit.kg.train import TrainConfig, TrainResult, train_kge
+
+__all__ = ["MODES", "TeacherConfig", "JointGraph", "build_joint", "swap_triples",
+           "AlignmentLoss", "kg_scorer", "pretrain_teacher", "load_or_pretrain_teacher",
+           "Teacher"]
+
+MODES = ("swapping", "sharing", "mapping")
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """The teacher: its trainer settings, how KGs are linked, whose eval facts are excluded."""
+
+    train: TrainConfig = field(default_factory=lambda: TrainConfig.quick(dim=128, epochs=12))
+    mode: str = "swapping"
+    align_weight: float = 1.0
+    exclude: tuple[str, ...] | None = None  # None: every KG (a teacher for every target)
+    valid_sample: int = 500  # validation triples per KG for epoch selection
+
+    @classmethod
+    def quick(cls, **overrides) -> "TeacherConfig":
+        return replace(cls(), **overrides)
+
+    @classmethod
+    def paper(cls, **overrides) -> "TeacherConfig":
+        return replace(cls(train=TrainConfig.paper(dim=512), valid_sample=2000), **overrides)
+
+
+@dataclass
+class JointGraph:
+    """Several KGs in one entity space.
+
+    Attributes:
+        ids: KG name -> array mapping its local entity ids to joint ids.
+        n_entities: size of the joint entity table.
+        triples: training triples in joint ids (bridges included for swapping).
+        kg_triples: KG name -> its leak-free train triples, local ids (for subgraphs).
+        links: training links as joint-id pairs.
+        removed: KG name -> triples removed as leakage.
+    """
+
+    mode: str
+    ids: dict[str, np.ndarray]
+    n_entities: int
+    n_relations: int
+    triples: np.ndarray
+    kg_triples: dict[str, np.ndarray]
+    links: np.ndarray
+    removed: dict[str, int]
+    n_bridges: int = 0
+
+
+def swap_triples(triples: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Copies of ``triples`` with a linked entity put in place of its partner (head or tail).
+
+    ``pairs`` are (x, y) links used in both directions. Returns only the new triples.
+    """
+    if len(pairs) == 0 or len(triples) == 0:
+        return np.zeros((0, 3), dtype=np.int64)
+    both = pd.DataFrame(np.concatenate([pairs, pairs[:, ::-1]]), columns=["x", "y"])
+    frame = pd.DataFrame(triples, columns=["h", "r", "t"])
+    heads = frame.merge(both, left_on="h", right_on="x")[["y", "r", "t"]].to_numpy()
+    tails = frame.merge(both, left_on="t", right_on="x")[["h", "r", "y"]].to_numpy()
+    return np.concatenate([heads, tails]).astype(np.int64)
+
+
+def build_joint(ms: MultiSourceKG, *, mode: str = "swapping", kgs: list[str] | None = None,
+                exclude: tuple[str, ...] | list[str] | None = None) -> JointGraph:
+    """The joint training graph of ``kgs`` (default all), leak-free against ``exclude``."""
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r}: choose one of {', '.join(MODES)}.")
+    kgs = list(kgs or ms.kgs)
+    exclude = list(ms.kgs if exclude is None else exclude)
+    kg_triples, removed = {}, {}
+    for name in kgs:
+        kg_triples[name], removed[name] = leak_free_triples(ms, name, ms.kgs[name].train,
+                                                            exclude)
+    offsets, total = {}, 0
+    for name in kgs:
+        offsets[name], total = total, total + ms.kgs[name].n_entities
+    ids = {name: offsets[name] + np.arange(ms.kgs[name].n_entities) for name in kgs}
+    links = [np.stack([ids[a][p[:, 0]], ids[b][p[:, 1]]], 1)
+             for (a, b), p in ms.links.items() if a in ids and b in ids and len(p)]
+    links = np.concatenate(links) if links else np.zeros((0, 2), np.int64)
+    if mode == "sharing":  # union-find over the links, then compact ids
+        parent = np.arange(total)
+
+        def find(x):
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+        for x, y in links:
+            rx, ry = find(x), find(y)
+            if rx != ry:
+                parent[max(rx, ry)] = min(rx, ry)
+        roots = np.asarray([find(i) for i in range(total)])
+        _, compact = np.unique(roots, return_inverse=True)
+        ids = {name: compact[ids[name]] for name in kgs}
+        total = int(compact.max()) + 1
+        links = np.zeros((0, 2), np.int64)
+    triples = np.concatenate([np.stack([ids[n][t[:, 0]], t[:, 1], ids[n][t[:, 2]]], 1)
+                              for n, t in kg_triples.items()])
+    n_bridges = 0
+    if mode == "swapping":
+        bridges = swap_triples(triples, links)
+        triples = np.unique(np.concatenate([triples, bridges]), axis=0)
+        n_bridges = len(triples) - sum(len(t) for t in kg_triples.values())
+    else:
+        triples = np.unique(triples, axis=0)
+    return JointGraph(mode, ids, total, ms.n_relations, triples, kg_triples, links, removed,
+                      n_bridges)
+
+
+class AlignmentLoss(nn.Module):
+    """``weight * mean ||e_a - e_b||^2`` over a random batch of links (the *mapping* mode)."""
+
+    def __init__(self, links: np.ndarray, weight: float = 1.0, batch: int = 1024):
+        super().__init__()
+        self.register_buffer("links", torch.as_tensor(links, dtype=torch.long))
+        self.weight, self.batch = weight, batch
+
+    def forward(self, model, h, r, t, neg, q, logits):
+        pick = torch.randint(0, len(self.links), (min(self.batch, len(self.links)),),
+                             device=self.links.device)
+        a, b = self.links[pick, 0], self.links[pick, 1]
+        loss = ((model.entity(a) - model.entity(b)) ** 2).sum(-1).mean()
+        return self.weight * loss, {"align": loss.detach()}
+
+
+def kg_scorer(model: KGEModel, ids: np.ndarray):
+    """``(h_local, r) -> scores over the KG's entities`` for a model in a joint space."""
+    ids_t = torch.as_tensor(ids, dtype=torch.long)
+
+    def score(h: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        device = model.entity.weight.device
+        return model.score_query(model.query(ids_t.to(device)[h], r), ids_t.to(device))
+    return score
+
+
+@dataclass
+class Teacher:
+    """A trained teacher with its joint graph and training record."""
+
+    model: KGEModel
+    joint: JointGraph
+    config: TeacherConfig
+    seconds: float
+    history: pd.DataFrame
+    best_epoch: int
+    cached: bool = False
+
+
+def _valid_fn(ms: MultiSourceKG, joint: JointGraph, sample: int, seed: int,
+              kgs: list[str] | None = None):
+    rng = np.random.default_rng(seed)
+    chosen = {}
+    for name in kgs or joint.ids:
+        v = ms.kgs[name].valid
+        chosen[name] = v[rng.choice(len(v), min(sample, len(v)), replace=False)] if len(v) else v
+
+    def valid_mrr(model: KGEModel) -> float:
+        scores = [evaluate(kg_scorer(model, joint.ids[n]), v, ms.kgs[n].all_triples(),
+                           n_candidates=ms.kgs[n].n_entities, n_relations=ms.n_relations,
+                           device=model.entity.weight.device)["mrr"]
+                  for n, v in chosen.items() if len(v)]
+        return float(np.mean(scores))
+    return valid_mrr
+
+
+def pretrain_teacher(ms: MultiSourceKG, config: TeacherConfig | None = None, *,
+                     progress: bool = True, joint: JointGraph | None = None,
+                     select_on: list[str] | None = None) -> Teacher:
+    """Build the joint graph and train the teacher on it (epoch chosen on mean valid MRR of
+    the KGs in ``select_on``, default all)."""
+    config = config or TeacherConfig.quick()
+    joint = joint or build_joint(ms, mode=config.mode, exclude=config.exclude)
+    extra = AlignmentLoss(joint.links, config.align_weight) if config.mode == "mapping" else None
+    result: TrainResult = train_kge(
+        joint.triples, joint.n_entities, ms.n_relations, config.train, extra=extra,
+        valid_mrr=_valid_fn(ms, joint, config.valid_sample, config.train.seed, select_on),
+        progress=progress, desc="teacher")
+    return Teacher(result.model, joint, config, result.seconds, result.history,
+                   result.best_epoch)
+
+
+def _teacher_key(ms: MultiSourceKG, config: TeacherConfig) -> str:
+    digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True, default=str).encode())
+    digest.update(ms.name.encode())
+    for name, kg in ms.kgs.items():
+        digest.update(name.encode())
+        for part in (kg.train, kg.valid, kg.test):
+            digest.update(np.ascontiguousarray(part).tobytes())
+    for key in sorted(ms.links):
+        digest.update(repr(key).encode() + np.ascontiguousarray(ms.links[key]).tobytes())
+    return digest.hexdigest()[:20]
+
+
+def load_or_pretrain_teacher(ms: MultiSourceKG, config: TeacherConfig | None = None, *,
+                             progress: bool = True, use_cache: bool = True) -> Teacher:
+    """The teacher for ``ms`` and ``config``: from the cache when it was trained before (its
+    training time is the recorded one), else trained now and stored."""
+    config = config or TeacherConfig.quick()
+    path = cache_dir() / "derived" / "kg" / f"teacher-{_teacher_key(ms, config)}.pt"
+    joint = build_joint(ms, mode=config.mode, exclude=config.exclude)
+    with lock(path.name):
+        if use_cache and path.exists():
+            try:
+                stored = torch.load(path, map_location="cpu", weights_only=False)
+                model = KGEModel(joint.n_entities, ms.n_relations, config.train.dim,
+                                 config.train.model, config.train.gamma)
+                model.load_state_dict(stored["state"])
+                model.eval()
+                return Teacher(model, joint, config, stored["seconds"],
+                               pd.DataFrame(stored["history"]), stored["best_epoch"], True)
+            except (OSError, RuntimeError, KeyError):
+                path.unlink(missing_ok=True)  # damaged entry: train again
+        teacher = pretrain_teacher(ms, config, progress=progress, joint=joint)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save({"state": teacher.model.state_dict(), "seconds": teacher.seconds,
+                    "history": teacher.history.to_dict("list"),
+                    "best_epoch": teacher.best_epoch}, tmp)
+        tmp.replace(path)
+    return teacher

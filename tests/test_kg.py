@@ -1,0 +1,188 @@
+"""sellakit.kg: data, leakage, evaluator parity with PyKEEN, subgraph, KD terms (small data)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sellakit.kg.data import (DataError, canonical_ids, derived_multisource, leak_free_triples,
+                              load_dbp5l, load_pykeen)
+from sellakit.kg.evaluate import evaluate, metrics_from_ranks, ranks_from_scores
+from sellakit.kg.models import KGEModel
+
+
+@pytest.fixture(scope="module")
+def ms():
+    return derived_multisource("nations", n_sources=3, keep=0.7, seed=1)
+
+
+def test_pykeen_sets_offline():
+    kg = load_pykeen("umls")
+    assert (kg.n_entities, len(kg.train), len(kg.valid), len(kg.test)) == (135, 5216, 652, 661)
+    with pytest.raises(DataError, match="offline ones"):
+        load_pykeen("fb15k")
+
+
+def test_derived_split_is_named_and_aligned(ms):
+    assert "derived" in ms.name and ms.derived
+    # links join the same base entity: labels agree after the source prefix
+    for (a, b), pairs in {**ms.links, **ms.heldout_links}.items():
+        la, lb = ms.kgs[a].entity_labels, ms.kgs[b].entity_labels
+        assert all(la[x].split(":", 1)[1] == lb[y].split(":", 1)[1] for x, y in pairs)
+    assert sum(len(p) for p in ms.heldout_links.values()) > 0
+    # ids are renamed per source
+    (a, b), pairs = next(iter(ms.links.items()))
+    assert not np.array_equal(pairs[:, 0], pairs[:, 1])
+
+
+def test_leakage_removed(ms):
+    """No background triple, re-expressed through the alignment, is a target valid/test fact."""
+    from sellakit.kg.pretrain import build_joint
+
+    target = "s0"
+    canon = canonical_ids(ms)
+    banned = {(canon[target][h], r, canon[target][t])
+              for h, r, t in np.concatenate([ms.kgs[target].valid, ms.kgs[target].test])}
+    removed_total = 0
+    for name in ms.kgs:
+        raw = ms.kgs[name].train
+        raw_hits = sum((canon[name][h], r, canon[name][t]) in banned for h, r, t in raw)
+        kept, removed = leak_free_triples(ms, name, raw, [target])
+        assert removed == raw_hits and removed_total >= 0
+        removed_total += removed
+        assert not any((canon[name][h], r, canon[name][t]) in banned for h, r, t in kept)
+    assert removed_total > 0  # the derived sources overlap, so there was leakage to remove
+    # and the teacher's whole training graph (bridges included) is clean
+    joint = build_joint(ms, mode="swapping", exclude=(target,))
+    inv = {}
+    for name, ids in joint.ids.items():
+        for local, gid in enumerate(ids):
+            inv[int(gid)] = canon[name][local]
+    assert not any((inv[h], r, inv[t]) in banned for h, r, t in joint.triples)
+
+
+def test_ranks_match_pykeen_rank_based_evaluator():
+    from pykeen.evaluation import RankBasedEvaluator
+
+    gen = torch.Generator().manual_seed(0)
+    n, e = 300, 40
+    scores = torch.round(torch.randn(n, e, generator=gen) * 3) / 3  # many ties
+    true = torch.randint(0, e, (n,), generator=gen)
+    known = torch.rand(n, e, generator=gen) < 0.2
+    ours = metrics_from_ranks(ranks_from_scores(scores, true, known))
+    filtered = scores.clone()
+    mask = known.clone()
+    mask[torch.arange(n), true] = False
+    filtered[mask] = float("nan")  # PyKEEN's convention for filtered candidates
+    hrt = torch.stack([torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.long),
+                       true], 1)
+    evaluator = RankBasedEvaluator()
+    evaluator.process_scores_(hrt, "tail", filtered, filtered[torch.arange(n), true][:, None])
+    result = evaluator.finalize()
+    theirs = {"mrr": result.get_metric("tail.realistic.inverse_harmonic_mean_rank"),
+              **{f"hits@{k}": result.get_metric(f"tail.realistic.hits_at_{k}")
+                 for k in (1, 3, 10)}}
+    for key, value in theirs.items():
+        assert abs(ours[key] - value) <= 1e-6, (key, ours[key], value)
+
+
+def test_evaluate_filters_known_tails():
+    # a model that scores every tail equally: realistic rank = (1 + C) / 2 after filtering
+    n_ent, n_rel = 10, 2
+    triples = np.array([[0, 0, 1], [0, 0, 2], [3, 1, 4]])
+    out = evaluate(lambda h, r: torch.zeros(len(h), n_ent), triples[:1], triples,
+                   n_candidates=n_ent, n_relations=n_rel, return_ranks=True)
+    assert out["ranks"][0] == pytest.approx((1 + (n_ent - 1)) / 2)  # tail 2 filtered out
+    both = evaluate(lambda h, r: torch.zeros(len(h), n_ent), triples, triples,
+                    n_candidates=n_ent, n_relations=n_rel, both=True)
+    assert both["n"] == 6
+
+
+@pytest.mark.parametrize("model", ["rotate", "transe", "complex"])
+def test_models_score_shapes(model):
+    m = KGEModel(7, 3, 4, model)
+    h, r = torch.tensor([0, 1]), torch.tensor([0, 5])
+    assert m.score_tails(h, r).shape == (2, 7)
+    assert m.score_tails(h, r, 5).shape == (2, 5)
+    q = m.query(h, r)
+    assert torch.allclose(m.score_query(q, torch.tensor([[3], [4]])).squeeze(1),
+                          m.score_tails(h, r)[[0, 1], [3, 4]], atol=1e-5)
+
+
+def test_joint_modes(ms):
+    from sellakit.kg.pretrain import build_joint
+
+    swap = build_joint(ms, mode="swapping")
+    share = build_joint(ms, mode="sharing")
+    mapping = build_joint(ms, mode="mapping")
+    assert swap.n_bridges > 0 and len(swap.links) > 0
+    assert share.n_entities < swap.n_entities  # linked entities merged
+    (a, b), pairs = next(iter(ms.links.items()))
+    assert np.array_equal(share.ids[a][pairs[:, 0]], share.ids[b][pairs[:, 1]])
+    assert mapping.n_bridges == 0 and len(mapping.links) == len(swap.links)
+
+
+def test_subgraph_and_kd_terms(ms):
+    from sellakit.kg.distill import KD_TERMS, Distiller, KDConfig
+    from sellakit.kg.pretrain import build_joint
+    from sellakit.kg.subgraph import build_linked_subgraph
+
+    joint = build_joint(ms, exclude=("s0",))
+    teacher = KGEModel(joint.n_entities, ms.n_relations, 8)
+    sub = build_linked_subgraph(ms, joint, "s0", fanout=3, predicted=True, teacher=teacher,
+                                threshold=-1.0)
+    n_t = ms.kgs["s0"].n_entities
+    assert sub.n_entities > n_t and sub.n_background_triples > 0 and sub.n_bridge_triples > 0
+    assert sub.n_predicted_links >= 0 and len(sub.teacher_ids) == sub.n_entities
+    assert np.array_equal(sub.teacher_ids[:n_t], joint.ids["s0"])
+    # fan-out cap: a linked entity contributes at most 2 * fanout triples per KG
+    student = KGEModel(sub.n_entities, ms.n_relations, 4)
+    h, r, t = torch.tensor([0, 1]), torch.tensor([0, 1]), torch.tensor([2, 3])
+    neg = torch.tensor([4, 5, 6])
+    q = student.query(h, r)
+    logits = torch.cat([student.score_query(q, t[:, None]), student.score_query(q, neg)], 1)
+    full = Distiller(teacher, sub.teacher_ids, student.width, KDConfig())
+    loss, parts = full(student, h, r, t, neg, q, logits)
+    assert set(parts) == {"kd_feature", "kd_network", "kd_prediction"}
+    loss.backward()
+    assert student.entity.weight.grad is not None
+    assert all(p.grad is None for p in teacher.parameters())  # the teacher stays frozen
+    for term in KD_TERMS:
+        _, parts = Distiller(teacher, sub.teacher_ids, student.width,
+                             KDConfig().without(term))(student, h, r, t, neg, q, logits)
+        assert f"kd_{term}" not in parts and len(parts) == 2
+
+
+def test_dbp5l_missing_folder_names_the_fix(tmp_path):
+    with pytest.raises(DataError, match="--data-dir"):
+        load_dbp5l(tmp_path / "nope")
+    (tmp_path / "kg").mkdir()
+    with pytest.raises(DataError, match="missing"):
+        load_dbp5l(tmp_path)
+
+
+def test_dbp5l_offline_download_error(tmp_path, monkeypatch):
+    import urllib.request
+
+    monkeypatch.setenv("SELLAKIT_CACHE", str(tmp_path / "cache"))
+
+    def offline(*args, **kwargs):
+        raise OSError("network unreachable")
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(DataError, match="--data-dir DIR"):
+        load_dbp5l(None)
+    assert not (tmp_path / "cache" / "datasets" / "dbp5l").exists()  # nothing half-written
+
+
+DBP5L = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data" / "dbp5l"
+
+
+@pytest.mark.skipif(not DBP5L.exists(), reason="DBP-5L not on this machine")
+def test_dbp5l_counts():
+    ms = load_dbp5l(DBP5L)
+    counts = {k: (len(v.train), len(v.valid), len(v.test)) for k, v in ms.kgs.items()}
+    assert counts == {"el": (8670, 4152, 1017), "ja": (17979, 8633, 2162),
+                      "es": (33036, 16220, 4810), "fr": (30139, 14705, 4171),
+                      "en": (48652, 24051, 7464)}
+    assert ms.n_relations == 960 and not ms.derived
