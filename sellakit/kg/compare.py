@@ -26,9 +26,9 @@ class StudentConfig:
     """The student (smaller than the teacher), its subgraph and its KD terms."""
 
     train: TrainConfig = field(default_factory=lambda: TrainConfig.quick(
-        dim=32, lr=0.03, batch_size=512, epochs=30, eval_every=2, patience=3))
+        dim=32, lr=0.03, batch_size=1024, epochs=10, eval_every=2, patience=2))
     kd: KDConfig = field(default_factory=KDConfig)
-    fanout: int = 10
+    fanout: int = 5
     predicted_links: bool = False
     valid_sample: int = 1000
 

@@ -3,9 +3,9 @@
 For a batch of queries (h, r, ?) with true tails t and shared negatives N, with ``M`` mapping
 student entities to teacher rows (every student entity has one here):
 
-* **feature**: ``mean ||W_F s_x - t_M(x)||^2`` over the batch's entities x (heads, tails,
-  negatives); ``W_F`` is a learned projection from the student's width to the teacher's;
-* **network**: ``mean ||W_N q^S(h, r) - q^T(M(h), r)||^2``, the relation-transformed head (the
+* **feature**: ``mean (W_F s_x - t_M(x))^2`` (mean over coordinates too) over the batch's
+  entities x (heads, tails, negatives); ``W_F`` is a learned projection from the student's width to the teacher's;
+* **network**: ``mean (W_N q^S(h, r) - q^T(M(h), r))^2``, the relation-transformed head (the
   model's intermediate state) of student and teacher, through a learned ``W_N``;
 * **prediction**: ``tau^2 KL(softmax(z^T / tau) || softmax(z^S / tau))`` over the shared
   candidates {t} ∪ N, the teacher's and the student's scores of the same candidates.
@@ -80,14 +80,14 @@ class Distiller(nn.Module):
             ents = torch.unique(torch.cat([h, t, neg]))
             with torch.no_grad():
                 target = self.teacher.entity(self.teacher_ids[ents])
-            lf = ((self.project_feature(model.entity(ents)) - target) ** 2).sum(-1).mean()
+            lf = ((self.project_feature(model.entity(ents)) - target) ** 2).mean()
             loss = loss + c.w_feature * lf
             parts["kd_feature"] = lf.detach()
         if c.network or c.prediction:
             with torch.no_grad():
                 tq = self.teacher.query(th, r)
         if c.network:
-            ln = ((self.project_network(q) - tq) ** 2).sum(-1).mean()
+            ln = ((self.project_network(q) - tq) ** 2).mean()
             loss = loss + c.w_network * ln
             parts["kd_network"] = ln.detach()
         if c.prediction:
