@@ -129,16 +129,17 @@ def _cmd_bench_kg(args) -> int:
 
     ms = _load_kg(args)
     command = "sellakit " + " ".join(sys.argv[1:])
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     if args.what == "kg":
         targets = list(ms.kgs) if args.target == "all" else args.target.split(",")
         results = kgbench.kg_benchmark(ms, targets, preset=args.preset, seed=args.seed)
+        out.write_text(json.dumps(results, indent=1) + "\n")  # before the table: keep results
         markdown = kgbench.kg_markdown(results, command=command)
     else:
         results = kgbench.kg_eval_benchmark(ms, args.target, seed=args.seed)
+        out.write_text(json.dumps(results, indent=1) + "\n")
         markdown = kgbench.kg_eval_markdown(results, command=command)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n")
     out.with_suffix(".md").write_text(markdown)
     print(markdown)
     return 0

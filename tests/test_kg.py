@@ -186,3 +186,17 @@ def test_dbp5l_counts():
                       "es": (33036, 16220, 4810), "fr": (30139, 14705, 4171),
                       "en": (48652, 24051, 7464)}
     assert ms.n_relations == 960 and not ms.derived
+
+
+def test_kg_markdown_shapes():
+    """The table reads the flat one-target JSON shape of the issue (and published rows)."""
+    from sellakit.kg.bench import kg_markdown
+
+    row = {"mrr": 0.3, "hits@1": 0.2, "hits@3": 0.35, "hits@10": 0.5, "n": 10, "seconds": 1.0}
+    results = {"target": "el", "dataset": "dbp5l", "teacher": row, "scratch": row, "kd": row,
+               "joint": row, "ablations": {"-feature": row}, "teacher_seconds": 9.0,
+               "preset": "quick", "seed": 1,
+               "teacher_config": {"model": "rotate", "dim": 64, "mode": "swapping"},
+               "student": {"model": "rotate", "dim": 32}}
+    table = kg_markdown(results, command="sellakit bench kg")
+    assert "| el | student + KD | 30.0 |" in table and "published" in table

@@ -54,7 +54,7 @@ def kg_benchmark(ms: MultiSourceKG, targets: list[str], *, preset: str = "quick"
         per_target[target] = result
     meta = {"dataset": ms.name, "preset": preset, "seed": seed,
             "teacher_seconds": teacher.seconds, "teacher_cached": teacher.cached,
-            "teacher": {"model": tcfg.train.model, "dim": tcfg.train.dim, "mode": tcfg.mode,
+            "teacher_config": {"model": tcfg.train.model, "dim": tcfg.train.dim, "mode": tcfg.mode,
                         "best_epoch": teacher.best_epoch,
                         "triples": int(len(teacher.joint.triples)),
                         "bridges": int(teacher.joint.n_bridges),
@@ -74,8 +74,8 @@ def kg_markdown(results: dict, *, command: str) -> str:
     lines = [f"Multi-source KG completion on {results['dataset']} (preset {results['preset']}, "
              f"seed {results['seed']}; filtered tail ranking over the target's entities, "
              f"realistic ties; model chosen on validation MRR, test scored once). Teacher "
-             f"{results['teacher']['model']} d={results['teacher']['dim']} "
-             f"({results['teacher']['mode']}), trained once in {results['teacher_seconds']} s; "
+             f"{results['teacher_config']['model']} d={results['teacher_config']['dim']} "
+             f"({results['teacher_config']['mode']}), trained once in {results['teacher_seconds']} s; "
              f"student {results['student']['model']} d={results['student']['dim']}. "
              f"Command: `{command}`", "",
              "| target | model | MRR | H@1 | H@3 | H@10 | seconds |",
