@@ -42,6 +42,14 @@ NOTEBOOKS: dict[str, tuple[str, str, str]] = {
     "05_special_tokens_prompting": ("SeLLa-Rec's three special tokens vs TALLRec- and "
                                     "CoLLM-style prompts: LoRA stages, AUC/UAUC, a scoring "
                                     "widget", "~ 12 min", "GPU: hours (7B)"),
+    "06_kg_multisource_pretraining": ("DBP-5L's five KGs and links, leakage removal, the joint "
+                                      "RotatE teacher, UMAP of aligned entities",
+                                      "~ 1.5 min (+ ~ 4 min to train the teacher on the first "
+                                      "run)", "not measured (GPU advised)"),
+    "07_kg_distillation": ("Linked subgraph, student with feature/network/prediction KD vs "
+                           "scratch and joint retrain, ablations, time vs MRR, a widget",
+                           "~ 10 min (10 min 26 s, CPU shared with other jobs)",
+                           "not measured (GPU advised)"),
 }
 
 
