@@ -200,3 +200,24 @@ def test_kg_markdown_shapes():
                "student": {"model": "rotate", "dim": 32}}
     table = kg_markdown(results, command="sellakit bench kg")
     assert "| el | student + KD | 30.0 |" in table and "published" in table
+
+
+def test_rotate_matrix_scorer_equals_pykeen_scores():
+    """The evaluator's RotatE scorer (one matrix product) gives PyKEEN's broadcast scores."""
+    from pykeen.models import RotatE
+    from pykeen.triples import CoreTriplesFactory
+
+    from sellakit.kg.evaluate import rotate_tail_scorer
+
+    triples = torch.randint(0, 60, (300, 3)) % torch.tensor([60, 6, 60])
+    model = RotatE(triples_factory=CoreTriplesFactory.create(triples, num_entities=60,
+                                                             num_relations=6),
+                   embedding_dim=16, random_seed=0)
+    heads, rels = torch.arange(12) * 5, torch.arange(12) % 6
+    with torch.no_grad():
+        theirs = model.score_t(torch.stack([heads, rels], 1)).double()
+        ours = rotate_tail_scorer(model.entity_representations[0](indices=None),
+                                  model.relation_representations[0](indices=None))(heads, rels)
+    assert ours.shape == (12, 60)
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
+    assert torch.equal(ours.argsort(1)[:, -5:], theirs.argsort(1)[:, -5:])
