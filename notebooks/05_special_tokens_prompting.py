@@ -21,7 +21,7 @@
 # of notebook 04's *aligned* MF, and the item's semantic vector. Train in SeLLa-Rec's stages,
 # compare with a text-only prompt (TALLRec-style) and CoLLM-style ID tokens on the same rows,
 # backbone and seed, and look inside: where do the injected vectors land in the LLM's space?
-# **Run time:** about 12 minutes in quick mode on 2 CPU cores (SmolLM2-135M); the paper preset
+# **Run time:** about 10 minutes in quick mode on 2 CPU cores (SmolLM2-135M); the paper preset
 # is meant for a GPU.
 
 # %% tags=["parameters"]
@@ -55,7 +55,10 @@ backbone = load_backbone(MODEL)
 preset = "quick" if QUICK else "paper"
 plain_mf, semantic, aligned = prepare_stage2(split, backbone, preset=preset, seed=SEED,
                                              aligned=build_dir() / "aligned_mf.pt")
-config = getattr(RecConfig, preset)(seed=SEED)
+# Quick mode samples fewer rows than the benchmark's quick preset (256/128/384), to stay near
+# 10 minutes on 2 cores; the README's table comes from `sellakit bench rec --preset quick`.
+config = (RecConfig.quick(seed=SEED, train_rows=128, valid_rows=96, test_rows=192, eval_every=8)
+          if QUICK else RecConfig.paper(seed=SEED))
 config
 
 # %% [markdown]
@@ -167,7 +170,7 @@ saved = save_figures(figures)
 # 1. Set `ABLATIONS = ["sella_no_align", "sella_random_init", "sella_no_warm"]`. Which part
 #    of SeLLa-Rec matters most here: alignment, the projector's initialisation, or `<Warm_ID>`?
 # 2. `RecConfig.quick(tune_lora=True)` also tunes the stage-1 LoRA in stage 3. Better, or
-#    over-fitted on 256 rows?
+#    over-fitted on 128 rows?
 # 3. Compare the warm and cold AUCs. Which method keeps its skill on cold rows, and why would
 #    `<Warm_ID>` help there?
 # 4. The slot vectors' norms: project them onto the vocabulary's median norm before the LLM
