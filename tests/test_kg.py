@@ -188,6 +188,24 @@ def test_dbp5l_counts():
     assert ms.n_relations == 960 and not ms.derived
 
 
+@pytest.mark.skipif(not DBP5L.exists(), reason="DBP-5L not on this machine")
+def test_dbp5l_from_a_path_is_kept_in_the_cache(tmp_path, monkeypatch):
+    """After one load from a folder, a load without a path works offline (another checkout,
+    a notebook without DATA_DIR)."""
+    import urllib.request
+
+    monkeypatch.setenv("SELLAKIT_CACHE", str(tmp_path / "cache"))
+    first = load_dbp5l(DBP5L)
+
+    def offline(*args, **kwargs):
+        raise OSError("network unreachable")
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    again = load_dbp5l(None)
+    assert again.source == str(tmp_path / "cache" / "datasets" / "dbp5l")
+    assert {k: len(v.test) for k, v in again.kgs.items()} == \
+        {k: len(v.test) for k, v in first.kgs.items()}
+
+
 def test_kg_markdown_shapes():
     """The table reads the flat one-target JSON shape of the issue (and published rows)."""
     from sellakit.kg.bench import kg_markdown

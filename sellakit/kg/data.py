@@ -146,6 +146,19 @@ class MultiSourceKG:
 
 # ----------------------------------------------------------------------------- DBP-5L
 
+def _import_into_cache(root: Path) -> None:
+    """Keep a copy of a verified local DBP-5L in the cache, so later runs (another checkout,
+    a notebook without ``DATA_DIR``) find it without a path or a download."""
+    final = cache_dir() / "datasets" / "dbp5l"
+    with lock("dbp5l-dir"):
+        if final.exists() and all((final / rel).exists() for rel in DBP5L_SHA256):
+            return
+        with atomic_dir(final) as tmp:
+            for rel in DBP5L_SHA256:
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / rel).write_bytes((root / rel).read_bytes())
+
+
 def _dbp5l_files(path: str | Path | None) -> Path:
     """The folder holding DBP-5L's files, verified; downloaded into the cache when ``path`` is
     None."""
@@ -166,6 +179,7 @@ def _dbp5l_files(path: str | Path | None) -> Path:
                 raise DataError(f"DBP-5L file {file} has the wrong sha256 (expected {digest}); "
                                 "it is damaged or from another release. Fix: copy it again from "
                                 "the KEnS repository (data/" + rel + ").")
+        _import_into_cache(root)
         return root
     final = cache_dir() / "datasets" / "dbp5l"
     with lock("dbp5l-dir"):
@@ -196,7 +210,9 @@ def _read_ints(path: Path) -> np.ndarray:
 
 
 def load_dbp5l(path: str | Path | None = None, *, languages=DBP5L_LANGUAGES) -> MultiSourceKG:
-    """DBP-5L from ``path`` (the KEnS ``data/`` folder), or downloaded when ``path`` is None.
+    """DBP-5L from ``path`` (the KEnS ``data/`` folder), or from the cache, or downloaded when
+    ``path`` is None. A verified local folder is copied into the cache once, so later calls
+    need no path.
 
     Entity ids stay local to each language; relation ids are global (``relations.txt``). Link
     files ``l1-l2.tsv`` (CRLF, float-formatted ids) give (entity of l1, entity of l2); all seed
