@@ -172,7 +172,7 @@ def rec_scoring_benchmark(*, model: str = "smollm2-135m", rows: int = 128,
 
     import numpy as np
 
-    from sellakit.cli import load_split
+    from sellakit.data import collm_split, load_movielens_1m
     from sellakit.llm.backbone import load_backbone
     from sellakit.llm.methods import sample_rows
     from sellakit.llm.prompts import TEMPLATES, PromptBuilder, add_slot_tokens, answer_token_ids
@@ -180,7 +180,7 @@ def rec_scoring_benchmark(*, model: str = "smollm2-135m", rows: int = 128,
     from sellakit.align.contrastive import Projector
     from torch import nn
 
-    split = load_split("ml-1m")
+    split = collm_split(load_movielens_1m())
     backbone = load_backbone(model)
     add_slot_tokens(backbone.tokenizer, backbone.model)
     frame = sample_rows(split.test, rows, seed)
