@@ -21,7 +21,7 @@
 # of notebook 04's *aligned* MF, and the item's semantic vector. Train in SeLLa-Rec's stages,
 # compare with a text-only prompt (TALLRec-style) and CoLLM-style ID tokens on the same rows,
 # backbone and seed, and look inside: where do the injected vectors land in the LLM's space?
-# **Run time:** about 10 minutes in quick mode on 2 CPU cores (SmolLM2-135M); the paper preset
+# **Run time:** about 11 minutes in quick mode on 2 CPU cores (SmolLM2-135M); the paper preset
 # is meant for a GPU.
 
 # %% tags=["parameters"]

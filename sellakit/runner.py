@@ -41,7 +41,7 @@ NOTEBOOKS: dict[str, tuple[str, str, str]] = {
                               "explorer widget", "~ 5 min", "~ 15 min CPU"),
     "05_special_tokens_prompting": ("SeLLa-Rec's three special tokens vs TALLRec- and "
                                     "CoLLM-style prompts: LoRA stages, AUC/UAUC, a scoring "
-                                    "widget", "~ 10 min", "GPU: hours (7B)"),
+                                    "widget", "~ 11 min (15 min without notebook 04's file)", "GPU: hours (7B)"),
     "06_kg_multisource_pretraining": ("DBP-5L's five KGs and links, leakage removal, the joint "
                                       "RotatE teacher, UMAP of aligned entities",
                                       "~ 1.5 min (+ ~ 4 min to train the teacher on the first "
