@@ -44,11 +44,11 @@ NOTEBOOKS: dict[str, tuple[str, str, str]] = {
                                     "widget", "~ 11 min (15 min without notebook 04's file)", "GPU: hours (7B)"),
     "06_kg_multisource_pretraining": ("DBP-5L's five KGs and links, leakage removal, the joint "
                                       "RotatE teacher, UMAP of aligned entities",
-                                      "~ 1.5 min (+ ~ 4 min to train the teacher on the first "
+                                      "~ 20 s (+ ~ 4 min to train the teacher on the first "
                                       "run)", "not measured (GPU advised)"),
     "07_kg_distillation": ("Linked subgraph, student with feature/network/prediction KD vs "
                            "scratch and joint retrain, ablations, time vs MRR, a widget",
-                           "~ 10 min (10 min 26 s, CPU shared with other jobs)",
+                           "~ 5 min (4 min 34 s in make test)",
                            "not measured (GPU advised)"),
 }
 
