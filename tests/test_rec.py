@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from sellakit.llm.backbone import tiny_random_llama
-from sellakit.llm.prompts import (SLOT_TOKENS, TEMPLATES, PromptBuilder, add_slot_tokens,
-                                  answer_token_ids, collate)
+from sellakit.llm.prompts import (TEMPLATES, PromptBuilder, add_slot_tokens, answer_token_ids,
+                                  collate)
 from sellakit.llm.rec import RecConfig, SpecialTokenRec, collm_mapping, copy_table, score_prompts
 
 HERE = Path(__file__).parent
@@ -134,10 +134,7 @@ def planted_run(small_split):
     semantic = np.random.default_rng(0).normal(size=(split.n_items, 32)).astype(np.float32)
     aligned = train_aligned_mf(split, semantic, AlignConfig.quick(
         dim=16, max_epochs=20, lr=1e-2, projector_hidden=64), progress=False)
-    tables = CFTables(user=aligned.model.user_embedding.weight.detach().numpy(),
-                      item=aligned.model.item_embedding.weight.detach().numpy(),
-                      semantic=aligned.model.semantic.detach().numpy(),
-                      projector=aligned.model.projector.state_dict())
+    tables = CFTables.from_model(aligned.model)
     config = RecConfig.quick(train_rows=96, valid_rows=48, test_rows=64, eval_every=4)
     return run_methods(split, METHODS + ABLATIONS, config, plain_mf=plain.model,
                        aligned=tables, semantic=semantic, backbone=tiny_random_llama(),
@@ -189,8 +186,6 @@ def test_stage3_keeps_stage1_lora_and_trains_only_its_parts(planted_run):
 
 
 def test_projector_initialised_from_alignment(planted_run):
-    from sellakit.align.contrastive import Projector  # noqa: F401  (the class both use)
-
     run = planted_run
     # sella starts from the alignment projector; sella_random_init from scratch. Their first
     # validation (step 0) therefore differs, while both share the stage-1 model.

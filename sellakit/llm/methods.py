@@ -73,6 +73,14 @@ class CFTables:
         return cls(user=saved["user_embedding"].numpy(), item=saved["item_embedding"].numpy(),
                    semantic=saved["semantic"].numpy(), projector=saved["projector"])
 
+    @classmethod
+    def from_model(cls, model: nn.Module) -> CFTables:
+        """From a trained :class:`sellakit.align.AlignedMF`."""
+        return cls(user=model.user_embedding.weight.detach().cpu().numpy(),
+                   item=model.item_embedding.weight.detach().cpu().numpy(),
+                   semantic=model.semantic.detach().cpu().numpy(),
+                   projector=model.projector.state_dict())
+
 
 @dataclass
 class RecRun:
@@ -249,9 +257,5 @@ def prepare_stage2(split: CTRSplit, backbone: Backbone, *, preset: str = "quick"
     else:
         result = train_aligned_mf(split, semantic, getattr(AlignConfig, preset)(seed=seed),
                                   progress=progress)
-        model = result.model
-        tables = CFTables(user=model.user_embedding.weight.detach().cpu().numpy(),
-                          item=model.item_embedding.weight.detach().cpu().numpy(),
-                          semantic=model.semantic.detach().cpu().numpy(),
-                          projector=model.projector.state_dict())
+        tables = CFTables.from_model(result.model)
     return plain.model, semantic, tables
