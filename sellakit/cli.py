@@ -133,7 +133,8 @@ def _cmd_bench_kg(args) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.what == "kg":
         targets = list(ms.kgs) if args.target == "all" else args.target.split(",")
-        results = kgbench.kg_benchmark(ms, targets, preset=args.preset, seed=args.seed)
+        results = kgbench.kg_benchmark(ms, targets, preset=args.preset, seed=args.seed,
+                                       model=args.model, encoder=args.encoder)
         out.write_text(json.dumps(results, indent=1) + "\n")  # before the table: keep results
         markdown = kgbench.kg_markdown(results, command=command)
     else:
@@ -226,6 +227,10 @@ def build_kg_bench_parser() -> argparse.ArgumentParser:
     parser.add_argument("--target", default="el",
                         help="target KG (el, ja, es, fr, en; comma-separated or `all` for kg)")
     parser.add_argument("--preset", choices=["quick", "paper"], default="quick")
+    parser.add_argument("--model", choices=["rotate", "transe", "complex"], default="rotate",
+                        help="kg: interaction of every model compared")
+    parser.add_argument("--encoder", choices=["none", "gnn"], default="none",
+                        help="kg: entity encoder (gnn: aggregate each entity's in-edges)")
     parser.add_argument("--seed", type=int, default=2025)
     parser.add_argument("--out", required=True, help="JSON file; a .md table is written beside")
     parser.set_defaults(func=_cmd_bench_kg)

@@ -110,6 +110,61 @@ def test_models_score_shapes(model):
                           m.score_tails(h, r)[[0, 1], [3, 4]], atol=1e-5)
 
 
+def test_neighbour_table_lists_in_edges():
+    from sellakit.kg.models import neighbour_table
+
+    graph = np.array([[0, 0, 2], [1, 1, 2], [3, 0, 2], [2, 1, 0]])
+    heads, rels, mask = neighbour_table(graph, 4, k=2, seed=0)
+    assert mask.sum(1).tolist() == [1, 0, 2, 0]  # entity 2 has 3 in-edges, capped at 2
+    assert (heads[0, 0], rels[0, 0]) == (2, 1)
+    edges = {(h, r) for h, r, t in graph if t == 2}
+    assert {(heads[2, j], rels[2, j]) for j in range(2)} <= edges
+
+
+@pytest.mark.parametrize("model", ["rotate", "transe", "complex"])
+def test_gnn_encoder_starts_as_the_shallow_model_and_caches_in_eval(model):
+    from sellakit.kg.train import TrainConfig, build_model
+
+    graph = np.array([[0, 0, 1], [1, 1, 2], [2, 0, 3], [3, 2, 0], [4, 1, 0]])
+    gnn = build_model(TrainConfig(model=model, encoder="gnn", dim=4), 6, 3, graph)
+    shallow = KGEModel(6, 3, 4, model)
+    shallow.load_state_dict({k: v for k, v in gnn.state_dict().items()
+                             if k.startswith(("entity", "relation"))})
+    h, r = torch.tensor([0, 3]), torch.tensor([1, 4])
+    assert torch.allclose(gnn.score_tails(h, r), shallow.score_tails(h, r))  # W starts at 0
+    with torch.no_grad():
+        gnn.combine.weight.normal_()
+    gnn.eval()
+    with torch.no_grad():
+        live = gnn.score_tails(h, r)
+        assert not torch.allclose(live, shallow.score_tails(h, r))  # neighbours now count
+        table = gnn.entity_table()
+        assert gnn.entity_table() is table  # encoded once in eval mode
+        assert torch.allclose(gnn.score_tails(h, r), live)
+    gnn.train()
+    assert gnn._table is None  # training again drops the cached table
+    # the in-edges are buffers: saved and checked with the weights
+    assert {"neighbour_heads", "neighbour_relations", "neighbour_mask"} <= set(gnn.state_dict())
+
+
+def test_gnn_encoder_trains_and_distils(ms):
+    """A GNN model trains end to end (dense W beside sparse tables) and serves as a teacher."""
+    from sellakit.kg.compare import StudentConfig, train_scratch, train_student
+    from sellakit.kg.pretrain import TeacherConfig, pretrain_teacher
+    from sellakit.kg.train import TrainConfig
+
+    arch = dict(encoder="gnn", gnn_neighbours=4, epochs=4, eval_every=2, batch_size=256,
+                n_negatives=32, lr=0.03)
+    teacher = pretrain_teacher(ms, TeacherConfig(train=TrainConfig(dim=16, **arch),
+                                                 valid_sample=50), progress=False)
+    assert teacher.model.combine.weight.abs().sum() > 0  # W moved away from zero
+    student = StudentConfig(train=TrainConfig(dim=8, **arch), valid_sample=50)
+    scratch = train_scratch(ms, "s0", student, progress=False)
+    kd, _ = train_student(ms, "s0", teacher, student, progress=False)
+    assert np.isfinite(kd.history.loss).all() and "kd_feature" in kd.history
+    assert kd.best_valid_mrr > 0 and scratch.best_valid_mrr > 0
+
+
 def test_joint_modes(ms):
     from sellakit.kg.pretrain import build_joint
 

@@ -38,14 +38,19 @@ PUBLISHED_DBP5L = {
 
 
 def kg_benchmark(ms: MultiSourceKG, targets: list[str], *, preset: str = "quick",
-                 seed: int = 2025, progress: bool = True) -> dict:
-    """Teacher once, then scratch / joint / KD / ablations per target. JSON-ready."""
+                 seed: int = 2025, model: str = "rotate", encoder: str = "none",
+                 progress: bool = True) -> dict:
+    """Teacher once, then scratch / joint / KD / ablations per target. JSON-ready.
+
+    ``model`` and ``encoder`` (:class:`sellakit.kg.train.TrainConfig`) apply to every model of
+    the comparison: teacher, joint retrain, scratch and students."""
     from dataclasses import replace
 
+    arch = dict(seed=seed, model=model, encoder=encoder)
     tcfg = teacher_config(preset)
-    tcfg = replace(tcfg, train=replace(tcfg.train, seed=seed))
+    tcfg = replace(tcfg, train=replace(tcfg.train, **arch))
     scfg = getattr(StudentConfig, preset)()
-    scfg = replace(scfg, train=replace(scfg.train, seed=seed))
+    scfg = replace(scfg, train=replace(scfg.train, **arch))
     teacher = load_or_pretrain_teacher(ms, tcfg, progress=progress)
     per_target = {}
     for target in targets:
@@ -54,14 +59,16 @@ def kg_benchmark(ms: MultiSourceKG, targets: list[str], *, preset: str = "quick"
         per_target[target] = result
     meta = {"dataset": ms.name, "preset": preset, "seed": seed,
             "teacher_seconds": teacher.seconds, "teacher_cached": teacher.cached,
-            "teacher_config": {"model": tcfg.train.model, "dim": tcfg.train.dim, "mode": tcfg.mode,
+            "teacher_config": {"model": tcfg.train.model, "encoder": tcfg.train.encoder,
+                        "dim": tcfg.train.dim, "mode": tcfg.mode,
                         "best_epoch": teacher.best_epoch,
                         "triples": int(len(teacher.joint.triples)),
                         "bridges": int(teacher.joint.n_bridges),
                         "leak_removed": teacher.joint.removed},
-            "student": {"model": scfg.train.model, "dim": scfg.train.dim,
+            "student": {"model": scfg.train.model, "encoder": scfg.train.encoder,
+                        "dim": scfg.train.dim,
                         "fanout": scfg.fanout, "kd": scfg.kd.as_dict()},
-            "device": str(torch.device("cuda" if torch.cuda.is_available() else "cpu")),
+            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
             "threads": torch.get_num_threads()}
     if len(targets) == 1:  # the issue's flat shape for one target
         return {**per_target[targets[0]], **meta}
@@ -74,9 +81,10 @@ def kg_markdown(results: dict, *, command: str) -> str:
     lines = [f"Multi-source KG completion on {results['dataset']} (preset {results['preset']}, "
              f"seed {results['seed']}; filtered tail ranking over the target's entities, "
              f"realistic ties; model chosen on validation MRR, test scored once). Teacher "
-             f"{results['teacher_config']['model']} d={results['teacher_config']['dim']} "
+             f"{_arch(results['teacher_config'])} d={results['teacher_config']['dim']} "
              f"({results['teacher_config']['mode']}), trained once in {results['teacher_seconds']} s; "
-             f"student {results['student']['model']} d={results['student']['dim']}. "
+             f"student {_arch(results['student'])} d={results['student']['dim']}; "
+             f"{results.get('device', 'cpu')}. "
              f"Command: `{command}`", "",
              "| target | model | MRR | H@1 | H@3 | H@10 | seconds |",
              "|---|---|---:|---:|---:|---:|---:|"]
@@ -100,6 +108,11 @@ def kg_markdown(results: dict, *, command: str) -> str:
                 lines.append(f"| {target} | {method} — published (DMKGC Table 1 reprint) | "
                              f"{'–' if mrr is None else mrr} | {h1} | – | {h10} | |")
     return "\n".join(lines) + "\n"
+
+
+def _arch(config: dict) -> str:
+    encoder = config.get("encoder", "none")
+    return config["model"] + ("" if encoder == "none" else f" + {encoder} encoder")
 
 
 def _train_pykeen(ms: MultiSourceKG, target: str, *, epochs: int, dim: int, seed: int):

@@ -79,8 +79,8 @@ class Distiller(nn.Module):
         if c.feature:
             ents = torch.unique(torch.cat([h, t, neg]))
             with torch.no_grad():
-                target = self.teacher.entity(self.teacher_ids[ents])
-            lf = ((self.project_feature(model.entity(ents)) - target) ** 2).mean()
+                target = self.teacher.embed(self.teacher_ids[ents])
+            lf = ((self.project_feature(model.embed(ents)) - target) ** 2).mean()
             loss = loss + c.w_feature * lf
             parts["kd_feature"] = lf.detach()
         if c.network or c.prediction:

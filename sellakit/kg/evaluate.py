@@ -107,9 +107,9 @@ def evaluate(score_tails: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     for start in range(0, len(query), batch_size):
         batch = query[start:start + batch_size]
         h, r, t = batch[:, 0].to(device), batch[:, 1].to(device), batch[:, 2].to(device)
-        scores = score_tails(h, r)
-        known = index.mask(batch[:, 0], batch[:, 1], n_candidates).to(device)
-        ranks.append(ranks_from_scores(scores, t, known).cpu())
+        scores = score_tails(h, r)  # a model's scorer may answer on its own device
+        known = index.mask(batch[:, 0], batch[:, 1], n_candidates).to(scores.device)
+        ranks.append(ranks_from_scores(scores, t.to(scores.device), known).cpu())
     all_ranks = torch.cat(ranks) if ranks else torch.zeros(0, dtype=torch.float64)
     out = metrics_from_ranks(all_ranks)
     if return_ranks:

@@ -13,20 +13,56 @@ reciprocal relation ``r + n_relations``.
 Distances use ``|q|^2 + |e|^2 - 2 q.e`` so a batch against every candidate is one matrix
 product.
 
-A path encoder (RSN / Transformer over random walks, the paper's family) is **not**
-implemented; see the README's notes.
+**Encoders.** With ``encoder="none"`` (default) an entity is its row of the table (a
+*shallow* model). With ``encoder="gnn"`` it is its row plus a learned map of the mean message
+of up to ``neighbours`` in-edges, the message of (u, r, v) being the model's own query
+representation ``q(u, r)`` (a CompGCN-style layer whose composition is the decoder's relation
+transform; under RotatE or TransE a consistent neighbour's message is close to ``e_v``)::
+
+    x_v = e_v + W · mean_{(u, r) -> v} q(e_u, w_r)
+
+``W`` starts at zero, so a GNN model starts as the shallow one and learns how much of its
+neighbourhood to use. The in-edges (reciprocals included) are drawn once, seeded, when the
+model is built from its training graph, and kept as buffers (saved with the weights). A path
+encoder over random walks (RSN, the paper's family) is not implemented; the GNN is the kit's
+structural encoder.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["KGEModel", "MODELS"]
+__all__ = ["KGEModel", "MODELS", "ENCODERS", "neighbour_table"]
 
 MODELS = ("rotate", "transe", "complex")
+ENCODERS = ("none", "gnn")
+
+
+def neighbour_table(graph: np.ndarray, n_entities: int, k: int, seed: int = 0
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Up to ``k`` in-edges per entity, drawn uniformly (seeded) from ``graph``'s (h, r, t).
+
+    Returns ``(heads, relations, mask)``, each ``(n_entities, k)``: row ``v`` lists the (u, r)
+    of triples (u, r, v); ``mask`` marks the filled slots.
+    """
+    graph = np.asarray(graph, dtype=np.int64).reshape(-1, 3)
+    rng = np.random.default_rng(seed)
+    shuffled = graph[rng.permutation(len(graph))]
+    shuffled = shuffled[np.argsort(shuffled[:, 2], kind="stable")]
+    tails = shuffled[:, 2]
+    rank = np.arange(len(shuffled)) - np.searchsorted(tails, tails)  # position within its tail
+    keep = rank < k
+    heads = np.zeros((n_entities, k), np.int64)
+    relations = np.zeros((n_entities, k), np.int64)
+    mask = np.zeros((n_entities, k), bool)
+    rows, cols = tails[keep], rank[keep]
+    heads[rows, cols], relations[rows, cols], mask[rows, cols] = \
+        shuffled[keep, 0], shuffled[keep, 1], True
+    return heads, relations, mask
 
 
 class KGEModel(nn.Module):
@@ -41,10 +77,17 @@ class KGEModel(nn.Module):
     """
 
     def __init__(self, n_entities: int, n_relations: int, dim: int, model: str = "rotate",
-                 gamma: float = 6.0):
+                 gamma: float = 6.0, *, encoder: str = "none", graph: np.ndarray | None = None,
+                 neighbours: int = 10, seed: int = 0):
         super().__init__()
         if model not in MODELS:
             raise ValueError(f"model {model!r}: choose one of {', '.join(MODELS)}.")
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder {encoder!r}: choose one of {', '.join(ENCODERS)}.")
+        if encoder == "gnn" and graph is None:
+            raise ValueError("encoder='gnn' needs graph=, the training triples (reciprocals "
+                             "included) whose in-edges it aggregates.")
+        self.encoder = encoder
         self.model, self.dim, self.gamma = model, dim, gamma
         self.n_entities, self.n_relations = n_entities, n_relations
         width = dim if model == "transe" else 2 * dim
@@ -57,16 +100,62 @@ class KGEModel(nn.Module):
         else:
             self.relation = nn.Embedding(2 * n_relations, width)
             nn.init.uniform_(self.relation.weight, -bound, bound)
+        self._table: torch.Tensor | None = None  # the encoded entity table, eval mode only
+        if encoder == "gnn":
+            heads, relations, mask = neighbour_table(graph, n_entities, neighbours, seed)
+            self.register_buffer("neighbour_heads", torch.from_numpy(heads))
+            self.register_buffer("neighbour_relations", torch.from_numpy(relations))
+            self.register_buffer("neighbour_mask", torch.from_numpy(mask))
+            self.combine = nn.Linear(width, width, bias=False)
+            nn.init.zeros_(self.combine.weight)  # starts as the shallow model
 
     @property
     def width(self) -> int:
         """Real numbers per entity vector (and per query representation)."""
         return self.entity.weight.shape[1]
 
+    def embed(self, entities: torch.Tensor) -> torch.Tensor:
+        """Entity representations ``(*entities.shape, width)``: table rows, or GNN-encoded."""
+        if self._table is not None:
+            return self._table[entities]
+        e = self.entity(entities)
+        if self.encoder == "none":
+            return e
+        mask = self.neighbour_mask[entities].unsqueeze(-1).to(e.dtype)
+        messages = self._transform(self.entity(self.neighbour_heads[entities]),
+                                   self.relation(self.neighbour_relations[entities]))
+        mean = (messages * mask).sum(-2) / mask.sum(-2).clamp_min(1.0)
+        return e + self.combine(mean)
+
+    def entity_table(self, chunk: int = 8192) -> torch.Tensor:
+        """Every entity's representation ``(n_entities, width)``. In eval mode without grad
+        (evaluation, a frozen teacher) the encoded table is computed once and reused until
+        the model trains again or moves."""
+        if self.encoder == "none":
+            return self.entity.weight
+        if self._table is not None:
+            return self._table
+        ids = torch.arange(self.n_entities, device=self.entity.weight.device)
+        table = torch.cat([self.embed(ids[s:s + chunk]) for s in range(0, len(ids), chunk)])
+        if not self.training and not torch.is_grad_enabled():
+            self._table = table
+        return table
+
+    def train(self, mode: bool = True):
+        self._table = None
+        return super().train(mode)
+
+    def _apply(self, fn, *args, **kwargs):
+        self._table = None
+        return super()._apply(fn, *args, **kwargs)
+
     def query(self, heads: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
-        """The relation-transformed head ``(B, width)``."""
-        e = self.entity(heads)
-        w = self.relation(relations)
+        """The relation-transformed head ``(B, width)`` (ids are moved to the model's device)."""
+        device = self.entity.weight.device
+        return self._transform(self.embed(heads.to(device)), self.relation(relations.to(device)))
+
+    def _transform(self, e: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Entity vectors ``e`` transformed by relation parameters ``w`` (same leading dims)."""
         if self.model == "transe":
             return e + w
         re, im = e.chunk(2, dim=-1)
@@ -80,7 +169,7 @@ class KGEModel(nn.Module):
                     ) -> torch.Tensor:
         """Scores ``(B, C)`` of queries against candidate entities (all when None), or
         ``(B, K)`` when ``candidates`` is ``(B, K)`` (per-row candidates)."""
-        table = self.entity.weight if candidates is None else self.entity(candidates)
+        table = self.entity_table() if candidates is None else self.embed(candidates)
         if table.dim() == 3:
             dot = torch.einsum("bd,bkd->bk", q, table)
             e2 = (table * table).sum(-1)
@@ -96,5 +185,5 @@ class KGEModel(nn.Module):
                     n_candidates: int | None = None) -> torch.Tensor:
         """Scores of every entity (or the first ``n_candidates``) as the tail."""
         candidates = None if n_candidates is None else \
-            torch.arange(n_candidates, device=heads.device)
+            torch.arange(n_candidates, device=self.entity.weight.device)
         return self.score_query(self.query(heads, relations), candidates)

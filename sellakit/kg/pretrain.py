@@ -34,7 +34,7 @@ from sellakit.cache import cache_dir, lock
 from sellakit.kg.data import MultiSourceKG, leak_free_triples
 from sellakit.kg.evaluate import evaluate
 from sellakit.kg.models import KGEModel
-from sellakit.kg.train import TrainConfig, TrainResult, train_kge
+from sellakit.kg.train import TrainConfig, TrainResult, build_model, train_kge
 
 __all__ = ["MODES", "TeacherConfig", "JointGraph", "build_joint", "swap_triples",
            "AlignmentLoss", "kg_scorer", "pretrain_teacher", "load_or_pretrain_teacher",
@@ -160,7 +160,7 @@ class AlignmentLoss(nn.Module):
         pick = torch.randint(0, len(self.links), (min(self.batch, len(self.links)),),
                              device=self.links.device)
         a, b = self.links[pick, 0], self.links[pick, 1]
-        loss = ((model.entity(a) - model.entity(b)) ** 2).sum(-1).mean()
+        loss = ((model.embed(a) - model.embed(b)) ** 2).sum(-1).mean()
         return self.weight * loss, {"align": loss.detach()}
 
 
@@ -170,7 +170,8 @@ def kg_scorer(model: KGEModel, ids: np.ndarray):
 
     def score(h: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         device = model.entity.weight.device
-        return model.score_query(model.query(ids_t.to(device)[h], r), ids_t.to(device))
+        ids_on = ids_t.to(device)
+        return model.score_query(model.query(ids_on[h.to(device)], r), ids_on)
     return score
 
 
@@ -243,8 +244,8 @@ def load_or_pretrain_teacher(ms: MultiSourceKG, config: TeacherConfig | None = N
         if use_cache and path.exists():
             try:
                 stored = torch.load(path, map_location="cpu", weights_only=False)
-                model = KGEModel(joint.n_entities, ms.n_relations, config.train.dim,
-                                 config.train.model, config.train.gamma)
+                model = build_model(config.train, joint.n_entities, ms.n_relations,
+                                    joint.triples)
                 model.load_state_dict(stored["state"])
                 model.eval()
                 return Teacher(model, joint, config, stored["seconds"],

@@ -62,7 +62,7 @@ def predict_links(teacher: KGEModel, joint: JointGraph, target: str, other: str,
     if len(sources) == 0:
         return np.zeros((0, 2), np.int64)
     with torch.no_grad():
-        table = teacher.entity.weight
+        table = teacher.entity_table().cpu()
         a = torch.nn.functional.normalize(table[torch.as_tensor(joint.ids[target][sources])], dim=1)
         b = torch.nn.functional.normalize(table[torch.as_tensor(joint.ids[other])], dim=1)
         sim = a @ b.T

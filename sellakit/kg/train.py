@@ -24,14 +24,20 @@ from tqdm.auto import tqdm
 from sellakit.config import pick_device, seed_everything
 from sellakit.kg.models import KGEModel
 
-__all__ = ["TrainConfig", "TrainResult", "with_reciprocals", "train_kge"]
+__all__ = ["TrainConfig", "TrainResult", "with_reciprocals", "build_model", "train_kge"]
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How one model is trained (``quick()`` for 2 CPU cores, ``paper()`` for a GPU)."""
+    """How one model is trained (``quick()`` for 2 CPU cores, ``paper()`` for a GPU).
+
+    ``model`` picks the interaction (:data:`sellakit.kg.models.MODELS`), ``encoder`` the entity
+    encoder (``"none"``: shallow tables; ``"gnn"``: aggregate ``gnn_neighbours`` in-edges).
+    """
 
     model: str = "rotate"
+    encoder: str = "none"
+    gnn_neighbours: int = 10
     dim: int = 64
     epochs: int = 30
     batch_size: int = 1024
@@ -75,6 +81,16 @@ def with_reciprocals(triples: np.ndarray, n_relations: int) -> np.ndarray:
     return np.concatenate([triples, triples[:, [2, 1, 0]] + [0, n_relations, 0]])
 
 
+def build_model(config: TrainConfig, n_entities: int, n_relations: int,
+                triples: np.ndarray) -> KGEModel:
+    """A fresh :class:`KGEModel` of ``config`` for a graph of training ``triples`` (the GNN
+    encoder's in-edges are drawn from them and their reciprocals, seeded by ``config.seed``)."""
+    graph = with_reciprocals(triples, n_relations) if config.encoder == "gnn" else None
+    return KGEModel(n_entities, n_relations, config.dim, config.model, config.gamma,
+                    encoder=config.encoder, graph=graph, neighbours=config.gnn_neighbours,
+                    seed=config.seed)
+
+
 def train_kge(triples: np.ndarray, n_entities: int, n_relations: int, config: TrainConfig, *,
               valid_mrr: Callable[[KGEModel], float] | None = None,
               extra: nn.Module | None = None, model: KGEModel | None = None,
@@ -90,13 +106,16 @@ def train_kge(triples: np.ndarray, n_entities: int, n_relations: int, config: Tr
     seed_everything(config.seed)
     device = pick_device(config.device)
     started = time.perf_counter()
-    model = (model or KGEModel(n_entities, n_relations, config.dim, config.model,
-                               config.gamma)).to(device)
+    model = (model or build_model(config, n_entities, n_relations, triples)).to(device)
+    if extra is not None:
+        extra.to(device)
     # Sparse gradients for the tables: an Adam step then touches only the rows of the batch
     # (several times faster on CPU than a dense step over every entity).
     model.entity.sparse = model.relation.sparse = True
-    optimisers = [torch.optim.SparseAdam(list(model.parameters()), lr=config.lr)]
-    dense = [p for p in extra.parameters()] if extra is not None else []
+    tables = [model.entity.weight, model.relation.weight]
+    optimisers = [torch.optim.SparseAdam(tables, lr=config.lr)]
+    dense = [p for p in model.parameters() if all(p is not t for t in tables)]
+    dense += list(extra.parameters()) if extra is not None else []
     if dense:
         optimisers.append(torch.optim.Adam(dense, lr=config.lr))
     data = torch.from_numpy(with_reciprocals(triples, n_relations))
