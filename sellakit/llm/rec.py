@@ -132,7 +132,13 @@ def add_lora(model, config: RecConfig):
     if config.gradient_checkpointing:
         # Non-reentrant: gradients reach the (replaced) input embeddings and the LoRA weights
         # without the inputs having to require grad.
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        # Newer transformers call it activation checkpointing (the old name warns); older
+        # releases have only the old name.
+        if hasattr(model, "activation_checkpointing_enable"):
+            model.activation_checkpointing_enable({"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False})
     return get_peft_model(model, lora)
 
 

@@ -1,0 +1,220 @@
+"""Check and time the CUDA path of the kit on a GPU machine (one script, one run).
+
+What it does, each part on its own so one failure does not hide the others:
+
+1. ``stages``: SeLLa-Rec end to end on CUDA (bf16): the plain MF and the semantic table of
+   stage 2, then :func:`sellakit.llm.run_methods` (tallrec, collm, sella) with the *paper*
+   preset (LoRA r64 on every projection, gradient checkpointing, effective batch 128) on a
+   small seeded sample of ML-1M rows. The LLM is **randomly initialised in SmolLM2-135M's
+   shape** (its real config and tokenizer; the weights do not travel to the GPU machine), so
+   the AUCs say nothing about quality: the check is that every stage runs, the loss is finite
+   and validation picks a checkpoint.
+2. ``sweep``: one SeLLa-Rec training step (forward + backward, LoRA + slot projectors) per
+   micro-batch size, with and without gradient checkpointing, for the 135M shape and a
+   **randomly initialised 7B Llama shape** (Vicuna-7B's dims: 4096 wide, 32 layers, 11008 MLP;
+   SmolLM2's vocabulary), bf16: seconds per step, prompts per second, peak GPU memory. Then
+   scoring throughput (length-sorted batches against one prompt at a time).
+3. KG: run separately, ``sellakit bench kg --target all`` (see bench/README.md).
+
+Command (on the GPU machine, the kit's cache in ``$SELLAKIT_CACHE``)::
+
+    python bench/cuda_check.py --shape-dir DIR --aligned build/aligned_mf.pt --out OUT.json
+
+``DIR`` holds SmolLM2-135M's config.json and tokenizer files (no weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import torch
+
+DEVICE = "cuda"  # --device cpu: a dry run of this script (small sizes) before a GPU is lent
+
+
+def sync() -> None:
+    if DEVICE == "cuda":
+        sync()
+
+
+def peak_gib() -> float:
+    return round(torch.cuda.max_memory_allocated() / 2**30, 2) if DEVICE == "cuda" else 0.0
+
+
+def reset_peak() -> None:
+    if DEVICE == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def random_backbone(shape_dir: str, shape: str):
+    """A randomly initialised causal LM of ``shape`` ("135m" or "7b") on CUDA in bf16."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+
+    from sellakit.llm.backbone import _ready
+
+    tokenizer = AutoTokenizer.from_pretrained(shape_dir)
+    if shape == "135m":
+        config = AutoConfig.from_pretrained(shape_dir)
+        name = "SmolLM2-135M shape, RANDOM init (CUDA check only)"
+    else:
+        config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=4096, intermediate_size=11008,
+                             num_hidden_layers=32, num_attention_heads=32,
+                             num_key_value_heads=32, max_position_embeddings=4096,
+                             tie_word_embeddings=False,
+                             pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+        name = "Llama-7B shape (Vicuna-7B dims), RANDOM init (CUDA check only)"
+    torch.manual_seed(0)
+    dtype = torch.bfloat16 if DEVICE == "cuda" else torch.float32
+    with torch.device(DEVICE):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    return _ready(model, tokenizer, name, torch.device(DEVICE), dtype)
+
+
+def stages(split, shape_dir: str, aligned: str, rows: int) -> dict:
+    from sellakit.llm import RecConfig, run_methods
+    from sellakit.llm.methods import CFTables, prepare_stage2
+
+    backbone = random_backbone(shape_dir, "135m")
+    started = time.perf_counter()
+    plain, _semantic, tables = prepare_stage2(split, backbone, preset="quick", aligned=aligned,
+                                              progress=False)
+    stage2 = time.perf_counter() - started
+    if tables.item.shape[1] != plain.item_embedding.weight.shape[1]:
+        tables = CFTables.from_model(plain)
+    config = RecConfig.paper(train_rows=rows, valid_rows=rows // 2, test_rows=rows,
+                             eval_every=2, grad_accum=2)
+    started = time.perf_counter()
+    run = run_methods(split, ["tallrec", "collm", "sella"], config, plain_mf=plain,
+                      aligned=tables, backbone=backbone, progress=False)
+    out = {"backbone": backbone.name, "rows": rows, "stage2_seconds": round(stage2, 1),
+           "stage3_seconds": round(time.perf_counter() - started, 1),
+           "peak_gib": peak_gib(), "methods": {}}
+    for name, result in run.results.items():
+        history = run.training[name].history
+        out["methods"][name] = {"test_auc": result["test"]["auc"],
+                                "seconds": result["seconds"], "best_step": result["best_step"],
+                                "losses_finite": bool(np.isfinite(
+                                    history.train_loss.dropna()).all()),
+                                "valid_auc_by_step": history.valid_auc.round(4).tolist()}
+    return out
+
+
+def sweep(split, shape_dir: str, shape: str, sizes: list[int], score_rows: int) -> dict:
+    from torch import nn
+
+    from sellakit.align.contrastive import Projector
+    from sellakit.llm import RecConfig, SpecialTokenRec
+    from sellakit.llm.methods import sample_rows
+    from sellakit.llm.prompts import TEMPLATES, PromptBuilder, add_slot_tokens, answer_token_ids
+    from sellakit.llm.rec import _batch, add_lora, copy_table, score_prompts
+
+    backbone = random_backbone(shape_dir, shape)
+    tokenizer, d = backbone.tokenizer, backbone.hidden_size
+    add_slot_tokens(tokenizer, backbone.model)
+    frame = sample_rows(split.train, max(sizes + [score_rows]), 2025)
+    prompts = PromptBuilder(tokenizer, TEMPLATES["sella"], history_len=10
+                            ).encode_rows(frame, split.item_titles)
+    out = {"backbone": backbone.name, "params_b": round(sum(
+        p.numel() for p in backbone.model.parameters()) / 1e9, 3),
+        "mean_tokens": float(np.mean([len(p.ids) for p in prompts])), "train_steps": []}
+    pad = tokenizer.pad_token_id
+    rng = np.random.default_rng(0)
+    for checkpointing in (True, False):
+        llm = add_lora(backbone.model, RecConfig.paper(gradient_checkpointing=checkpointing))
+        model = SpecialTokenRec(
+            llm, answer_token_ids(tokenizer),
+            user_table=copy_table(rng.normal(size=(split.n_users, 256)), trainable=True),
+            item_table=copy_table(rng.normal(size=(split.n_items, 256)), trainable=True),
+            cf_projector=Projector(256, d),
+            semantic=copy_table(rng.normal(size=(split.n_items, d)), trainable=True),
+            semantic_projector=nn.Linear(d, d)).to(DEVICE)
+        optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], 1e-4)
+        model.train()
+        for size in sizes:
+            reset_peak()
+            batch = _batch(prompts[:size], frame.iloc[:size], pad, DEVICE)
+            try:
+                times = []
+                for _ in range(3):  # one warm-up, two timed
+                    sync()
+                    t0 = time.perf_counter()
+                    loss = nn.functional.binary_cross_entropy_with_logits(model(batch),
+                                                                          batch["label"])
+                    loss.backward()
+                    optimiser.step()
+                    optimiser.zero_grad(set_to_none=True)
+                    sync()
+                    times.append(time.perf_counter() - t0)
+                step = float(np.mean(times[1:]))
+                out["train_steps"].append({
+                    "checkpointing": checkpointing, "batch": size, "seconds": round(step, 4),
+                    "prompts_per_s": round(size / step, 1), "loss": round(loss.item(), 4),
+                    "peak_gib": peak_gib()})
+            except torch.OutOfMemoryError:
+                out["train_steps"].append({"checkpointing": checkpointing, "batch": size,
+                                           "oom": True})
+            print(json.dumps(out["train_steps"][-1]), flush=True)
+        if checkpointing:  # scoring throughput once, with this adapter
+            for name, size in (("batched", 64), ("one_at_a_time", 1)):
+                n = score_rows if size > 1 else min(score_rows, 64)
+                sync()
+                t0 = time.perf_counter()
+                score_prompts(model, prompts[:n], frame.iloc[:n], pad_id=pad, batch_size=size)
+                sync()
+                out[f"score_{name}_prompts_per_s"] = round(n / (time.perf_counter() - t0), 1)
+        backbone.model = llm.unload()  # the bare model again for the next adapter
+        getattr(backbone.model, "activation_checkpointing_disable",
+                backbone.model.gradient_checkpointing_disable)()
+        del model, optimiser, llm
+        reset_peak()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shape-dir", required=True)
+    parser.add_argument("--aligned", default="build/aligned_mf.pt")
+    parser.add_argument("--rows", type=int, default=512)
+    parser.add_argument("--parts", default="stages,sweep135m,sweep7b")
+    parser.add_argument("--sizes", default="8,16,32,64,128",
+                        help="micro-batch sizes of the 135M sweep (the 7B sweep: 4,8,16,32)")
+    parser.add_argument("--score-rows", type=int, default=512)
+    parser.add_argument("--device", default="cuda", help="cpu: a dry run with small sizes")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    global DEVICE
+    DEVICE = args.device
+    from sellakit.data import collm_split, load_movielens_1m
+
+    split = collm_split(load_movielens_1m())
+    result = {"device": torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu",
+              "torch": torch.__version__}
+    import transformers
+    import peft
+    result["transformers"], result["peft"] = transformers.__version__, peft.__version__
+    jobs = {"stages": lambda: stages(split, args.shape_dir, args.aligned, args.rows),
+            "sweep135m": lambda: sweep(split, args.shape_dir, "135m",
+                                       [int(x) for x in args.sizes.split(",")],
+                                       args.score_rows),
+            "sweep7b": lambda: sweep(split, args.shape_dir, "7b", [4, 8, 16, 32],
+                                     args.score_rows // 2)}
+    for part in args.parts.split(","):
+        started = time.perf_counter()
+        try:
+            result[part] = jobs[part]()
+        except Exception:  # report and go on: one run of this script on a lent machine
+            result[part] = {"error": traceback.format_exc()[-3000:]}
+        result[part]["part_seconds"] = round(time.perf_counter() - started, 1)
+        print(part, json.dumps(result[part])[:2000], flush=True)
+        reset_peak()
+        Path(args.out).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
