@@ -2,6 +2,8 @@
 
 What it does, each part on its own so one failure does not hide the others:
 
+0. ``padding``: one LoRA step on the same prompts, left-padded (the kit's former layout) and
+   right-padded (the kit's layout), counting non-finite gradients.
 1. ``stages``: SeLLa-Rec end to end on CUDA (bf16): the plain MF and the semantic table of
    stage 2, then :func:`sellakit.llm.run_methods` (tallrec, collm, sella) with the *paper*
    preset (LoRA r64 on every projection, gradient checkpointing, effective batch 128) on a
@@ -39,7 +41,7 @@ DEVICE = "cuda"  # --device cpu: a dry run of this script (small sizes) before a
 
 def sync() -> None:
     if DEVICE == "cuda":
-        sync()
+        torch.cuda.synchronize()
 
 
 def peak_gib() -> float:
@@ -74,6 +76,56 @@ def random_backbone(shape_dir: str, shape: str):
     with torch.device(DEVICE):
         model = AutoModelForCausalLM.from_config(config, dtype=dtype)
     return _ready(model, tokenizer, name, torch.device(DEVICE), dtype)
+
+
+def padding(split, shape_dir: str) -> dict:
+    """Non-finite LoRA gradients after one step on a left-padded batch (read at position -1,
+    the kit's former layout) and on the kit's right-padded batch, same prompts and model."""
+    from sellakit.llm import RecConfig, SpecialTokenRec
+    from sellakit.llm.methods import sample_rows
+    from sellakit.llm.prompts import TEMPLATES, PromptBuilder, add_slot_tokens, answer_token_ids
+    from sellakit.llm.rec import _batch, add_lora
+
+    backbone = random_backbone(shape_dir, "135m")
+    tokenizer = backbone.tokenizer
+    add_slot_tokens(tokenizer, backbone.model)
+    frame = sample_rows(split.train, 16, 2025)
+    prompts = PromptBuilder(tokenizer, TEMPLATES["text"], history_len=10
+                            ).encode_rows(frame, split.item_titles)
+    llm = add_lora(backbone.model, RecConfig.paper())
+    yes, no = answer_token_ids(tokenizer)
+    batch = _batch(prompts, frame, tokenizer.pad_token_id, DEVICE)
+    out = {"lengths": sorted({len(p.ids) for p in prompts})}
+
+    def bad_grads(loss) -> int:
+        llm.zero_grad(set_to_none=True)
+        loss.backward()
+        return sum(int((~torch.isfinite(p.grad)).sum()) for p in llm.parameters()
+                   if p.grad is not None)
+
+    # the former layout: left padding, logits at the last position
+    width = batch["input_ids"].shape[1]
+    ids = torch.full_like(batch["input_ids"], tokenizer.pad_token_id)
+    mask = torch.zeros_like(batch["attention_mask"])
+    for row, p in enumerate(prompts):
+        ids[row, width - len(p.ids):] = torch.tensor(p.ids)
+        mask[row, width - len(p.ids):] = 1
+    logits = llm(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1
+                                                                   ).clamp(min=0),
+                 logits_to_keep=1).logits[:, -1].float()
+    loss = nn_bce(logits[:, yes] - logits[:, no], batch["label"])
+    out["left_padded"] = {"loss": round(loss.item(), 4), "nonfinite_lora_grads": bad_grads(loss)}
+    model = SpecialTokenRec(llm, (yes, no))
+    right = model(batch)
+    loss = nn_bce(right, batch["label"])
+    out["right_padded"] = {"loss": round(loss.item(), 4), "nonfinite_lora_grads": bad_grads(loss)}
+    out["max_abs_logit_diff"] = float((right - (logits[:, yes] - logits[:, no])).abs().max())
+    backbone.model = llm.unload()
+    return out
+
+
+def nn_bce(logits, labels):
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
 
 
 def stages(split, shape_dir: str, aligned: str, rows: int) -> dict:
@@ -181,7 +233,7 @@ def main() -> None:
     parser.add_argument("--shape-dir", required=True)
     parser.add_argument("--aligned", default="build/aligned_mf.pt")
     parser.add_argument("--rows", type=int, default=512)
-    parser.add_argument("--parts", default="stages,sweep135m,sweep7b")
+    parser.add_argument("--parts", default="padding,stages,sweep135m,sweep7b")
     parser.add_argument("--sizes", default="8,16,32,64,128",
                         help="micro-batch sizes of the 135M sweep (the 7B sweep: 4,8,16,32)")
     parser.add_argument("--score-rows", type=int, default=512)
@@ -198,7 +250,8 @@ def main() -> None:
     import transformers
     import peft
     result["transformers"], result["peft"] = transformers.__version__, peft.__version__
-    jobs = {"stages": lambda: stages(split, args.shape_dir, args.aligned, args.rows),
+    jobs = {"padding": lambda: padding(split, args.shape_dir),
+            "stages": lambda: stages(split, args.shape_dir, args.aligned, args.rows),
             "sweep135m": lambda: sweep(split, args.shape_dir, "135m",
                                        [int(x) for x in args.sizes.split(",")],
                                        args.score_rows),

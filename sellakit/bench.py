@@ -166,7 +166,7 @@ def rec_markdown(results: dict, *, command: str) -> str:
 
 def rec_scoring_benchmark(*, model: str = "smollm2-135m", rows: int = 128,
                           batch_size: int = 32, history_len: int = 10, seed: int = 2025) -> dict:
-    """Prompts per second of SeLLa-Rec scoring: length-sorted, left-padded batches against one
+    """Prompts per second of SeLLa-Rec scoring: length-sorted, right-padded batches against one
     prompt at a time, on the same ML-1M test prompts (seeded sample), same model, same run."""
     import time
 
@@ -217,7 +217,7 @@ def rec_scoring_markdown(result: dict, *, command: str) -> str:
             f"({result['dtype']}), {result['prompts']} ML-1M test prompts of "
             f"{result['mean_tokens']:.0f} tokens on average. Command: `{command}`\n\n"
             "| scoring | prompts/s |\n|---|---:|\n"
-            f"| length-sorted batches of {result['batch_size']}, left-padded | "
+            f"| length-sorted batches of {result['batch_size']}, right-padded | "
             f"{result['batched_prompts_per_s']:.2f} |\n"
             f"| one prompt at a time | {result['one_at_a_time_prompts_per_s']:.2f} |\n\n"
             f"Speed-up {result['speedup']:.2f}x; largest score difference between the two "

@@ -55,7 +55,10 @@ def test_slot_positions_are_known_by_construction(tiny):
     for name, token in ids.items():
         assert (batch["input_ids"][torch.arange(2), batch[f"slot_{name}"]] == token).all()
     assert (batch["attention_mask"].sum(1) == torch.tensor([len(p.ids) for p in prompts])).all()
-    assert (batch["input_ids"][:, -1] == prompts[0].ids[-1]).all()  # left padding
+    # right padding: every row starts with a real token (no fully masked attention row) and
+    # the answer is read at each row's own last token
+    assert batch["attention_mask"][:, 0].all()
+    assert (batch["input_ids"][torch.arange(2), batch["last"]] == prompts[0].ids[-1]).all()
 
 
 def test_builder_needs_registered_tokens():
@@ -93,9 +96,8 @@ def test_slot_embeddings_are_replaced_per_sample(tiny):
         vectors = model.slot_vectors(batch)
         for name in ("user", "item", "warm"):
             embeds[torch.arange(2), batch[f"slot_{name}"]] = vectors[name]
-        positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-        out = tiny.model(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
-                         position_ids=positions).logits[:, -1]
+        out = tiny.model(inputs_embeds=embeds, attention_mask=batch["attention_mask"]
+                         ).logits[torch.arange(2), batch["last"]]
         yes, no = answer_token_ids(tiny.tokenizer)
         torch.testing.assert_close(logit, out[:, yes] - out[:, no])
         # The slot tokens' own embedding rows are never read ...

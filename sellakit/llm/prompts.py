@@ -8,7 +8,9 @@ and the slot tokens are inserted between the pieces, so the position of every sl
 while the prompt is built; nothing searches the token ids afterwards.
 
 The prompt ends with ``#Answer:``; the next-token distribution at the last position gives the
-score ``P(Yes) / (P(Yes) + P(No))`` (left padding keeps the last position last in every row).
+score ``P(Yes) / (P(Yes) + P(No))``. Batches are right-padded (:func:`collate`), so no query
+row of the attention is fully masked: with left padding, a padded row attends to nothing, and
+on CUDA the fused attention kernels then give NaN gradients that reach the LoRA weights.
 
 Example::
 
@@ -157,20 +159,20 @@ class PromptBuilder:
 
 
 def collate(prompts: Sequence[EncodedPrompt], pad_id: int) -> dict[str, torch.Tensor]:
-    """Left-pad a batch; slot positions are shifted by each row's padding.
+    """Right-pad a batch (every row starts at position 0, so slot positions stay as built).
 
-    Returns ``input_ids``, ``attention_mask`` and ``slot_<name>`` (one position per row).
+    Returns ``input_ids``, ``attention_mask``, ``last`` (each row's last real position, where
+    the answer is read) and ``slot_<name>`` (one position per row).
     """
     width = max(len(p.ids) for p in prompts)
     input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(prompts), width), dtype=torch.long)
     slots: dict[str, list[int]] = {name: [] for name in prompts[0].slots}
     for row, prompt in enumerate(prompts):
-        pad = width - len(prompt.ids)
-        input_ids[row, pad:] = torch.tensor(prompt.ids)
-        mask[row, pad:] = 1
+        input_ids[row, :len(prompt.ids)] = torch.tensor(prompt.ids)
+        mask[row, :len(prompt.ids)] = 1
         for name, position in prompt.slots.items():
-            slots[name].append(pad + position)
-    batch = {"input_ids": input_ids, "attention_mask": mask}
+            slots[name].append(position)
+    batch = {"input_ids": input_ids, "attention_mask": mask, "last": mask.sum(1) - 1}
     batch.update({f"slot_{name}": torch.tensor(pos) for name, pos in slots.items()})
     return batch

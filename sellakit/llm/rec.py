@@ -184,13 +184,20 @@ class SpecialTokenRec(nn.Module):
         for name, vector in self.slot_vectors(batch).items():
             # Out of place: with gradient checkpointing the embedding output is a leaf.
             embeds = embeds.index_put((rows, batch[f"slot_{name}"]), vector.to(embeds.dtype))
-        # Positions count real tokens only (left padding); RoPE models would not mind, models
-        # with absolute positions would.
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = self.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
-                          logits_to_keep=1).logits[:, -1]
+        # Right padding: real tokens sit at 0..last, so the default positions are right. The
+        # decoder's final hidden state at each row's last real token meets only the two answer
+        # rows of the output layer (the full-vocabulary logits are never formed).
+        hidden = self.llm.get_decoder()(inputs_embeds=embeds, attention_mask=mask
+                                        ).last_hidden_state[rows, batch["last"]]
+        head = self.llm.get_output_embeddings()
         yes, no = self.answer_ids
-        return (logits[:, yes] - logits[:, no]).float()
+        logits = hidden.float() @ head.weight[[yes, no]].float().T
+        if getattr(head, "bias", None) is not None:
+            logits = logits + head.bias[[yes, no]].float()
+        cap = getattr(self.llm.config, "final_logit_softcapping", None)  # Gemma 2
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        return logits[:, 0] - logits[:, 1]
 
 
 def _batch(prompts: Sequence[EncodedPrompt], frame: pd.DataFrame, pad_id: int,
