@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -119,7 +120,7 @@ def padding(split, shape_dir: str) -> dict:
     right = model(batch)
     loss = nn_bce(right, batch["label"])
     out["right_padded"] = {"loss": round(loss.item(), 4), "nonfinite_lora_grads": bad_grads(loss)}
-    out["max_abs_logit_diff"] = float((right - (logits[:, yes] - logits[:, no])).abs().max())
+    out["max_abs_logit_diff"] = (right - (logits[:, yes] - logits[:, no])).abs().max().item()
     backbone.model = llm.unload()
     return out
 
@@ -228,6 +229,49 @@ def sweep(split, shape_dir: str, shape: str, sizes: list[int], score_rows: int) 
     return out
 
 
+def markdown(result: dict, *, command: str) -> str:
+    """The tables of one run (GPU, versions, each part)."""
+    lines = [f"CUDA check on {result['device']} (torch {result['torch']}, transformers "
+             f"{result['transformers']}, peft {result['peft']}); LLMs are RANDOMLY initialised "
+             f"in the named shapes (weights do not travel to the GPU machine), bf16. "
+             f"Command: `{command}`", ""]
+    pad = result.get("padding", {})
+    if "left_padded" in pad:
+        lines += ["| one LoRA step, 16 prompts | loss | non-finite LoRA grads |",
+                  "|---|---:|---:|"]
+        lines += [f"| {name.replace('_', '-')} | {pad[name]['loss']} | "
+                  f"{pad[name]['nonfinite_lora_grads']} |" for name in ("left_padded",
+                                                                       "right_padded")]
+        lines.append("")
+    st = result.get("stages", {})
+    if "methods" in st:
+        lines += [f"Stages end to end ({st['backbone']}; paper preset on {st['rows']} train "
+                  f"rows; stage 2 {st['stage2_seconds']} s, stage 3 {st['stage3_seconds']} s, "
+                  f"peak {st['peak_gib']} GiB). AUCs of a random model say nothing about "
+                  "quality.", "", "| method | losses finite | best step | test AUC | seconds |",
+                  "|---|---|---:|---:|---:|"]
+        lines += [f"| {m} | {v['losses_finite']} | {v['best_step']} | {v['test_auc']:.3f} | "
+                  f"{v['seconds']} |" for m, v in st["methods"].items()]
+        lines.append("")
+    for part in ("sweep135m", "sweep7b"):
+        sw = result.get(part, {})
+        if "train_steps" not in sw:
+            continue
+        lines += [f"{sw['backbone']}, {sw['params_b']} B parameters, prompts of "
+                  f"{sw['mean_tokens']:.0f} tokens on average; LoRA r64 on every projection. "
+                  f"Scoring: {sw['score_batched_prompts_per_s']} prompts/s in batches of 64, "
+                  f"{sw['score_one_at_a_time_prompts_per_s']} one at a time.", "",
+                  "| checkpointing | micro-batch | s/step | prompts/s | peak GiB |",
+                  "|---|---:|---:|---:|---:|"]
+        for row in sw["train_steps"]:
+            cells = ("out of memory", "", "") if row.get("oom") else \
+                (row["seconds"], row["prompts_per_s"], row["peak_gib"])
+            lines.append(f"| {row['checkpointing']} | {row['batch']} | "
+                         + " | ".join(map(str, cells)) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape-dir", required=True)
@@ -267,6 +311,8 @@ def main() -> None:
         print(part, json.dumps(result[part])[:2000], flush=True)
         reset_peak()
         Path(args.out).write_text(json.dumps(result, indent=1))
+    command = "python bench/cuda_check.py " + " ".join(sys.argv[1:])
+    Path(args.out).with_suffix(".md").write_text(markdown(result, command=command))
 
 
 if __name__ == "__main__":
