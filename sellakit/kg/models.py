@@ -115,12 +115,16 @@ class KGEModel(nn.Module):
         return self.entity.weight.shape[1]
 
     def embed(self, entities: torch.Tensor) -> torch.Tensor:
-        """Entity representations ``(*entities.shape, width)``: table rows, or GNN-encoded."""
-        if self._table is not None:
-            return self._table[entities]
-        e = self.entity(entities)
+        """Entity representations ``(*entities.shape, width)``: table rows, or GNN-encoded
+        (read from the cached table in eval mode without grad, see :meth:`entity_table`)."""
         if self.encoder == "none":
-            return e
+            return self.entity(entities)
+        if not self.training and not torch.is_grad_enabled():
+            return self.entity_table()[entities]
+        return self._encode(entities)
+
+    def _encode(self, entities: torch.Tensor) -> torch.Tensor:
+        e = self.entity(entities)
         mask = self.neighbour_mask[entities].unsqueeze(-1).to(e.dtype)
         messages = self._transform(self.entity(self.neighbour_heads[entities]),
                                    self.relation(self.neighbour_relations[entities]))
@@ -136,7 +140,7 @@ class KGEModel(nn.Module):
         if self._table is not None:
             return self._table
         ids = torch.arange(self.n_entities, device=self.entity.weight.device)
-        table = torch.cat([self.embed(ids[s:s + chunk]) for s in range(0, len(ids), chunk)])
+        table = torch.cat([self._encode(ids[s:s + chunk]) for s in range(0, len(ids), chunk)])
         if not self.training and not torch.is_grad_enabled():
             self._table = table
         return table
