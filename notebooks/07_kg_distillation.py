@@ -200,6 +200,10 @@ saved = save_figures(figures)
 # 2. Turn on predicted links: `replace(student_cfg, predicted_links=True)`. How many are added?
 # 3. Change `TARGET` to `"ja"`; the teacher is reused as is (no retraining).
 # 4. Raise the temperature: `replace(student_cfg, kd=replace(student_cfg.kd, temperature=4))`.
+# 5. Give the student a GNN encoder (each entity also reads up to 10 in-edges):
+#    `replace(student_cfg, train=replace(student_cfg.train, encoder="gnn"))`. Does the student
+#    from scratch gain more than the student with KD? (On the H200 run of `el` with every model
+#    a GNN, `bench/kg_dbp5l_el_gnn_quick_h200.md`, scratch rose and the teacher fell.)
 
 # %%
 record(target=TARGET, dataset=ms.name, teacher_seconds=teacher.seconds,
