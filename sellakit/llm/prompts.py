@@ -9,8 +9,9 @@ while the prompt is built; nothing searches the token ids afterwards.
 
 The prompt ends with ``#Answer:``; the next-token distribution at the last position gives the
 score ``P(Yes) / (P(Yes) + P(No))``. Batches are right-padded (:func:`collate`), so no query
-row of the attention is fully masked: with left padding, a padded row attends to nothing, and
-on CUDA the fused attention kernels then give NaN gradients that reach the LoRA weights.
+row of the attention is fully masked (with left padding a padded row attends to nothing). On
+an H200 the left-padded layout turned to NaN scores after its first LoRA steps; the
+right-padded one trained with finite losses (the exact trigger was not isolated; README).
 
 Example::
 
