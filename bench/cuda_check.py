@@ -161,14 +161,14 @@ def stages(split, shape_dir: str, aligned: str, rows: int) -> dict:
 def sweep(split, shape_dir: str, shape: str, sizes: list[int], score_rows: int) -> dict:
     from torch import nn
 
-    from sellakit.align.contrastive import Projector
-    from sellakit.llm import RecConfig, SpecialTokenRec
+    from sellakit.bench import random_sella_scorer
+    from sellakit.llm import RecConfig
     from sellakit.llm.methods import sample_rows
-    from sellakit.llm.prompts import TEMPLATES, PromptBuilder, add_slot_tokens, answer_token_ids
-    from sellakit.llm.rec import _batch, add_lora, copy_table, score_prompts
+    from sellakit.llm.prompts import TEMPLATES, PromptBuilder, add_slot_tokens
+    from sellakit.llm.rec import _batch, add_lora, score_prompts
 
     backbone = random_backbone(shape_dir, shape)
-    tokenizer, d = backbone.tokenizer, backbone.hidden_size
+    tokenizer = backbone.tokenizer
     add_slot_tokens(tokenizer, backbone.model)
     frame = sample_rows(split.train, max(sizes + [score_rows]), 2025)
     prompts = PromptBuilder(tokenizer, TEMPLATES["sella"], history_len=10
@@ -177,16 +177,10 @@ def sweep(split, shape_dir: str, shape: str, sizes: list[int], score_rows: int) 
         p.numel() for p in backbone.model.parameters()) / 1e9, 3),
         "mean_tokens": float(np.mean([len(p.ids) for p in prompts])), "train_steps": []}
     pad = tokenizer.pad_token_id
-    rng = np.random.default_rng(0)
     for checkpointing in (True, False):
         llm = add_lora(backbone.model, RecConfig.paper(gradient_checkpointing=checkpointing))
-        model = SpecialTokenRec(
-            llm, answer_token_ids(tokenizer),
-            user_table=copy_table(rng.normal(size=(split.n_users, 256)), trainable=True),
-            item_table=copy_table(rng.normal(size=(split.n_items, 256)), trainable=True),
-            cf_projector=Projector(256, d),
-            semantic=copy_table(rng.normal(size=(split.n_items, d)), trainable=True),
-            semantic_projector=nn.Linear(d, d)).to(DEVICE)
+        model = random_sella_scorer(llm, tokenizer, split.n_users, split.n_items,
+                                    trainable=True).to(DEVICE)
         optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], 1e-4)
         model.train()
         for size in sizes:

@@ -164,6 +164,28 @@ def rec_markdown(results: dict, *, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def random_sella_scorer(llm, tokenizer, n_users: int, n_items: int, *, trainable: bool,
+                        seed: int = 2025):
+    """A SeLLa-Rec scorer over ``llm`` with random CF (256-d) and semantic tables of the real
+    shapes, for timing: the tables' values do not change the cost."""
+    import numpy as np
+    from torch import nn
+
+    from sellakit.align.contrastive import Projector
+    from sellakit.llm.prompts import answer_token_ids
+    from sellakit.llm.rec import SpecialTokenRec, copy_table
+
+    rng = np.random.default_rng(seed)
+    d = llm.get_input_embeddings().weight.shape[1]
+    return SpecialTokenRec(
+        llm, answer_token_ids(tokenizer),
+        user_table=copy_table(rng.normal(size=(n_users, 256)), trainable=trainable),
+        item_table=copy_table(rng.normal(size=(n_items, 256)), trainable=trainable),
+        cf_projector=Projector(256, d),
+        semantic=copy_table(rng.normal(size=(n_items, d)), trainable=trainable),
+        semantic_projector=nn.Linear(d, d))
+
+
 def rec_scoring_benchmark(*, model: str = "smollm2-135m", rows: int = 128,
                           batch_size: int = 32, history_len: int = 10, seed: int = 2025) -> dict:
     """Prompts per second of SeLLa-Rec scoring: length-sorted, right-padded batches against one
@@ -175,10 +197,8 @@ def rec_scoring_benchmark(*, model: str = "smollm2-135m", rows: int = 128,
     from sellakit.data import collm_split, load_movielens_1m
     from sellakit.llm.backbone import load_backbone
     from sellakit.llm.methods import sample_rows
-    from sellakit.llm.prompts import TEMPLATES, PromptBuilder, add_slot_tokens, answer_token_ids
-    from sellakit.llm.rec import SpecialTokenRec, copy_table, score_prompts
-    from sellakit.align.contrastive import Projector
-    from torch import nn
+    from sellakit.llm.prompts import TEMPLATES, PromptBuilder, add_slot_tokens
+    from sellakit.llm.rec import score_prompts
 
     split = collm_split(load_movielens_1m())
     backbone = load_backbone(model)
@@ -186,15 +206,9 @@ def rec_scoring_benchmark(*, model: str = "smollm2-135m", rows: int = 128,
     frame = sample_rows(split.test, rows, seed)
     prompts = PromptBuilder(backbone.tokenizer, TEMPLATES["sella"],
                             history_len=history_len).encode_rows(frame, split.item_titles)
-    d = backbone.hidden_size
-    rng = np.random.default_rng(seed)  # the tables' values do not change the cost
-    scorer = SpecialTokenRec(
-        backbone.model, answer_token_ids(backbone.tokenizer),
-        user_table=copy_table(rng.normal(size=(split.n_users, 256)), trainable=False),
-        item_table=copy_table(rng.normal(size=(split.n_items, 256)), trainable=False),
-        cf_projector=Projector(256, d), semantic=copy_table(rng.normal(size=(split.n_items, d)),
-                                                             trainable=False),
-        semantic_projector=nn.Linear(d, d)).to(backbone.device, backbone.dtype)
+    scorer = random_sella_scorer(backbone.model, backbone.tokenizer, split.n_users,
+                                 split.n_items, trainable=False, seed=seed
+                                 ).to(backbone.device, backbone.dtype)
     pad = backbone.tokenizer.pad_token_id
     score_prompts(scorer, prompts[:4], frame.iloc[:4], pad_id=pad, batch_size=4)  # warm-up
     timings, scores = {}, {}
