@@ -22,16 +22,21 @@
 # and look at the aligned entities of the five languages in one UMAP.
 # **Run time:** about 2–3 minutes in quick mode on 2 CPU cores (the teacher is cached for
 # notebook 07 and the benchmark).
+#
+# **Data.** DBP-5L is found through, in order: `DATA_DIR` below, the variable `SELLAKIT_DBP5L`,
+# the kit's cache, a download from the KEnS repository. Where none has it (an offline machine
+# without a copy), the notebook runs on a *derived stand-in* cut from PyKEEN's UMLS — three
+# small overlapping sources named `s0`, `s1`, `s2` — and says so in every title and table. The
+# cell after the imports tells you which one you got.
 
 # %% tags=["parameters"]
-import os
-from pathlib import Path
+from sellakit.config import quick_mode
 
-QUICK = os.environ.get("SELLAKIT_QUICK", "1") != "0"
+QUICK = quick_mode()
 SEED = 2025
-# DBP-5L folder (the KEnS `data/`); None downloads it from GitHub into the cache when online.
-DATA_DIR = os.environ.get("SELLAKIT_DBP5L") or (
-    "../../shared/data/dbp5l" if Path("../../shared/data/dbp5l").exists() else None)
+# DBP-5L folder (the KEnS `data/`); None: $SELLAKIT_DBP5L, the cache, a download, else the
+# derived stand-in.
+DATA_DIR = None
 MODE = "swapping"  # or "sharing", "mapping"
 N_MAP = 300  # aligned entity groups drawn in the UMAP
 
@@ -39,7 +44,9 @@ N_MAP = 300  # aligned entity groups drawn in the UMAP
 # ## 1. Five graphs and their links
 #
 # Entity ids are local to each language; relation ids are shared (DBpedia properties). About
-# 77 % of Greek entities appear in a triple. Links join entities of two languages.
+# 77 % of Greek entities appear in a triple. Links join entities of two languages. (On the
+# stand-in: three sources with their own entity ids over UMLS's relations; half of the true
+# links are hidden.)
 
 # %%
 from dataclasses import replace
@@ -47,16 +54,20 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import plotly.express as px
+from IPython.display import Markdown
 
-from sellakit.kg.compare import teacher_config, test_metrics
-from sellakit.kg.data import load_dbp5l
-from sellakit.kg.pretrain import kg_scorer, load_or_pretrain_teacher
+from sellakit.kg import (filtered_test_metrics, kg_scorer, load_multisource,
+                         load_or_pretrain_teacher, teacher_config)
 from sellakit.runner import record
 from sellakit.viz import maps
 from sellakit.viz.figures import save_figures
+from sellakit.viz.kg import captioned
 
-ms = load_dbp5l(DATA_DIR)
-ms.summary()
+ms = load_multisource(DATA_DIR)
+Markdown(f"> **Stand-in, not DBP-5L.** {ms.note}" if ms.note else f"Data: {ms!r}")
+
+# %%
+captioned(ms.summary(), ms, "Entities, triples and links per graph")
 
 # %%
 langs = list(ms.kgs)
@@ -64,7 +75,7 @@ links = pd.DataFrame(0, index=langs, columns=langs)
 for (a, b), pairs in ms.links.items():
     links.loc[a, b] = links.loc[b, a] = len(pairs)
 figures = {"06_alignment_links": px.imshow(links, text_auto=True, color_continuous_scale="Blues",
-                                           title="DBP-5L seed alignment links per language pair")}
+                                           title=f"Seed alignment links per pair — {ms.title}")}
 figures["06_alignment_links"]
 
 # %% [markdown]
@@ -79,9 +90,10 @@ figures["06_alignment_links"]
 teacher_cfg = replace(teacher_config("quick" if QUICK else "paper"), mode=MODE)
 teacher = load_or_pretrain_teacher(ms, teacher_cfg)
 joint = teacher.joint
-pd.DataFrame({"train": {k: len(v.train) for k, v in ms.kgs.items()},
-              "removed (leak)": joint.removed,
-              "kept": {k: len(v) for k, v in joint.kg_triples.items()}})
+captioned(pd.DataFrame({"train": {k: len(v.train) for k, v in ms.kgs.items()},
+                        "removed (leak)": joint.removed,
+                        "kept": {k: len(v) for k, v in joint.kg_triples.items()}}),
+          ms, "Training triples removed as leaks")
 
 # %% [markdown]
 # ## 3. The teacher
@@ -95,36 +107,37 @@ pd.DataFrame({"train": {k: len(v.train) for k, v in ms.kgs.items()},
 print(f"{len(joint.triples):,} training triples ({joint.n_bridges:,} bridges), "
       f"{joint.n_entities:,} entities; trained in {teacher.seconds} s"
       f"{' (read from the cache)' if teacher.cached else ''}, epoch {teacher.best_epoch}")
-per_language = pd.DataFrame({lang: test_metrics(ms, lang, kg_scorer(teacher.model,
-                                                                     joint.ids[lang]))
+per_language = pd.DataFrame({lang: filtered_test_metrics(ms, lang, kg_scorer(teacher.model,
+                                                                              joint.ids[lang]))
                              for lang in langs}).T[["mrr", "hits@1", "hits@3", "hits@10"]]
-per_language
+captioned(per_language, ms, "Teacher: filtered test metrics per graph (tails)")
 
 # %%
 figures["06_teacher_valid_mrr"] = px.line(teacher.history.dropna(subset=["valid_mrr"]),
                                           x="epoch", y="valid_mrr", markers=True,
-                                          title="Teacher: mean validation MRR over languages")
+                                          title=f"Teacher: mean validation MRR — {ms.title}")
 figures["06_teacher_valid_mrr"]
 
 # %% [markdown]
 # ## 4. Aligned entities across languages
 #
-# Take Greek entities linked to all four other languages; draw each language's copy (the
-# teacher's entity vectors) in one UMAP. With swapping the copies of one entity share their
-# neighbourhoods, so they land close together.
+# Take entities of the first graph (Greek on DBP-5L) linked to every other graph; draw each
+# graph's copy (the teacher's entity vectors) in one UMAP. With swapping the copies of one
+# entity share their neighbourhoods, so they land close together.
 
 # %%
+anchor = langs[0]
 groups = {}
 for (a, b), pairs in ms.links.items():
-    if "el" in (a, b):
-        other = b if a == "el" else a
-        for x, y in (pairs if a == "el" else pairs[:, ::-1]):
+    if anchor in (a, b):
+        other = b if a == anchor else a
+        for x, y in (pairs if a == anchor else pairs[:, ::-1]):
             groups.setdefault(int(x), {})[other] = int(y)
-full = [x for x, g in groups.items() if len(g) == 4][:N_MAP]
+full = [x for x, g in groups.items() if len(g) == len(langs) - 1][:N_MAP]
 rows, vectors = [], []
 table = teacher.model.entity_table().detach().cpu().numpy()
 for x in full:
-    for lang, local in [("el", x), *groups[x].items()]:
+    for lang, local in [(anchor, x), *groups[x].items()]:
         vectors.append(table[joint.ids[lang][local]])
         rows.append({"language": lang, "group": x,
                      "label": ms.kgs[lang].entity_labels[local].rsplit("/", 1)[-1]})
@@ -132,7 +145,8 @@ frame = pd.DataFrame(rows)
 xy = maps.fit_frame(np.asarray(vectors), settings=maps.UMAPSettings(seed=SEED))["reference"]
 figures["06_map_aligned_entities"] = maps.map_scatter(
     xy, frame.rename(columns={"label": "title"}), "language",
-    f"Teacher entity vectors of {len(full)} entities in five languages (UMAP)")
+    f"Teacher entity vectors of {len(full)} entities in {len(langs)} graphs (UMAP) — "
+    f"{ms.title}")
 figures["06_map_aligned_entities"]
 
 # %%
@@ -158,7 +172,9 @@ saved = save_figures(figures)
 #
 # One teacher, trained once over five linked graphs with every valid/test fact of every
 # language removed, ranks each language's test tails and puts the copies of an entity next to
-# each other. Notebook 07 distils it into a small student for one target.
+# each other. Notebook 07 distils it into a small student for one target. (On the stand-in the
+# same steps run on three small sources of one graph: the mechanics are the same, the numbers
+# say nothing about DBP-5L.)
 #
 # 1. Set `MODE = "sharing"`: one vector per aligned entity. What happens to the UMAP? To the
 #    teacher's MRR?
@@ -172,7 +188,8 @@ saved = save_figures(figures)
 #    epoch slower?
 
 # %%
-record(dataset=ms.name, n_kgs=len(ms.kgs), n_links=int(sum(len(p) for p in ms.links.values())),
+record(dataset=ms.name, derived=ms.derived, n_kgs=len(ms.kgs),
+       n_links=int(sum(len(p) for p in ms.links.values())),
        leak_removed=joint.removed, teacher_triples=int(len(joint.triples)),
        teacher_bridges=int(joint.n_bridges), teacher_seconds=teacher.seconds,
        teacher_dim=teacher_cfg.train.dim, mode=MODE, seed=SEED,

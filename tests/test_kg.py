@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from sellakit.kg.data import (DataError, canonical_ids, derived_multisource, leak_free_triples,
-                              load_dbp5l, load_pykeen)
+from sellakit.kg.data import (DBP5L_ENV, DataError, canonical_ids, derived_multisource,
+                              leak_free_triples, load_dbp5l, load_multisource, load_pykeen,
+                              locate_dbp5l)
 from sellakit.kg.evaluate import evaluate, metrics_from_ranks, ranks_from_scores
 from sellakit.kg.models import KGEModel
 
@@ -217,48 +221,77 @@ def test_dbp5l_missing_folder_names_the_fix(tmp_path):
         load_dbp5l(tmp_path)
 
 
-def test_dbp5l_offline_download_error(tmp_path, monkeypatch):
+def _offline(monkeypatch):
     import urllib.request
 
-    monkeypatch.setenv("SELLAKIT_CACHE", str(tmp_path / "cache"))
-
-    def offline(*args, **kwargs):
+    def refuse(*args, **kwargs):
         raise OSError("network unreachable")
-    monkeypatch.setattr(urllib.request, "urlopen", offline)
-    with pytest.raises(DataError, match="--data-dir DIR"):
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+
+
+def test_dbp5l_offline_download_error(tmp_cache, monkeypatch):
+    monkeypatch.delenv(DBP5L_ENV, raising=False)
+    _offline(monkeypatch)
+    with pytest.raises(DataError) as err:
         load_dbp5l(None)
-    assert not (tmp_path / "cache" / "datasets" / "dbp5l").exists()  # nothing half-written
+    message = str(err.value)
+    assert "--data-dir DIR" in message and DBP5L_ENV in message and "github.com" in message
+    assert "pip download" not in message and "None" not in message
+    assert not (tmp_cache / "datasets" / "dbp5l").exists()  # nothing half-written
+    assert locate_dbp5l() is None
 
 
-DBP5L = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data" / "dbp5l"
+def test_without_dbp5l_the_notebooks_get_the_named_stand_in(tmp_cache, monkeypatch):
+    monkeypatch.delenv(DBP5L_ENV, raising=False)
+    _offline(monkeypatch)
+    ms = load_multisource()
+    assert ms.derived and "derived" in ms.title and DBP5L_ENV in ms.note
+    assert ms.relation_labels is not None and len(ms.relation_labels) == ms.n_relations
 
 
-@pytest.mark.skipif(not DBP5L.exists(), reason="DBP-5L not on this machine")
+def test_a_broken_dbp5l_folder_is_an_error_not_a_stand_in(tmp_cache, tmp_path, monkeypatch):
+    (tmp_path / "kg").mkdir()
+    monkeypatch.setenv(DBP5L_ENV, str(tmp_path))
+    with pytest.raises(DataError, match=f"missing \\(\\${DBP5L_ENV}\\)"):
+        load_multisource()
+    monkeypatch.setenv(DBP5L_ENV, str(tmp_path / "nope"))
+    with pytest.raises(DataError, match="does not exist"):
+        load_multisource()
+
+
+# The real files: CI sets SELLAKIT_DBP5L (.ci/run, when ../shared/data/dbp5l exists).
+DBP5L = os.environ.get(DBP5L_ENV)
+needs_dbp5l = pytest.mark.skipif(
+    not DBP5L, reason=f"DBP-5L not on this machine: set {DBP5L_ENV} to the KEnS data/ folder")
+
+
+@needs_dbp5l
 def test_dbp5l_counts():
     ms = load_dbp5l(DBP5L)
     counts = {k: (len(v.train), len(v.valid), len(v.test)) for k, v in ms.kgs.items()}
     assert counts == {"el": (8670, 4152, 1017), "ja": (17979, 8633, 2162),
                       "es": (33036, 16220, 4810), "fr": (30139, 14705, 4171),
                       "en": (48652, 24051, 7464)}
-    assert ms.n_relations == 960 and not ms.derived
+    assert ms.n_relations == 960 and not ms.derived and ms.title == "DBP-5L"
 
 
-@pytest.mark.skipif(not DBP5L.exists(), reason="DBP-5L not on this machine")
-def test_dbp5l_from_a_path_is_kept_in_the_cache(tmp_path, monkeypatch):
-    """After one load from a folder, a load without a path works offline (another checkout,
-    a notebook without DATA_DIR)."""
-    import urllib.request
-
-    monkeypatch.setenv("SELLAKIT_CACHE", str(tmp_path / "cache"))
+@needs_dbp5l
+def test_dbp5l_from_a_path_is_kept_in_the_cache(tmp_cache, monkeypatch):
+    """After one load from a folder, a load without a path or variable works offline (another
+    checkout, a notebook without DATA_DIR)."""
     first = load_dbp5l(DBP5L)
-
-    def offline(*args, **kwargs):
-        raise OSError("network unreachable")
-    monkeypatch.setattr(urllib.request, "urlopen", offline)
-    again = load_dbp5l(None)
-    assert again.source == str(tmp_path / "cache" / "datasets" / "dbp5l")
+    monkeypatch.delenv(DBP5L_ENV)
+    _offline(monkeypatch)
+    again = load_multisource()
+    assert again.source == str(tmp_cache / "datasets" / "dbp5l") and not again.note
     assert {k: len(v.test) for k, v in again.kgs.items()} == \
         {k: len(v.test) for k, v in first.kgs.items()}
+
+
+@needs_dbp5l
+def test_dbp5l_variable_comes_before_the_cache(tmp_cache):
+    ms = load_multisource()  # SELLAKIT_DBP5L is set
+    assert ms.name == "dbp5l" and ms.source == str(Path(DBP5L).resolve())
 
 
 def test_kg_markdown_shapes():

@@ -110,16 +110,26 @@ def test_05_special_tokens_prompting(executed):
         values["figures"]
 
 
+def _kg_source(values: dict) -> bool:
+    """True on DBP-5L; else the run must be on the derived stand-in and say so."""
+    real = values["dataset"] == "dbp5l"
+    assert real or (values["derived"] is True and "derived" in values["dataset"]), values
+    return real
+
+
 def test_06_kg_multisource_pretraining(executed):
     values = executed("06_kg_multisource_pretraining")["values"]
-    assert values["dataset"] == "dbp5l" and values["n_kgs"] == 5
-    assert values["n_links"] > 30_000
-    # leakage removal dropped facts from every language (their valid/test facts elsewhere)
+    real = _kg_source(values)
+    # DBP-5L: five languages, 40k+ links; the stand-in: three sources, half the links hidden
+    assert values["n_kgs"] == (5 if real else 3)
+    assert values["n_links"] > (30_000 if real else 100)
+    # leakage removal dropped facts from every graph (their valid/test facts elsewhere)
     assert all(n > 0 for n in values["leak_removed"].values())
     assert values["teacher_bridges"] > 0 and values["teacher_dim"] > 32
-    # the teacher ranks each language's test tails far above chance (MRR of a random ranker
-    # over 5k-14k candidates is below 0.002)
-    assert all(m["mrr"] > 0.05 for m in values["teacher_test"].values()), values["teacher_test"]
+    # the teacher ranks each graph's test tails far above chance (a random ranker's MRR is
+    # below 0.002 over DBP-5L's 5k-14k candidates, below 0.05 over the stand-in's ~100)
+    floor = 0.05 if real else 0.15
+    assert all(m["mrr"] > floor for m in values["teacher_test"].values()), values["teacher_test"]
     # aligned copies of an entity sit together (chance is 1 / n_map_entities)
     assert values["same_group_nn"] > 10 / values["n_map_entities"]
     assert any(f.startswith("06_map_aligned_entities") for f in values["figures"])
@@ -128,6 +138,8 @@ def test_06_kg_multisource_pretraining(executed):
 def test_07_kg_distillation(executed):
     executed("06_kg_multisource_pretraining")  # trains and caches the teacher
     values = executed("07_kg_distillation")["values"]
+    real = _kg_source(values)
+    assert values["target"] == ("el" if real else "s0")
     scratch, kd, joint = values["scratch"], values["kd"], values["joint"]
     assert values["student_dim"] < values["teacher_dim"]
     assert kd["mrr"] > scratch["mrr"], (kd, scratch)  # the issue's aim on this target

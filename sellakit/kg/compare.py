@@ -18,7 +18,7 @@ from sellakit.kg.subgraph import LinkedSubgraph, build_linked_subgraph
 from sellakit.kg.train import TrainConfig, TrainResult, train_kge
 
 __all__ = ["StudentConfig", "teacher_config", "train_scratch", "train_student",
-           "train_joint", "test_metrics", "compare_on_target"]
+           "train_joint", "filtered_test_metrics", "compare_on_target"]
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,8 @@ def _first(n: int):
     return lambda model: (lambda h, r: model.score_tails(h, r, n))
 
 
-def test_metrics(ms: MultiSourceKG, target: str, scorer, *, both: bool = False) -> dict:
+def filtered_test_metrics(ms: MultiSourceKG, target: str, scorer, *, both: bool = False
+                          ) -> dict:
     """Filtered test metrics of one scorer on the target (tails; heads too when ``both``)."""
     kg = ms.kgs[target]
     out = evaluate(scorer, kg.test, kg.all_triples(), n_candidates=kg.n_entities,
@@ -130,14 +131,14 @@ def compare_on_target(ms: MultiSourceKG, target: str, teacher: Teacher,
                       ) -> dict:
     """Scratch, joint, KD and ablations on ``target``; JSON-ready results."""
     out: dict = {"target": target, "dataset": ms.name}
-    tm = test_metrics(ms, target, kg_scorer(teacher.model, teacher.joint.ids[target]))
+    tm = filtered_test_metrics(ms, target,
+                               kg_scorer(teacher.model, teacher.joint.ids[target]))
     out["teacher"] = {k: tm[k] for k in ("mrr", "hits@1", "hits@3", "hits@10", "n")}
     scratch = train_scratch(ms, target, student, progress=progress)
-    out["scratch"] = _row(scratch, test_metrics(ms, target, _first(ms.kgs[target].n_entities)(
-        scratch.model)))
-    kd, sub = train_student(ms, target, teacher, student, progress=progress)
     n = ms.kgs[target].n_entities
-    out["kd"] = _row(kd, test_metrics(ms, target, _first(n)(kd.model)))
+    out["scratch"] = _row(scratch, filtered_test_metrics(ms, target, _first(n)(scratch.model)))
+    kd, sub = train_student(ms, target, teacher, student, progress=progress)
+    out["kd"] = _row(kd, filtered_test_metrics(ms, target, _first(n)(kd.model)))
     out["subgraph"] = sub.summary()
     models = {"scratch": scratch, "kd": kd}
     if ablations:
@@ -149,12 +150,13 @@ def compare_on_target(ms: MultiSourceKG, target: str, teacher: Teacher,
         for name, config in variants.items():
             result, _ = train_student(ms, target, teacher, config, subgraph=sub,
                                       progress=progress)
-            out["ablations"][name] = _row(result, test_metrics(ms, target,
+            out["ablations"][name] = _row(result, filtered_test_metrics(ms, target,
                                                                _first(n)(result.model)))
             models[name] = result
     if joint:
         result, ids = train_joint(ms, target, teacher_cfg, progress=progress)
-        out["joint"] = _row(result, test_metrics(ms, target, kg_scorer(result.model, ids)))
+        out["joint"] = _row(result, filtered_test_metrics(ms, target,
+                                                          kg_scorer(result.model, ids)))
         models["joint"] = result
     out["_models"] = models  # dropped before writing JSON
     return out

@@ -4,9 +4,11 @@ A :class:`MultiSourceKG` holds several KGs (each with its own local entity ids a
 train/valid/test triples ``(head, relation, tail)``), one relation vocabulary shared by all,
 and entity alignment links between pairs of KGs.
 
-* :func:`load_dbp5l` reads DBP-5L (EL, JA, ES, FR, EN; KEnS release) from a folder
-  (``path=`` / ``--data-dir``), or downloads it from the public KEnS GitHub repository into the
-  kit's cache when online. Every file is checked against its pinned sha256.
+* :func:`load_dbp5l` reads DBP-5L (EL, JA, ES, FR, EN; KEnS release) from, in order, a folder
+  (``path=`` / ``--data-dir``), ``$SELLAKIT_DBP5L``, the kit's cache, or a download from the
+  public KEnS GitHub repository when online. Every file is checked against its pinned sha256.
+* :func:`load_multisource` is what notebooks 06-07 call: DBP-5L where any of those has it, else
+  the derived stand-in below, with a ``note`` saying how to get the real benchmark.
 * :func:`load_pykeen` reads Nations, Kinships or UMLS from the PyKEEN wheel (offline).
 * :func:`derived_multisource` cuts one of those into overlapping sources with renamed ids and a
   held-out part of the alignment. Its name always contains ``derived``: it is a stand-in for
@@ -24,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,9 +34,9 @@ import numpy as np
 
 from sellakit.cache import Asset, CacheError, atomic_dir, cache_dir, fetch, lock, sha256_of
 
-__all__ = ["KG", "MultiSourceKG", "DataError", "DBP5L_LANGUAGES", "DBP5L_SHA256",
-           "load_dbp5l", "load_pykeen", "derived_multisource", "canonical_ids",
-           "leak_free_triples"]
+__all__ = ["KG", "MultiSourceKG", "DataError", "DBP5L_LANGUAGES", "DBP5L_SHA256", "DBP5L_ENV",
+           "load_dbp5l", "locate_dbp5l", "load_multisource", "load_pykeen", "derived_multisource",
+           "canonical_ids", "leak_free_triples"]
 
 DBP5L_LANGUAGES = ("el", "ja", "es", "fr", "en")
 DBP5L_PAIRS = ("el-en", "el-es", "el-fr", "el-ja", "en-fr", "es-en", "es-fr", "ja-en", "ja-es",
@@ -91,6 +94,8 @@ class KG:
     valid: np.ndarray
     test: np.ndarray
     entity_labels: list[str] | None = None
+    n_relations: int | None = None  # known for a single-source set (PyKEEN's)
+    relation_labels: list[str] | None = None
 
     def all_triples(self) -> np.ndarray:
         """Train, valid and test stacked (the filter set of the filtered protocol)."""
@@ -113,6 +118,8 @@ class MultiSourceKG:
             model may train on.
         heldout_links: links hidden from training (alignment test), same layout; may be empty.
         relation_labels: names of the relations, when known.
+        source: where the files came from (a folder, or what a derived split was cut from).
+        note: why this data was chosen, when it replaces what was asked for (the stand-in).
     """
 
     name: str
@@ -122,10 +129,19 @@ class MultiSourceKG:
     heldout_links: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     relation_labels: list[str] | None = None
     source: str = ""
+    note: str = ""
 
     @property
     def derived(self) -> bool:
         return "derived" in self.name
+
+    @property
+    def title(self) -> str:
+        """What figure titles and table captions call the data: ``DBP-5L``, or the stand-in's
+        name marked as derived."""
+        if self.name == "dbp5l":
+            return "DBP-5L"
+        return f"{self.name} (derived stand-in)" if self.derived else self.name
 
     def summary(self):
         """One row per KG: entities, triples per split, links to the others."""
@@ -146,12 +162,46 @@ class MultiSourceKG:
 
 # ----------------------------------------------------------------------------- DBP-5L
 
+#: The environment variable that points the kit at a local DBP-5L folder (the KEnS ``data/``).
+DBP5L_ENV = "SELLAKIT_DBP5L"
+DBP5L_HOME = "https://github.com/stasl0217/KEnS (folder data/)"
+#: The stand-in notebooks 06-07 use when DBP-5L cannot be had (see :func:`load_multisource`).
+STANDIN_BASE = "umls"
+
+
+def _cached_dbp5l() -> Path:
+    return cache_dir() / "datasets" / "dbp5l"
+
+
+def _is_complete(root: Path) -> bool:
+    return root.is_dir() and all((root / rel).exists() for rel in DBP5L_SHA256)
+
+
+def _verify_folder(root: Path, given_as: str) -> None:
+    """Raise :class:`DataError` unless ``root`` holds every DBP-5L file with its sha256."""
+    if not root.is_dir():
+        raise DataError(
+            f"DBP-5L folder {root} ({given_as}) does not exist. Fix: pass the folder that holds "
+            "kg/, entity/, seed_alignlinks/ and relations.txt of the KEnS release "
+            f"(--data-dir DIR on the command line, path= in Python, or {DBP5L_ENV}=DIR), or "
+            f"leave it out to download the files from {DBP5L_HOME} when online.")
+    for rel, digest in DBP5L_SHA256.items():
+        file = root / rel
+        if not file.exists():
+            raise DataError(f"DBP-5L file {file} is missing ({given_as}). Fix: copy the "
+                            f"complete KEnS `data/` folder to {root}.")
+        if sha256_of(file) != digest:
+            raise DataError(f"DBP-5L file {file} has the wrong sha256 (expected {digest}); "
+                            "it is damaged or from another release. Fix: copy it again from "
+                            f"{DBP5L_HOME}, file data/{rel}.")
+
+
 def _import_into_cache(root: Path) -> None:
     """Keep a copy of a verified local DBP-5L in the cache, so later runs (another checkout,
-    a notebook without ``DATA_DIR``) find it without a path or a download."""
-    final = cache_dir() / "datasets" / "dbp5l"
+    a notebook without a path) find it without a path or a download."""
+    final = _cached_dbp5l()
     with lock("dbp5l-dir"):
-        if final.exists() and all((final / rel).exists() for rel in DBP5L_SHA256):
+        if _is_complete(final):
             return
         with atomic_dir(final) as tmp:
             for rel in DBP5L_SHA256:
@@ -159,31 +209,30 @@ def _import_into_cache(root: Path) -> None:
                 (tmp / rel).write_bytes((root / rel).read_bytes())
 
 
-def _dbp5l_files(path: str | Path | None) -> Path:
-    """The folder holding DBP-5L's files, verified; downloaded into the cache when ``path`` is
-    None."""
-    if path is not None:
-        root = Path(path).expanduser()
-        if not root.is_dir():
-            raise DataError(
-                f"DBP-5L folder {root} does not exist. Fix: pass the folder that holds "
-                "kg/, entity/, seed_alignlinks/ and relations.txt of the KEnS release "
-                "(--data-dir DIR on the command line, path= in Python), or leave it out to "
-                "download the files from github.com/stasl0217/KEnS when online.")
-        for rel, digest in DBP5L_SHA256.items():
-            file = root / rel
-            if not file.exists():
-                raise DataError(f"DBP-5L file {file} is missing. Fix: copy the complete KEnS "
-                                f"`data/` folder to {root} (--data-dir / path=).")
-            if sha256_of(file) != digest:
-                raise DataError(f"DBP-5L file {file} has the wrong sha256 (expected {digest}); "
-                                "it is damaged or from another release. Fix: copy it again from "
-                                "the KEnS repository (data/" + rel + ").")
-        _import_into_cache(root)
-        return root
-    final = cache_dir() / "datasets" / "dbp5l"
+def locate_dbp5l(path: str | Path | None = None) -> Path | None:
+    """The verified DBP-5L folder, without downloading: ``path``, else ``$SELLAKIT_DBP5L``,
+    else the kit's cache; None when none of them has it.
+
+    A folder given by ``path`` or the variable must be complete and match the pinned sha256
+    (else :class:`DataError`, naming the file and the fix); it is then copied into the cache
+    once, so later calls need neither.
+    """
+    for given, given_as in ((path, "path="), (os.environ.get(DBP5L_ENV), f"${DBP5L_ENV}")):
+        if given:
+            root = Path(given).expanduser().resolve()
+            _verify_folder(root, given_as)
+            _import_into_cache(root)
+            return root
+    final = _cached_dbp5l()
     with lock("dbp5l-dir"):
-        if final.exists() and all((final / rel).exists() for rel in DBP5L_SHA256):
+        return final if _is_complete(final) else None
+
+
+def _download_dbp5l() -> Path:
+    """Every DBP-5L file from the KEnS repository into the cache, each checked by sha256."""
+    final = _cached_dbp5l()
+    with lock("dbp5l-dir"):
+        if _is_complete(final):
             return final
         try:
             with atomic_dir(final) as tmp:
@@ -196,11 +245,12 @@ def _dbp5l_files(path: str | Path | None) -> Path:
                     (tmp / rel).write_bytes(got.read_bytes())
         except CacheError as err:
             raise DataError(
-                "DBP-5L is not on this machine and could not be downloaded from "
-                "github.com/stasl0217/KEnS (offline?). Fix: copy the KEnS `data/` folder (kg/, "
-                "entity/, seed_alignlinks/, relations.txt) here and pass it with "
-                "--data-dir DIR (command line) or load_dbp5l(path=DIR) (Python); or connect "
-                f"to the internet and run again. Details: {err}") from err
+                f"DBP-5L is not on this machine and could not be downloaded from {DBP5L_HOME} "
+                "(offline?). Fix: copy the KEnS `data/` folder (kg/, entity/, "
+                f"seed_alignlinks/, relations.txt) to this machine and pass it with "
+                f"{DBP5L_ENV}=DIR (notebooks, any command), --data-dir DIR (command line) or "
+                "load_dbp5l(path=DIR) (Python); or connect to the internet and run again. "
+                f"Details: {err}") from err
     return final
 
 
@@ -209,17 +259,27 @@ def _read_ints(path: Path) -> np.ndarray:
     return np.asarray([[int(float(x)) for x in row[:3]] for row in rows], dtype=np.int64)
 
 
-def load_dbp5l(path: str | Path | None = None, *, languages=DBP5L_LANGUAGES) -> MultiSourceKG:
-    """DBP-5L from ``path`` (the KEnS ``data/`` folder), or from the cache, or downloaded when
-    ``path`` is None. A verified local folder is copied into the cache once, so later calls
-    need no path.
+def load_dbp5l(path: str | Path | None = None, *, languages=DBP5L_LANGUAGES,
+               download: bool = True) -> MultiSourceKG:
+    """DBP-5L, found in this order: ``path`` (the KEnS ``data/`` folder), ``$SELLAKIT_DBP5L``,
+    the kit's cache, a download from the KEnS repository (when ``download``). Every file is
+    checked against its pinned sha256; a verified local folder is copied into the cache once.
 
     Entity ids stay local to each language; relation ids are global (``relations.txt``). Link
     files ``l1-l2.tsv`` (CRLF, float-formatted ids) give (entity of l1, entity of l2); all seed
     links are training links, as in KEnS (``heldout_links`` is empty). ``el-en.tsv`` pairs have
     identical ids on both sides; ids never share a space here, so that quirk cannot leak.
+
+    Raises:
+        DataError: a given folder is incomplete or damaged, or no source has DBP-5L.
     """
-    root = _dbp5l_files(path)
+    root = locate_dbp5l(path)
+    if root is None:
+        if not download:
+            raise DataError(f"DBP-5L is not in the kit's cache. Fix: set {DBP5L_ENV}=DIR (the "
+                            f"KEnS data/ folder), pass path=DIR, or allow the download from "
+                            f"{DBP5L_HOME}.")
+        root = _download_dbp5l()
     relations = (root / "relations.txt").read_text(encoding="utf-8").splitlines()
     kgs = {}
     for lang in languages:
@@ -236,6 +296,30 @@ def load_dbp5l(path: str | Path | None = None, *, languages=DBP5L_LANGUAGES) -> 
     n_rel = max(len(relations), 1 + max(int(kg.all_triples()[:, 1].max()) for kg in kgs.values()))
     return MultiSourceKG("dbp5l", kgs, n_rel, links, relation_labels=relations,
                          source=str(root))
+
+
+def load_multisource(path: str | Path | None = None, *, download: bool = True,
+                     standin: str = STANDIN_BASE) -> MultiSourceKG:
+    """DBP-5L as :func:`load_dbp5l` finds it; where no source has it, the **derived stand-in**
+    ``derived_multisource(standin)`` (three sources cut from a PyKEEN set, offline), whose
+    ``note`` says so and how to get the real benchmark. What notebooks 06-07 load.
+
+    A folder given by ``path`` or ``$SELLAKIT_DBP5L`` that is incomplete or damaged still
+    raises :class:`DataError`: the stand-in replaces a missing benchmark, never a broken one.
+    """
+    try:
+        return load_dbp5l(path, download=download)
+    except DataError:
+        if path or os.environ.get(DBP5L_ENV):
+            raise
+    ms = derived_multisource(standin, seed=0)
+    ms.note = (f"DBP-5L was not found (no path, no ${DBP5L_ENV}, not in the cache, no download "
+               f"from {DBP5L_HOME}), so this runs on {ms.name}, a derived stand-in cut from "
+               f"PyKEEN's {_PYKEEN[standin]}: small, single-source underneath, not comparable "
+               "with the papers. For the real benchmark, copy the KEnS data/ folder to this "
+               f"machine and set {DBP5L_ENV}=/path/to/data (or connect to the internet) and "
+               "run again.")
+    return ms
 
 
 def _read_pairs(path: Path) -> np.ndarray:
@@ -260,12 +344,14 @@ def load_pykeen(name: str) -> KG:
         raise DataError("PyKEEN is not installed. Fix: pip install 'sellakit[kg]' "
                         "(or pip install pykeen==1.11.1).") from err
     ds = getattr(datasets, _PYKEEN[name.lower()])()
-    labels = [label for label, _ in sorted(ds.entity_to_id.items(), key=lambda kv: kv[1])]
-    kg = KG(name.lower(), ds.num_entities, ds.training.mapped_triples.numpy().astype(np.int64),
-            ds.validation.mapped_triples.numpy().astype(np.int64),
-            ds.testing.mapped_triples.numpy().astype(np.int64), entity_labels=labels)
-    kg.n_relations = ds.num_relations  # type: ignore[attr-defined]
-    return kg
+    def by_id(mapping: dict[str, int]) -> list[str]:
+        return [label for label, _ in sorted(mapping.items(), key=lambda kv: kv[1])]
+
+    return KG(name.lower(), ds.num_entities, ds.training.mapped_triples.numpy().astype(np.int64),
+              ds.validation.mapped_triples.numpy().astype(np.int64),
+              ds.testing.mapped_triples.numpy().astype(np.int64),
+              entity_labels=by_id(ds.entity_to_id), n_relations=ds.num_relations,
+              relation_labels=by_id(ds.relation_to_id))
 
 
 def derived_multisource(base: str = "umls", *, n_sources: int = 3, keep: float = 0.7,
@@ -313,6 +399,7 @@ def derived_multisource(base: str = "umls", *, n_sources: int = 3, keep: float =
             n_hidden = int(round(heldout_links * len(pairs)))
             hidden[(a, b)], links[(a, b)] = pairs[:n_hidden], pairs[n_hidden:]
     return MultiSourceKG(f"{base}-derived-{n_sources}", kgs, kg.n_relations, links, hidden,
+                         relation_labels=kg.relation_labels,
                          source=f"derived from PyKEEN {_PYKEEN[base.lower()]} (seed {seed})")
 
 
