@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -61,7 +63,7 @@ for name, config in configs.items():
 
 # %%
 figures = {"02_learning_curves": plots.learning_curves(
-    {m: t.history for m, t in trained.items()}, {m: t.best_epoch for m, t in trained.items()})}
+    {m: t.history for m, t in trained.items()}, {m: t.best_step for m, t in trained.items()})}
 figures["02_learning_curves"]
 
 # %% [markdown]

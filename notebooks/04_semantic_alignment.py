@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -110,7 +112,7 @@ frame = pd.DataFrame({"title": split.item_titles[iids],
 figures["04_map_llm"] = maps.map_scatter(coords["reference"], frame, "genre",
                                          "LLM space (reference frame)")
 figures["04_map_plain_cf"] = maps.map_scatter(plain_xy, frame, "genre", "Plain MF item space")
-figures["04_map_aligned"] = maps.map_scatter(coords[f"epoch_{aligned.train.best_epoch}"], frame,
+figures["04_map_aligned"] = maps.map_scatter(coords[f"epoch_{aligned.train.best_step}"], frame,
                                              "genre", "Aligned MF, projected P(e_i)")
 figures["04_map_aligned"]
 

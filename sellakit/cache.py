@@ -30,17 +30,17 @@ import sys
 import tempfile
 import urllib.request
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from filelock import FileLock
 
-__all__ = ["Asset", "CacheError", "cache_dir", "fetch", "sha256_of", "atomic_dir", "lock"]
+from sellakit.errors import CacheError
 
-
-class CacheError(RuntimeError):
-    """A file could not be fetched or verified; the message names the file and the fix."""
+__all__ = ["Asset", "CacheError", "cache_dir", "fetch", "sha256_of", "atomic_dir", "atomic_file",
+           "cached_arrays", "lock"]
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,46 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_file(final: Path) -> Iterator[Path]:
+    """Yield a unique temporary path beside ``final``; rename it to ``final`` on success.
+
+    The writer writes the temporary path; on any error it is removed, so a reader sees either
+    the complete file or none (two writers never share a temporary name).
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)
+    os.close(handle)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def cached_arrays(kind: str, key: str, compute: Callable[[], dict[str, np.ndarray]]
+                  ) -> dict[str, np.ndarray]:
+    """Arrays derived from other entries, kept as ``<cache>/derived/<kind>/<key>.npz``.
+
+    ``key`` must change whenever anything that ``compute`` reads changes (hash the inputs and
+    the settings). Under a lock per entry, a readable entry is returned; a missing or damaged
+    one is computed and written atomically, so two processes compute it once.
+    """
+    path = cache_dir() / "derived" / kind / f"{key}.npz"
+    with lock(f"{kind}-{key}"):
+        if path.exists():
+            try:
+                with np.load(path) as stored:
+                    return {name: stored[name] for name in stored.files}
+            except (OSError, ValueError, EOFError):
+                path.unlink()  # damaged: computed again below
+        arrays = compute()
+        with atomic_file(path) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+    return arrays
 
 
 def fetch(asset: Asset, *, allow_pip: bool = True, allow_urls: bool = True) -> Path:

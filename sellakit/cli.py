@@ -22,29 +22,10 @@ import json
 import sys
 from pathlib import Path
 
-__all__ = ["main", "load_split"]
+from sellakit.data.catalog import DATASETS, load_split
+from sellakit.errors import SellakitError
 
-DATASETS = ("ml-1m", "amazon-book", "amazon-book-synthetic")
-
-
-def load_split(dataset: str, *, amazon_ratings: str | None = None,
-               amazon_meta: str | None = None, seed: int = 0):
-    """The CTR split of ``dataset`` (one of :data:`DATASETS`) on its CoLLM protocol."""
-    from sellakit.data import amazon, collm_split, load_movielens_1m
-
-    if dataset == "ml-1m":
-        return collm_split(load_movielens_1m())
-    if dataset == "amazon-book":
-        if not (amazon_ratings and amazon_meta):
-            raise SystemExit("amazon-book needs --amazon-ratings Books.csv and --amazon-meta "
-                             "meta_Books.json (Amazon 2018); offline, use amazon-book-synthetic.")
-        ratings, items = amazon.load_amazon_books(amazon_ratings, amazon_meta)
-        return amazon.amazon_book_split(ratings, items)
-    if dataset == "amazon-book-synthetic":
-        ratings, items = amazon.generate_amazon_book_synthetic(seed=seed)
-        return amazon.amazon_book_split(ratings, items, name=amazon.SYNTHETIC_NAME)
-    raise SystemExit(f"Unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}.")
-
+__all__ = ["main"]
 
 def _cmd_run(args) -> int:
     from sellakit.runner import build_dir, run_series
@@ -114,14 +95,11 @@ def _write_bench(path: str, results: dict, markdown: str) -> int:
 
 def _load_kg(args):
     """DBP-5L from --data-dir (downloaded when it is left out), or a derived PyKEEN split."""
-    from sellakit.kg.data import DataError, derived_multisource, load_dbp5l
+    from sellakit.kg.data import derived_multisource, load_dbp5l
 
-    try:
-        if args.kg_dataset == "dbp5l":
-            return load_dbp5l(args.data_dir)
-        return derived_multisource(args.kg_dataset.split("-")[0], seed=0)
-    except DataError as err:
-        raise SystemExit(str(err)) from err
+    if args.kg_dataset == "dbp5l":
+        return load_dbp5l(args.data_dir)
+    return derived_multisource(args.kg_dataset.split("-")[0], seed=0)
 
 
 def _cmd_bench_kg(args) -> int:
@@ -243,7 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         args = build_kg_bench_parser().parse_args(argv[1:])
     else:
         args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (SellakitError, OSError) as err:  # one paragraph a person can act on, no traceback
+        print(f"sellakit: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

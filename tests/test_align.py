@@ -45,7 +45,7 @@ def test_alignment_pulls_spaces_together(small_split, tmp_path):
                                snapshot_items=40, measure_k=5)
     result = train_aligned_mf(small_split, semantic, config, progress=False)
     history = result.history.set_index("epoch")
-    best = result.train.best_epoch
+    best = result.train.best_step
     assert history.loc[best, "recall@5"] > history.loc[0, "recall@5"] + 0.3
     assert history.loc[best, "alignment"] < history.loc[0, "alignment"]
     assert set(result.snapshots) >= {0, best} and result.snapshots[0].shape == (40, 24)

@@ -29,7 +29,7 @@ def test_early_stopping_keeps_the_best_validation_epoch(small_split):
     config = CFConfig.quick("mf", max_epochs=30, patience=5, batch_size=256, dim=16, lr=3e-2)
     result = train_cf(small_split, config, progress=False)
     history = result.history
-    assert result.best_epoch == int(history.loc[history.valid_auc.idxmax(), "epoch"])
+    assert result.best_step == int(history.loc[history.valid_auc.idxmax(), "epoch"])
     # The returned model is the best epoch's: its validation AUC is the recorded best.
     from sellakit.metrics import ctr_metrics
 

@@ -32,3 +32,10 @@ def test_module_entry_point_help():
     proc = subprocess.run([sys.executable, "-m", "sellakit", "--help"], capture_output=True,
                           text=True, check=True)
     assert "sellakit run" in proc.stdout and "bench cf" in proc.stdout
+
+
+def test_kit_errors_are_one_line_and_exit_2(capsys):
+    """A SellakitError (here Amazon Book without its files) is a message, not a traceback."""
+    assert main(["data", "fetch", "amazon-book"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sellakit: amazon-book needs its two files") and "Traceback" not in err

@@ -148,7 +148,7 @@ class AlignResult:
                     "item_embedding": model.item_embedding.weight.detach().cpu(),
                     "semantic": model.semantic.detach().cpu(),
                     "config": dict(vars(self.train.config)),
-                    "best_epoch": self.train.best_epoch}, path)
+                    "best_epoch": self.train.best_step}, path)
 
 
 def train_aligned_mf(split: CTRSplit, semantic: np.ndarray, config: AlignConfig, *,
@@ -190,7 +190,7 @@ def train_aligned_mf(split: CTRSplit, semantic: np.ndarray, config: AlignConfig,
     result.train = train_cf(split, config, model=model, extra_loss=extra_loss,
                             on_epoch=every_few_epochs, progress=progress)
     # The selected epoch's measures and snapshot (the restored model), whatever its number.
-    history, best = result.train.history, result.train.best_epoch
+    history, best = result.train.history, result.train.best_step
     for key, value in measure(result.model, best).items():
         history.loc[history.epoch == best, key] = value
     return result
@@ -224,10 +224,10 @@ def compare_alignment(split: CTRSplit, semantic: np.ndarray, config: AlignConfig
         "plain": {s: plain_record[s] for s in ("valid", "test", "test_warm", "test_cold")},
         "aligned": aligned_record,
         "before": {c: float(history.loc[0, c]) for c in columns},
-        "after": {c: float(history.loc[aligned.train.best_epoch, c]) for c in columns},
+        "after": {c: float(history.loc[aligned.train.best_step, c]) for c in columns},
         "plain_space": {"cka": linear_cka(plain_items, semantic[train_items]),
                         f"mutual_knn@{k}": mutual_knn(plain_items, semantic[train_items], k)},
-        "best_epoch": {"plain": plain.best_epoch, "aligned": aligned.train.best_epoch},
+        "best_epoch": {"plain": plain.best_step, "aligned": aligned.train.best_step},
         "seconds": round(time.perf_counter() - started, 1), "seed": config.seed,
         "dataset": split.name,
     }

@@ -12,10 +12,9 @@ Example::
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -27,6 +26,7 @@ from sellakit.cf.models import build_model
 from sellakit.config import pick_device, seed_everything
 from sellakit.data.protocol import CTRSplit
 from sellakit.metrics import ctr_metrics, evaluate_slices
+from sellakit.selection import CheckpointSelector, TrainResult
 
 __all__ = ["CFConfig", "TrainResult", "train_cf", "predict", "batch_tensors", "fit_and_evaluate",
            "score_valid_and_test"]
@@ -82,19 +82,6 @@ class CFConfig:
         return cls(model=model, **{**base, **overrides})
 
 
-@dataclass
-class TrainResult:
-    """What :func:`train_cf` returns: the best-on-validation model and the learning curve."""
-
-    model: nn.Module
-    config: CFConfig
-    history: pd.DataFrame  # epoch, train_loss, valid_auc, valid_uauc (+ on_epoch's values)
-    best_epoch: int
-    best_valid: dict[str, float]
-    seconds: float
-    extras: dict = field(default_factory=dict)
-
-
 def batch_tensors(frame: pd.DataFrame, history_len: int) -> dict[str, torch.Tensor]:
     """``uid``, ``iid``, ``label`` and ``his`` (last ``history_len`` liked items, left-padded)."""
     his = np.zeros((len(frame), history_len), dtype=np.int64)
@@ -145,34 +132,27 @@ def train_cf(split: CTRSplit, config: CFConfig, *, model: nn.Module | None = Non
         on_epoch: called after each evaluated epoch (and once before training, with epoch 0);
             a returned dict is merged into that epoch's row of the learning curve.
 
-    Returns the model restored to its best validation epoch. Test is not touched.
+    Returns the model restored to its best validation epoch (``best_step``). Test is not
+    touched.
     """
     seed_everything(config.seed)
     device = pick_device(config.device)
-    if model is None:
-        positives = split.train[split.train.label == 1]
-        edges = np.vstack([positives.uid.to_numpy(), positives.iid.to_numpy()])
-        model = build_model(config.model, split.n_users, split.n_items, dim=config.dim,
-                            train_edges=edges, n_layers=config.n_layers, n_heads=config.n_heads,
-                            dropout=config.dropout, history_len=config.history_len)
-    model = model.to(device)
+    model = (_build(split, config) if model is None else model).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr,
                                  weight_decay=config.weight_decay)
     loss_fn = nn.BCEWithLogitsLoss()
     train = batch_tensors(split.train, config.history_len)
     valid = batch_tensors(split.valid, config.history_len)
     generator = torch.Generator().manual_seed(config.seed)
-
-    rows, best_auc, best_epoch, best_state, stale = [], -1.0, 0, None, 0
-    if on_epoch is not None:
-        rows.append({"epoch": 0, **(on_epoch(model, 0) or {})})
+    selector = CheckpointSelector(patience=config.patience)
+    rows = [{"epoch": 0, **(on_epoch(model, 0) or {})}] if on_epoch is not None else []
     started = time.perf_counter()
     bar = tqdm(range(1, config.max_epochs + 1), desc=f"{config.model} epochs",
                disable=not progress, leave=False)
     for epoch in bar:
         model.train()
         order = torch.randperm(len(train["uid"]), generator=generator)
-        total, seen = 0.0, 0
+        total = 0.0
         for start in range(0, len(order), config.batch_size):
             index = order[start:start + config.batch_size]
             part = {k: v[index].to(device) for k, v in train.items()}
@@ -183,31 +163,33 @@ def train_cf(split: CTRSplit, config: CFConfig, *, model: nn.Module | None = Non
             loss.backward()
             optimiser.step()
             total += loss.item() * len(index)
-            seen += len(index)
         if epoch % config.eval_every:
             continue
-        scores = _predict_tensors(model, valid, 8192)
-        metrics = ctr_metrics(split.valid, scores)
-        rows.append({"epoch": epoch, "train_loss": total / seen, "valid_auc": metrics["auc"],
-                     "valid_uauc": metrics["uauc"]})
-        if on_epoch is not None:
-            rows[-1].update(on_epoch(model, epoch) or {})
-        bar.set_postfix(loss=f"{total / seen:.4f}", valid_auc=f"{metrics['auc']:.4f}")
-        if metrics["auc"] > best_auc:
-            best_auc, best_epoch, stale = metrics["auc"], epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-            best_valid = {"auc": metrics["auc"], "uauc": metrics["uauc"]}
-        else:
-            stale += config.eval_every
-            if stale >= config.patience:
-                break
+        metrics = ctr_metrics(split.valid, _predict_tensors(model, valid, 8192))
+        rows.append({"epoch": epoch, "train_loss": total / len(order),
+                     "valid_auc": metrics["auc"], "valid_uauc": metrics["uauc"],
+                     **((on_epoch(model, epoch) or {}) if on_epoch is not None else {})})
+        bar.set_postfix(loss=f"{total / len(order):.4f}", valid_auc=f"{metrics['auc']:.4f}")
+        selector.update(epoch, metrics["auc"], model,
+                        {"auc": metrics["auc"], "uauc": metrics["uauc"]})
+        if selector.should_stop:
+            break
     bar.close()
-    model.load_state_dict(best_state)
+    selector.restore(model)
     model.eval()
-    return TrainResult(model=model, config=config, history=pd.DataFrame(rows),
-                       best_epoch=best_epoch, best_valid=best_valid,
-                       seconds=time.perf_counter() - started,
-                       extras={"config": asdict(config), "device": str(device)})
+    return TrainResult(model=model, history=pd.DataFrame(rows), best_step=selector.best_step,
+                       best_valid=selector.best_metrics,
+                       seconds=time.perf_counter() - started, seed=config.seed, config=config,
+                       n_train=len(split.train))
+
+
+def _build(split: CTRSplit, config: CFConfig) -> nn.Module:
+    """A fresh ``config.model`` for ``split`` (LightGCN's graph: the positive training pairs)."""
+    positives = split.train[split.train.label == 1]
+    edges = np.vstack([positives.uid.to_numpy(), positives.iid.to_numpy()])
+    return build_model(config.model, split.n_users, split.n_items, dim=config.dim,
+                       train_edges=edges, n_layers=config.n_layers, n_heads=config.n_heads,
+                       dropout=config.dropout, history_len=config.history_len)
 
 
 def score_valid_and_test(model: nn.Module, split: CTRSplit, *, history_len: int = 25) -> dict:
@@ -229,5 +211,5 @@ def fit_and_evaluate(split: CTRSplit, config: CFConfig, *, progress: bool = True
     result = train_cf(split, config, progress=progress)
     record = score_valid_and_test(result.model, split, history_len=config.history_len)
     record.update(seconds=round(result.seconds, 2), seed=config.seed,
-                  best_epoch=result.best_epoch, dataset=split.name)
+                  best_epoch=result.best_step, dataset=split.name)
     return result, record

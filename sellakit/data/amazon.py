@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sellakit.data.movielens import DataError
 from sellakit.data.protocol import CTRSplit, SplitSpec, split_by_months
+from sellakit.errors import DataError
 
 __all__ = ["load_amazon_books", "amazon_book_split", "generate_amazon_book_synthetic",
            "SYNTHETIC_NAME"]

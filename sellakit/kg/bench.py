@@ -9,6 +9,7 @@ a like-for-like comparison.
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 
 import numpy as np
 import torch
@@ -67,7 +68,7 @@ def kg_benchmark(ms: MultiSourceKG, targets: list[str], *, preset: str = "quick"
                         "leak_removed": teacher.joint.removed},
             "student": {"model": scfg.train.model, "encoder": scfg.train.encoder,
                         "dim": scfg.train.dim,
-                        "fanout": scfg.fanout, "kd": scfg.kd.as_dict()},
+                        "fanout": scfg.fanout, "kd": asdict(scfg.kd)},
             "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
             "threads": torch.get_num_threads()}
     if len(targets) == 1:  # the flat shape for one target

@@ -12,10 +12,11 @@ import numpy as np
 
 from sellakit.kg.data import MultiSourceKG
 from sellakit.kg.distill import KD_TERMS, Distiller, KDConfig
-from sellakit.kg.evaluate import evaluate
+from sellakit.kg.evaluate import evaluate, validation_mrr
 from sellakit.kg.pretrain import Teacher, TeacherConfig, build_joint, kg_scorer
 from sellakit.kg.subgraph import LinkedSubgraph, build_linked_subgraph
-from sellakit.kg.train import TrainConfig, TrainResult, train_kge
+from sellakit.kg.train import TrainConfig, train_kge
+from sellakit.selection import TrainResult
 
 __all__ = ["StudentConfig", "teacher_config", "train_scratch", "train_student",
            "train_joint", "filtered_test_metrics", "compare_on_target"]
@@ -53,17 +54,10 @@ def teacher_config(preset: str = "quick", **overrides) -> TeacherConfig:
     raise ValueError(f"preset {preset!r}: use 'quick' or 'paper'.")
 
 
-def _valid(ms: MultiSourceKG, target: str, sample: int, seed: int, scorer_of):
-    kg = ms.kgs[target]
-    rng = np.random.default_rng(seed)
-    v = kg.valid if len(kg.valid) <= sample else kg.valid[rng.choice(len(kg.valid), sample,
-                                                                       replace=False)]
-    return lambda model: evaluate(scorer_of(model), v, kg.all_triples(),
-                                  n_candidates=kg.n_entities, n_relations=ms.n_relations)["mrr"]
-
-
-def _first(n: int):
-    return lambda model: (lambda h, r: model.score_tails(h, r, n))
+def own_scorer(n_entities: int):
+    """``model -> score_tails`` over the target's own ``n_entities`` (a model trained in the
+    target's ids: scratch, student)."""
+    return lambda model: (lambda h, r: model.score_tails(h, r, n_entities))
 
 
 def filtered_test_metrics(ms: MultiSourceKG, target: str, scorer, *, both: bool = False
@@ -80,8 +74,9 @@ def train_scratch(ms: MultiSourceKG, target: str, config: StudentConfig, *,
     """The student trained on the target's train split alone."""
     kg = ms.kgs[target]
     return train_kge(kg.train, kg.n_entities, ms.n_relations, config.train,
-                     valid_mrr=_valid(ms, target, config.valid_sample, config.train.seed,
-                                      _first(kg.n_entities)),
+                     valid_mrr=validation_mrr(ms, {target: own_scorer(kg.n_entities)},
+                                              sample=config.valid_sample,
+                                              seed=config.train.seed),
                      progress=progress, desc=f"scratch {target}")
 
 
@@ -93,11 +88,14 @@ def train_student(ms: MultiSourceKG, target: str, teacher: Teacher, config: Stud
                                             predicted=config.predicted_links,
                                             teacher=teacher.model, seed=config.train.seed)
     width = config.train.dim * (1 if config.train.model == "transe" else 2)
-    extra = Distiller(teacher.model, sub.teacher_ids, width, config.kd) if config.kd.any else None
+    distiller = Distiller(teacher.model, sub.teacher_ids, width, config.kd) if config.kd.any \
+        else None
     n = ms.kgs[target].n_entities
-    result = train_kge(sub.triples, sub.n_entities, ms.n_relations, config.train, extra=extra,
-                       valid_mrr=_valid(ms, target, config.valid_sample, config.train.seed,
-                                        _first(n)),
+    result = train_kge(sub.triples, sub.n_entities, ms.n_relations, config.train,
+                       extra_loss=distiller,
+                       valid_mrr=validation_mrr(ms, {target: own_scorer(n)},
+                                                sample=config.valid_sample,
+                                                seed=config.train.seed),
                        progress=progress, desc=f"student {target}")
     return result, sub
 
@@ -110,19 +108,21 @@ def train_joint(ms: MultiSourceKG, target: str, config: TeacherConfig, *,
     ids = joint.ids[target]
     from sellakit.kg.pretrain import AlignmentLoss
 
-    extra = AlignmentLoss(joint.links, config.align_weight) if config.mode == "mapping" else None
+    alignment = AlignmentLoss(joint.links, config.align_weight) if config.mode == "mapping" \
+        else None
     result = train_kge(joint.triples, joint.n_entities, ms.n_relations, config.train,
-                       extra=extra, valid_mrr=_valid(ms, target, config.valid_sample,
-                                                     config.train.seed,
-                                                     lambda m: kg_scorer(m, ids)),
+                       extra_loss=alignment,
+                       valid_mrr=validation_mrr(ms, {target: lambda m: kg_scorer(m, ids)},
+                                                sample=config.valid_sample,
+                                                seed=config.train.seed),
                        progress=progress, desc=f"joint {target}")
     return result, ids
 
 
-def _row(result: TrainResult, metrics: dict) -> dict:
+def _comparison_row(result: TrainResult, metrics: dict) -> dict:
     return {**{k: metrics[k] for k in ("mrr", "hits@1", "hits@3", "hits@10", "n")},
-            "seconds": result.seconds, "best_epoch": result.best_epoch,
-            "valid_mrr": round(result.best_valid_mrr, 4), "triples": result.n_triples}
+            "seconds": result.seconds, "best_epoch": result.best_step,
+            "valid_mrr": round(result.best_valid["mrr"], 4), "triples": result.n_train}
 
 
 def compare_on_target(ms: MultiSourceKG, target: str, teacher: Teacher,
@@ -136,9 +136,10 @@ def compare_on_target(ms: MultiSourceKG, target: str, teacher: Teacher,
     out["teacher"] = {k: tm[k] for k in ("mrr", "hits@1", "hits@3", "hits@10", "n")}
     scratch = train_scratch(ms, target, student, progress=progress)
     n = ms.kgs[target].n_entities
-    out["scratch"] = _row(scratch, filtered_test_metrics(ms, target, _first(n)(scratch.model)))
+    out["scratch"] = _comparison_row(scratch, filtered_test_metrics(ms, target,
+                                                                    own_scorer(n)(scratch.model)))
     kd, sub = train_student(ms, target, teacher, student, progress=progress)
-    out["kd"] = _row(kd, filtered_test_metrics(ms, target, _first(n)(kd.model)))
+    out["kd"] = _comparison_row(kd, filtered_test_metrics(ms, target, own_scorer(n)(kd.model)))
     out["subgraph"] = sub.summary()
     models = {"scratch": scratch, "kd": kd}
     if ablations:
@@ -150,12 +151,12 @@ def compare_on_target(ms: MultiSourceKG, target: str, teacher: Teacher,
         for name, config in variants.items():
             result, _ = train_student(ms, target, teacher, config, subgraph=sub,
                                       progress=progress)
-            out["ablations"][name] = _row(result, filtered_test_metrics(ms, target,
-                                                               _first(n)(result.model)))
+            out["ablations"][name] = _comparison_row(result, filtered_test_metrics(ms, target,
+                                                               own_scorer(n)(result.model)))
             models[name] = result
     if joint:
         result, ids = train_joint(ms, target, teacher_cfg, progress=progress)
-        out["joint"] = _row(result, filtered_test_metrics(ms, target,
+        out["joint"] = _comparison_row(result, filtered_test_metrics(ms, target,
                                                           kg_scorer(result.model, ids)))
         models["joint"] = result
     out["_models"] = models  # dropped before writing JSON

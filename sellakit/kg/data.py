@@ -32,11 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sellakit.cache import Asset, CacheError, atomic_dir, cache_dir, fetch, lock, sha256_of
+from sellakit.cache import Asset, atomic_dir, cache_dir, fetch, lock, sha256_of
+from sellakit.errors import CacheError, DataError
 
 __all__ = ["KG", "MultiSourceKG", "DataError", "DBP5L_LANGUAGES", "DBP5L_SHA256", "DBP5L_ENV",
            "load_dbp5l", "locate_dbp5l", "load_multisource", "load_pykeen", "derived_multisource",
-           "canonical_ids", "leak_free_triples"]
+           "canonical_ids", "leak_free_triples", "entity_offsets", "linked_roots"]
 
 DBP5L_LANGUAGES = ("el", "ja", "es", "fr", "en")
 DBP5L_PAIRS = ("el-en", "el-es", "el-fr", "el-ja", "en-fr", "es-en", "es-fr", "ja-en", "ja-es",
@@ -78,10 +79,6 @@ DBP5L_SHA256 = {
     "entity/ja.tsv": "c2a69c58d8c0aaaa4394ea693d36738e5c3d83486a86b418dda29ccf9b2868f4",
     "relations.txt": "2b16826c685ac784792c735e789ea3b19d40a10cbdee9fffe04915d3abb588a8",
 }
-
-
-class DataError(ValueError):
-    """Input data that cannot be used; the message names the file and the fix."""
 
 
 @dataclass
@@ -405,6 +402,30 @@ def derived_multisource(base: str = "umls", *, n_sources: int = 3, keep: float =
 
 # ----------------------------------------------------------------------------- leakage
 
+def entity_offsets(ms: MultiSourceKG, names: list[str] | None = None
+                   ) -> tuple[dict[str, int], int]:
+    """Where each KG's entities start when the KGs ``names`` (default all) are laid end to end
+    in one id space, and the total."""
+    offsets, total = {}, 0
+    for name in names or list(ms.kgs):
+        offsets[name], total = total, total + ms.kgs[name].n_entities
+    return offsets, total
+
+
+def linked_roots(n: int, pairs: np.ndarray) -> np.ndarray:
+    """For each node ``0..n-1``, the smallest node joined to it by a chain of ``pairs``
+    (union-find over the links; one id per connected component)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    smallest = np.full(component.max() + 1 if n else 0, n, dtype=np.int64)
+    np.minimum.at(smallest, component, np.arange(n))
+    return smallest[component]
+
+
 def canonical_ids(ms: MultiSourceKG, *, include_heldout: bool = True
                   ) -> dict[str, np.ndarray]:
     """Per KG, the id of each entity's alignment class (union-find over the links).
@@ -412,27 +433,11 @@ def canonical_ids(ms: MultiSourceKG, *, include_heldout: bool = True
     Two entities get the same class id when a chain of links joins them, so a fact and its
     re-expression in another KG map to the same canonical triple.
     """
-    offsets, total = {}, 0
-    for name, kg in ms.kgs.items():
-        offsets[name], total = total, total + kg.n_entities
-    parent = np.arange(total)
-
-    def find(x: int) -> int:
-        root = x
-        while parent[root] != root:
-            root = parent[root]
-        while parent[x] != root:
-            parent[x], x = root, parent[x]
-        return root
-
-    sources = [ms.links] + ([ms.heldout_links] if include_heldout else [])
-    for table in sources:
-        for (a, b), pairs in table.items():
-            for x, y in pairs:
-                rx, ry = find(offsets[a] + int(x)), find(offsets[b] + int(y))
-                if rx != ry:
-                    parent[max(rx, ry)] = min(rx, ry)
-    roots = np.asarray([find(i) for i in range(total)])
+    offsets, total = entity_offsets(ms)
+    tables = [ms.links] + ([ms.heldout_links] if include_heldout else [])
+    pairs = [np.stack([offsets[a] + p[:, 0], offsets[b] + p[:, 1]], 1)
+             for table in tables for (a, b), p in table.items() if len(p)]
+    roots = linked_roots(total, np.concatenate(pairs) if pairs else np.zeros((0, 2)))
     return {name: roots[offsets[name]:offsets[name] + kg.n_entities]
             for name, kg in ms.kgs.items()}
 

@@ -4,7 +4,8 @@ For a batch of queries (h, r, ?) with true tails t and shared negatives N, with 
 student entities to teacher rows (every student entity has one here):
 
 * **feature**: ``mean (W_F s_x - t_M(x))^2`` (mean over coordinates too) over the batch's
-  entities x (heads, tails, negatives); ``W_F`` is a learned projection from the student's width to the teacher's;
+  entities x (heads, tails, negatives); ``W_F`` is a learned projection from the student's
+  width to the teacher's;
 * **network**: ``mean (W_N q^S(h, r) - q^T(M(h), r))^2``, the relation-transformed head (the
   model's intermediate state) of student and teacher, through a learned ``W_N``;
 * **prediction**: ``tau^2 KL(softmax(z^T / tau) || softmax(z^S / tau))`` over the shared
@@ -16,7 +17,7 @@ Loss: sampled-softmax link prediction on the linked subgraph plus
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -51,12 +52,9 @@ class KDConfig:
     def any(self) -> bool:
         return self.feature or self.network or self.prediction
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 class Distiller(nn.Module):
-    """The KD loss module passed as ``extra`` to :func:`sellakit.kg.train.train_kge`."""
+    """The KD loss module passed as ``extra_loss`` to :func:`sellakit.kg.train.train_kge`."""
 
     def __init__(self, teacher: KGEModel, teacher_ids: np.ndarray, student_width: int,
                  config: KDConfig):
@@ -73,32 +71,35 @@ class Distiller(nn.Module):
         yield from self.project_network.parameters()
 
     def forward(self, model: KGEModel, h, r, t, neg, q, logits):
-        c, parts = self.config, {}
+        """``(weighted sum of the terms that are on, {"kd_<term>": detached value})``."""
+        config, parts = self.config, {}
         loss = logits.new_zeros(())
-        th = self.teacher_ids[h]
-        if c.feature:
-            ents = torch.unique(torch.cat([h, t, neg]))
+        teacher_heads = self.teacher_ids[h]
+        if config.feature:
+            entities = torch.unique(torch.cat([h, t, neg]))
             with torch.no_grad():
-                target = self.teacher.embed(self.teacher_ids[ents])
-            lf = ((self.project_feature(model.embed(ents)) - target) ** 2).mean()
-            loss = loss + c.w_feature * lf
-            parts["kd_feature"] = lf.detach()
-        if c.network or c.prediction:
+                target = self.teacher.embed(self.teacher_ids[entities])
+            feature = ((self.project_feature(model.embed(entities)) - target) ** 2).mean()
+            loss = loss + config.w_feature * feature
+            parts["kd_feature"] = feature.detach()
+        if config.network or config.prediction:
             with torch.no_grad():
-                tq = self.teacher.query(th, r)
-        if c.network:
-            ln = ((self.project_network(q) - tq) ** 2).mean()
-            loss = loss + c.w_network * ln
-            parts["kd_network"] = ln.detach()
-        if c.prediction:
+                teacher_query = self.teacher.query(teacher_heads, r)
+        if config.network:
+            network = ((self.project_network(q) - teacher_query) ** 2).mean()
+            loss = loss + config.w_network * network
+            parts["kd_network"] = network.detach()
+        if config.prediction:
             with torch.no_grad():
-                tz = torch.cat([self.teacher.score_query(tq, self.teacher_ids[t].unsqueeze(1)),
-                                self.teacher.score_query(tq, self.teacher_ids[neg])], 1)
-                tz = tz.masked_fill(logits <= -1e8, -1e9)  # same masked candidates
-                p_t = torch.softmax(tz / c.temperature, 1)
-            log_s = torch.log_softmax(logits / c.temperature, 1)
-            lp = (p_t * (torch.log(p_t.clamp_min(1e-12)) - log_s)).sum(1).mean() \
-                * c.temperature ** 2
-            loss = loss + c.w_prediction * lp
-            parts["kd_prediction"] = lp.detach()
+                teacher_logits = torch.cat([
+                    self.teacher.score_query(teacher_query, self.teacher_ids[t].unsqueeze(1)),
+                    self.teacher.score_query(teacher_query, self.teacher_ids[neg])], 1)
+                # the candidates masked for the student are masked for the teacher too
+                teacher_logits = teacher_logits.masked_fill(logits <= -1e8, -1e9)
+                p_teacher = torch.softmax(teacher_logits / config.temperature, 1)
+            log_p_student = torch.log_softmax(logits / config.temperature, 1)
+            prediction = (p_teacher * (torch.log(p_teacher.clamp_min(1e-12)) - log_p_student)
+                          ).sum(1).mean() * config.temperature ** 2
+            loss = loss + config.w_prediction * prediction
+            parts["kd_prediction"] = prediction.detach()
         return loss, parts

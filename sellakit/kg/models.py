@@ -72,29 +72,29 @@ class KGEModel(nn.Module):
         n_entities: rows of the entity table.
         n_relations: base relations; the table holds ``2 * n_relations`` (reciprocals).
         dim: embedding size (complex models store ``2 * dim`` reals per entity).
-        model: one of :data:`MODELS`.
+        interaction: how a (head, relation, tail) is scored, one of :data:`MODELS`.
         gamma: margin of the distance models.
     """
 
-    def __init__(self, n_entities: int, n_relations: int, dim: int, model: str = "rotate",
+    def __init__(self, n_entities: int, n_relations: int, dim: int, interaction: str = "rotate",
                  gamma: float = 6.0, *, encoder: str = "none", graph: np.ndarray | None = None,
                  neighbours: int = 10, seed: int = 0):
         super().__init__()
-        if model not in MODELS:
-            raise ValueError(f"model {model!r}: choose one of {', '.join(MODELS)}.")
+        if interaction not in MODELS:
+            raise ValueError(f"interaction {interaction!r}: choose one of {', '.join(MODELS)}.")
         if encoder not in ENCODERS:
             raise ValueError(f"encoder {encoder!r}: choose one of {', '.join(ENCODERS)}.")
         if encoder == "gnn" and graph is None:
             raise ValueError("encoder='gnn' needs graph=, the training triples (reciprocals "
                              "included) whose in-edges it aggregates.")
         self.encoder = encoder
-        self.model, self.dim, self.gamma = model, dim, gamma
+        self.interaction, self.dim, self.gamma = interaction, dim, gamma
         self.n_entities, self.n_relations = n_entities, n_relations
-        width = dim if model == "transe" else 2 * dim
+        width = dim if interaction == "transe" else 2 * dim
         self.entity = nn.Embedding(n_entities, width)
         bound = 1.0 / math.sqrt(dim)
         nn.init.uniform_(self.entity.weight, -bound, bound)
-        if model == "rotate":
+        if interaction == "rotate":
             self.relation = nn.Embedding(2 * n_relations, dim)
             nn.init.uniform_(self.relation.weight, -math.pi, math.pi)
         else:
@@ -160,10 +160,10 @@ class KGEModel(nn.Module):
 
     def _transform(self, e: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """Entity vectors ``e`` transformed by relation parameters ``w`` (same leading dims)."""
-        if self.model == "transe":
+        if self.interaction == "transe":
             return e + w
         re, im = e.chunk(2, dim=-1)
-        if self.model == "rotate":
+        if self.interaction == "rotate":
             wr, wi = torch.cos(w), torch.sin(w)
         else:
             wr, wi = w.chunk(2, dim=-1)
@@ -180,7 +180,7 @@ class KGEModel(nn.Module):
         else:
             dot = q @ table.T
             e2 = (table * table).sum(-1).unsqueeze(0)
-        if self.model == "complex":
+        if self.interaction == "complex":
             return dot
         q2 = (q * q).sum(-1, keepdim=True)
         return self.gamma - torch.sqrt((q2 + e2 - 2 * dot).clamp_min(1e-9))

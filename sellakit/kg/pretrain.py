@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import partial
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -30,11 +31,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from sellakit.cache import cache_dir, lock
-from sellakit.kg.data import MultiSourceKG, leak_free_triples
-from sellakit.kg.evaluate import evaluate
+from sellakit.cache import atomic_file, cache_dir, lock
+from sellakit.kg.data import MultiSourceKG, entity_offsets, leak_free_triples, linked_roots
+from sellakit.kg.evaluate import validation_mrr
 from sellakit.kg.models import KGEModel
-from sellakit.kg.train import TrainConfig, TrainResult, build_model, train_kge
+from sellakit.kg.train import TrainConfig, build_model, train_kge
+from sellakit.selection import TrainResult
 
 __all__ = ["MODES", "TeacherConfig", "JointGraph", "build_joint", "swap_triples",
            "AlignmentLoss", "kg_scorer", "pretrain_teacher", "load_or_pretrain_teacher",
@@ -111,27 +113,13 @@ def build_joint(ms: MultiSourceKG, *, mode: str = "swapping", kgs: list[str] | N
     for name in kgs:
         kg_triples[name], removed[name] = leak_free_triples(ms, name, ms.kgs[name].train,
                                                             exclude)
-    offsets, total = {}, 0
-    for name in kgs:
-        offsets[name], total = total, total + ms.kgs[name].n_entities
+    offsets, total = entity_offsets(ms, kgs)
     ids = {name: offsets[name] + np.arange(ms.kgs[name].n_entities) for name in kgs}
     links = [np.stack([ids[a][p[:, 0]], ids[b][p[:, 1]]], 1)
              for (a, b), p in ms.links.items() if a in ids and b in ids and len(p)]
     links = np.concatenate(links) if links else np.zeros((0, 2), np.int64)
-    if mode == "sharing":  # union-find over the links, then compact ids
-        parent = np.arange(total)
-
-        def find(x):
-            while parent[x] != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-        for x, y in links:
-            rx, ry = find(x), find(y)
-            if rx != ry:
-                parent[max(rx, ry)] = min(rx, ry)
-        roots = np.asarray([find(i) for i in range(total)])
-        _, compact = np.unique(roots, return_inverse=True)
+    if mode == "sharing":  # one id per linked group, compacted
+        _, compact = np.unique(linked_roots(total, links), return_inverse=True)
         ids = {name: compact[ids[name]] for name in kgs}
         total = int(compact.max()) + 1
         links = np.zeros((0, 2), np.int64)
@@ -188,23 +176,6 @@ class Teacher:
     cached: bool = False
 
 
-def _valid_fn(ms: MultiSourceKG, joint: JointGraph, sample: int, seed: int,
-              kgs: list[str] | None = None):
-    rng = np.random.default_rng(seed)
-    chosen = {}
-    for name in kgs or joint.ids:
-        v = ms.kgs[name].valid
-        chosen[name] = v[rng.choice(len(v), min(sample, len(v)), replace=False)] if len(v) else v
-
-    def valid_mrr(model: KGEModel) -> float:
-        scores = [evaluate(kg_scorer(model, joint.ids[n]), v, ms.kgs[n].all_triples(),
-                           n_candidates=ms.kgs[n].n_entities, n_relations=ms.n_relations,
-                           device=model.entity.weight.device)["mrr"]
-                  for n, v in chosen.items() if len(v)]
-        return float(np.mean(scores))
-    return valid_mrr
-
-
 def pretrain_teacher(ms: MultiSourceKG, config: TeacherConfig | None = None, *,
                      progress: bool = True, joint: JointGraph | None = None,
                      select_on: list[str] | None = None) -> Teacher:
@@ -212,13 +183,16 @@ def pretrain_teacher(ms: MultiSourceKG, config: TeacherConfig | None = None, *,
     the KGs in ``select_on``, default all)."""
     config = config or TeacherConfig.quick()
     joint = joint or build_joint(ms, mode=config.mode, exclude=config.exclude)
-    extra = AlignmentLoss(joint.links, config.align_weight) if config.mode == "mapping" else None
+    alignment = AlignmentLoss(joint.links, config.align_weight) if config.mode == "mapping" \
+        else None
     result: TrainResult = train_kge(
-        joint.triples, joint.n_entities, ms.n_relations, config.train, extra=extra,
-        valid_mrr=_valid_fn(ms, joint, config.valid_sample, config.train.seed, select_on),
+        joint.triples, joint.n_entities, ms.n_relations, config.train, extra_loss=alignment,
+        valid_mrr=validation_mrr(ms, {name: partial(kg_scorer, ids=joint.ids[name])
+                                      for name in select_on or joint.ids},
+                                 sample=config.valid_sample, seed=config.train.seed),
         progress=progress, desc="teacher")
     return Teacher(result.model, joint, config, result.seconds, result.history,
-                   result.best_epoch)
+                   result.best_step)
 
 
 def _teacher_key(ms: MultiSourceKG, config: TeacherConfig) -> str:
@@ -253,10 +227,8 @@ def load_or_pretrain_teacher(ms: MultiSourceKG, config: TeacherConfig | None = N
             except (OSError, RuntimeError, KeyError):
                 path.unlink(missing_ok=True)  # damaged entry: train again
         teacher = pretrain_teacher(ms, config, progress=progress, joint=joint)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save({"state": teacher.model.state_dict(), "seconds": teacher.seconds,
-                    "history": teacher.history.to_dict("list"),
-                    "best_epoch": teacher.best_epoch}, tmp)
-        tmp.replace(path)
+        with atomic_file(path) as tmp:
+            torch.save({"state": teacher.model.state_dict(), "seconds": teacher.seconds,
+                        "history": teacher.history.to_dict("list"),
+                        "best_epoch": teacher.best_epoch}, tmp)
     return teacher

@@ -2,7 +2,7 @@
 
 Training is a sampled softmax: each (h, r, t) — and its reciprocal (t, r^-1, h) — is scored
 against its true tail and ``n_negatives`` uniformly drawn entities shared by the batch;
-cross-entropy on those logits. An optional ``extra`` module adds loss terms (the distillation
+cross-entropy on those logits. An optional ``extra_loss`` module adds loss terms (the distillation
 terms of :mod:`sellakit.kg.distill`, the alignment loss of the *mapping* mode); its parameters
 train with the model. Validation MRR (filtered, tails, on the target) is checked every
 ``eval_every`` epochs and the best state is kept (early stopping with ``patience``).
@@ -10,10 +10,9 @@ train with the model. Validation MRR (filtered, tails, on the target) is checked
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -23,8 +22,9 @@ from tqdm.auto import tqdm
 
 from sellakit.config import pick_device, seed_everything
 from sellakit.kg.models import KGEModel
+from sellakit.selection import CheckpointSelector, TrainResult
 
-__all__ = ["TrainConfig", "TrainResult", "with_reciprocals", "build_model", "train_kge"]
+__all__ = ["TrainConfig", "with_reciprocals", "build_model", "train_kge"]
 
 
 @dataclass(frozen=True)
@@ -58,22 +58,6 @@ class TrainConfig:
         return replace(cls(dim=256, epochs=200, batch_size=512, lr=1e-3, n_negatives=1024,
                            eval_every=5, patience=5), **overrides)
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class TrainResult:
-    """A trained model (best validation epoch), its history and its cost."""
-
-    model: KGEModel
-    history: pd.DataFrame
-    best_epoch: int
-    best_valid_mrr: float
-    seconds: float
-    config: TrainConfig
-    n_triples: int
-
 
 def with_reciprocals(triples: np.ndarray, n_relations: int) -> np.ndarray:
     """``triples`` plus (t, r + n_relations, h) for each."""
@@ -93,35 +77,37 @@ def build_model(config: TrainConfig, n_entities: int, n_relations: int,
 
 def train_kge(triples: np.ndarray, n_entities: int, n_relations: int, config: TrainConfig, *,
               valid_mrr: Callable[[KGEModel], float] | None = None,
-              extra: nn.Module | None = None, model: KGEModel | None = None,
+              extra_loss: nn.Module | None = None, model: KGEModel | None = None,
               progress: bool = True, desc: str = "train") -> TrainResult:
     """Train a :class:`KGEModel` on ``triples`` (reciprocals are added here).
 
     Args:
         valid_mrr: model -> validation MRR, used for early stopping (None: keep the last epoch).
-        extra: module called as ``extra(model, h, r, t, negatives, q, logits)`` returning
-            ``(loss, parts)``; its parameters are optimised too.
+        extra_loss: module called as ``extra_loss(model, h, r, t, negatives, q, logits)``
+            returning ``(loss, parts)``; its parameters are optimised too.
         model: start from this model instead of a fresh one.
     """
     seed_everything(config.seed)
     device = pick_device(config.device)
     started = time.perf_counter()
-    model = (model or build_model(config, n_entities, n_relations, triples)).to(device)
-    if extra is not None:
-        extra.to(device)
+    if model is None:
+        model = build_model(config, n_entities, n_relations, triples)
+    model = model.to(device)
+    if extra_loss is not None:
+        extra_loss.to(device)
     # Sparse gradients for the tables: an Adam step then touches only the rows of the batch
     # (several times faster on CPU than a dense step over every entity).
     model.entity.sparse = model.relation.sparse = True
     tables = [model.entity.weight, model.relation.weight]
     optimisers = [torch.optim.SparseAdam(tables, lr=config.lr)]
     dense = [p for p in model.parameters() if all(p is not t for t in tables)]
-    dense += list(extra.parameters()) if extra is not None else []
+    dense += list(extra_loss.parameters()) if extra_loss is not None else []
     if dense:
         optimisers.append(torch.optim.Adam(dense, lr=config.lr))
     data = torch.from_numpy(with_reciprocals(triples, n_relations))
     generator = torch.Generator().manual_seed(config.seed)
-    history, best = [], (-1.0, 0, None)
-    bad = 0
+    selector = CheckpointSelector(patience=config.patience if valid_mrr is not None else None)
+    history = []
     bar = tqdm(range(1, config.epochs + 1), desc=desc, disable=not progress, leave=False)
     for epoch in bar:
         model.train()
@@ -129,21 +115,10 @@ def train_kge(triples: np.ndarray, n_entities: int, n_relations: int, config: Tr
         total, parts_sum, steps = 0.0, {}, 0
         for start in range(0, len(data), config.batch_size):
             batch = data[order[start:start + config.batch_size]].to(device)
-            h, r, t = batch[:, 0], batch[:, 1], batch[:, 2]
-            neg = torch.randint(0, n_entities, (config.n_negatives,), generator=generator
-                                ).to(device)
-            q = model.query(h, r)
-            # positive column (row-wise) + shared negatives (one matrix product)
-            logits = torch.cat([model.score_query(q, t.unsqueeze(1)),
-                                model.score_query(q, neg)], 1)
-            logits = logits.masked_fill(_mask_true(t, neg), -1e9)
-            loss = nn.functional.cross_entropy(logits, torch.zeros(len(t), dtype=torch.long,
-                                                                   device=device))
-            if extra is not None:
-                extra_loss, parts = extra(model, h, r, t, neg, q, logits)
-                loss = loss + extra_loss
-                for k, v in parts.items():
-                    parts_sum[k] = parts_sum.get(k, 0.0) + float(v)
+            loss, parts = _step_loss(model, batch, n_entities, config.n_negatives, generator,
+                                     extra_loss)
+            for k, v in parts.items():
+                parts_sum[k] = parts_sum.get(k, 0.0) + float(v)
             for optimiser in optimisers:
                 optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -156,19 +131,35 @@ def train_kge(triples: np.ndarray, n_entities: int, n_relations: int, config: Tr
         if valid_mrr is not None and (epoch % config.eval_every == 0 or epoch == config.epochs):
             model.eval()
             row["valid_mrr"] = float(valid_mrr(model))
-            if row["valid_mrr"] > best[0]:
-                best, bad = (row["valid_mrr"], epoch, copy.deepcopy(model.state_dict())), 0
-            else:
-                bad += 1
+            selector.update(epoch, row["valid_mrr"], model, {"mrr": row["valid_mrr"]})
             bar.set_postfix(valid_mrr=f"{row['valid_mrr']:.3f}")
         history.append(row)
-        if valid_mrr is not None and bad >= config.patience:
+        if selector.should_stop:
             break
-    if best[2] is not None:
-        model.load_state_dict(best[2])
+    selector.restore(model)
     model.eval()
-    return TrainResult(model, pd.DataFrame(history), best[1] or len(history), best[0],
-                       round(time.perf_counter() - started, 2), config, len(triples))
+    return TrainResult(model, pd.DataFrame(history), selector.best_step or len(history),
+                       selector.best_metrics, round(time.perf_counter() - started, 2),
+                       config.seed, config, len(triples))
+
+
+def _step_loss(model: KGEModel, batch: torch.Tensor, n_entities: int, n_negatives: int,
+               generator: torch.Generator, extra_loss: nn.Module | None
+               ) -> tuple[torch.Tensor, dict]:
+    """Sampled-softmax loss of one batch of (h, r, t) against ``n_negatives`` shared uniform
+    negatives, plus ``extra_loss``'s terms; returns the loss and those terms."""
+    h, r, t = batch[:, 0], batch[:, 1], batch[:, 2]
+    neg = torch.randint(0, n_entities, (n_negatives,), generator=generator).to(batch.device)
+    q = model.query(h, r)
+    # positive column (row-wise) + shared negatives (one matrix product)
+    logits = torch.cat([model.score_query(q, t.unsqueeze(1)), model.score_query(q, neg)], 1)
+    logits = logits.masked_fill(_mask_true(t, neg), -1e9)
+    loss = nn.functional.cross_entropy(logits, torch.zeros(len(t), dtype=torch.long,
+                                                           device=batch.device))
+    if extra_loss is None:
+        return loss, {}
+    added, parts = extra_loss(model, h, r, t, neg, q, logits)
+    return loss + added, parts
 
 
 def _mask_true(t: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from sellakit.cache import cache_dir
+from sellakit.cache import cached_arrays
 
 __all__ = ["UMAPSettings", "fit_frame", "procrustes_onto", "map_scatter"]
 
@@ -50,14 +50,12 @@ def fit_frame(reference: np.ndarray, others: dict[str, np.ndarray] | None = None
     settings = settings or UMAPSettings()
     others = others or {}
     names = sorted(others)
-    path = cache_dir() / "derived" / "umap" / \
-        f"{_key(reference, *[others[n] for n in names], settings={**settings, 'n': names})}.npz"
-    if path.exists():
-        try:
-            with np.load(path) as stored:
-                return {k: stored[k] for k in stored.files}
-        except (OSError, ValueError):
-            pass  # damaged: recompute and overwrite
+    key = _key(reference, *[others[n] for n in names], settings={**settings, "n": names})
+    return cached_arrays("umap", key, lambda: _fit(reference, others, names, settings))
+
+
+def _fit(reference: np.ndarray, others: dict[str, np.ndarray], names: list[str],
+         settings: UMAPSettings) -> dict[str, np.ndarray]:
     import umap  # heavy import (numba), only when a map is really computed
 
     reducer = umap.UMAP(n_neighbors=settings["n_neighbors"], min_dist=settings["min_dist"],
@@ -71,10 +69,6 @@ def fit_frame(reference: np.ndarray, others: dict[str, np.ndarray] | None = None
             bounds = np.cumsum([0] + [len(others[n]) for n in names])
             for name, lo, hi in zip(names, bounds[:-1], bounds[1:]):
                 coords[name] = placed[lo:hi].astype(np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **coords)
-    tmp.replace(path)
     return coords
 
 

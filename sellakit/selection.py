@@ -1,0 +1,95 @@
+"""Model selection on validation, one way for every trainer (CF, KG, the LLM recommenders).
+
+A trainer evaluates every so often and hands the validation metric to a
+:class:`CheckpointSelector`, which keeps a snapshot of the best state, counts evaluations
+without improvement (``patience`` is counted in evaluations, whatever a step is) and restores
+the best state at the end. Every trainer returns the same :class:`TrainResult`. Test data never
+passes through here.
+
+Example::
+
+    >>> selector = CheckpointSelector(patience=3)
+    >>> for epoch in range(1, 100):                               # doctest: +SKIP
+    ...     train_one_epoch(model)
+    ...     selector.update(epoch, valid_auc(model), model)
+    ...     if selector.should_stop:
+    ...         break
+    >>> selector.restore(model)                                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from torch import nn
+
+__all__ = ["CheckpointSelector", "TrainResult"]
+
+
+class CheckpointSelector:
+    """The best-on-validation state of one model, and when to stop looking.
+
+    Args:
+        patience: evaluations without a strictly better metric before :attr:`should_stop`
+            turns true; ``None`` never stops early.
+    """
+
+    def __init__(self, patience: int | None = None):
+        self.patience = patience
+        self.best_metric = -math.inf
+        self.best_step = 0
+        self.best_metrics: dict[str, float] = {}
+        self.best_state: dict | None = None
+        self.stale = 0
+
+    def update(self, step: int, metric: float, model: nn.Module,
+               metrics: dict[str, float] | None = None) -> bool:
+        """Record one evaluation (higher is better); snapshot ``model`` when it is the best so
+        far. ``metrics`` (default ``{"metric": metric}``) is what :attr:`best_metrics` keeps.
+        Returns True when this evaluation is the new best."""
+        if metric > self.best_metric:
+            self.best_metric, self.best_step, self.stale = metric, step, 0
+            self.best_metrics = dict(metrics) if metrics is not None else {"metric": metric}
+            self.best_state = copy.deepcopy(model.state_dict())
+            return True
+        self.stale += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.patience is not None and self.stale >= self.patience
+
+    def restore(self, model: nn.Module) -> None:
+        """Load the best snapshot into ``model`` (nothing when nothing was evaluated)."""
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+
+
+@dataclass
+class TrainResult:
+    """What every trainer of the kit returns.
+
+    Attributes:
+        model: restored to its best validation evaluation, in eval mode.
+        history: one row per epoch or evaluation (the trainer's own columns).
+        best_step: the epoch (CF, KG) or optimiser step (LLM recommenders) that was kept;
+            the last one when nothing was validated.
+        best_valid: the validation metrics at ``best_step`` (empty without validation).
+        seconds: wall time of training and validation.
+        seed: the seed the run started from.
+        config: the trainer's config.
+        n_train: training rows (CTR rows, triples before reciprocals, prompts).
+    """
+
+    model: nn.Module
+    history: pd.DataFrame
+    best_step: int
+    best_valid: dict[str, float]
+    seconds: float
+    seed: int
+    config: Any = None
+    n_train: int = 0
