@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -29,9 +31,10 @@
 # fetched into one cache (`SELLAKIT_CACHE`, default `~/.cache/sellakit`).
 
 # %% tags=["parameters"]
-import os
+from sellakit.config import quick_mode
 
-QUICK = os.environ.get("SELLAKIT_QUICK", "1") != "0"  # quick: laptop CPU; 0: paper protocol
+
+QUICK = quick_mode()  # quick: laptop CPU; 0: paper protocol
 SEED = 2025
 
 # %% [markdown]

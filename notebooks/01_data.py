@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -20,9 +22,10 @@
 # fetches a 13 MB wheel from PyPI).
 
 # %% tags=["parameters"]
-import os
+from sellakit.config import quick_mode
 
-QUICK = os.environ.get("SELLAKIT_QUICK", "1") != "0"  # the protocol is the same in both modes
+
+QUICK = quick_mode()  # the protocol is the same in both modes
 SEED = 2025
 
 # %% [markdown]

@@ -21,9 +21,10 @@
 # all, warm and cold rows. **Run time:** about 2 minutes in quick mode on 2 CPU cores.
 
 # %% tags=["parameters"]
-import os
+from sellakit.config import preset_name, quick_mode
 
-QUICK = os.environ.get("SELLAKIT_QUICK", "1") != "0"  # quick: fewer epochs, shorter SASRec history
+
+QUICK = quick_mode()  # quick: fewer epochs, shorter SASRec history
 SEED = 2025
 MODELS = ["mf", "lightgcn", "sasrec"]
 
@@ -44,7 +45,7 @@ from sellakit.viz import plots
 from sellakit.viz.figures import save_figures
 
 split = collm_split(load_movielens_1m())
-configs = {m: (CFConfig.quick if QUICK else CFConfig.paper)(m, seed=SEED) for m in MODELS}
+configs = {m: CFConfig.preset(preset_name(QUICK), model=m, seed=SEED) for m in MODELS}
 pd.DataFrame({m: vars(c) for m, c in configs.items()})
 
 # %% [markdown]

@@ -30,7 +30,7 @@
 # cell after the imports tells you which one you got.
 
 # %% tags=["parameters"]
-from sellakit.config import quick_mode
+from sellakit.config import preset_name, quick_mode
 
 QUICK = quick_mode()
 SEED = 2025
@@ -49,15 +49,15 @@ N_MAP = 300  # aligned entity groups drawn in the UMAP
 # links are hidden.)
 
 # %%
-from dataclasses import replace
+from dataclasses import replace  # the exercises use it
 
 import numpy as np
 import pandas as pd
 import plotly.express as px
 from IPython.display import Markdown
 
-from sellakit.kg import (filtered_test_metrics, kg_scorer, load_multisource,
-                         load_or_pretrain_teacher, teacher_config)
+from sellakit.kg import (TeacherConfig, filtered_test_metrics, kg_scorer, load_multisource,
+                         load_or_pretrain_teacher)
 from sellakit.runner import record
 from sellakit.viz import maps
 from sellakit.viz.figures import save_figures
@@ -87,7 +87,7 @@ figures["06_alignment_links"]
 # Because every language is protected at once, this one teacher can serve every target.
 
 # %%
-teacher_cfg = replace(teacher_config("quick" if QUICK else "paper"), mode=MODE)
+teacher_cfg = TeacherConfig.preset(preset_name(QUICK), mode=MODE)
 teacher = load_or_pretrain_teacher(ms, teacher_cfg)
 joint = teacher.joint
 captioned(pd.DataFrame({"train": {k: len(v.train) for k, v in ms.kgs.items()},

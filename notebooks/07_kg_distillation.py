@@ -29,7 +29,7 @@
 # named as such in every title and table.
 
 # %% tags=["parameters"]
-from sellakit.config import quick_mode
+from sellakit.config import preset_name, quick_mode
 
 QUICK = quick_mode()
 SEED = 2025
@@ -51,8 +51,8 @@ import pandas as pd
 import plotly.express as px
 from IPython.display import Markdown, display
 
-from sellakit.kg import (StudentConfig, build_linked_subgraph, compare_on_target, kg_scorer,
-                         load_multisource, load_or_pretrain_teacher, teacher_config)
+from sellakit.kg import (StudentConfig, TeacherConfig, build_linked_subgraph, compare_on_target,
+                         kg_scorer, load_multisource, load_or_pretrain_teacher)
 from sellakit.runner import record
 from sellakit.viz.figures import save_figures
 from sellakit.viz.kg import QueryExplorer, captioned, linked_subgraph_figure
@@ -60,9 +60,8 @@ from sellakit.viz.kg import QueryExplorer, captioned, linked_subgraph_figure
 ms = load_multisource(DATA_DIR)
 target = TARGET or next(iter(ms.kgs))
 display(Markdown(f"> **Stand-in, not DBP-5L.** {ms.note}" if ms.note else f"Data: {ms!r}"))
-preset = "quick" if QUICK else "paper"
-teacher_cfg = teacher_config(preset)
-student_cfg = replace(getattr(StudentConfig, preset)(), fanout=FANOUT)
+teacher_cfg = TeacherConfig.preset(preset_name(QUICK))
+student_cfg = StudentConfig.preset(preset_name(QUICK), fanout=FANOUT)
 if STUDENT_EPOCHS:
     student_cfg = replace(student_cfg, train=replace(student_cfg.train, epochs=STUDENT_EPOCHS))
 teacher = load_or_pretrain_teacher(ms, teacher_cfg)

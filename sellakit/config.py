@@ -2,24 +2,86 @@
 
 Quick mode (the default, ``SELLAKIT_QUICK`` unset or ``1``) runs the whole series on a laptop
 CPU in minutes; ``SELLAKIT_QUICK=0`` selects the paper protocol, meant for a GPU. Both run the
-same code; only the config presets differ (each config dataclass has ``quick()`` and
-``paper()``).
+same code; only the config presets differ.
+
+Every config of the kit is a frozen dataclass deriving from :class:`Config`: its choices are
+typed ``Literal[...]`` and checked when it is made (a :class:`~sellakit.errors.ConfigError`
+names the field and the allowed values), and ``SomeConfig.preset(name, **overrides)`` is the
+one way to pick a preset, in the command line, the benchmarks and the notebooks::
+
+    >>> from sellakit.cf import CFConfig
+    >>> CFConfig.preset("quick", model="lightgcn").dim
+    64
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
+import typing
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
 
-__all__ = ["quick_mode", "seed_everything", "pick_device", "pick_dtype"]
+from sellakit.errors import ConfigError
+
+__all__ = ["Config", "PresetName", "quick_mode", "preset_name", "seed_everything",
+           "pick_device", "pick_dtype"]
+
+PresetName = Literal["quick", "compare", "paper"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Base of the kit's configs: frozen, ``Literal`` fields checked, presets by name.
+
+    A subclass defines a classmethod per preset it offers (``quick``, ``paper``, and
+    ``compare`` where a CPU comparison preset exists) and lists them in ``PRESETS``.
+    """
+
+    PRESETS: ClassVar[tuple[str, ...]] = ("quick", "paper")
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for field in dataclasses.fields(self):
+            allowed = _literal_choices(hints.get(field.name))
+            value = getattr(self, field.name)
+            if allowed is not None and value not in allowed:
+                raise ConfigError(
+                    f"{type(self).__name__}.{field.name}={value!r} is not allowed; choose one "
+                    f"of {', '.join(repr(a) for a in allowed)}.")
+
+    @classmethod
+    def preset(cls, name: str, **overrides):
+        """The preset ``name`` (one of ``PRESETS``) with ``overrides`` applied."""
+        if name not in cls.PRESETS:
+            raise ConfigError(f"{cls.__name__} has no preset {name!r}; choose one of "
+                              f"{', '.join(cls.PRESETS)}.")
+        return getattr(cls, name)(**overrides)
+
+
+def _literal_choices(hint) -> tuple | None:
+    """The allowed values of a ``Literal[...]`` (or ``Literal[...] | None``) hint, else None."""
+    if typing.get_origin(hint) is Literal:
+        return typing.get_args(hint)
+    args = typing.get_args(hint)
+    literals = [a for a in args if typing.get_origin(a) is Literal]
+    if literals and all(typing.get_origin(a) is Literal or a is type(None) for a in args):
+        return tuple(v for a in literals for v in typing.get_args(a)) + \
+            ((None,) if type(None) in args else ())
+    return None
 
 
 def quick_mode() -> bool:
     """True unless the environment sets ``SELLAKIT_QUICK`` to 0/false/no."""
     return os.environ.get("SELLAKIT_QUICK", "1").strip().lower() not in {"0", "false", "no"}
+
+
+def preset_name(quick: bool | None = None) -> str:
+    """``"quick"`` or ``"paper"``: from ``quick`` when given, else from :func:`quick_mode`."""
+    return "quick" if (quick_mode() if quick is None else quick) else "paper"
 
 
 def seed_everything(seed: int) -> None:

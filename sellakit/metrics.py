@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from sellakit.errors import DataError
+
 __all__ = ["auc", "uauc", "ctr_metrics", "evaluate_slices"]
 
 
@@ -54,7 +56,7 @@ def ctr_metrics(frame: pd.DataFrame, scores: Sequence[float]) -> dict[str, float
     """``{"auc", "uauc", "rows"}`` for the rows of ``frame`` (columns ``uid``, ``label``)."""
     scores = np.asarray(scores, dtype=np.float64)
     if len(scores) != len(frame):
-        raise ValueError(f"{len(scores)} scores for {len(frame)} rows.")
+        raise DataError(f"{len(scores)} scores for {len(frame)} rows.")
     return {"auc": auc(frame.label, scores), "uauc": uauc(frame.uid, frame.label, scores),
             "rows": int(len(frame))}
 

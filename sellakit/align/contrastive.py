@@ -39,7 +39,7 @@ __all__ = ["AlignConfig", "Projector", "AlignedMF", "info_nce", "train_aligned_m
            "AlignResult", "compare_alignment"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class AlignConfig(CFConfig):
     """MF settings plus the alignment term's.
 
@@ -65,13 +65,13 @@ class AlignConfig(CFConfig):
     align_rows: int | None = None
 
     @classmethod
-    def quick(cls, model: str = "mf", **overrides) -> AlignConfig:
+    def quick(cls, **overrides) -> AlignConfig:
         """MF's quick settings; 256 rows of each batch in the InfoNCE term, for a CPU."""
         base = {**vars(CFConfig.quick("mf")), "align_rows": 256}
         return cls(**{**base, **overrides})
 
     @classmethod
-    def paper(cls, model: str = "mf", **overrides) -> AlignConfig:
+    def paper(cls, **overrides) -> AlignConfig:
         """MF's paper settings with the alignment term, from scratch, every row in InfoNCE."""
         base = vars(CFConfig.paper("mf"))
         return cls(**{**base, **overrides})

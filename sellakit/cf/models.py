@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from sellakit.errors import ConfigError
+
 __all__ = ["MF", "LightGCN", "SASRec", "build_model"]
 
 
@@ -117,7 +119,7 @@ class SASRec(nn.Module):
     def forward(self, uid: torch.Tensor, iid: torch.Tensor, his: torch.Tensor | None = None
                 ) -> torch.Tensor:
         if his is None:
-            raise ValueError("SASRec needs the history tensor `his`.")
+            raise ConfigError("SASRec needs the history tensor `his`.")
         return (self.encode(his) * self.item_embedding(iid)).sum(-1)
 
 
@@ -132,4 +134,4 @@ def build_model(name: str, n_users: int, n_items: int, *, dim: int, train_edges:
         return LightGCN(n_users, n_items, train_edges, dim, n_layers)
     if name == "sasrec":
         return SASRec(n_users, n_items, dim, history_len, n_layers, n_heads, dropout)
-    raise ValueError(f"Unknown CF model {name!r}; choose mf, lightgcn or sasrec.")
+    raise ConfigError(f"Unknown CF model {name!r}; choose mf, lightgcn or sasrec.")

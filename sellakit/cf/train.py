@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sellakit.cf.models import build_model
-from sellakit.config import pick_device, seed_everything
+from sellakit.config import Config, pick_device, seed_everything
 from sellakit.data.protocol import CTRSplit
 from sellakit.metrics import ctr_metrics, evaluate_slices
 from sellakit.selection import CheckpointSelector, TrainResult
@@ -39,15 +40,16 @@ _MODEL_DEFAULTS = {
 }
 
 
-@dataclass
-class CFConfig:
+@dataclass(frozen=True)
+class CFConfig(Config):
     """Settings of one CF training run.
 
-    Use the presets: ``CFConfig.quick("mf")`` (CPU, minutes) or ``CFConfig.paper("mf")``
-    (CoLLM's budgets: up to 1,000 epochs, patience 100 for MF).
+    Use the presets: ``CFConfig.preset("quick", model="mf")`` (CPU, minutes) or
+    ``CFConfig.preset("paper", model="mf")`` (CoLLM's budgets: up to 1,000 epochs, patience
+    100 for MF). ``patience`` counts evaluations (every ``eval_every`` epochs).
     """
 
-    model: str = "mf"
+    model: Literal["mf", "lightgcn", "sasrec"] = "mf"
     dim: int = 256
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -67,7 +69,8 @@ class CFConfig:
         """CoLLM's per-model settings and budgets."""
         # MF: CoLLM's patience 100; the others peak within ~10 epochs here, 20 suffices.
         patience = 100 if model == "mf" else 20
-        return cls(model=model, **{**_MODEL_DEFAULTS[model], "patience": patience, **overrides})
+        return cls(model=model, **{**_MODEL_DEFAULTS.get(model, {}), "patience": patience,
+                                   **overrides})
 
     @classmethod
     def quick(cls, model: str = "mf", **overrides) -> CFConfig:
@@ -76,7 +79,7 @@ class CFConfig:
         MF and LightGCN keep CoLLM's settings with fewer epochs allowed; SASRec also reads a
         shorter history (10 items instead of 25).
         """
-        base = {**_MODEL_DEFAULTS[model], "max_epochs": 400, "patience": 50}
+        base = {**_MODEL_DEFAULTS.get(model, {}), "max_epochs": 400, "patience": 50}
         if model == "sasrec":  # attention over 25 slots costs ~1 s a batch on 2 cores
             base.update(history_len=10, max_epochs=30, patience=5)
         return cls(model=model, **{**base, **overrides})

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from sellakit.data.protocol import CTRSplit
+from sellakit.errors import ConfigError
 
 __all__ = ["export_split", "collm_frame"]
 
@@ -40,7 +41,7 @@ def collm_frame(split: CTRSplit, frame: pd.DataFrame) -> pd.DataFrame:
 def export_split(split: CTRSplit, out_dir: str | os.PathLike, fmt: str = "collm") -> list[Path]:
     """Write ``split`` into ``out_dir`` as ``"collm"`` pickles or ``"parquet"``; return the files."""
     if fmt not in {"collm", "parquet"}:
-        raise ValueError(f"format {fmt!r}: use 'collm' or 'parquet'.")
+        raise ConfigError(f"format {fmt!r}: use 'collm' or 'parquet'.")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out))

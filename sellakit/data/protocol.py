@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from sellakit.errors import DataError
+
 __all__ = ["SplitSpec", "CTRSplit", "collm_split", "split_by_months", "COLLM_ML1M"]
 
 
@@ -126,13 +128,13 @@ def split_by_months(
     """
     missing = {"user", "item", "rating", "timestamp"} - set(ratings.columns)
     if missing:
-        raise ValueError(f"ratings lacks columns {sorted(missing)}; expected user, item, rating, "
+        raise DataError(f"ratings lacks columns {sorted(missing)}; expected user, item, rating, "
                          "timestamp.")
     frame = ratings.assign(month=month_index(ratings.timestamp) if month is None else month)
     first, last = spec.train_months[0], spec.test_months[1]
     frame = frame[(frame.month >= first) & (frame.month <= last)]
     if frame.empty:
-        raise ValueError(f"No rating falls in months {first}-{last}; check the split spec.")
+        raise DataError(f"No rating falls in months {first}-{last}; check the split spec.")
 
     user_ids = np.sort(frame.user.unique())
     item_ids = np.sort(frame.item.unique())

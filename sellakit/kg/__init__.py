@@ -5,8 +5,7 @@ the comparison on one target and ``bench`` writes the benchmark tables. See note
 which import from here.
 """
 
-from sellakit.kg.compare import StudentConfig, compare_on_target, filtered_test_metrics, \
-    teacher_config
+from sellakit.kg.compare import StudentConfig, compare_on_target, filtered_test_metrics
 from sellakit.kg.data import (DBP5L_ENV, KG, DataError, MultiSourceKG, derived_multisource,
                               leak_free_triples, load_dbp5l, load_multisource, load_pykeen,
                               locate_dbp5l)
@@ -21,5 +20,5 @@ __all__ = ["KG", "DataError", "MultiSourceKG", "DBP5L_ENV", "derived_multisource
            "leak_free_triples", "load_dbp5l", "load_multisource", "locate_dbp5l", "load_pykeen",
            "KDConfig", "evaluate", "KGEModel", "TeacherConfig", "build_joint", "kg_scorer",
            "load_or_pretrain_teacher", "LinkedSubgraph", "build_linked_subgraph", "TrainConfig",
-           "train_kge", "StudentConfig", "teacher_config", "compare_on_target",
+           "train_kge", "StudentConfig", "compare_on_target",
            "filtered_test_metrics"]

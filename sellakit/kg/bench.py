@@ -14,10 +14,10 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from sellakit.kg.compare import StudentConfig, compare_on_target, teacher_config
+from sellakit.kg.compare import StudentConfig, compare_on_target
 from sellakit.kg.data import MultiSourceKG
 from sellakit.kg.evaluate import evaluate, rotate_tail_scorer
-from sellakit.kg.pretrain import load_or_pretrain_teacher
+from sellakit.kg.pretrain import TeacherConfig, load_or_pretrain_teacher
 
 __all__ = ["PUBLISHED_DBP5L", "kg_benchmark", "kg_markdown", "kg_eval_benchmark",
            "kg_eval_markdown"]
@@ -48,9 +48,9 @@ def kg_benchmark(ms: MultiSourceKG, targets: list[str], *, preset: str = "quick"
     from dataclasses import replace
 
     arch = dict(seed=seed, model=model, encoder=encoder)
-    tcfg = teacher_config(preset)
+    tcfg = TeacherConfig.preset(preset)
     tcfg = replace(tcfg, train=replace(tcfg.train, **arch))
-    scfg = getattr(StudentConfig, preset)()
+    scfg = StudentConfig.preset(preset)
     scfg = replace(scfg, train=replace(scfg.train, **arch))
     teacher = load_or_pretrain_teacher(ms, tcfg, progress=progress)
     per_target = {}

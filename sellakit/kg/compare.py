@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from sellakit.config import Config
 from sellakit.kg.data import MultiSourceKG
 from sellakit.kg.distill import KD_TERMS, Distiller, KDConfig
 from sellakit.kg.evaluate import evaluate, validation_mrr
@@ -18,12 +19,12 @@ from sellakit.kg.subgraph import LinkedSubgraph, build_linked_subgraph
 from sellakit.kg.train import TrainConfig, train_kge
 from sellakit.selection import TrainResult
 
-__all__ = ["StudentConfig", "teacher_config", "train_scratch", "train_student",
+__all__ = ["StudentConfig", "train_scratch", "train_student",
            "train_joint", "filtered_test_metrics", "compare_on_target"]
 
 
 @dataclass(frozen=True)
-class StudentConfig:
+class StudentConfig(Config):
     """The student (smaller than the teacher), its subgraph and its KD terms."""
 
     train: TrainConfig = field(default_factory=lambda: TrainConfig.quick(
@@ -41,17 +42,6 @@ class StudentConfig:
     def paper(cls, **overrides) -> "StudentConfig":
         return replace(cls(train=TrainConfig.paper(dim=128), fanout=50, valid_sample=100_000),
                        **overrides)
-
-
-def teacher_config(preset: str = "quick", **overrides) -> TeacherConfig:
-    """The teacher of a preset: quick (2 CPU cores, minutes) or paper (GPU)."""
-    if preset == "quick":
-        return TeacherConfig.quick(train=TrainConfig.quick(
-            dim=64, lr=0.03, batch_size=2048, epochs=8, eval_every=2, patience=2),
-            valid_sample=300, **overrides)
-    if preset == "paper":
-        return TeacherConfig.paper(**overrides)
-    raise ValueError(f"preset {preset!r}: use 'quick' or 'paper'.")
 
 
 def own_scorer(n_entities: int):

@@ -18,11 +18,14 @@ Loss: sampled-softmax link prediction on the linked subgraph plus
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from sellakit.config import Config
+from sellakit.errors import ConfigError
 from sellakit.kg.models import KGEModel
 
 __all__ = ["KDConfig", "Distiller", "KD_TERMS"]
@@ -31,8 +34,10 @@ KD_TERMS = ("feature", "network", "prediction")
 
 
 @dataclass(frozen=True)
-class KDConfig:
-    """Which KD terms are on, their weights, the temperature."""
+class KDConfig(Config):
+    """Which KD terms are on, their weights, the temperature (one setting, no presets)."""
+
+    PRESETS: ClassVar[tuple[str, ...]] = ()
 
     feature: bool = True
     network: bool = True
@@ -45,7 +50,8 @@ class KDConfig:
     def without(self, term: str) -> "KDConfig":
         """The same config with ``term`` switched off."""
         if term not in KD_TERMS:
-            raise ValueError(f"KD term {term!r}: one of {', '.join(KD_TERMS)}.")
+            raise ConfigError(f"KD term {term!r} is not known; choose one of "
+                              f"{', '.join(KD_TERMS)}.")
         return replace(self, **{term: False})
 
     @property

@@ -36,6 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from sellakit.errors import ConfigError
+
 __all__ = ["KGEModel", "MODELS", "ENCODERS", "neighbour_table"]
 
 MODELS = ("rotate", "transe", "complex")
@@ -81,11 +83,13 @@ class KGEModel(nn.Module):
                  neighbours: int = 10, seed: int = 0):
         super().__init__()
         if interaction not in MODELS:
-            raise ValueError(f"interaction {interaction!r}: choose one of {', '.join(MODELS)}.")
+            raise ConfigError(f"interaction={interaction!r} is not allowed; choose one of "
+                              f"{', '.join(MODELS)}.")
         if encoder not in ENCODERS:
-            raise ValueError(f"encoder {encoder!r}: choose one of {', '.join(ENCODERS)}.")
+            raise ConfigError(f"encoder={encoder!r} is not allowed; choose one of "
+                              f"{', '.join(ENCODERS)}.")
         if encoder == "gnn" and graph is None:
-            raise ValueError("encoder='gnn' needs graph=, the training triples (reciprocals "
+            raise ConfigError("encoder='gnn' needs graph=, the training triples (reciprocals "
                              "included) whose in-edges it aggregates.")
         self.encoder = encoder
         self.interaction, self.dim, self.gamma = interaction, dim, gamma

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sellakit.errors import ConfigError
 from sellakit.kg.data import MultiSourceKG
 from sellakit.kg.pretrain import JointGraph, swap_triples
 from sellakit.kg.models import KGEModel
@@ -90,7 +91,7 @@ def build_linked_subgraph(ms: MultiSourceKG, joint: JointGraph, target: str, *,
     n_pred = 0
     if predicted:
         if teacher is None:
-            raise ValueError("predicted=True needs the teacher (teacher=...).")
+            raise ConfigError("predicted=True needs the teacher (teacher=...).")
         for other, pairs in seed_pairs.items():
             unlinked = np.setdiff1d(np.unique(kg.train[:, [0, 2]]), pairs[:, 0])
             extra = predict_links(teacher, joint, target, other, unlinked, threshold=threshold)

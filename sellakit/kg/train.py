@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from sellakit.config import pick_device, seed_everything
+from sellakit.config import Config, pick_device, seed_everything
 from sellakit.kg.models import KGEModel
 from sellakit.selection import CheckpointSelector, TrainResult
 
@@ -28,15 +29,15 @@ __all__ = ["TrainConfig", "with_reciprocals", "build_model", "train_kge"]
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """How one model is trained (``quick()`` for 2 CPU cores, ``paper()`` for a GPU).
+class TrainConfig(Config):
+    """How one model is trained (preset ``quick`` for 2 CPU cores, ``paper`` for a GPU).
 
     ``model`` picks the interaction (:data:`sellakit.kg.models.MODELS`), ``encoder`` the entity
     encoder (``"none"``: shallow tables; ``"gnn"``: aggregate ``gnn_neighbours`` in-edges).
     """
 
-    model: str = "rotate"
-    encoder: str = "none"
+    model: Literal["rotate", "transe", "complex"] = "rotate"
+    encoder: Literal["none", "gnn"] = "none"
     gnn_neighbours: int = 10
     dim: int = 64
     epochs: int = 30
