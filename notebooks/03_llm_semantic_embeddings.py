@@ -42,8 +42,7 @@ import pandas as pd
 from sellakit.data import collm_split, load_movielens_1m
 from sellakit.llm import item_semantic_embeddings, load_backbone
 from sellakit.runner import record
-from sellakit.viz import maps
-from sellakit.viz.figures import save_figures
+from sellakit.viz import maps, save_figures
 
 backbone = load_backbone(MODEL)
 backbone
@@ -67,7 +66,7 @@ semantic.shape
 # and, less reliably, genre.
 
 # %%
-from sellakit.viz.widgets import nearest_items
+from sellakit.viz import nearest_items
 
 titles = split.item_titles
 index = {t: i for i, t in enumerate(titles)}

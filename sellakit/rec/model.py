@@ -1,6 +1,6 @@
 """SeLLa-Rec's recommendation layer, and the TALLRec- and CoLLM-style baselines, in one model.
 
-:class:`SpecialTokenRec` reads a prompt (:mod:`sellakit.llm.prompts`) and replaces the input
+:class:`SpecialTokenRec` reads a prompt (:mod:`sellakit.rec.prompts`) and replaces the input
 embeddings at its slot tokens, per sample, with projected vectors:
 
 - ``<User_ID>`` / ``<Item_ID>``: ``P_C(e_u)``, ``P_C(e_i)`` — MF user/item vectors through the
@@ -31,11 +31,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from sellakit.llm.prompts import EncodedPrompt, collate
+from sellakit.rec.prompts import EncodedPrompt, collate
 from sellakit.metrics import auc
 
 __all__ = ["RecConfig", "SpecialTokenRec", "collm_mapping", "add_lora", "train_rec",
-           "score_prompts", "RecTrainResult", "copy_table", "make_accelerator"]
+           "collate_rows", "score_prompts", "RecTrainResult", "copy_table", "make_accelerator"]
 
 
 @dataclass
@@ -200,8 +200,18 @@ class SpecialTokenRec(nn.Module):
         return logits[:, 0] - logits[:, 1]
 
 
-def _batch(prompts: Sequence[EncodedPrompt], frame: pd.DataFrame, pad_id: int,
-           device) -> dict[str, torch.Tensor]:
+def collate_rows(prompts: Sequence[EncodedPrompt], frame: pd.DataFrame, pad_id: int,
+                 device) -> dict[str, torch.Tensor]:
+    """One batch on ``device``: the prompts right-padded (:func:`~sellakit.rec.prompts.collate`)
+    plus their rows' ``uid``, ``iid`` (what the slot vectors are looked up by) and ``label``.
+
+    Args:
+        prompts: encoded prompts, one per row of ``frame`` and in its order.
+        frame: the rows of a split frame the prompts were built from (``uid``, ``iid``,
+            ``label``).
+        pad_id: the tokenizer's pad token id.
+        device: where the tensors go.
+    """
     batch = collate(prompts, pad_id)
     batch["uid"] = torch.tensor(frame.uid.to_numpy(), dtype=torch.long)
     batch["iid"] = torch.tensor(frame.iid.to_numpy(), dtype=torch.long)
@@ -229,7 +239,8 @@ def score_prompts(model: SpecialTokenRec, prompts: Sequence[EncodedPrompt], fram
     batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)][rank::world]
     pairs = []
     for index in tqdm(batches, desc=desc, disable=not progress, leave=False):
-        logits = model(_batch([prompts[i] for i in index], frame.iloc[index], pad_id, device))
+        logits = model(collate_rows([prompts[i] for i in index], frame.iloc[index], pad_id,
+                                     device))
         pairs.extend(zip(index.tolist(), torch.sigmoid(logits).cpu().tolist()))
     model.train(was_training)
     if world > 1:
@@ -296,8 +307,8 @@ def train_rec(model: SpecialTokenRec, train: tuple[list[EncodedPrompt], pd.DataF
     for _ in range(config.epochs):
         for micro, index in enumerate(loader):
             index = index.cpu().numpy()
-            batch = _batch([prompts[i] for i in index], frame.iloc[index], pad_id,
-                           accelerator.device)
+            batch = collate_rows([prompts[i] for i in index], frame.iloc[index], pad_id,
+                                 accelerator.device)
             with accelerator.accumulate(wrapped):
                 loss = loss_fn(wrapped(batch), batch["label"])
                 accelerator.backward(loss)
