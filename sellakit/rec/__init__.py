@@ -5,13 +5,14 @@ Stage order: data -> cf -> llm -> align -> rec. ``rec`` reads the aligned MF onl
 :class:`sellakit.align.AlignedTables`.
 """
 
+from sellakit.rec.config import RecConfig, make_accelerator
 from sellakit.rec.methods import (ABLATIONS, METHODS, RecRun, prepare_stage2, run_methods,
                                   sample_rows, template_for)
-from sellakit.rec.model import (RecConfig, RecTrainResult, SpecialTokenRec, add_lora, collate_rows,
-                                collm_mapping, copy_table, make_accelerator, score_prompts,
-                                train_rec)
+from sellakit.rec.model import (SpecialTokenRec, add_lora, collate_rows, collm_mapping,
+                                copy_table, score_prompts)
 from sellakit.rec.prompts import (SLOT_TOKENS, TEMPLATES, EncodedPrompt, PromptBuilder,
                                   add_slot_tokens, answer_token_ids, collate)
+from sellakit.rec.train import RecTrainResult, train_rec
 
 __all__ = ["TEMPLATES", "SLOT_TOKENS", "PromptBuilder", "EncodedPrompt", "collate",
            "add_slot_tokens", "answer_token_ids",

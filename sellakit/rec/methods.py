@@ -39,10 +39,11 @@ from sellakit.config import seed_everything
 from sellakit.data.protocol import CTRSplit
 from sellakit.llm import Backbone, item_semantic_embeddings, load_backbone
 from sellakit.metrics import ctr_metrics, evaluate_slices
-from sellakit.rec.model import (RecConfig, RecTrainResult, SpecialTokenRec, add_lora, collm_mapping,
-                                copy_table, make_accelerator, score_prompts, train_rec)
+from sellakit.rec.config import RecConfig, make_accelerator
+from sellakit.rec.model import SpecialTokenRec, add_lora, collm_mapping, copy_table, score_prompts
 from sellakit.rec.prompts import SLOT_TOKENS, TEMPLATES, PromptBuilder, add_slot_tokens, \
     answer_token_ids
+from sellakit.rec.train import RecTrainResult, train_rec
 
 __all__ = ["METHODS", "ABLATIONS", "RecRun", "run_methods", "sample_rows", "prepare_stage2",
            "template_for"]

@@ -10,20 +10,15 @@ embeddings at its slot tokens, per sample, with projected vectors:
   ``d_llm -> d_llm`` linear map.
 
 The score is ``P(Yes) / (P(Yes) + P(No))`` from the next-token distribution at the last
-position, i.e. ``sigmoid(logit_Yes - logit_No)``; training minimises the binary cross-entropy of
-that same score (CoLLM trains on the answer too; SeLLa-Rec's code uses the LM loss over the whole
-prompt, which spends most of its signal on reproducing the prompt).
-
-Training (:func:`train_rec`) runs through 🤗 Accelerate, so the same code runs on a CPU, one GPU
-(bf16) or several (``accelerate launch``); the checkpoint is chosen on validation AUC, evaluated
-every ``eval_every`` optimiser steps and at the end of each epoch.
+position, i.e. ``sigmoid(logit_Yes - logit_No)``; training (:mod:`sellakit.rec.train`)
+minimises the binary cross-entropy of that same score (CoLLM trains on the answer too;
+SeLLa-Rec's code uses the LM loss over the whole prompt, which spends most of its signal on
+reproducing the prompt).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -31,84 +26,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from sellakit.rec.config import RecConfig
 from sellakit.rec.prompts import EncodedPrompt, collate
-from sellakit.metrics import auc
 
-__all__ = ["RecConfig", "SpecialTokenRec", "collm_mapping", "add_lora", "train_rec",
-           "collate_rows", "score_prompts", "RecTrainResult", "copy_table", "make_accelerator"]
-
-
-@dataclass
-class RecConfig:
-    """Settings of the LLM stages (one config for every method, so comparisons are fair).
-
-    Attributes:
-        history_len: liked titles shown in the prompt (the most recent ones).
-        train_rows / valid_rows / test_rows: seeded samples of each split (None: every row).
-        epochs: passes over the training rows per stage.
-        batch_size: prompts per optimiser step per process (times ``grad_accum``).
-        eval_every: validate (and maybe keep the checkpoint) every this many optimiser steps,
-            and at the end of each epoch.
-        lr_lora: learning rate of stage 1 (LoRA on text-only prompts).
-        lr_tokens: learning rate of stage 3 (tables and projectors; LoRA too if ``tune_lora``).
-        lora_r / lora_alpha / lora_dropout / lora_targets: the LoRA adapter of stage 1.
-        tune_lora: stage 3 also tunes the stage-1 LoRA (SeLLa-Rec's code keeps it frozen).
-            The LoRA is shared, so after the run it holds the last method's weights: results are
-            recorded per method as it finishes, but re-score earlier methods only without it.
-        gradient_checkpointing: recompute activations in the backward pass (a 7B model's
-            activations for a batch of prompts do not fit a GPU otherwise; slower by ~30 %).
-        score_batch_size: prompts per forward pass when scoring (length-sorted batches).
-        seed: seeds sampling, initialisation and shuffling.
-    """
-
-    history_len: int = 10
-    train_rows: int | None = None
-    valid_rows: int | None = None
-    test_rows: int | None = None
-    epochs: int = 1
-    batch_size: int = 8
-    grad_accum: int = 1
-    eval_every: int = 100
-    lr_lora: float = 1e-4
-    lr_tokens: float = 1e-3
-    weight_decay: float = 0.0
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
-    tune_lora: bool = False
-    gradient_checkpointing: bool = False
-    score_batch_size: int = 32
-    seed: int = 2025
-
-    @classmethod
-    def quick(cls, **overrides) -> RecConfig:
-        """Minutes on a laptop CPU: 5 history titles, 256 training / 128 valid / 384 test rows
-        (seeded samples), one epoch, validation twice per stage."""
-        base = dict(history_len=5, train_rows=256, valid_rows=128, test_rows=384, epochs=1,
-                    batch_size=8, eval_every=16, lr_lora=3e-4, lr_tokens=1e-3)
-        return cls(**{**base, **overrides})
-
-    @classmethod
-    def paper(cls, **overrides) -> RecConfig:
-        """The full ML-1M protocol (every row, 10 titles), SeLLa-Rec's LoRA (r 64, alpha 16,
-        attention and MLP projections), effective batch 128, gradient checkpointing; meant for
-        a GPU."""
-        base = dict(history_len=10, epochs=1, batch_size=16, grad_accum=8, eval_every=50,
-                    lr_lora=1e-4, lr_tokens=1e-3, lora_r=64, lora_alpha=16,
-                    lora_targets=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                  "up_proj", "down_proj"), gradient_checkpointing=True,
-                    score_batch_size=64)
-        return cls(**{**base, **overrides})
-
-
-def make_accelerator(config: RecConfig):
-    """The 🤗 Accelerate handle of a run: CPU, one GPU, or the processes of ``accelerate
-    launch``; gradient accumulation as configured."""
-    from accelerate import Accelerator
-
-    return Accelerator(cpu=not torch.cuda.is_available(),
-                       gradient_accumulation_steps=config.grad_accum)
+__all__ = ["SpecialTokenRec", "collm_mapping", "add_lora", "collate_rows", "score_prompts",
+           "copy_table"]
 
 
 def collm_mapping(d_cf: int, d_llm: int) -> nn.Module:
@@ -249,94 +171,6 @@ def score_prompts(model: SpecialTokenRec, prompts: Sequence[EncodedPrompt], fram
     for i, s in pairs:
         scores[i] = s
     return scores
-
-
-@dataclass
-class RecTrainResult:
-    """The trained model (best validation checkpoint restored), its learning curve, and its
-    validation scores (those of the restored checkpoint)."""
-
-    model: SpecialTokenRec
-    history: pd.DataFrame
-    best_step: int
-    best_valid_auc: float
-    valid_scores: np.ndarray
-    seconds: float
-    config: dict = field(default_factory=dict)
-
-
-def train_rec(model: SpecialTokenRec, train: tuple[list[EncodedPrompt], pd.DataFrame],
-              valid: tuple[list[EncodedPrompt], pd.DataFrame], config: RecConfig, *, lr: float,
-              pad_id: int, accelerator=None, progress: bool = True, desc: str = "train"
-              ) -> RecTrainResult:
-    """Train the parameters of ``model`` that require grad with BCE on the Yes/No score.
-
-    Validation AUC is measured at step 0 (the model as it starts), every ``eval_every``
-    optimiser steps and at the end of each epoch; the best checkpoint is restored.
-    """
-    accelerator = accelerator or make_accelerator(config)
-    started = time.perf_counter()
-    prompts, frame = train
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("Nothing to train: no parameter of the model requires grad.")
-    optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay)
-    generator = torch.Generator().manual_seed(config.seed)
-    loader = torch.utils.data.DataLoader(range(len(prompts)), batch_size=config.batch_size,
-                                         shuffle=True, generator=generator)
-    wrapped, optimiser, loader = accelerator.prepare(model, optimiser, loader)
-    inner = accelerator.unwrap_model(wrapped)
-    loss_fn = nn.BCEWithLogitsLoss()
-
-    def validate(step: int, loss: float) -> None:
-        scores = score_prompts(inner, valid[0], valid[1], pad_id=pad_id, accelerator=accelerator,
-                               batch_size=config.score_batch_size, desc=f"{desc}: valid",
-                               progress=progress and accelerator.is_main_process)
-        rows.append({"step": step, "train_loss": loss, "valid_auc": auc(valid[1].label, scores)})
-        nonlocal best
-        if best is None or rows[-1]["valid_auc"] > best[1]:
-            best = (step, rows[-1]["valid_auc"], _trainable_state(inner), scores)
-
-    rows: list[dict] = []
-    best = None
-    step, running = 0, []
-    validate(0, float("nan"))
-    total = config.epochs * len(loader) // config.grad_accum
-    bar = tqdm(total=total, desc=desc, disable=not progress or not accelerator.is_main_process)
-    wrapped.train()
-    for _ in range(config.epochs):
-        for micro, index in enumerate(loader):
-            index = index.cpu().numpy()
-            batch = collate_rows([prompts[i] for i in index], frame.iloc[index], pad_id,
-                                 accelerator.device)
-            with accelerator.accumulate(wrapped):
-                loss = loss_fn(wrapped(batch), batch["label"])
-                accelerator.backward(loss)
-                optimiser.step()
-                optimiser.zero_grad()
-            running.append(loss.item())
-            if (micro + 1) % config.grad_accum:
-                continue
-            step += 1
-            bar.update()
-            bar.set_postfix(loss=f"{np.mean(running[-20:]):.3f}")
-            if step % config.eval_every == 0:
-                validate(step, float(np.mean(running[-config.eval_every * config.grad_accum:])))
-        if not rows or rows[-1]["step"] != step:
-            validate(step, float(np.mean(running[-len(loader):])))
-    bar.close()
-    best_step, best_auc, state, valid_scores = best
-    inner.load_state_dict(state, strict=False)
-    inner.eval()
-    return RecTrainResult(model=inner, history=pd.DataFrame(rows), best_step=best_step,
-                          best_valid_auc=float(best_auc), valid_scores=valid_scores,
-                          seconds=time.perf_counter() - started, config=asdict(config))
-
-
-def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A CPU copy of the parameters being trained (the frozen LLM is not copied)."""
-    return {name: p.detach().to("cpu", copy=True) for name, p in model.named_parameters()
-            if p.requires_grad}
 
 
 def copy_table(weights: torch.Tensor | np.ndarray, *, trainable: bool) -> nn.Embedding:
