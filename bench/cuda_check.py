@@ -5,7 +5,7 @@ What it does, each part on its own so one failure does not hide the others:
 0. ``padding``: one LoRA step on the same prompts, left-padded (the kit's former layout) and
    right-padded (the kit's layout), counting non-finite gradients.
 1. ``stages``: SeLLa-Rec end to end on CUDA (bf16): the plain MF and the semantic table of
-   stage 2, then :func:`sellakit.llm.run_methods` (tallrec, collm, sella) with the *paper*
+   stage 2, then :func:`sellakit.rec.run_methods` (tallrec, collm, sella) with the *paper*
    preset (LoRA r64 on every projection, gradient checkpointing, effective batch 128) on a
    small seeded sample of ML-1M rows. The LLM is **randomly initialised in SmolLM2-135M's
    shape** (its real config and tokenizer; the weights do not travel to the GPU machine), so
@@ -59,7 +59,7 @@ def random_backbone(shape_dir: str, shape: str):
     """A randomly initialised causal LM of ``shape`` ("135m" or "7b") on CUDA in bf16."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig
 
-    from sellakit.llm.backbone import _ready
+    from sellakit.llm import prepare_backbone
 
     tokenizer = AutoTokenizer.from_pretrained(shape_dir)
     if shape == "135m":
@@ -76,16 +76,14 @@ def random_backbone(shape_dir: str, shape: str):
     dtype = torch.bfloat16 if DEVICE == "cuda" else torch.float32
     with torch.device(DEVICE):
         model = AutoModelForCausalLM.from_config(config, dtype=dtype)
-    return _ready(model, tokenizer, name, torch.device(DEVICE), dtype)
+    return prepare_backbone(model, tokenizer, name, torch.device(DEVICE), dtype)
 
 
 def padding(split, shape_dir: str) -> dict:
     """Non-finite LoRA gradients after one step on a left-padded batch (read at position -1,
     the kit's former layout) and on the kit's right-padded batch, same prompts and model."""
-    from sellakit.llm import RecConfig, SpecialTokenRec
-    from sellakit.llm.methods import sample_rows
-    from sellakit.llm.prompts import TEMPLATES, PromptBuilder, add_slot_tokens, answer_token_ids
-    from sellakit.llm.rec import _batch, add_lora
+    from sellakit.rec import (TEMPLATES, PromptBuilder, RecConfig, SpecialTokenRec, add_lora,
+                              add_slot_tokens, answer_token_ids, collate_rows, sample_rows)
 
     backbone = random_backbone(shape_dir, "135m")
     tokenizer = backbone.tokenizer
@@ -95,7 +93,7 @@ def padding(split, shape_dir: str) -> dict:
                             ).encode_rows(frame, split.item_titles)
     llm = add_lora(backbone.model, RecConfig.paper())
     yes, no = answer_token_ids(tokenizer)
-    batch = _batch(prompts, frame, tokenizer.pad_token_id, DEVICE)
+    batch = collate_rows(prompts, frame, tokenizer.pad_token_id, DEVICE)
     out = {"lengths": sorted({len(p.ids) for p in prompts})}
 
     def bad_grads(loss) -> int:
@@ -130,16 +128,17 @@ def nn_bce(logits, labels):
 
 
 def stages(split, shape_dir: str, aligned: str, rows: int) -> dict:
-    from sellakit.llm import RecConfig, run_methods
-    from sellakit.llm.methods import CFTables, prepare_stage2
+    from sellakit.rec import RecConfig, prepare_stage2, run_methods
 
     backbone = random_backbone(shape_dir, "135m")
     started = time.perf_counter()
     plain, _semantic, tables = prepare_stage2(split, backbone, preset="quick", aligned=aligned,
                                               progress=False)
-    stage2 = time.perf_counter() - started
     if tables.item.shape[1] != plain.item_embedding.weight.shape[1]:
-        tables = CFTables.from_model(plain)
+        # A saved aligned MF of another width (another preset): align here, at the plain MF's.
+        plain, _semantic, tables = prepare_stage2(split, backbone, preset="quick", aligned=None,
+                                                  progress=False)
+    stage2 = time.perf_counter() - started
     config = RecConfig.paper(train_rows=rows, valid_rows=rows // 2, test_rows=rows,
                              eval_every=2, grad_accum=2)
     started = time.perf_counter()
@@ -162,10 +161,8 @@ def sweep(split, shape_dir: str, shape: str, sizes: list[int], score_rows: int) 
     from torch import nn
 
     from sellakit.bench import random_sella_scorer
-    from sellakit.llm import RecConfig
-    from sellakit.llm.methods import sample_rows
-    from sellakit.llm.prompts import TEMPLATES, PromptBuilder, add_slot_tokens
-    from sellakit.llm.rec import _batch, add_lora, score_prompts
+    from sellakit.rec import (TEMPLATES, PromptBuilder, RecConfig, add_lora, add_slot_tokens,
+                              collate_rows, sample_rows, score_prompts)
 
     backbone = random_backbone(shape_dir, shape)
     tokenizer = backbone.tokenizer
@@ -185,7 +182,7 @@ def sweep(split, shape_dir: str, shape: str, sizes: list[int], score_rows: int) 
         model.train()
         for size in sizes:
             reset_peak()
-            batch = _batch(prompts[:size], frame.iloc[:size], pad, DEVICE)
+            batch = collate_rows(prompts[:size], frame.iloc[:size], pad, DEVICE)
             try:
                 times = []
                 for _ in range(3):  # one warm-up, two timed

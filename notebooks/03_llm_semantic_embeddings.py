@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -42,8 +44,7 @@ import pandas as pd
 from sellakit.data import collm_split, load_movielens_1m
 from sellakit.llm import item_semantic_embeddings, load_backbone
 from sellakit.runner import record
-from sellakit.viz import maps
-from sellakit.viz.figures import save_figures
+from sellakit.viz import maps, save_figures
 
 backbone = load_backbone(MODEL)
 backbone
@@ -67,7 +68,7 @@ semantic.shape
 # and, less reliably, genre.
 
 # %%
-from sellakit.viz.widgets import nearest_items
+from sellakit.viz import nearest_items
 
 titles = split.item_titles
 index = {t: i for i, t in enumerate(titles)}

@@ -47,8 +47,7 @@ from sellakit.align import AlignConfig, compare_alignment
 from sellakit.data import collm_split, load_movielens_1m
 from sellakit.llm import item_semantic_embeddings, load_backbone
 from sellakit.runner import record
-from sellakit.viz import maps, plots
-from sellakit.viz.figures import save_figures
+from sellakit.viz import maps, plots, save_figures
 
 split = collm_split(load_movielens_1m())
 semantic = item_semantic_embeddings(load_backbone(MODEL), split.item_titles, template=TEMPLATE)
@@ -123,7 +122,7 @@ figures["04_map_aligned"]
 # and what the aligned MF recommends; move the slider to watch the projected CF items travel.
 
 # %%
-from sellakit.viz.widgets import AlignmentExplorer, ExplorerData
+from sellakit.viz import AlignmentExplorer, ExplorerData
 
 model = aligned.model
 with torch.no_grad():
@@ -146,7 +145,7 @@ explorer.widget
 # ## 6. Keep the result
 #
 # The projector, the MF tables and the aligned semantic table are what notebook 05's hybrid
-# projection layer starts from.
+# projection layer starts from (`sellakit.align.AlignedTables` writes and reads the file).
 
 # %%
 from sellakit.runner import build_dir

@@ -46,8 +46,7 @@ import pandas as pd
 from sellakit.bench import PUBLISHED_REC
 from sellakit.data import collm_split, load_movielens_1m
 from sellakit.llm import load_backbone
-from sellakit.llm.methods import prepare_stage2, run_methods
-from sellakit.llm.rec import RecConfig
+from sellakit.rec import RecConfig, prepare_stage2, run_methods
 from sellakit.runner import build_dir, record
 
 split = collm_split(load_movielens_1m())
@@ -74,8 +73,8 @@ config
 # %%
 from IPython.display import HTML
 
-from sellakit.llm.prompts import TEMPLATES, PromptBuilder, add_slot_tokens
-from sellakit.viz.rec import prompt_html
+from sellakit.rec import TEMPLATES, PromptBuilder, add_slot_tokens
+from sellakit.viz import prompt_html
 
 add_slot_tokens(backbone.tokenizer, backbone.model)
 builder = PromptBuilder(backbone.tokenizer, TEMPLATES["sella"], history_len=config.history_len)
@@ -99,7 +98,7 @@ run = run_methods(split, METHODS + ABLATIONS, config, plain_mf=plain_mf, aligned
                   semantic=semantic, backbone=backbone)
 
 # %%
-from sellakit.viz.rec import valid_curves
+from sellakit.viz import valid_curves
 
 figures = {"05_valid_curves": valid_curves(run)}
 figures["05_valid_curves"]
@@ -136,7 +135,7 @@ figures["05_test_auc"]
 # free to sit far from any word; a norm much larger than a word's is a sign the slot shouts.
 
 # %%
-from sellakit.viz.rec import nearest_vocabulary
+from sellakit.viz import nearest_vocabulary
 
 nearest = nearest_vocabulary(run.models["sella"], backbone.tokenizer, encoded,
                              int(example.uid.iloc[0]), int(example.iid.iloc[0]))
@@ -149,14 +148,14 @@ nearest
 # P(Yes).
 
 # %%
-from sellakit.cf.train import predict
-from sellakit.viz.rec import ScoreExplorer
+from sellakit.cf import predict
+from sellakit.viz import ScoreExplorer
 
 explorer = ScoreExplorer(run, mf_scores=lambda rows: predict(plain_mf, rows))
 explorer.widget
 
 # %%
-from sellakit.viz.figures import save_figures
+from sellakit.viz import save_figures
 
 saved = save_figures(figures)
 [p.name for p in saved]

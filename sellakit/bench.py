@@ -114,9 +114,8 @@ def rec_benchmark(split: CTRSplit, methods: list[str], *, preset: str = "quick",
     """
     import time
 
-    from sellakit.llm.backbone import load_backbone
-    from sellakit.llm.methods import prepare_stage2, run_methods
-    from sellakit.llm.rec import RecConfig, make_accelerator
+    from sellakit.llm import load_backbone
+    from sellakit.rec import RecConfig, make_accelerator, prepare_stage2, run_methods
 
     if preset not in {"quick", "paper"}:
         raise ValueError(f"preset {preset!r}: use 'quick' or 'paper'.")
@@ -171,9 +170,8 @@ def random_sella_scorer(llm, tokenizer, n_users: int, n_items: int, *, trainable
     import numpy as np
     from torch import nn
 
-    from sellakit.align.contrastive import Projector
-    from sellakit.llm.prompts import answer_token_ids
-    from sellakit.llm.rec import SpecialTokenRec, copy_table
+    from sellakit.align import Projector
+    from sellakit.rec import SpecialTokenRec, answer_token_ids, copy_table
 
     rng = np.random.default_rng(seed)
     d = llm.get_input_embeddings().weight.shape[1]
@@ -195,10 +193,8 @@ def rec_scoring_benchmark(*, model: str = "smollm2-135m", rows: int = 128,
     import numpy as np
 
     from sellakit.data import collm_split, load_movielens_1m
-    from sellakit.llm.backbone import load_backbone
-    from sellakit.llm.methods import sample_rows
-    from sellakit.llm.prompts import TEMPLATES, PromptBuilder, add_slot_tokens
-    from sellakit.llm.rec import score_prompts
+    from sellakit.llm import load_backbone
+    from sellakit.rec import TEMPLATES, PromptBuilder, add_slot_tokens, sample_rows, score_prompts
 
     split = collm_split(load_movielens_1m())
     backbone = load_backbone(model)

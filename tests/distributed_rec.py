@@ -12,11 +12,10 @@ import torch
 
 from conftest import planted_ratings
 from sellakit.data.protocol import SplitSpec, split_by_months
-from sellakit.llm.backbone import tiny_random_llama
-from sellakit.llm.methods import sample_rows
-from sellakit.llm.prompts import TEMPLATES, PromptBuilder, answer_token_ids
-from sellakit.llm.rec import (RecConfig, SpecialTokenRec, add_lora, make_accelerator,
-                              score_prompts, train_rec)
+from sellakit.llm import tiny_random_llama
+from sellakit.rec import (TEMPLATES, PromptBuilder, RecConfig, SpecialTokenRec, add_lora,
+                          answer_token_ids, make_accelerator, sample_rows, score_prompts,
+                          train_rec)
 
 
 def main(out: Path) -> None:

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from sellakit.align import (AlignConfig, info_nce, linear_cka, mutual_knn, retrieval_recall,
-                            train_aligned_mf)
-from sellakit.align.measures import alignment_uniformity
+from sellakit.align import (AlignConfig, AlignedTables, Projector, alignment_uniformity, info_nce,
+                            linear_cka, mutual_knn, retrieval_recall, train_aligned_mf)
 
 
 def test_measures_on_known_cases():
@@ -51,11 +50,26 @@ def test_alignment_pulls_spaces_together(small_split, tmp_path):
     assert set(result.snapshots) >= {0, best} and result.snapshots[0].shape == (40, 24)
     # both sides move: the semantic table is trained too
     assert not np.allclose(result.model.semantic.detach().numpy(), semantic)
-    # what the hybrid projection layer will load
+    # what the hybrid projection layer will load: the file keeps its keys, and AlignedTables
+    # reads back exactly what the model holds
     result.save(tmp_path / "aligned.pt")
     saved = torch.load(tmp_path / "aligned.pt")
-    assert set(saved) >= {"projector", "user_embedding", "item_embedding", "semantic"}
+    assert set(saved) == {"projector", "user_embedding", "item_embedding", "semantic", "config",
+                          "best_epoch"}
     assert saved["best_epoch"] == best
+    tables = AlignedTables.load(tmp_path / "aligned.pt")
+    np.testing.assert_array_equal(tables.item, result.model.item_embedding.weight.detach())
+    np.testing.assert_array_equal(tables.semantic, result.model.semantic.detach())
+    assert tables.best_epoch == best and tables.config["dim"] == 16
+    assert Projector.dims(tables.projector_state) == (16, 24, 32)
+    items = result.model.item_embedding.weight[:5].detach()
+    with torch.no_grad():
+        torch.testing.assert_close(tables.projector()(items), result.model.projector(items))
+        assert not torch.allclose(tables.projector(trained=False)(items),
+                                  result.model.projector(items))
+    with pytest.raises(ValueError, match="AlignResult.save"):
+        torch.save({"semantic": saved["semantic"]}, tmp_path / "other.pt")
+        AlignedTables.load(tmp_path / "other.pt")
 
 
 def test_semantic_table_must_match_items(small_split):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -70,3 +72,19 @@ def test_unknown_model_gives_a_clear_error(tmp_path):
 
     with pytest.raises(CacheError, match="Could not load the model"):
         load_backbone(str(tmp_path / "no-such-model"))
+
+
+def test_llm_stage_imports_nothing_downstream():
+    """Stages import upstream only (data -> cf -> llm -> align -> rec): llm knows neither the
+    alignment nor the recommendation layer."""
+    import ast
+
+    import sellakit.llm
+
+    for path in Path(sellakit.llm.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            for name in names:
+                assert not name.startswith(("sellakit.align", "sellakit.rec")), \
+                    f"{path.name} imports {name}"

@@ -66,3 +66,17 @@ def test_readme_shows_the_two_commands():
     assert "make run" in readme and "make test" in readme
     for stem in NOTEBOOKS:
         assert stem in readme
+
+
+def test_viz_face_lists_every_public_name_of_its_modules():
+    """``sellakit.viz`` loads its names lazily from a table; the table matches the modules."""
+    import importlib
+
+    import sellakit.viz as viz
+
+    faces = {}
+    for module in ("figures", "maps", "plots", "rec", "widgets"):
+        loaded = importlib.import_module(f"sellakit.viz.{module}")
+        faces.update({name: getattr(loaded, name) for name in loaded.__all__})
+    assert set(viz.__all__) == set(faces)
+    assert all(getattr(viz, name) is value for name, value in faces.items())

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from sellakit.llm.backbone import tiny_random_llama
-from sellakit.llm.prompts import (TEMPLATES, PromptBuilder, add_slot_tokens, answer_token_ids,
-                                  collate)
-from sellakit.llm.rec import RecConfig, SpecialTokenRec, collm_mapping, copy_table, score_prompts
+from sellakit.llm import tiny_random_llama
+from sellakit.rec import (ABLATIONS, METHODS, TEMPLATES, PromptBuilder, RecConfig, SpecialTokenRec,
+                          add_lora, add_slot_tokens, answer_token_ids, collate, collm_mapping,
+                          copy_table, run_methods, score_prompts)
 
 HERE = Path(__file__).parent
 
@@ -128,7 +128,6 @@ def test_score_is_yes_over_yes_plus_no(tiny):
 def planted_run(small_split):
     from sellakit.align import AlignConfig, train_aligned_mf
     from sellakit.cf import CFConfig, fit_and_evaluate
-    from sellakit.llm.methods import ABLATIONS, METHODS, CFTables, run_methods
 
     split = small_split
     plain, _ = fit_and_evaluate(split, CFConfig.quick("mf", dim=16, max_epochs=30, lr=1e-2),
@@ -136,7 +135,7 @@ def planted_run(small_split):
     semantic = np.random.default_rng(0).normal(size=(split.n_items, 32)).astype(np.float32)
     aligned = train_aligned_mf(split, semantic, AlignConfig.quick(
         dim=16, max_epochs=20, lr=1e-2, projector_hidden=64), progress=False)
-    tables = CFTables.from_model(aligned.model)
+    tables = aligned.tables()
     config = RecConfig.quick(train_rows=96, valid_rows=48, test_rows=64, eval_every=4)
     return run_methods(split, METHODS + ABLATIONS, config, plain_mf=plain.model,
                        aligned=tables, semantic=semantic, backbone=tiny_random_llama(),
@@ -144,7 +143,6 @@ def planted_run(small_split):
 
 
 def test_every_method_selected_on_valid_and_scored_once(planted_run):
-    from sellakit.llm.methods import ABLATIONS, METHODS
     from sellakit.metrics import auc
 
     run = planted_run
@@ -197,8 +195,6 @@ def test_projector_initialised_from_alignment(planted_run):
 
 
 def test_unknown_method_and_missing_alignment_are_clear(small_split):
-    from sellakit.llm.methods import run_methods
-
     with pytest.raises(ValueError, match="Unknown methods"):
         run_methods(small_split, ["bert4rec"], RecConfig.quick(), plain_mf=None)
     with pytest.raises(ValueError, match="aligned_mf.pt"):
@@ -209,7 +205,9 @@ def test_two_processes_score_like_one(tmp_path):
     """`accelerate launch --multi_gpu --num_processes 2` on a CPU: two gloo processes; training
     runs through DDP and the gathered scores of a fixed model equal a single process's, in the
     same order. (`--cpu` would force one process.)"""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE)}
+    # This checkout's sellakit (not whichever one is installed) and the tests' conftest.
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(HERE.parent), str(HERE)])}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
            str(HERE / "distributed_rec.py"), str(tmp_path)]
@@ -227,7 +225,7 @@ def test_two_processes_score_like_one(tmp_path):
 
 
 def test_pictures_and_score_explorer(planted_run):
-    from sellakit.viz.rec import ScoreExplorer, nearest_vocabulary, prompt_html, valid_curves
+    from sellakit.viz import ScoreExplorer, nearest_vocabulary, prompt_html, valid_curves
 
     run = planted_run
     tokenizer = run.backbone.tokenizer
@@ -261,8 +259,6 @@ def test_pictures_and_score_explorer(planted_run):
 
 def test_gradient_checkpointing_trains_lora_and_slots(small_split):
     """The paper preset's checkpointing path: gradients still reach LoRA and the slot inputs."""
-    from sellakit.llm.rec import add_lora
-
     backbone = tiny_random_llama()
     add_slot_tokens(backbone.tokenizer, backbone.model)
     llm = add_lora(backbone.model, RecConfig(gradient_checkpointing=True))

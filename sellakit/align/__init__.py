@@ -1,11 +1,12 @@
 """CF <-> LLM alignment: the contrastive trainer and the measures of agreement."""
 
-from sellakit.align.contrastive import (AlignConfig, AlignedMF, AlignResult, Projector,
-                                        compare_alignment, info_nce, train_aligned_mf)
+from sellakit.align.contrastive import (AlignConfig, AlignedMF, AlignedTables, AlignResult,
+                                        Projector, compare_alignment, info_nce, train_aligned_mf)
 from sellakit.align.measures import (alignment_measures, alignment_uniformity, linear_cka,
                                      mutual_knn, retrieval_recall)
 
-__all__ = ["AlignConfig", "AlignedMF", "AlignResult", "Projector", "info_nce", "train_aligned_mf",
+__all__ = ["AlignConfig", "AlignedMF", "AlignResult", "AlignedTables", "Projector", "info_nce",
+           "train_aligned_mf",
            "compare_alignment",
            "alignment_measures", "alignment_uniformity", "linear_cka", "mutual_knn",
            "retrieval_recall"]

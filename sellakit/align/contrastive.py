@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,12 +32,14 @@ from torch import nn
 
 from sellakit.align.measures import alignment_measures, linear_cka, mutual_knn
 from sellakit.cf.models import MF
-from sellakit.cf.train import (CFConfig, TrainResult, fit_and_evaluate, score_valid_and_test,
+from sellakit.cf.train import (CFConfig, fit_and_evaluate, score_valid_and_test,
                                train_cf)
 from sellakit.data.protocol import CTRSplit
+from sellakit.errors import DataError
+from sellakit.selection import TrainResult
 
 __all__ = ["AlignConfig", "Projector", "AlignedMF", "info_nce", "train_aligned_mf",
-           "AlignResult", "compare_alignment"]
+           "AlignResult", "AlignedTables", "compare_alignment"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,13 @@ class Projector(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    @staticmethod
+    def dims(state: dict[str, torch.Tensor]) -> tuple[int, int, int]:
+        """``(d_in, d_out, hidden)`` — the constructor's arguments — of the projector whose
+        :meth:`state_dict` is ``state`` (e.g. the ``"projector"`` entry of the aligned MF file)."""
+        first, last = state["net.0.weight"], state["net.2.weight"]
+        return int(first.shape[1]), int(last.shape[0]), int(first.shape[0])
+
 
 class AlignedMF(MF):
     """MF with a projector and a trainable semantic table (one row per item id)."""
@@ -95,8 +105,8 @@ class AlignedMF(MF):
                  hidden: int = 1024, temperature: float = 0.2):
         super().__init__(n_users, n_items, dim)
         if semantic.shape[0] != n_items:
-            raise ValueError(f"semantic table has {semantic.shape[0]} rows; the split has "
-                             f"{n_items} item ids (padding included).")
+            raise DataError(f"semantic table has {semantic.shape[0]} rows; the split has "
+                            f"{n_items} item ids (padding included).")
         self.projector = Projector(dim, semantic.shape[1], hidden)
         self.semantic = nn.Parameter(torch.as_tensor(semantic, dtype=torch.float32).clone())
         self.temperature = temperature
@@ -139,16 +149,81 @@ class AlignResult:
     def history(self):
         return self.train.history
 
+    def tables(self) -> AlignedTables:
+        """What the hybrid projection layer starts from (see :class:`AlignedTables`)."""
+        return AlignedTables.from_model(self.model, config=dict(vars(self.train.config)),
+                                        best_epoch=self.train.best_step)
+
     def save(self, path) -> None:
-        """Save what the hybrid projection layer starts from: the projector, the MF tables and
-        the aligned semantic table (one ``torch.save`` file)."""
-        model = self.model
-        torch.save({"projector": model.projector.state_dict(),
-                    "user_embedding": model.user_embedding.weight.detach().cpu(),
-                    "item_embedding": model.item_embedding.weight.detach().cpu(),
-                    "semantic": model.semantic.detach().cpu(),
-                    "config": dict(vars(self.train.config)),
-                    "best_epoch": self.train.best_step}, path)
+        """Save :meth:`tables` to ``path`` (one ``torch.save`` file; :meth:`AlignedTables.load`
+        reads it)."""
+        self.tables().save(path)
+
+
+@dataclass
+class AlignedTables:
+    """The aligned MF as stage 3 (:mod:`sellakit.rec`) starts from it: the MF user and item
+    tables, the aligned semantic table and the projector's weights.
+
+    Saved as one ``torch.save`` file (notebook 04's ``build/aligned_mf.pt``) with the keys
+    ``user_embedding``, ``item_embedding``, ``semantic``, ``projector`` (the projector's
+    ``state_dict``), ``config`` and ``best_epoch``; :meth:`load` is the one reader of that file.
+
+    Attributes:
+        user / item: ``(n_users, d_cf)`` / ``(n_items, d_cf)`` MF tables.
+        semantic: ``(n_items, d_llm)`` semantic table, as trained with the alignment.
+        projector_state: the :class:`Projector`'s ``state_dict`` (build one with
+            :meth:`projector`).
+        config: the alignment's settings (``AlignConfig`` as a dict), when known.
+        best_epoch: the epoch kept on validation, when known.
+    """
+
+    user: np.ndarray
+    item: np.ndarray
+    semantic: np.ndarray
+    projector_state: dict[str, torch.Tensor]
+    config: dict = field(default_factory=dict)
+    best_epoch: int | None = None
+
+    @classmethod
+    def from_model(cls, model: AlignedMF, *, config: dict | None = None,
+                   best_epoch: int | None = None) -> AlignedTables:
+        """The tables of a trained :class:`AlignedMF` (copied to the CPU)."""
+        return cls(user=model.user_embedding.weight.detach().cpu().numpy(),
+                   item=model.item_embedding.weight.detach().cpu().numpy(),
+                   semantic=model.semantic.detach().cpu().numpy(),
+                   projector_state={k: v.detach().cpu()
+                                    for k, v in model.projector.state_dict().items()},
+                   config=config or {}, best_epoch=best_epoch)
+
+    def projector(self, *, trained: bool = True) -> Projector:
+        """A :class:`Projector` of the aligned one's shape: with its trained weights, or with
+        ``trained=False`` freshly initialised (from torch's global random state)."""
+        d_in, d_out, hidden = Projector.dims(self.projector_state)
+        projector = Projector(d_in, d_out, hidden=hidden)
+        if trained:
+            projector.load_state_dict(self.projector_state)
+        return projector
+
+    def save(self, path: str | Path) -> None:
+        """Write the tables to ``path`` (one ``torch.save`` file, the keys above)."""
+        torch.save({"projector": self.projector_state,
+                    "user_embedding": torch.from_numpy(self.user),
+                    "item_embedding": torch.from_numpy(self.item),
+                    "semantic": torch.from_numpy(self.semantic),
+                    "config": self.config, "best_epoch": self.best_epoch}, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> AlignedTables:
+        """Read a file written by :meth:`save` (or :meth:`AlignResult.save`)."""
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        missing = {"projector", "user_embedding", "item_embedding", "semantic"} - set(saved)
+        if missing:
+            raise DataError(f"{path}: no {sorted(missing)} in it. Fix: pass the file written "
+                            "by AlignResult.save (notebook 04: build/aligned_mf.pt).")
+        return cls(user=saved["user_embedding"].numpy(), item=saved["item_embedding"].numpy(),
+                   semantic=saved["semantic"].numpy(), projector_state=saved["projector"],
+                   config=saved.get("config", {}), best_epoch=saved.get("best_epoch"))
 
 
 def train_aligned_mf(split: CTRSplit, semantic: np.ndarray, config: AlignConfig, *,

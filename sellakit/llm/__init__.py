@@ -1,11 +1,8 @@
-"""The LLM side: backbone loading, item semantic embeddings, and the recommendation layer
-(SeLLa-Rec's special-token prompts, with TALLRec- and CoLLM-style baselines)."""
+"""The LLM side: backbone loading and item semantic embeddings. The recommendation layer built on
+them is a later stage of its own (``rec``, after alignment); nothing here imports it."""
 
-from sellakit.llm.backbone import Backbone, load_backbone, tiny_random_llama
-from sellakit.llm.methods import ABLATIONS, METHODS, CFTables, RecRun, run_methods
-from sellakit.llm.rec import RecConfig, SpecialTokenRec
+from sellakit.llm.backbone import Backbone, load_backbone, prepare_backbone, tiny_random_llama
 from sellakit.llm.semantic import item_semantic_embeddings
 
-__all__ = ["Backbone", "load_backbone", "tiny_random_llama", "item_semantic_embeddings",
-           "RecConfig", "SpecialTokenRec", "run_methods", "RecRun", "CFTables", "METHODS",
-           "ABLATIONS"]
+__all__ = ["Backbone", "load_backbone", "prepare_backbone", "tiny_random_llama",
+           "item_semantic_embeddings"]

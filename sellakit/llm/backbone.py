@@ -33,7 +33,8 @@ import torch
 from sellakit.cache import Asset, CacheError, atomic_dir, cache_dir, fetch, lock
 from sellakit.config import pick_device, pick_dtype
 
-__all__ = ["Backbone", "load_backbone", "tiny_random_llama", "DEFAULT_MODEL", "SMOLLM2_WHEEL"]
+__all__ = ["Backbone", "load_backbone", "prepare_backbone", "tiny_random_llama", "DEFAULT_MODEL",
+           "SMOLLM2_WHEEL"]
 
 DEFAULT_MODEL = "smollm2-135m"
 SMOLLM2_WHEEL = Asset(
@@ -93,10 +94,20 @@ def load_backbone(name_or_path: str = DEFAULT_MODEL, *, device: str | torch.devi
             "config.json, weights and tokenizer files, or a model id your machine can download "
             f"(offline, use the default {DEFAULT_MODEL!r})."
         ) from err
-    return _ready(model, tokenizer, name, device, dtype)
+    return prepare_backbone(model, tokenizer, name, device, dtype)
 
 
-def _ready(model, tokenizer, name: str, device: torch.device, dtype: torch.dtype) -> Backbone:
+def prepare_backbone(model, tokenizer, name: str, device: torch.device,
+                     dtype: torch.dtype) -> Backbone:
+    """Wrap an already built causal LM and its tokenizer as a :class:`Backbone`, as
+    :func:`load_backbone` does: left padding, a pad token (EOS when the tokenizer has none), the
+    model moved to ``device`` and ``dtype`` and put in eval mode.
+
+    Args:
+        model: a Hugging Face causal LM (e.g. built from a config, with random weights).
+        tokenizer: its tokenizer (changed in place).
+        name: what the backbone is called in every repr, table and plot.
+    """
     tokenizer.padding_side = "left"  # the last position is the real last token in every row
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -162,8 +173,9 @@ def tiny_random_llama(vocab_size: int = 320, hidden_size: int = 32, layers: int 
                          tie_word_embeddings=True)
     model = LlamaForCausalLM(config)
     device = torch.device("cpu")
-    return _ready(model, tokenizer, "tiny-random-llama (UNTRAINED stand-in, unit tests only)",
-                  device, torch.float32)
+    return prepare_backbone(model, tokenizer,
+                            "tiny-random-llama (UNTRAINED stand-in, unit tests only)", device,
+                            torch.float32)
 
 
 def _byte_level_tokenizer():

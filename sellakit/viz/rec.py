@@ -12,9 +12,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import torch
 
-from sellakit.llm.methods import RecRun, template_for
-from sellakit.llm.prompts import EncodedPrompt, collate
-from sellakit.llm.rec import SpecialTokenRec, score_prompts
+from sellakit.rec import (EncodedPrompt, RecRun, SpecialTokenRec, collate, score_prompts,
+                          template_for)
 
 __all__ = ["prompt_html", "nearest_vocabulary", "valid_curves", "ScoreExplorer"]
 

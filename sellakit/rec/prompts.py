@@ -15,7 +15,7 @@ right-padded one trained with finite losses (the exact trigger was not isolated;
 
 Example::
 
-    >>> from sellakit.llm.prompts import PromptBuilder, TEMPLATES
+    >>> from sellakit.rec import PromptBuilder, TEMPLATES
     >>> builder = PromptBuilder(tokenizer, TEMPLATES["sella"])  # doctest: +SKIP
     >>> encoded = builder.encode(["Heat (1995)"], "Casino (1995)")  # doctest: +SKIP
     >>> encoded.slots  # doctest: +SKIP

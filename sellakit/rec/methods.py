@@ -3,7 +3,8 @@
 Stages (as in the paper):
 
 1. LoRA on text-only prompts — this *is* the TALLRec-style baseline;
-2. semantic item table + MF aligned to it (:mod:`sellakit.align`; notebook 04 saves it);
+2. semantic item table + MF aligned to it (:mod:`sellakit.align`; notebook 04 saves it, and
+   :class:`~sellakit.align.AlignedTables` reads it back);
 3. LLM and stage-1 LoRA frozen (``RecConfig.tune_lora`` unfreezes LoRA), train the CF tables,
    the semantic table, ``P_C`` (initialised from the alignment projector) and ``P_S``.
 
@@ -16,8 +17,7 @@ same sampled rows.
 
 Example::
 
-    >>> from sellakit.llm.methods import run_methods
-    >>> from sellakit.llm.rec import RecConfig
+    >>> from sellakit.rec import RecConfig, run_methods
     >>> run = run_methods(split, ["mf", "tallrec", "sella"], RecConfig.quick())  # doctest: +SKIP
     >>> run.results["sella"]["test"]  # doctest: +SKIP
 """
@@ -33,53 +33,24 @@ import pandas as pd
 import torch
 from torch import nn
 
+from sellakit.align import AlignConfig, AlignedTables, Projector, train_aligned_mf
+from sellakit.cf import CFConfig, fit_and_evaluate, predict
 from sellakit.config import seed_everything
 from sellakit.data.protocol import CTRSplit
-from sellakit.llm.backbone import Backbone, load_backbone
-from sellakit.llm.prompts import SLOT_TOKENS, TEMPLATES, PromptBuilder, add_slot_tokens, \
-    answer_token_ids
-from sellakit.llm.rec import (RecConfig, RecTrainResult, SpecialTokenRec, add_lora, collm_mapping,
-                              copy_table, make_accelerator, score_prompts, train_rec)
+from sellakit.llm import Backbone, item_semantic_embeddings, load_backbone
 from sellakit.metrics import ctr_metrics, evaluate_slices
+from sellakit.rec.config import RecConfig, make_accelerator
+from sellakit.rec.model import SpecialTokenRec, add_lora, collm_mapping, copy_table, score_prompts
+from sellakit.rec.prompts import SLOT_TOKENS, TEMPLATES, PromptBuilder, add_slot_tokens, \
+    answer_token_ids
+from sellakit.rec.train import RecTrainResult, train_rec
 
-__all__ = ["METHODS", "ABLATIONS", "RecRun", "run_methods", "sample_rows", "CFTables",
-           "prepare_stage2", "template_for"]
+__all__ = ["METHODS", "ABLATIONS", "RecRun", "run_methods", "sample_rows", "prepare_stage2",
+           "template_for"]
 
 METHODS = ("mf", "tallrec", "collm", "sella")
 ABLATIONS = ("sella_no_align", "sella_random_init", "sella_no_warm")
 _TOKEN_METHODS = ("collm", "sella") + ABLATIONS
-
-
-@dataclass
-class CFTables:
-    """What stage 3 starts from: MF tables, the (aligned) semantic table, the alignment
-    projector's weights (None for plain MF) and a scorer for the ``mf`` baseline."""
-
-    user: np.ndarray
-    item: np.ndarray
-    semantic: np.ndarray
-    projector: dict | None = None
-
-    @classmethod
-    def from_aligned(cls, source: str | Path | dict) -> CFTables:
-        """From :meth:`sellakit.align.AlignResult.save`'s file (notebook 04's
-        ``build/aligned_mf.pt``) or the dict inside it."""
-        saved = torch.load(source, weights_only=True) if isinstance(source, (str, Path)) \
-            else source
-        missing = {"projector", "user_embedding", "item_embedding", "semantic"} - set(saved)
-        if missing:
-            raise ValueError(f"{source}: no {sorted(missing)} in it. Fix: pass the file written "
-                             "by AlignResult.save (notebook 04: build/aligned_mf.pt).")
-        return cls(user=saved["user_embedding"].numpy(), item=saved["item_embedding"].numpy(),
-                   semantic=saved["semantic"].numpy(), projector=saved["projector"])
-
-    @classmethod
-    def from_model(cls, model: nn.Module) -> CFTables:
-        """From a trained :class:`sellakit.align.AlignedMF`."""
-        return cls(user=model.user_embedding.weight.detach().cpu().numpy(),
-                   item=model.item_embedding.weight.detach().cpu().numpy(),
-                   semantic=model.semantic.detach().cpu().numpy(),
-                   projector=model.projector.state_dict())
 
 
 @dataclass
@@ -111,7 +82,7 @@ def sample_rows(frame: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
 
 
 def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
-                plain_mf: nn.Module, aligned: CFTables | None = None,
+                plain_mf: nn.Module, aligned: AlignedTables | None = None,
                 semantic: np.ndarray | None = None, backbone: Backbone | None = None,
                 model: str = "smollm2-135m", accelerator=None, progress: bool = True) -> RecRun:
     """Train and score ``methods`` (from :data:`METHODS` and :data:`ABLATIONS`).
@@ -119,7 +90,8 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
     Args:
         plain_mf: a trained MF (:func:`sellakit.cf.fit_and_evaluate`): the ``mf`` baseline and the
             CF model behind ``collm`` and ``sella_no_align``.
-        aligned: stage 2's result (needed by the SeLLa-Rec methods).
+        aligned: stage 2's aligned MF (needed by the SeLLa-Rec methods): ``AlignedTables.load``
+            of notebook 04's file, or :meth:`sellakit.align.AlignResult.tables`.
         semantic: the LLM's raw item table (needed by ``sella_no_align``).
         backbone: a loaded backbone (else ``model`` is loaded); slot tokens are added to it.
     """
@@ -129,7 +101,7 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
     needs_aligned = [m for m in methods if m.startswith("sella") and m != "sella_no_align"]
     if needs_aligned and aligned is None:
         raise ValueError(f"{needs_aligned} need the aligned MF of stage 2. Fix: pass "
-                         "aligned=CFTables.from_aligned('build/aligned_mf.pt') (notebook 04).")
+                         "aligned=AlignedTables.load('build/aligned_mf.pt') (notebook 04).")
     if "sella_no_align" in methods and semantic is None:
         raise ValueError("sella_no_align needs the LLM's raw item table. Fix: pass semantic="
                          "item_semantic_embeddings(backbone, split.item_titles).")
@@ -147,8 +119,6 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
     pad_id = tokenizer.pad_token_id
 
     if "mf" in methods:
-        from sellakit.cf.train import predict
-
         run.scores["mf"] = {s: predict(plain_mf, rows[s]) for s in ("valid", "test")}
         run.results["mf"] = _record(rows, run.scores["mf"], seconds=0.0,
                                     backbone="none (MF alone)", seed=config.seed)
@@ -205,27 +175,26 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
     return run
 
 
-def _stage3_model(name: str, llm, answers, plain_mf: nn.Module, aligned: CFTables | None,
-                  semantic: np.ndarray | None, d_cf: int, d_llm: int) -> SpecialTokenRec:
-    from sellakit.align.contrastive import Projector
-
+def _stage3_model(name: str, llm, answers, plain_mf: nn.Module,
+                  aligned: AlignedTables | None, semantic: np.ndarray | None, d_cf: int,
+                  d_llm: int) -> SpecialTokenRec:
     plain_user = plain_mf.user_embedding.weight.detach().cpu().numpy()
     plain_item = plain_mf.item_embedding.weight.detach().cpu().numpy()
     if name == "collm":  # CoLLM default: the CF model frozen, only the mapping trained
         return SpecialTokenRec(llm, answers, user_table=copy_table(plain_user, trainable=False),
                                item_table=copy_table(plain_item, trainable=False),
                                cf_projector=collm_mapping(d_cf, d_llm))
-    tables = CFTables(plain_user, plain_item, semantic) if name == "sella_no_align" else aligned
-    # The alignment projector's width (1024 in SeLLa-Rec) whether or not its weights are used.
-    hidden = tables.projector["net.0.weight"].shape[0] if tables.projector else 1024
-    projector = Projector(d_cf, d_llm, hidden=hidden)
-    if tables.projector is not None and name != "sella_random_init":
-        projector.load_state_dict(tables.projector)
+    if name == "sella_no_align":  # plain MF, the LLM's raw table, SeLLa-Rec's projector width
+        user, item, semantic_table = plain_user, plain_item, semantic
+        projector = Projector(d_cf, d_llm, hidden=1024)
+    else:  # the alignment projector's shape; its weights unless sella_random_init
+        user, item, semantic_table = aligned.user, aligned.item, aligned.semantic
+        projector = aligned.projector(trained=name != "sella_random_init")
     warm = name != "sella_no_warm"
     return SpecialTokenRec(
-        llm, answers, user_table=copy_table(tables.user, trainable=True),
-        item_table=copy_table(tables.item, trainable=True), cf_projector=projector,
-        semantic=copy_table(tables.semantic, trainable=True) if warm else None,
+        llm, answers, user_table=copy_table(user, trainable=True),
+        item_table=copy_table(item, trainable=True), cf_projector=projector,
+        semantic=copy_table(semantic_table, trainable=True) if warm else None,
         semantic_projector=nn.Linear(d_llm, d_llm) if warm else None)
 
 
@@ -234,10 +203,9 @@ def _record(rows: dict[str, pd.DataFrame], scores: dict[str, np.ndarray], **extr
             **evaluate_slices(rows["test"], scores["test"]), **extra}
 
 
-
 def prepare_stage2(split: CTRSplit, backbone: Backbone, *, preset: str = "quick",
                    seed: int = 2025, aligned: str | Path | None = None, progress: bool = True
-                   ) -> tuple[nn.Module, np.ndarray, CFTables]:
+                   ) -> tuple[nn.Module, np.ndarray, AlignedTables]:
     """What stage 3 needs besides the LLM: a plain MF, the LLM's item table and the aligned MF.
 
     The plain MF is trained with ``CFConfig.<preset>`` (epoch chosen on validation); the aligned
@@ -245,17 +213,13 @@ def prepare_stage2(split: CTRSplit, backbone: Backbone, *, preset: str = "quick"
     else trained here with ``AlignConfig.<preset>``. Call before slot tokens are added (the item
     table's cache key includes the vocabulary size).
     """
-    from sellakit.align import AlignConfig, train_aligned_mf
-    from sellakit.cf import CFConfig, fit_and_evaluate
-    from sellakit.llm.semantic import item_semantic_embeddings
-
     plain, _ = fit_and_evaluate(split, getattr(CFConfig, preset)("mf", seed=seed),
                                 progress=progress)
     semantic = item_semantic_embeddings(backbone, split.item_titles, progress=progress)
     if aligned is not None and Path(aligned).exists():
-        tables = CFTables.from_aligned(aligned)
+        tables = AlignedTables.load(aligned)
     else:
         result = train_aligned_mf(split, semantic, getattr(AlignConfig, preset)(seed=seed),
                                   progress=progress)
-        tables = CFTables.from_model(result.model)
+        tables = result.tables()
     return plain.model, semantic, tables

@@ -1,0 +1,83 @@
+"""The settings of the LLM stages (:class:`RecConfig`) and the 🤗 Accelerate handle built from
+them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["RecConfig", "make_accelerator"]
+
+
+@dataclass
+class RecConfig:
+    """Settings of the LLM stages (one config for every method, so comparisons are fair).
+
+    Attributes:
+        history_len: liked titles shown in the prompt (the most recent ones).
+        train_rows / valid_rows / test_rows: seeded samples of each split (None: every row).
+        epochs: passes over the training rows per stage.
+        batch_size: prompts per optimiser step per process (times ``grad_accum``).
+        eval_every: validate (and maybe keep the checkpoint) every this many optimiser steps,
+            and at the end of each epoch.
+        lr_lora: learning rate of stage 1 (LoRA on text-only prompts).
+        lr_tokens: learning rate of stage 3 (tables and projectors; LoRA too if ``tune_lora``).
+        lora_r / lora_alpha / lora_dropout / lora_targets: the LoRA adapter of stage 1.
+        tune_lora: stage 3 also tunes the stage-1 LoRA (SeLLa-Rec's code keeps it frozen).
+            The LoRA is shared, so after the run it holds the last method's weights: results are
+            recorded per method as it finishes, but re-score earlier methods only without it.
+        gradient_checkpointing: recompute activations in the backward pass (a 7B model's
+            activations for a batch of prompts do not fit a GPU otherwise; slower by ~30 %).
+        score_batch_size: prompts per forward pass when scoring (length-sorted batches).
+        seed: seeds sampling, initialisation and shuffling.
+    """
+
+    history_len: int = 10
+    train_rows: int | None = None
+    valid_rows: int | None = None
+    test_rows: int | None = None
+    epochs: int = 1
+    batch_size: int = 8
+    grad_accum: int = 1
+    eval_every: int = 100
+    lr_lora: float = 1e-4
+    lr_tokens: float = 1e-3
+    weight_decay: float = 0.0
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
+    tune_lora: bool = False
+    gradient_checkpointing: bool = False
+    score_batch_size: int = 32
+    seed: int = 2025
+
+    @classmethod
+    def quick(cls, **overrides) -> RecConfig:
+        """Minutes on a laptop CPU: 5 history titles, 256 training / 128 valid / 384 test rows
+        (seeded samples), one epoch, validation twice per stage."""
+        base = dict(history_len=5, train_rows=256, valid_rows=128, test_rows=384, epochs=1,
+                    batch_size=8, eval_every=16, lr_lora=3e-4, lr_tokens=1e-3)
+        return cls(**{**base, **overrides})
+
+    @classmethod
+    def paper(cls, **overrides) -> RecConfig:
+        """The full ML-1M protocol (every row, 10 titles), SeLLa-Rec's LoRA (r 64, alpha 16,
+        attention and MLP projections), effective batch 128, gradient checkpointing; meant for
+        a GPU."""
+        base = dict(history_len=10, epochs=1, batch_size=16, grad_accum=8, eval_every=50,
+                    lr_lora=1e-4, lr_tokens=1e-3, lora_r=64, lora_alpha=16,
+                    lora_targets=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                  "up_proj", "down_proj"), gradient_checkpointing=True,
+                    score_batch_size=64)
+        return cls(**{**base, **overrides})
+
+
+def make_accelerator(config: RecConfig):
+    """The 🤗 Accelerate handle of a run: CPU, one GPU, or the processes of ``accelerate
+    launch``; gradient accumulation as configured."""
+    from accelerate import Accelerator
+
+    return Accelerator(cpu=not torch.cuda.is_available(),
+                       gradient_accumulation_steps=config.grad_accum)

@@ -1,0 +1,180 @@
+"""SeLLa-Rec's recommendation layer, and the TALLRec- and CoLLM-style baselines, in one model.
+
+:class:`SpecialTokenRec` reads a prompt (:mod:`sellakit.rec.prompts`) and replaces the input
+embeddings at its slot tokens, per sample, with projected vectors:
+
+- ``<User_ID>`` / ``<Item_ID>``: ``P_C(e_u)``, ``P_C(e_i)`` — MF user/item vectors through the
+  collaborative projector (SeLLa-Rec: MLP ``d_cf -> 1024 -> GELU -> d_llm``, initialised from the
+  alignment projector; CoLLM: ``d_cf -> 10 d_cf -> ReLU -> d_llm``);
+- ``<Warm_ID>``: ``P_S(t_i)`` — the item's row of the aligned semantic table through a
+  ``d_llm -> d_llm`` linear map.
+
+The score is ``P(Yes) / (P(Yes) + P(No))`` from the next-token distribution at the last
+position, i.e. ``sigmoid(logit_Yes - logit_No)``; training (:mod:`sellakit.rec.train`)
+minimises the binary cross-entropy of that same score (CoLLM trains on the answer too;
+SeLLa-Rec's code uses the LM loss over the whole prompt, which spends most of its signal on
+reproducing the prompt).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from sellakit.rec.config import RecConfig
+from sellakit.rec.prompts import EncodedPrompt, collate
+
+__all__ = ["SpecialTokenRec", "collm_mapping", "add_lora", "collate_rows", "score_prompts",
+           "copy_table"]
+
+
+def collm_mapping(d_cf: int, d_llm: int) -> nn.Module:
+    """CoLLM's CIE mapping: ``Linear(d, 10 d) -> ReLU -> Linear(10 d, d_llm)``."""
+    return nn.Sequential(nn.Linear(d_cf, 10 * d_cf), nn.ReLU(), nn.Linear(10 * d_cf, d_llm))
+
+
+def add_lora(model, config: RecConfig):
+    """Wrap ``model`` with a fresh LoRA adapter (PEFT); only the adapter is trainable."""
+    from peft import LoraConfig, get_peft_model
+
+    targets = [t for t in config.lora_targets
+               if any(name.endswith(t) for name, _ in model.named_modules())]
+    if not targets:
+        raise ValueError(f"None of lora_targets={config.lora_targets} names a module of "
+                         f"{type(model).__name__}. Fix: set RecConfig.lora_targets to its "
+                         "projection names (e.g. ('q_proj', 'v_proj') for Llama/Qwen).")
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
+                      lora_dropout=config.lora_dropout, target_modules=targets, bias="none",
+                      task_type="CAUSAL_LM")
+    if config.gradient_checkpointing:
+        # Non-reentrant: gradients reach the (replaced) input embeddings and the LoRA weights
+        # without the inputs having to require grad.
+        # Newer transformers call it activation checkpointing (the old name warns); older
+        # releases have only the old name.
+        if hasattr(model, "activation_checkpointing_enable"):
+            model.activation_checkpointing_enable({"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False})
+    return get_peft_model(model, lora)
+
+
+class SpecialTokenRec(nn.Module):
+    """An LLM scoring Yes/No prompts, with slot inputs replaced by projected vectors.
+
+    Args:
+        llm: the causal LM (with or without LoRA); shared between methods, never copied.
+        answer_ids: token ids of "Yes" and "No".
+        user_table / item_table: CF embedding tables (``nn.Embedding``) for ``<User_ID>`` and
+            ``<Item_ID>``; None for text-only prompts.
+        cf_projector: maps CF vectors to the LLM's input space (shared by users and items).
+        semantic: the ``(n_items, d_llm)`` semantic table for ``<Warm_ID>`` (``nn.Embedding``).
+        semantic_projector: ``d_llm -> d_llm`` map for ``<Warm_ID>``.
+    """
+
+    def __init__(self, llm, answer_ids: tuple[int, int], *, user_table: nn.Embedding | None = None,
+                 item_table: nn.Embedding | None = None, cf_projector: nn.Module | None = None,
+                 semantic: nn.Embedding | None = None,
+                 semantic_projector: nn.Module | None = None):
+        super().__init__()
+        self.llm = llm
+        self.answer_ids = tuple(answer_ids)
+        self.user_table, self.item_table, self.cf_projector = user_table, item_table, cf_projector
+        self.semantic, self.semantic_projector = semantic, semantic_projector
+
+    def slot_vectors(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The vector that goes into each slot of the batch (rows x d_llm)."""
+        vectors = {}
+        if "slot_user" in batch:
+            vectors["user"] = self.cf_projector(self.user_table(batch["uid"]))
+        if "slot_item" in batch:
+            vectors["item"] = self.cf_projector(self.item_table(batch["iid"]))
+        if "slot_warm" in batch:
+            vectors["warm"] = self.semantic_projector(self.semantic(batch["iid"]))
+        return vectors
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``logit(Yes) - logit(No)`` at the answer position, one per row (float32)."""
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        embeds = self.llm.get_input_embeddings()(ids)
+        rows = torch.arange(len(ids), device=ids.device)
+        for name, vector in self.slot_vectors(batch).items():
+            # Out of place: with gradient checkpointing the embedding output is a leaf.
+            embeds = embeds.index_put((rows, batch[f"slot_{name}"]), vector.to(embeds.dtype))
+        # Right padding: real tokens sit at 0..last, so the default positions are right. The
+        # decoder's final hidden state at each row's last real token meets only the two answer
+        # rows of the output layer (the full-vocabulary logits are never formed).
+        hidden = self.llm.get_decoder()(inputs_embeds=embeds, attention_mask=mask
+                                        ).last_hidden_state[rows, batch["last"]]
+        head = self.llm.get_output_embeddings()
+        yes, no = self.answer_ids
+        logits = hidden.float() @ head.weight[[yes, no]].float().T
+        if getattr(head, "bias", None) is not None:
+            logits = logits + head.bias[[yes, no]].float()
+        cap = getattr(self.llm.config, "final_logit_softcapping", None)  # Gemma 2
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        return logits[:, 0] - logits[:, 1]
+
+
+def collate_rows(prompts: Sequence[EncodedPrompt], frame: pd.DataFrame, pad_id: int,
+                 device) -> dict[str, torch.Tensor]:
+    """One batch on ``device``: the prompts right-padded (:func:`~sellakit.rec.prompts.collate`)
+    plus their rows' ``uid``, ``iid`` (what the slot vectors are looked up by) and ``label``.
+
+    Args:
+        prompts: encoded prompts, one per row of ``frame`` and in its order.
+        frame: the rows of a split frame the prompts were built from (``uid``, ``iid``,
+            ``label``).
+        pad_id: the tokenizer's pad token id.
+        device: where the tensors go.
+    """
+    batch = collate(prompts, pad_id)
+    batch["uid"] = torch.tensor(frame.uid.to_numpy(), dtype=torch.long)
+    batch["iid"] = torch.tensor(frame.iid.to_numpy(), dtype=torch.long)
+    batch["label"] = torch.tensor(frame.label.to_numpy(), dtype=torch.float32)
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def score_prompts(model: SpecialTokenRec, prompts: Sequence[EncodedPrompt], frame: pd.DataFrame,
+                  *, pad_id: int, batch_size: int = 32, accelerator=None,
+                  progress: bool = False, desc: str = "scoring") -> np.ndarray:
+    """``P(Yes) / (P(Yes) + P(No))`` for every prompt, in the order given.
+
+    Prompts are sorted by length so each batch pads little; with several processes each scores
+    a share and the scores are gathered.
+    """
+    from accelerate.utils import gather_object
+
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator \
+        else (0, 1)
+    device = next(p.device for p in model.parameters())
+    was_training = model.training
+    model.eval()
+    order = np.argsort([len(p.ids) for p in prompts], kind="stable")
+    batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)][rank::world]
+    pairs = []
+    for index in tqdm(batches, desc=desc, disable=not progress, leave=False):
+        logits = model(collate_rows([prompts[i] for i in index], frame.iloc[index], pad_id,
+                                     device))
+        pairs.extend(zip(index.tolist(), torch.sigmoid(logits).cpu().tolist()))
+    model.train(was_training)
+    if world > 1:
+        pairs = gather_object(pairs)
+    scores = np.full(len(prompts), np.nan)
+    for i, s in pairs:
+        scores[i] = s
+    return scores
+
+
+def copy_table(weights: torch.Tensor | np.ndarray, *, trainable: bool) -> nn.Embedding:
+    """An ``nn.Embedding`` initialised from ``weights`` (copied, so the source stays intact)."""
+    table = nn.Embedding.from_pretrained(torch.as_tensor(np.asarray(weights), dtype=torch.float32)
+                                         .clone(), freeze=not trainable)
+    return table
