@@ -33,7 +33,6 @@
 # %% tags=["parameters"]
 from sellakit.config import quick_mode
 
-
 QUICK = quick_mode()  # quick: laptop CPU; 0: paper protocol
 SEED = 2025
 

@@ -24,7 +24,6 @@
 # %% tags=["parameters"]
 from sellakit.config import quick_mode
 
-
 QUICK = quick_mode()  # the protocol is the same in both modes
 SEED = 2025
 
@@ -40,7 +39,7 @@ SEED = 2025
 from sellakit.data import collm_split, load_movielens_1m
 from sellakit.runner import record
 from sellakit.viz import plots
-from sellakit.viz.figures import save_figures
+from sellakit.viz import save_figures
 
 movielens = load_movielens_1m()
 movielens

@@ -23,7 +23,6 @@
 # %% tags=["parameters"]
 from sellakit.config import preset_name, quick_mode
 
-
 QUICK = quick_mode()  # quick: fewer epochs, shorter SASRec history
 SEED = 2025
 MODELS = ["mf", "lightgcn", "sasrec"]
@@ -31,18 +30,19 @@ MODELS = ["mf", "lightgcn", "sasrec"]
 # %% [markdown]
 # ## 1. Data and settings
 #
-# `CFConfig.paper(model)` holds CoLLM's tuned settings (MF: 256 dimensions, Adam lr 1e-3,
-# weight decay 1e-4, early stopping with patience 100); `CFConfig.quick(model)` keeps them with
-# a smaller epoch budget.
+# `CFConfig.preset("paper", model=m)` holds CoLLM's tuned settings (MF: 256 dimensions, Adam
+# lr 1e-3, weight decay 1e-4, early stopping with patience 100); `CFConfig.preset("quick",
+# model=m)` keeps them with a smaller epoch budget.
 
 # %%
 import pandas as pd
 
 from sellakit.cf import CFConfig, fit_and_evaluate
 from sellakit.data import collm_split, load_movielens_1m
+from sellakit.published import published
 from sellakit.runner import record
 from sellakit.viz import plots
-from sellakit.viz.figures import save_figures
+from sellakit.viz import save_figures
 
 split = collm_split(load_movielens_1m())
 configs = {m: CFConfig.preset(preset_name(QUICK), model=m, seed=SEED) for m in MODELS}
@@ -72,15 +72,15 @@ figures["02_learning_curves"]
 #
 # AUC ranks all test rows together; UAUC averages the AUC within each user who has both labels
 # (224 users), so it asks the question a recommender faces: order *this* user's items.
-# CoLLM's published test numbers (Vicuna-7B paper, Table II) are beside ours.
+# CoLLM's published test numbers (CoLLM Table II, from `sellakit.published`) are beside ours.
 
 # %%
-PUBLISHED_COLLM = {"mf": (0.6482, 0.6361), "lightgcn": (0.5959, 0.6499), "sasrec": (0.7078, 0.6884)}
+collm = {row.method.lower(): row.metrics for row in published("ml-1m", kind="cf")}
 table = pd.DataFrame([
     {"model": m, "valid AUC": r["valid"]["auc"], "test AUC": r["test"]["auc"],
      "test UAUC": r["test"]["uauc"], "warm AUC": r["test_warm"]["auc"],
-     "cold AUC": r["test_cold"]["auc"], "published AUC (CoLLM)": PUBLISHED_COLLM[m][0],
-     "published UAUC (CoLLM)": PUBLISHED_COLLM[m][1], "seconds": r["seconds"]}
+     "cold AUC": r["test_cold"]["auc"], "published AUC (CoLLM)": collm[m]["auc"],
+     "published UAUC (CoLLM)": collm[m]["uauc"], "seconds": r["seconds"]}
     for m, r in results.items()
 ]).set_index("model").round(4)
 table
@@ -94,7 +94,7 @@ table
 
 # %%
 figures["02_auc_by_slice"] = plots.metric_bars(
-    results, "auc", published={m: v[0] for m, v in PUBLISHED_COLLM.items()})
+    results, "auc", published={m: v["auc"] for m, v in collm.items()})
 figures["02_auc_by_slice"]
 
 # %%

@@ -23,9 +23,9 @@
 # first run converts the model and embeds 3,255 titles (about 3 minutes).
 
 # %% tags=["parameters"]
-import os
+from sellakit.config import quick_mode
 
-QUICK = os.environ.get("SELLAKIT_QUICK", "1") != "0"  # quick: the items of the split only
+QUICK = quick_mode()  # quick: the items of the split only
 SEED = 2025
 MODEL = "smollm2-135m"  # or any Hugging Face id / folder, e.g. "Qwen/Qwen2-7B" on a GPU
 TEMPLATE = "Movie: {title}"

@@ -24,9 +24,9 @@
 # model and the item vectors).
 
 # %% tags=["parameters"]
-import os
+from sellakit.config import preset_name, quick_mode
 
-QUICK = os.environ.get("SELLAKIT_QUICK", "1") != "0"  # quick: CoLLM's MF settings, fewer epochs
+QUICK = quick_mode()  # quick: CoLLM's MF settings, fewer epochs
 SEED = 2025
 MODEL = "smollm2-135m"
 TEMPLATE = "Movie: {title}"
@@ -51,7 +51,7 @@ from sellakit.viz import maps, plots, save_figures
 
 split = collm_split(load_movielens_1m())
 semantic = item_semantic_embeddings(load_backbone(MODEL), split.item_titles, template=TEMPLATE)
-config = (AlignConfig.quick if QUICK else AlignConfig.paper)(seed=SEED, temperature=TEMPERATURE)
+config = AlignConfig.preset(preset_name(QUICK), seed=SEED, temperature=TEMPERATURE)
 semantic.shape, config.dim
 
 # %% [markdown]
@@ -137,7 +137,7 @@ explorer = AlignmentExplorer(ExplorerData(
     titles=split.item_titles, spaces={"CF": cf_space, "LLM": semantic, "aligned": aligned_space},
     histories=histories, user_scores=lambda uid: cf_space @ user_table[uid],
     maps={e: coords[f"epoch_{e}"] for e in epochs}, reference_map=coords["reference"],
-    map_iids=iids, known=known, genres=split.item_genres))
+    map_iids=iids, known=known))
 explorer.search.value = "Toy Story (1995)"
 explorer.widget
 
@@ -170,7 +170,7 @@ saved = save_figures(figures)
 #    via `train_aligned_mf`). Does Recall@10 go up or down?
 # 3. Which items stay far from their LLM vector after alignment? Look at their titles.
 # 4. Recall@10 fades late in training. Is it weight decay on the projector and semantic table?
-#    Try `AlignConfig.quick(weight_decay=0)` and compare the curves.
+#    Try `AlignConfig.preset("quick", weight_decay=0)` and compare the curves.
 
 # %%
 record(**{k: result[k] for k in ("plain", "aligned", "before", "after", "plain_space",

@@ -25,9 +25,9 @@
 # is meant for a GPU.
 
 # %% tags=["parameters"]
-import os
+from sellakit.config import preset_name, quick_mode
 
-QUICK = os.environ.get("SELLAKIT_QUICK", "1") != "0"  # quick: sampled rows, 5 history titles
+QUICK = quick_mode()  # quick: sampled rows, 5 history titles
 SEED = 2025
 MODEL = "smollm2-135m"  # any Hugging Face causal LM id or folder, e.g. "Qwen/Qwen2-7B"
 METHODS = ["mf", "tallrec", "collm", "sella"]
@@ -43,7 +43,7 @@ ABLATIONS = [] if QUICK else ["sella_no_align", "sella_random_init", "sella_no_w
 # %%
 import pandas as pd
 
-from sellakit.bench import PUBLISHED_REC
+from sellakit.published import llm_rec_context
 from sellakit.data import collm_split, load_movielens_1m
 from sellakit.llm import load_backbone
 from sellakit.rec import RecConfig, prepare_stage2, run_methods
@@ -51,13 +51,12 @@ from sellakit.runner import build_dir, record
 
 split = collm_split(load_movielens_1m())
 backbone = load_backbone(MODEL)
-preset = "quick" if QUICK else "paper"
-plain_mf, semantic, aligned = prepare_stage2(split, backbone, preset=preset, seed=SEED,
-                                             aligned=build_dir() / "aligned_mf.pt")
+plain_mf, semantic, aligned = prepare_stage2(split, backbone, preset=preset_name(QUICK),
+                                             seed=SEED, aligned=build_dir() / "aligned_mf.pt")
 # Quick mode samples fewer rows than the benchmark's quick preset (256/128/384), to stay near
 # 10 minutes on 2 cores; the README's table comes from `sellakit bench rec --preset quick`.
-config = (RecConfig.quick(seed=SEED, train_rows=128, valid_rows=96, test_rows=192, eval_every=8)
-          if QUICK else RecConfig.paper(seed=SEED))
+quick_rows = dict(train_rows=128, valid_rows=96, test_rows=192, eval_every=8) if QUICK else {}
+config = RecConfig.preset(preset_name(QUICK), seed=SEED, **quick_rows)
 config
 
 # %% [markdown]
@@ -117,8 +116,8 @@ table = pd.DataFrame({
            "test UAUC": r["test"]["uauc"], "warm AUC": r["test_warm"]["auc"],
            "cold AUC": r["test_cold"]["auc"], "seconds": r["seconds"]}
     for name, r in run.results.items()}).T
-for name, (auc_, uauc_) in PUBLISHED_REC.items():
-    table.loc[name, ["test AUC", "test UAUC"]] = auc_, uauc_
+for row in llm_rec_context("ml-1m"):
+    table.loc[row.label, ["test AUC", "test UAUC"]] = row.metrics["auc"], row.metrics["uauc"]
 table.round(4)
 
 # %%
@@ -168,7 +167,7 @@ saved = save_figures(figures)
 #
 # 1. Set `ABLATIONS = ["sella_no_align", "sella_random_init", "sella_no_warm"]`. Which part
 #    of SeLLa-Rec matters most here: alignment, the projector's initialisation, or `<Warm_ID>`?
-# 2. `RecConfig.quick(tune_lora=True)` also tunes the stage-1 LoRA in stage 3. Better, or
+# 2. `RecConfig.preset("quick", tune_lora=True)` also tunes the stage-1 LoRA in stage 3. Better, or
 #    over-fitted on 128 rows?
 # 3. Compare the warm and cold AUCs. Which method keeps its skill on cold rows, and why would
 #    `<Warm_ID>` help there?

@@ -60,8 +60,7 @@ from sellakit.kg import (TeacherConfig, filtered_test_metrics, kg_scorer, load_m
                          load_or_pretrain_teacher)
 from sellakit.runner import record
 from sellakit.viz import maps
-from sellakit.viz.figures import save_figures
-from sellakit.viz.kg import captioned
+from sellakit.viz import captioned, save_figures
 
 ms = load_multisource(DATA_DIR)
 Markdown(f"> **Stand-in, not DBP-5L.** {ms.note}" if ms.note else f"Data: {ms!r}")

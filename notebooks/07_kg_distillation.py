@@ -54,8 +54,7 @@ from IPython.display import Markdown, display
 from sellakit.kg import (StudentConfig, TeacherConfig, build_linked_subgraph, compare_on_target,
                          kg_scorer, load_multisource, load_or_pretrain_teacher)
 from sellakit.runner import record
-from sellakit.viz.figures import save_figures
-from sellakit.viz.kg import QueryExplorer, captioned, linked_subgraph_figure
+from sellakit.viz import QueryExplorer, captioned, linked_subgraph_figure, save_figures
 
 ms = load_multisource(DATA_DIR)
 target = TARGET or next(iter(ms.kgs))

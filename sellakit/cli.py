@@ -12,20 +12,20 @@ Commands::
     sellakit bench rec --dataset ml-1m --preset quick --methods mf,tallrec,collm,sella --out F.json
     accelerate launch -m sellakit bench rec --preset paper --model Qwen/Qwen2-7B --out F.json
     sellakit bench rec-scoring --out FILE.json         batched vs one-at-a-time prompts/s
+    sellakit bench cuda --shape-dir DIR --out FILE.json  the CUDA path on a lent GPU
     sellakit cache                                      where the cache is, what it holds
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 from sellakit.data.catalog import DATASETS, load_split
 from sellakit.errors import SellakitError
 
 __all__ = ["main"]
+
 
 def _cmd_run(args) -> int:
     from sellakit.runner import build_dir, run_series
@@ -53,73 +53,74 @@ def _cmd_data(args) -> int:
     return 0
 
 
-def _cmd_bench(args) -> int:
-    from sellakit import bench
+def _bench_ctr(args) -> int:
+    """cf, align, rec: a CTR split, then the target's benchmark."""
+    from sellakit.benchmarks import align as align_bench
+    from sellakit.benchmarks import cf, rec
 
     preset = "quick" if args.quick else args.preset
-    command = "sellakit " + " ".join(sys.argv[1:])
-    if args.what == "rec-scoring":
-        results = bench.rec_scoring_benchmark(model=args.model, rows=args.rows,
-                                              batch_size=args.batch_size, seed=args.seed)
-        return _write_bench(args.out, results, bench.rec_scoring_markdown(results,
-                                                                          command=command))
     split = load_split(args.dataset, amazon_ratings=args.amazon_ratings,
                        amazon_meta=args.amazon_meta)
-    if args.what == "rec":
-        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-        results = bench.rec_benchmark(split, methods, preset=preset, seed=args.seed,
-                                      model=args.model, aligned=args.aligned)
+    if args.target == "cf":
+        models = [m.strip() for m in args.models.split(",") if m.strip()]
+        results = cf.cf_benchmark(split, models, preset=preset, seed=args.seed)
+        markdown = cf.cf_markdown(results, command=args.command, dataset=split.name)
+    elif args.target == "align":
+        results = align_bench.align_benchmark(split, preset=preset, seed=args.seed,
+                                              model=args.model)
+        markdown = align_bench.align_markdown(results, command=args.command)
+    else:
         from accelerate import PartialState
 
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        results = rec.rec_benchmark(split, methods, preset=preset, seed=args.seed,
+                                    model=args.model, aligned=args.aligned)
         if not PartialState().is_main_process:  # under accelerate launch: one writer
             return 0
-        return _write_bench(args.out, results, bench.rec_markdown(results, command=command))
-    if args.what == "cf":
-        models = [m.strip() for m in args.models.split(",") if m.strip()]
-        results = bench.cf_benchmark(split, models, preset=preset, seed=args.seed)
-        markdown = bench.cf_markdown(results, command=command, dataset=split.name)
+        markdown = rec.rec_markdown(results, command=args.command)
+    return _report(args.out, results, markdown)
+
+
+def _bench_rec_scoring(args) -> int:
+    from sellakit.benchmarks import rec
+
+    results = rec.rec_scoring_benchmark(model=args.model, rows=args.rows,
+                                        batch_size=args.batch_size, seed=args.seed)
+    return _report(args.out, results, rec.rec_scoring_markdown(results, command=args.command))
+
+
+def _bench_kg(args) -> int:
+    """kg, kg-eval: DBP-5L (path, SELLAKIT_DBP5L, cache, download) or a derived split."""
+    from sellakit.benchmarks import kg as kg_bench
+    from sellakit.kg import derived_multisource, load_dbp5l
+
+    ms = load_dbp5l(args.data_dir) if args.kg_dataset == "dbp5l" else \
+        derived_multisource(args.kg_dataset.split("-")[0], seed=0)
+    if args.target == "kg":
+        targets = list(ms.kgs) if args.kg_target == "all" else args.kg_target.split(",")
+        results = kg_bench.kg_benchmark(ms, targets, preset=args.preset, seed=args.seed,
+                                        model=args.model, encoder=args.encoder)
+        markdown = kg_bench.kg_markdown(results, command=args.command)
     else:
-        results = bench.align_benchmark(split, preset=preset, seed=args.seed, model=args.model)
-        markdown = bench.align_markdown(results, command=command)
-    return _write_bench(args.out, results, markdown)
+        results = kg_bench.kg_eval_benchmark(ms, args.kg_target, seed=args.seed)
+        markdown = kg_bench.kg_eval_markdown(results, command=args.command)
+    return _report(args.out, results, markdown)
 
 
-def _write_bench(path: str, results: dict, markdown: str) -> int:
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1, default=str) + "\n")
-    out.with_suffix(".md").write_text(markdown)
-    print(markdown)
+def _bench_cuda(args) -> int:
+    from sellakit.benchmarks.cuda import cuda_check
+
+    cuda_check(shape_dir=args.shape_dir, out=args.out, aligned=args.aligned, rows=args.rows,
+               parts=tuple(args.parts.split(",")),
+               sizes=tuple(int(x) for x in args.sizes.split(",")), score_rows=args.score_rows,
+               device=args.device, command=args.command)
     return 0
 
 
-def _load_kg(args):
-    """DBP-5L from --data-dir (downloaded when it is left out), or a derived PyKEEN split."""
-    from sellakit.kg.data import derived_multisource, load_dbp5l
+def _report(out: str, results: dict, markdown: str) -> int:
+    from sellakit.benchmarks import write_report
 
-    if args.kg_dataset == "dbp5l":
-        return load_dbp5l(args.data_dir)
-    return derived_multisource(args.kg_dataset.split("-")[0], seed=0)
-
-
-def _cmd_bench_kg(args) -> int:
-    from sellakit.kg import bench as kgbench
-
-    ms = _load_kg(args)
-    command = "sellakit " + " ".join(sys.argv[1:])
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if args.what == "kg":
-        targets = list(ms.kgs) if args.target == "all" else args.target.split(",")
-        results = kgbench.kg_benchmark(ms, targets, preset=args.preset, seed=args.seed,
-                                       model=args.model, encoder=args.encoder)
-        out.write_text(json.dumps(results, indent=1) + "\n")  # before the table: keep results
-        markdown = kgbench.kg_markdown(results, command=command)
-    else:
-        results = kgbench.kg_eval_benchmark(ms, args.target, seed=args.seed)
-        out.write_text(json.dumps(results, indent=1) + "\n")
-        markdown = kgbench.kg_eval_markdown(results, command=command)
-    out.with_suffix(".md").write_text(markdown)
+    write_report(out, results, markdown)
     print(markdown)
     return 0
 
@@ -162,66 +163,101 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (fetch, export):
         command.set_defaults(func=_cmd_data)
 
-    bench = sub.add_parser("bench", help="benchmarks that make the README's tables")
-    bench.add_argument("what", choices=["cf", "align", "rec", "rec-scoring"])
-    bench.add_argument("--dataset", choices=DATASETS, default="ml-1m")
-    bench.add_argument("--models", default="mf,lightgcn,sasrec")
-    bench.add_argument("--preset", choices=["quick", "paper"], default="paper")
-    bench.add_argument("--quick", action="store_true", help="same as --preset quick")
-    bench.add_argument("--model", default="smollm2-135m",
-                       help="LLM for align/rec/rec-scoring (HF id or folder)")
-    bench.add_argument("--methods", default="mf,tallrec,collm,sella",
-                       help="rec: from mf,tallrec,collm,sella and the ablations "
-                            "sella_no_align,sella_random_init,sella_no_warm")
-    bench.add_argument("--aligned", help="rec: stage 2's aligned MF (notebook 04 writes "
-                                         "build/aligned_mf.pt); trained here if not given")
-    bench.add_argument("--rows", type=int, default=128, help="rec-scoring: test prompts")
-    bench.add_argument("--batch-size", type=int, default=32, help="rec-scoring: batch size")
-    bench.add_argument("--seed", type=int, default=2025)
-    bench.add_argument("--out", required=True, help="JSON file; a .md table is written beside it")
-    bench.set_defaults(func=_cmd_bench)
-
-    for command in (fetch, export, bench):
-        command.add_argument("--amazon-ratings", help="Amazon 2018 Books ratings CSV")
-        command.add_argument("--amazon-meta", help="Amazon 2018 meta_Books JSON lines")
+    _add_bench(sub)
+    for command in (fetch, export):
+        _add_amazon(command)
 
     cache = sub.add_parser("cache", help="show the cache folder and its entries")
     cache.set_defaults(func=_cmd_cache)
     return parser
 
 
-def build_kg_bench_parser() -> argparse.ArgumentParser:
-    """``sellakit bench kg|kg-eval``: multi-source KG benchmarks (notebooks 06-07)."""
-    parser = argparse.ArgumentParser(prog="sellakit bench", description=(
-        "kg: teacher once, then scratch / joint retrain / student with KD / KD ablations on "
-        "the target; kg-eval: our evaluator against PyKEEN's RankBasedEvaluator."))
-    parser.add_argument("what", choices=["kg", "kg-eval"])
-    parser.add_argument("--data-dir", default=None,
-                        help="DBP-5L folder (KEnS data/: kg/, entity/, seed_alignlinks/, "
-                             "relations.txt); left out: downloaded from GitHub when online")
-    parser.add_argument("--dataset", dest="kg_dataset", default="dbp5l",
-                        choices=["dbp5l", "umls-derived", "nations-derived", "kinships-derived"],
-                        help="dbp5l (real) or a derived multi-source split of a PyKEEN set")
-    parser.add_argument("--target", default="el",
-                        help="target KG (el, ja, es, fr, en; comma-separated or `all` for kg)")
-    parser.add_argument("--preset", choices=["quick", "paper"], default="quick")
-    parser.add_argument("--model", choices=["rotate", "transe", "complex"], default="rotate",
-                        help="kg: interaction of every model compared")
-    parser.add_argument("--encoder", choices=["none", "gnn"], default="none",
-                        help="kg: entity encoder (gnn: aggregate each entity's in-edges)")
-    parser.add_argument("--seed", type=int, default=2025)
-    parser.add_argument("--out", required=True, help="JSON file; a .md table is written beside")
-    parser.set_defaults(func=_cmd_bench_kg)
-    return parser
+def _add_amazon(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--amazon-ratings", help="Amazon 2018 Books ratings CSV")
+    parser.add_argument("--amazon-meta", help="Amazon 2018 meta_Books JSON lines")
+
+
+def _add_bench(sub) -> None:
+    """``sellakit bench TARGET``: one subcommand per target, each with its own options."""
+    from sellakit.benchmarks import TARGETS
+
+    bench = sub.add_parser("bench", help="benchmarks that make the README's tables",
+                           description="Each target writes --out FILE.json and FILE.md "
+                                       "(the table, with the command that made it).")
+    targets = bench.add_subparsers(dest="target", required=True, metavar="TARGET",
+                                   title="targets")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--seed", type=int, default=2025)
+    common.add_argument("--out", required=True,
+                        help="JSON file (checked before the run); a .md table goes beside it")
+    llm = argparse.ArgumentParser(add_help=False)
+    llm.add_argument("--model", default="smollm2-135m", help="LLM (HF id or folder)")
+    ctr = argparse.ArgumentParser(add_help=False)
+    ctr.add_argument("--dataset", choices=DATASETS, default="ml-1m")
+    ctr.add_argument("--preset", choices=["quick", "paper"], default="paper")
+    ctr.add_argument("--quick", action="store_true", help="same as --preset quick")
+    _add_amazon(ctr)
+
+    def target(name: str, parents: list, func) -> argparse.ArgumentParser:
+        parser = targets.add_parser(name, parents=[common, *parents], help=TARGETS[name],
+                                    description=TARGETS[name])
+        parser.set_defaults(func=func)
+        return parser
+
+    target("cf", [ctr], _bench_ctr).add_argument("--models", default="mf,lightgcn,sasrec")
+    target("align", [ctr, llm], _bench_ctr)
+    rec = target("rec", [ctr, llm], _bench_ctr)
+    rec.add_argument("--methods", default="mf,tallrec,collm,sella",
+                     help="from mf,tallrec,collm,sella and the ablations "
+                          "sella_no_align,sella_random_init,sella_no_warm")
+    rec.add_argument("--aligned", help="stage 2's aligned MF (notebook 04 writes "
+                                       "build/aligned_mf.pt); trained here if not given")
+    scoring = target("rec-scoring", [llm], _bench_rec_scoring)
+    scoring.add_argument("--rows", type=int, default=128, help="test prompts")
+    scoring.add_argument("--batch-size", type=int, default=32)
+    _add_kg_targets(target)
+    cuda = target("cuda", [], _bench_cuda)
+    cuda.add_argument("--shape-dir", required=True,
+                      help="SmolLM2-135M's config.json and tokenizer files (no weights)")
+    cuda.add_argument("--aligned", default="build/aligned_mf.pt")
+    cuda.add_argument("--rows", type=int, default=512)
+    cuda.add_argument("--parts", default="padding,stages,sweep135m,sweep7b")
+    cuda.add_argument("--sizes", default="8,16,32,64,128",
+                      help="micro-batch sizes of the 135M sweep (the 7B sweep: 4,8,16,32)")
+    cuda.add_argument("--score-rows", type=int, default=512)
+    cuda.add_argument("--device", default="cuda", help="cpu: a dry run with small sizes")
+
+
+def _add_kg_targets(target) -> None:
+    for name in ("kg", "kg-eval"):
+        parser = target(name, [], _bench_kg)
+        parser.add_argument("--data-dir", default=None,
+                            help="DBP-5L folder (KEnS data/); left out: $SELLAKIT_DBP5L, the "
+                                 "cache, or a download from GitHub when online")
+        parser.add_argument("--dataset", dest="kg_dataset", default="dbp5l",
+                            choices=["dbp5l", "umls-derived", "nations-derived",
+                                     "kinships-derived"],
+                            help="dbp5l (real) or a derived multi-source split of a PyKEEN set")
+        parser.add_argument("--target", dest="kg_target", default="el",
+                            help="target KG (el, ja, es, fr, en; for kg also comma-separated "
+                                 "or all)")
+        if name == "kg":
+            parser.add_argument("--preset", choices=["quick", "paper"], default="quick")
+            parser.add_argument("--model", choices=["rotate", "transe", "complex"],
+                                default="rotate", help="interaction of every model compared")
+            parser.add_argument("--encoder", choices=["none", "gnn"], default="none",
+                                help="entity encoder (gnn: aggregate each entity's in-edges)")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) >= 2 and argv[0] == "bench" and argv[1] in ("kg", "kg-eval"):
-        args = build_kg_bench_parser().parse_args(argv[1:])
-    else:
-        args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
+    args.command = "sellakit " + " ".join(argv)
     try:
+        if getattr(args, "out", None):
+            from sellakit.benchmarks import check_out
+
+            check_out(args.out)  # before minutes of work, not after
         return args.func(args)
     except (SellakitError, OSError) as err:  # one paragraph a person can act on, no traceback
         print(f"sellakit: {err}", file=sys.stderr)

@@ -20,6 +20,7 @@ import dataclasses
 import os
 import random
 import typing
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -27,7 +28,7 @@ import torch
 
 from sellakit.errors import ConfigError
 
-__all__ = ["Config", "PresetName", "quick_mode", "preset_name", "seed_everything",
+__all__ = ["Config", "PresetName", "quick_mode", "preset_name", "repo_root", "seed_everything",
            "pick_device", "pick_dtype"]
 
 PresetName = Literal["quick", "compare", "paper"]
@@ -72,6 +73,12 @@ def _literal_choices(hint) -> tuple | None:
         return tuple(v for a in literals for v in typing.get_args(a)) + \
             ((None,) if type(None) in args else ())
     return None
+
+
+def repo_root() -> Path:
+    """The checkout the package runs from (``notebooks/``, ``figures/`` and ``build/`` live
+    there)."""
+    return Path(__file__).resolve().parents[1]
 
 
 def quick_mode() -> bool:

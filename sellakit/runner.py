@@ -24,6 +24,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from sellakit.config import repo_root
+
 __all__ = ["NOTEBOOKS", "record", "recorded_values", "run_notebook", "run_series",
            "notebooks_dir", "build_dir"]
 
@@ -54,18 +56,14 @@ NOTEBOOKS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def _repo_root() -> Path:
-    return Path(__file__).resolve().parents[1]
-
-
 def notebooks_dir() -> Path:
     """The folder of the series (``notebooks/`` at the repository root)."""
-    return _repo_root() / "notebooks"
+    return repo_root() / "notebooks"
 
 
 def build_dir() -> Path:
     """Where executed notebooks and the summary go (``$SELLAKIT_BUILD`` or ``build/``)."""
-    path = Path(os.environ.get("SELLAKIT_BUILD") or _repo_root() / "build")
+    path = Path(os.environ.get("SELLAKIT_BUILD") or repo_root() / "build")
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from torch import nn
 
@@ -36,25 +38,34 @@ class CheckpointSelector:
     Args:
         patience: evaluations without a strictly better metric before :attr:`should_stop`
             turns true; ``None`` never stops early.
+        snapshot: ``model -> state`` kept for the best evaluation; default a copy of the whole
+            ``state_dict``. A trainer of a few parameters on a frozen LLM passes one that copies
+            only those (restored with ``strict=False``).
     """
 
-    def __init__(self, patience: int | None = None):
+    def __init__(self, patience: int | None = None,
+                 snapshot: Callable[[nn.Module], dict] | None = None):
         self.patience = patience
+        self.snapshot = snapshot
         self.best_metric = -math.inf
         self.best_step = 0
         self.best_metrics: dict[str, float] = {}
         self.best_state: dict | None = None
+        self.best_kept = None
         self.stale = 0
 
     def update(self, step: int, metric: float, model: nn.Module,
-               metrics: dict[str, float] | None = None) -> bool:
-        """Record one evaluation (higher is better); snapshot ``model`` when it is the best so
-        far. ``metrics`` (default ``{"metric": metric}``) is what :attr:`best_metrics` keeps.
-        Returns True when this evaluation is the new best."""
-        if metric > self.best_metric:
+               metrics: dict[str, float] | None = None, keep=None) -> bool:
+        """Record one evaluation (higher is better; the first one is always kept); snapshot
+        ``model`` when it is the best so far. ``metrics`` (default ``{"metric": metric}``) is
+        what :attr:`best_metrics` holds, ``keep`` anything else to hold with it (e.g. the
+        validation scores). Returns True when this evaluation is the new best."""
+        if self.best_state is None or metric > self.best_metric:
             self.best_metric, self.best_step, self.stale = metric, step, 0
             self.best_metrics = dict(metrics) if metrics is not None else {"metric": metric}
-            self.best_state = copy.deepcopy(model.state_dict())
+            self.best_state = (self.snapshot(model) if self.snapshot is not None
+                               else copy.deepcopy(model.state_dict()))
+            self.best_kept = keep
             return True
         self.stale += 1
         return False
@@ -66,7 +77,7 @@ class CheckpointSelector:
     def restore(self, model: nn.Module) -> None:
         """Load the best snapshot into ``model`` (nothing when nothing was evaluated)."""
         if self.best_state is not None:
-            model.load_state_dict(self.best_state)
+            model.load_state_dict(self.best_state, strict=self.snapshot is None)
 
 
 @dataclass
@@ -83,6 +94,8 @@ class TrainResult:
         seed: the seed the run started from.
         config: the trainer's config.
         n_train: training rows (CTR rows, triples before reciprocals, prompts).
+        valid_scores: per-row validation scores of the kept state, where the trainer keeps
+            them (the LLM recommenders).
     """
 
     model: nn.Module
@@ -93,3 +106,4 @@ class TrainResult:
     seed: int
     config: Any = None
     n_train: int = 0
+    valid_scores: np.ndarray | None = None

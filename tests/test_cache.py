@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 
+import numpy as np
 import pytest
 
 from sellakit.cache import Asset, CacheError, atomic_dir, cache_dir, fetch, sha256_of
@@ -103,3 +104,20 @@ def test_concurrent_fetches_agree(tmp_cache, tmp_path):
         t.join()
     assert not errors and len(set(paths)) == 1
     assert sha256_of(paths[0]) == asset.sha256
+
+
+def test_cached_arrays_computes_once_and_replaces_a_damaged_entry(tmp_cache):
+    from sellakit.cache import cached_arrays
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"x": np.arange(3)}
+
+    first = cached_arrays("unit", "k1", compute)
+    again = cached_arrays("unit", "k1", compute)
+    assert len(calls) == 1 and (first["x"] == again["x"]).all()
+    (tmp_cache / "derived" / "unit" / "k1.npz").write_bytes(b"garbage")
+    assert (cached_arrays("unit", "k1", compute)["x"] == np.arange(3)).all() and len(calls) == 2
+    assert not list((tmp_cache / "derived" / "unit").glob(".*"))  # no temporary left behind

@@ -39,3 +39,18 @@ def test_kit_errors_are_one_line_and_exit_2(capsys):
     assert main(["data", "fetch", "amazon-book"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("sellakit: amazon-book needs its two files") and "Traceback" not in err
+
+
+def test_bench_help_lists_every_target():
+    proc = subprocess.run([sys.executable, "-m", "sellakit", "bench", "--help"],
+                          capture_output=True, text=True, check=True)
+    for target in ("cf", "align", "rec", "rec-scoring", "kg", "kg-eval", "cuda"):
+        assert f"\n    {target} " in proc.stdout or f"\n    {target}\n" in proc.stdout, target
+
+
+def test_bad_out_is_refused_before_the_run(tmp_path, capsys):
+    """--out is checked first: a .md path (it would clobber the table) or a folder."""
+    for out, why in ((tmp_path / "res.md", "give a .json file"), (tmp_path, "is a folder")):
+        assert main(["bench", "kg", "--dataset", "umls-derived", "--out", str(out)]) == 2
+        assert why in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing ran, nothing was written

@@ -296,7 +296,7 @@ def test_dbp5l_variable_comes_before_the_cache(tmp_cache):
 
 def test_kg_markdown_shapes():
     """The table reads the flat one-target JSON shape of the issue (and published rows)."""
-    from sellakit.kg.bench import kg_markdown
+    from sellakit.benchmarks.kg import kg_markdown
 
     row = {"mrr": 0.3, "hits@1": 0.2, "hits@3": 0.35, "hits@10": 0.5, "n": 10, "seconds": 1.0}
     results = {"target": "el", "dataset": "dbp5l", "teacher": row, "scratch": row, "kd": row,

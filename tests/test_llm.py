@@ -35,9 +35,10 @@ def test_embedding_is_final_position_last_layer(tiny, tmp_cache):
 def test_padding_row_is_zero_and_cache_is_used(tiny, tmp_cache):
     table = item_semantic_embeddings(tiny, ["", "Heat (1995)"], progress=False)
     assert not table[0].any() and table[1].any()
-    cached = list((tmp_cache / "derived" / "semantic").glob("*.npy"))
+    cached = list((tmp_cache / "derived" / "semantic").glob("*.npz"))
     assert len(cached) == 1
-    np.save(cached[0], table * 0 + 7)  # the next call must read the cache, not recompute
+    with open(cached[0], "wb") as handle:  # the next call must read the cache, not recompute
+        np.savez(handle, table=table * 0 + 7)
     again = item_semantic_embeddings(tiny, ["", "Heat (1995)"], progress=False)
     assert (again == 7).all()
     other = item_semantic_embeddings(tiny, ["", "Heat (1995)"], template="Film: {title}",

@@ -8,7 +8,7 @@ import pytest
 
 from sellakit.cache import CacheError
 from sellakit.data import DataError, load_movielens_1m, load_movielens_100k
-from sellakit.data.movielens import ML1M_RATING_COUNTS, _parse_grouplens_1m
+from sellakit.data.movielens import ML1M_RATING_COUNTS, parse_grouplens_1m
 
 
 def test_ml1m_is_complete(ml1m):
@@ -58,7 +58,7 @@ def test_grouplens_format_parses(tmp_path):
     path = tmp_path / "ml-1m.zip"
     _grouplens_zip(path, ["1::1::5::978300760", "2::2::3::978302109"])
     with zipfile.ZipFile(path) as archive:
-        data = _parse_grouplens_1m(archive, "ml-1m")
+        data = parse_grouplens_1m(archive, "ml-1m")
     assert data.ratings.to_dict("list") == {"user": [1, 2], "item": ["Toy Story (1995)",
                                             "Jumanji (1995)"], "rating": [5, 3],
                                             "timestamp": [978300760, 978302109]}

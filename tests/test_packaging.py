@@ -55,7 +55,11 @@ def test_notebook_pair_in_sync(stem):
 def test_notebook_conventions(stem):
     notebook = jupytext.read(ROOT / "notebooks" / f"{stem}.py")
     parameters = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(parameters) == 1 and "SELLAKIT_QUICK" in parameters[0].source
+    # quick mode comes from the one parser of SELLAKIT_QUICK, never parsed by hand
+    assert len(parameters) == 1 and "QUICK = quick_mode()" in parameters[0].source
+    assert "SELLAKIT_QUICK" not in parameters[0].source
+    # notebooks import from package faces only, never a stage's module
+    assert not re.search(r"from sellakit\.[a-z]+\.[a-z_]+ import", (ROOT / "notebooks" / f"{stem}.py").read_text())
     assert notebook.cells[0].source.startswith("# ")
     assert "record(" in notebook.cells[-1].source
     assert any("exercises" in c.source.lower() for c in notebook.cells if c.cell_type == "markdown")
@@ -71,11 +75,12 @@ def test_readme_shows_the_two_commands():
 def test_viz_face_lists_every_public_name_of_its_modules():
     """``sellakit.viz`` loads its names lazily from a table; the table matches the modules."""
     import importlib
+    import pkgutil
 
     import sellakit.viz as viz
 
     faces = {}
-    for module in ("figures", "maps", "plots", "rec", "widgets"):
+    for module in (m.name for m in pkgutil.iter_modules(viz.__path__)):
         loaded = importlib.import_module(f"sellakit.viz.{module}")
         faces.update({name: getattr(loaded, name) for name in loaded.__all__})
     assert set(viz.__all__) == set(faces)

@@ -155,7 +155,7 @@ def test_every_method_selected_on_valid_and_scored_once(planted_run):
         history = run.training[name].history
         assert history.step.iloc[0] == 0 and history.step.iloc[-1] == 12  # 96 rows / 8
         # The restored checkpoint is the best on validation, and it scores as recorded.
-        assert run.training[name].best_valid_auc == pytest.approx(history.valid_auc.max())
+        assert run.training[name].best_valid["auc"] == pytest.approx(history.valid_auc.max())
         assert result["valid"]["auc"] == pytest.approx(history.valid_auc.max(), abs=1e-6)
         assert auc(run.rows["valid"].label, run.scores[name]["valid"]) == \
             pytest.approx(result["valid"]["auc"])

@@ -143,7 +143,6 @@ def train_cf(split: CTRSplit, config: CFConfig, *, model: nn.Module | None = Non
     model = (_build(split, config) if model is None else model).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr,
                                  weight_decay=config.weight_decay)
-    loss_fn = nn.BCEWithLogitsLoss()
     train = batch_tensors(split.train, config.history_len)
     valid = batch_tensors(split.valid, config.history_len)
     generator = torch.Generator().manual_seed(config.seed)
@@ -153,19 +152,8 @@ def train_cf(split: CTRSplit, config: CFConfig, *, model: nn.Module | None = Non
     bar = tqdm(range(1, config.max_epochs + 1), desc=f"{config.model} epochs",
                disable=not progress, leave=False)
     for epoch in bar:
-        model.train()
         order = torch.randperm(len(train["uid"]), generator=generator)
-        total = 0.0
-        for start in range(0, len(order), config.batch_size):
-            index = order[start:start + config.batch_size]
-            part = {k: v[index].to(device) for k, v in train.items()}
-            loss = loss_fn(model(part["uid"], part["iid"], part["his"]), part["label"])
-            if extra_loss is not None:
-                loss = loss + extra_loss(model, part)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            total += loss.item() * len(index)
+        total = _train_epoch(model, train, order, config.batch_size, optimiser, extra_loss)
         if epoch % config.eval_every:
             continue
         metrics = ctr_metrics(split.valid, _predict_tensors(model, valid, 8192))
@@ -184,6 +172,27 @@ def train_cf(split: CTRSplit, config: CFConfig, *, model: nn.Module | None = Non
                        best_valid=selector.best_metrics,
                        seconds=time.perf_counter() - started, seed=config.seed, config=config,
                        n_train=len(split.train))
+
+
+def _train_epoch(model: nn.Module, train: dict[str, torch.Tensor], order: torch.Tensor,
+                 batch_size: int, optimiser: torch.optim.Optimizer, extra_loss) -> float:
+    """One pass over ``train`` in ``order``: BCE (+ ``extra_loss``) per batch; the summed
+    loss times rows."""
+    model.train()
+    device = next(model.parameters()).device
+    total = 0.0
+    for start in range(0, len(order), batch_size):
+        index = order[start:start + batch_size]
+        part = {k: v[index].to(device) for k, v in train.items()}
+        loss = nn.functional.binary_cross_entropy_with_logits(
+            model(part["uid"], part["iid"], part["his"]), part["label"])
+        if extra_loss is not None:
+            loss = loss + extra_loss(model, part)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        total += loss.item() * len(index)
+    return total
 
 
 def _build(split: CTRSplit, config: CFConfig) -> nn.Module:

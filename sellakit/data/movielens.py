@@ -175,7 +175,7 @@ def _parse(path: Path, name: str, digest: str) -> MovieLens:
             elif f"recbole/dataset_example/{name}/{name}.inter" in names:
                 data = _parse_recbole(archive, f"recbole/dataset_example/{name}/{name}", name)
             elif f"{name}/ratings.dat" in names:
-                data = _parse_grouplens_1m(archive, name)
+                data = parse_grouplens_1m(archive, name)
             else:
                 raise DataError(f"{path} holds none of the files of {name} (neither RecBole's "
                                 f"{name}.inter nor GroupLens' {name}/ratings.dat). Fix: pass the "
@@ -243,8 +243,9 @@ def _parse_recbole(archive: zipfile.ZipFile, stem: str, name: str) -> MovieLens:
     return MovieLens(name, ratings, items, users, source="")
 
 
-def _parse_grouplens_1m(archive: zipfile.ZipFile, name: str) -> MovieLens:
-    """GroupLens' ``::``-separated .dat files (latin-1)."""
+def parse_grouplens_1m(archive: zipfile.ZipFile, name: str) -> MovieLens:
+    """MovieLens-1M from GroupLens' zip (``name``/ratings.dat, movies.dat: ``::``-separated,
+    latin-1), as read from the fallback download."""
 
     def read(member: str, cols: list[str]) -> pd.DataFrame:
         with archive.open(f"{name}/{member}") as raw:

@@ -73,6 +73,23 @@ def predict_links(teacher: KGEModel, joint: JointGraph, target: str, other: str,
     return np.stack([sources[ok.numpy()], best_b[ok].numpy()], 1).astype(np.int64)
 
 
+def _one_hop(triples: np.ndarray, entities: np.ndarray, fanout: int,
+             rng: np.random.Generator) -> np.ndarray:
+    """Rows of ``triples`` with one of ``entities`` as head or tail, at most ``fanout`` drawn
+    per entity and direction."""
+    chosen = []
+    for column in (0, 2):
+        order = np.argsort(triples[:, column], kind="stable")
+        keys = triples[order, column]
+        lo, hi = np.searchsorted(keys, entities), np.searchsorted(keys, entities, "right")
+        for a, b in zip(lo, hi):
+            rows = order[a:b]
+            if len(rows) > fanout:
+                rows = rng.choice(rows, fanout, replace=False)
+            chosen.append(rows)
+    return np.unique(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
+
+
 def build_linked_subgraph(ms: MultiSourceKG, joint: JointGraph, target: str, *,
                           fanout: int = 10, predicted: bool = False,
                           teacher: KGEModel | None = None, threshold: float = 0.5,
@@ -113,18 +130,7 @@ def build_linked_subgraph(ms: MultiSourceKG, joint: JointGraph, target: str, *,
     background, links = [], []
     for other, pairs in seed_pairs.items():
         triples = joint.kg_triples[other]
-        linked = np.unique(pairs[:, 1])
-        chosen = []
-        for column in (0, 2):
-            order = np.argsort(triples[:, column], kind="stable")
-            keys = triples[order, column]
-            lo, hi = np.searchsorted(keys, linked), np.searchsorted(keys, linked, "right")
-            for a, b in zip(lo, hi):
-                rows = order[a:b]
-                if len(rows) > fanout:
-                    rows = rng.choice(rows, fanout, replace=False)
-                chosen.append(rows)
-        rows = np.unique(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
+        rows = _one_hop(triples, np.unique(pairs[:, 1]), fanout, rng)
         for h, r, t in triples[rows]:
             background.append((sid(other, h), r, sid(other, t)))
         for x, y in pairs:

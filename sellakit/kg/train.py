@@ -96,15 +96,7 @@ def train_kge(triples: np.ndarray, n_entities: int, n_relations: int, config: Tr
     model = model.to(device)
     if extra_loss is not None:
         extra_loss.to(device)
-    # Sparse gradients for the tables: an Adam step then touches only the rows of the batch
-    # (several times faster on CPU than a dense step over every entity).
-    model.entity.sparse = model.relation.sparse = True
-    tables = [model.entity.weight, model.relation.weight]
-    optimisers = [torch.optim.SparseAdam(tables, lr=config.lr)]
-    dense = [p for p in model.parameters() if all(p is not t for t in tables)]
-    dense += list(extra_loss.parameters()) if extra_loss is not None else []
-    if dense:
-        optimisers.append(torch.optim.Adam(dense, lr=config.lr))
+    optimisers = _optimisers(model, extra_loss, config.lr)
     data = torch.from_numpy(with_reciprocals(triples, n_relations))
     generator = torch.Generator().manual_seed(config.seed)
     selector = CheckpointSelector(patience=config.patience if valid_mrr is not None else None)
@@ -142,6 +134,23 @@ def train_kge(triples: np.ndarray, n_entities: int, n_relations: int, config: Tr
     return TrainResult(model, pd.DataFrame(history), selector.best_step or len(history),
                        selector.best_metrics, round(time.perf_counter() - started, 2),
                        config.seed, config, len(triples))
+
+
+def _optimisers(model: KGEModel, extra_loss: nn.Module | None, lr: float
+                ) -> list[torch.optim.Optimizer]:
+    """SparseAdam for the tables, Adam for the rest (GNN map, ``extra_loss``'s parameters).
+
+    Sparse gradients for the tables: an Adam step then touches only the rows of the batch
+    (several times faster on CPU than a dense step over every entity).
+    """
+    model.entity.sparse = model.relation.sparse = True
+    tables = [model.entity.weight, model.relation.weight]
+    optimisers = [torch.optim.SparseAdam(tables, lr=lr)]
+    dense = [p for p in model.parameters() if all(p is not t for t in tables)]
+    dense += list(extra_loss.parameters()) if extra_loss is not None else []
+    if dense:
+        optimisers.append(torch.optim.Adam(dense, lr=lr))
+    return optimisers
 
 
 def _step_loss(model: KGEModel, batch: torch.Tensor, n_entities: int, n_negatives: int,

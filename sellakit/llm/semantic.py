@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from sellakit.cache import cache_dir, lock, sha256_of
+from sellakit.cache import cached_arrays, sha256_of
+from sellakit.errors import ConfigError, DataError
 from sellakit.llm.backbone import Backbone
 
 __all__ = ["item_semantic_embeddings", "DEFAULT_TEMPLATE"]
@@ -54,37 +55,28 @@ def item_semantic_embeddings(backbone: Backbone, titles: Sequence[str], *,
         template: the item prompt, with ``{title}``.
         batch_size: prompts per forward pass (sorted by length, so little padding).
         adapter: a PEFT (LoRA) adapter folder to apply during extraction (stage 1), or None.
-        use_cache: read and write ``<cache>/derived/semantic/<key>.npy``.
+        use_cache: read and write ``<cache>/derived/semantic/<key>.npz`` (the key hashes the
+            model, template, adapter and titles).
     """
     if "{title}" not in template:
-        raise ValueError(f"template {template!r} has no {{title}} placeholder.")
+        raise ConfigError(f"template {template!r} has no {{title}} placeholder.")
     titles = [str(t) for t in titles]
     key_source = json.dumps({"model": _fingerprint(backbone), "template": template,
                              "adapter": _adapter_key(adapter), "titles": titles})
     key = hashlib.sha256(key_source.encode()).hexdigest()[:24]
-    path = cache_dir() / "derived" / "semantic" / f"{key}.npy"
-    if use_cache and path.exists():
-        try:
-            table = np.load(path)
-            if table.shape[0] == len(titles):
-                return table
-        except (OSError, ValueError):
-            pass  # a damaged entry: recompute and overwrite it below
-    model = backbone.model
-    if adapter is not None:
-        from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter)
-    table = _extract(model, backbone, titles, template, batch_size, progress)
-    if adapter is not None:
-        model.unload()  # give the base model back without the adapter's layers
-    if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with lock(f"semantic-{key}"):
-            tmp = path.with_suffix(".tmp.npy")
-            np.save(tmp, table)
-            tmp.replace(path)
-    return table
+    def compute() -> dict[str, np.ndarray]:
+        model = backbone.model
+        if adapter is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, adapter)
+        table = _extract(model, backbone, titles, template, batch_size, progress)
+        if adapter is not None:
+            model.unload()  # give the base model back without the adapter's layers
+        return {"table": table}
+
+    return (cached_arrays("semantic", key, compute) if use_cache else compute())["table"]
 
 
 def _adapter_key(adapter: str | None) -> str | None:
@@ -92,8 +84,8 @@ def _adapter_key(adapter: str | None) -> str | None:
         return None
     weights = sorted(Path(adapter).glob("adapter_model.*"))
     if not weights:
-        raise FileNotFoundError(f"{adapter} holds no adapter_model.* file. Fix: pass the folder "
-                                "written by a PEFT model's save_pretrained().")
+        raise DataError(f"{adapter} holds no adapter_model.* file. Fix: pass the folder "
+                        "written by a PEFT model's save_pretrained().")
     return sha256_of(weights[0])
 
 

@@ -12,12 +12,12 @@ from sellakit.rec.model import (SpecialTokenRec, add_lora, collate_rows, collm_m
                                 copy_table, score_prompts)
 from sellakit.rec.prompts import (SLOT_TOKENS, TEMPLATES, EncodedPrompt, PromptBuilder,
                                   add_slot_tokens, answer_token_ids, collate)
-from sellakit.rec.train import RecTrainResult, train_rec
+from sellakit.rec.train import train_rec
 
 __all__ = ["TEMPLATES", "SLOT_TOKENS", "PromptBuilder", "EncodedPrompt", "collate",
            "add_slot_tokens", "answer_token_ids",
            "SpecialTokenRec", "collm_mapping", "add_lora", "copy_table", "collate_rows",
            "score_prompts",
-           "RecConfig", "make_accelerator", "RecTrainResult", "train_rec",
+           "RecConfig", "make_accelerator", "train_rec",
            "METHODS", "ABLATIONS", "RecRun", "run_methods", "sample_rows", "prepare_stage2",
            "template_for"]

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 
 import torch
 
+from sellakit.config import Config
+
 __all__ = ["RecConfig", "make_accelerator"]
 
 
-@dataclass
-class RecConfig:
+@dataclass(frozen=True)
+class RecConfig(Config):
     """Settings of the LLM stages (one config for every method, so comparisons are fair).
 
     Attributes:

@@ -37,13 +37,15 @@ from sellakit.align import AlignConfig, AlignedTables, Projector, train_aligned_
 from sellakit.cf import CFConfig, fit_and_evaluate, predict
 from sellakit.config import seed_everything
 from sellakit.data.protocol import CTRSplit
+from sellakit.errors import ConfigError
 from sellakit.llm import Backbone, item_semantic_embeddings, load_backbone
 from sellakit.metrics import ctr_metrics, evaluate_slices
 from sellakit.rec.config import RecConfig, make_accelerator
 from sellakit.rec.model import SpecialTokenRec, add_lora, collm_mapping, copy_table, score_prompts
 from sellakit.rec.prompts import SLOT_TOKENS, TEMPLATES, PromptBuilder, add_slot_tokens, \
     answer_token_ids
-from sellakit.rec.train import RecTrainResult, train_rec
+from sellakit.rec.train import train_rec
+from sellakit.selection import TrainResult
 
 __all__ = ["METHODS", "ABLATIONS", "RecRun", "run_methods", "sample_rows", "prepare_stage2",
            "template_for"]
@@ -59,7 +61,7 @@ class RecRun:
 
     results: dict[str, dict]
     models: dict[str, SpecialTokenRec]
-    training: dict[str, RecTrainResult]
+    training: dict[str, TrainResult]
     builders: dict[str, PromptBuilder]
     rows: dict[str, pd.DataFrame]
     backbone: Backbone
@@ -95,16 +97,7 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
         semantic: the LLM's raw item table (needed by ``sella_no_align``).
         backbone: a loaded backbone (else ``model`` is loaded); slot tokens are added to it.
     """
-    unknown = sorted(set(methods) - set(METHODS) - set(ABLATIONS))
-    if unknown:
-        raise ValueError(f"Unknown methods {unknown}; choose from {METHODS + ABLATIONS}.")
-    needs_aligned = [m for m in methods if m.startswith("sella") and m != "sella_no_align"]
-    if needs_aligned and aligned is None:
-        raise ValueError(f"{needs_aligned} need the aligned MF of stage 2. Fix: pass "
-                         "aligned=AlignedTables.load('build/aligned_mf.pt') (notebook 04).")
-    if "sella_no_align" in methods and semantic is None:
-        raise ValueError("sella_no_align needs the LLM's raw item table. Fix: pass semantic="
-                         "item_semantic_embeddings(backbone, split.item_titles).")
+    _check_inputs(methods, aligned, semantic)
     seed_everything(config.seed)
     accelerator = accelerator or make_accelerator(config)
     rows = {"train": sample_rows(split.train, config.train_rows, config.seed),
@@ -113,11 +106,8 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
     run = RecRun(results={}, models={}, training={}, builders={}, rows=rows,
                  backbone=backbone or load_backbone(model, device=accelerator.device),
                  config=config, titles=split.item_titles)
-    tokenizer = run.backbone.tokenizer
-    add_slot_tokens(tokenizer, run.backbone.model)
-    answers = answer_token_ids(tokenizer)
-    pad_id = tokenizer.pad_token_id
-
+    add_slot_tokens(run.backbone.tokenizer, run.backbone.model)
+    answers = answer_token_ids(run.backbone.tokenizer)
     if "mf" in methods:
         run.scores["mf"] = {s: predict(plain_mf, rows[s]) for s in ("valid", "test")}
         run.results["mf"] = _record(rows, run.scores["mf"], seconds=0.0,
@@ -125,38 +115,13 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
     llm_methods = [m for m in methods if m != "mf"]
     if not llm_methods:
         return run
-
-    def prompts(template: str, family: str) -> dict:
-        if template not in run.builders:
-            run.builders[template] = PromptBuilder(tokenizer, TEMPLATES[template],
-                                                   slot_tokens=SLOT_TOKENS[family],
-                                                   history_len=config.history_len)
-        builder = run.builders[template]
-        return {s: (builder.encode_rows(f, run.titles), f) for s, f in rows.items()}
-
-    def fit(name: str, model_: SpecialTokenRec, data: dict, lr: float) -> None:
-        model_.to(accelerator.device)
-        trained = train_rec(model_, data["train"], data["valid"], config, lr=lr, pad_id=pad_id,
-                            accelerator=accelerator, progress=progress and
-                            accelerator.is_main_process, desc=name)
-        run.training[name], run.models[name] = trained, trained.model
-        # Validation scores come from the selection itself; test is scored once, here.
-        scores = {"valid": trained.valid_scores,
-                  "test": score_prompts(trained.model, *data["test"], pad_id=pad_id,
-                                        batch_size=config.score_batch_size,
-                                        accelerator=accelerator, desc=f"{name}: test",
-                                        progress=progress and accelerator.is_main_process)}
-        run.scores[name] = scores
-        run.results[name] = _record(rows, scores, seconds=round(trained.seconds, 1),
-                                    backbone=run.backbone.name, seed=config.seed,
-                                    best_step=trained.best_step)
+    show = progress and accelerator.is_main_process
 
     # Stage 1: LoRA on text-only prompts (the TALLRec-style baseline).
     llm = add_lora(run.backbone.model, config)
-    fit("tallrec", SpecialTokenRec(llm, answers), prompts(template_for("tallrec"), "sella"),
-        config.lr_lora)
-    lora_names = [n for n, p in llm.named_parameters() if p.requires_grad]
-    stage1 = {n: p.detach().clone() for n, p in llm.named_parameters() if n in set(lora_names)}
+    _fit(run, "tallrec", SpecialTokenRec(llm, answers), _prompt_sets(run, "tallrec"),
+         config.lr_lora, accelerator, show)
+    stage1 = {n: p.detach().clone() for n, p in llm.named_parameters() if p.requires_grad}
     if "tallrec" not in methods:
         run.results.pop("tallrec")
 
@@ -170,9 +135,54 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
                 p.requires_grad_(config.tune_lora and n in stage1)
         seed_everything(config.seed)
         model_ = _stage3_model(name, llm, answers, plain_mf, aligned, semantic, d_cf, d_llm)
-        fit(name, model_, prompts(template_for(name), "collm" if name == "collm" else "sella"),
-            config.lr_tokens)
+        _fit(run, name, model_, _prompt_sets(run, name), config.lr_tokens, accelerator, show)
     return run
+
+
+def _check_inputs(methods: Sequence[str], aligned: AlignedTables | None,
+                  semantic: np.ndarray | None) -> None:
+    """A :class:`ConfigError` naming the fix for unknown methods or missing stage-2 inputs."""
+    unknown = sorted(set(methods) - set(METHODS) - set(ABLATIONS))
+    if unknown:
+        raise ConfigError(f"Unknown methods {unknown}; choose from {METHODS + ABLATIONS}.")
+    needs_aligned = [m for m in methods if m.startswith("sella") and m != "sella_no_align"]
+    if needs_aligned and aligned is None:
+        raise ConfigError(f"{needs_aligned} need the aligned MF of stage 2. Fix: pass "
+                          "aligned=AlignedTables.load('build/aligned_mf.pt') (notebook 04).")
+    if "sella_no_align" in methods and semantic is None:
+        raise ConfigError("sella_no_align needs the LLM's raw item table. Fix: pass semantic="
+                          "item_semantic_embeddings(backbone, split.item_titles).")
+
+
+def _prompt_sets(run: RecRun, method: str) -> dict:
+    """``{split: (encoded prompts, rows)}`` of ``method``'s template (one builder each)."""
+    template = template_for(method)
+    if template not in run.builders:
+        family = "collm" if method == "collm" else "sella"
+        run.builders[template] = PromptBuilder(run.backbone.tokenizer, TEMPLATES[template],
+                                               slot_tokens=SLOT_TOKENS[family],
+                                               history_len=run.config.history_len)
+    builder = run.builders[template]
+    return {s: (builder.encode_rows(f, run.titles), f) for s, f in run.rows.items()}
+
+
+def _fit(run: RecRun, name: str, model: SpecialTokenRec, data: dict, lr: float, accelerator,
+         progress: bool) -> None:
+    """Train ``model`` (selected on validation), score test once, record both in ``run``."""
+    config, pad_id = run.config, run.backbone.tokenizer.pad_token_id
+    model.to(accelerator.device)
+    trained = train_rec(model, data["train"], data["valid"], config, lr=lr, pad_id=pad_id,
+                        accelerator=accelerator, progress=progress, desc=name)
+    run.training[name], run.models[name] = trained, trained.model
+    # Validation scores come from the selection itself; test is scored once, here.
+    scores = {"valid": trained.valid_scores,
+              "test": score_prompts(trained.model, *data["test"], pad_id=pad_id,
+                                    batch_size=config.score_batch_size, accelerator=accelerator,
+                                    desc=f"{name}: test", progress=progress)}
+    run.scores[name] = scores
+    run.results[name] = _record(run.rows, scores, seconds=round(trained.seconds, 1),
+                                backbone=run.backbone.name, seed=config.seed,
+                                best_step=trained.best_step)
 
 
 def _stage3_model(name: str, llm, answers, plain_mf: nn.Module,
@@ -213,13 +223,13 @@ def prepare_stage2(split: CTRSplit, backbone: Backbone, *, preset: str = "quick"
     else trained here with ``AlignConfig.<preset>``. Call before slot tokens are added (the item
     table's cache key includes the vocabulary size).
     """
-    plain, _ = fit_and_evaluate(split, getattr(CFConfig, preset)("mf", seed=seed),
+    plain, _ = fit_and_evaluate(split, CFConfig.preset(preset, model="mf", seed=seed),
                                 progress=progress)
     semantic = item_semantic_embeddings(backbone, split.item_titles, progress=progress)
     if aligned is not None and Path(aligned).exists():
         tables = AlignedTables.load(aligned)
     else:
-        result = train_aligned_mf(split, semantic, getattr(AlignConfig, preset)(seed=seed),
+        result = train_aligned_mf(split, semantic, AlignConfig.preset(preset, seed=seed),
                                   progress=progress)
         tables = result.tables()
     return plain.model, semantic, tables

@@ -9,7 +9,6 @@ every ``eval_every`` optimiser steps and at the end of each epoch.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -17,32 +16,20 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from sellakit.errors import ConfigError
 from sellakit.metrics import auc
 from sellakit.rec.config import RecConfig, make_accelerator
 from sellakit.rec.model import SpecialTokenRec, collate_rows, score_prompts
 from sellakit.rec.prompts import EncodedPrompt
+from sellakit.selection import CheckpointSelector, TrainResult
 
-__all__ = ["RecTrainResult", "train_rec"]
-
-
-@dataclass
-class RecTrainResult:
-    """The trained model (best validation checkpoint restored), its learning curve, and its
-    validation scores (those of the restored checkpoint)."""
-
-    model: SpecialTokenRec
-    history: pd.DataFrame
-    best_step: int
-    best_valid_auc: float
-    valid_scores: np.ndarray
-    seconds: float
-    config: dict = field(default_factory=dict)
+__all__ = ["train_rec"]
 
 
 def train_rec(model: SpecialTokenRec, train: tuple[list[EncodedPrompt], pd.DataFrame],
               valid: tuple[list[EncodedPrompt], pd.DataFrame], config: RecConfig, *, lr: float,
               pad_id: int, accelerator=None, progress: bool = True, desc: str = "train"
-              ) -> RecTrainResult:
+              ) -> TrainResult:
     """Train the parameters of ``model`` that require grad with BCE on the Yes/No score.
 
     Validation AUC is measured at step 0 (the model as it starts), every ``eval_every``
@@ -53,26 +40,25 @@ def train_rec(model: SpecialTokenRec, train: tuple[list[EncodedPrompt], pd.DataF
     prompts, frame = train
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
-        raise ValueError("Nothing to train: no parameter of the model requires grad.")
+        raise ConfigError("Nothing to train: no parameter of the model requires grad.")
     optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     loader = torch.utils.data.DataLoader(range(len(prompts)), batch_size=config.batch_size,
                                          shuffle=True, generator=generator)
     wrapped, optimiser, loader = accelerator.prepare(model, optimiser, loader)
     inner = accelerator.unwrap_model(wrapped)
-    loss_fn = nn.BCEWithLogitsLoss()
+
+    selector = CheckpointSelector(snapshot=_trainable_state)
 
     def validate(step: int, loss: float) -> None:
         scores = score_prompts(inner, valid[0], valid[1], pad_id=pad_id, accelerator=accelerator,
                                batch_size=config.score_batch_size, desc=f"{desc}: valid",
                                progress=progress and accelerator.is_main_process)
         rows.append({"step": step, "train_loss": loss, "valid_auc": auc(valid[1].label, scores)})
-        nonlocal best
-        if best is None or rows[-1]["valid_auc"] > best[1]:
-            best = (step, rows[-1]["valid_auc"], _trainable_state(inner), scores)
+        selector.update(step, rows[-1]["valid_auc"], inner, {"auc": rows[-1]["valid_auc"]},
+                        keep=scores)
 
     rows: list[dict] = []
-    best = None
     step, running = 0, []
     validate(0, float("nan"))
     total = config.epochs * len(loader) // config.grad_accum
@@ -83,12 +69,7 @@ def train_rec(model: SpecialTokenRec, train: tuple[list[EncodedPrompt], pd.DataF
             index = index.cpu().numpy()
             batch = collate_rows([prompts[i] for i in index], frame.iloc[index], pad_id,
                                  accelerator.device)
-            with accelerator.accumulate(wrapped):
-                loss = loss_fn(wrapped(batch), batch["label"])
-                accelerator.backward(loss)
-                optimiser.step()
-                optimiser.zero_grad()
-            running.append(loss.item())
+            running.append(_micro_step(wrapped, batch, optimiser, accelerator))
             if (micro + 1) % config.grad_accum:
                 continue
             step += 1
@@ -99,12 +80,23 @@ def train_rec(model: SpecialTokenRec, train: tuple[list[EncodedPrompt], pd.DataF
         if not rows or rows[-1]["step"] != step:
             validate(step, float(np.mean(running[-len(loader):])))
     bar.close()
-    best_step, best_auc, state, valid_scores = best
-    inner.load_state_dict(state, strict=False)
+    selector.restore(inner)
     inner.eval()
-    return RecTrainResult(model=inner, history=pd.DataFrame(rows), best_step=best_step,
-                          best_valid_auc=float(best_auc), valid_scores=valid_scores,
-                          seconds=time.perf_counter() - started, config=asdict(config))
+    return TrainResult(model=inner, history=pd.DataFrame(rows), best_step=selector.best_step,
+                       best_valid=selector.best_metrics, seconds=time.perf_counter() - started,
+                       seed=config.seed, config=config, n_train=len(prompts),
+                       valid_scores=selector.best_kept)
+
+
+def _micro_step(wrapped, batch: dict, optimiser, accelerator) -> float:
+    """BCE on the Yes/No score of one micro-batch; the optimiser steps when Accelerate's
+    gradient accumulation says so. Returns the loss."""
+    with accelerator.accumulate(wrapped):
+        loss = nn.functional.binary_cross_entropy_with_logits(wrapped(batch), batch["label"])
+        accelerator.backward(loss)
+        optimiser.step()
+        optimiser.zero_grad()
+    return loss.item()
 
 
 def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:

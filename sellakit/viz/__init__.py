@@ -1,5 +1,5 @@
-"""Pictures and widgets of the notebooks: plots, figure files, UMAP maps, the alignment explorer
-and SeLLa-Rec's prompt pictures.
+"""Pictures and widgets of the notebooks: plots, figure files, UMAP maps, the alignment explorer,
+SeLLa-Rec's prompt pictures and the knowledge-graph tables, drawing and query explorer.
 
 Every public name of the submodules is importable from here (``from sellakit.viz import
 save_figures, ScoreExplorer``). A name is loaded on first use, so importing one picture does not
@@ -13,6 +13,7 @@ import importlib
 #: Public name -> the submodule that defines it.
 _HOMES = {name: module for module, names in {
     "figures": ["figures_dir", "save_figures", "find_chromium"],
+    "kg": ["captioned", "linked_subgraph_figure", "QueryExplorer"],
     "maps": ["UMAPSettings", "fit_frame", "procrustes_onto", "map_scatter"],
     "plots": ["monthly_activity", "popularity_long_tail", "label_balance", "warm_cold",
               "history_lengths", "learning_curves", "metric_bars", "measure_curves"],

@@ -15,6 +15,8 @@ from pathlib import Path
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from sellakit.config import repo_root
+
 __all__ = ["figures_dir", "save_figures", "find_chromium"]
 
 _warned = False
@@ -22,8 +24,7 @@ _warned = False
 
 def figures_dir() -> Path:
     """``$SELLAKIT_FIGURES`` or ``figures/`` at the repository root (created on demand)."""
-    default = Path(__file__).resolve().parents[2] / "figures"
-    path = Path(os.environ.get("SELLAKIT_FIGURES") or default)
+    path = Path(os.environ.get("SELLAKIT_FIGURES") or repo_root() / "figures")
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -13,7 +13,7 @@ browser.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import ipywidgets as widgets
 import numpy as np
@@ -47,7 +47,6 @@ class ExplorerData:
     reference_map: np.ndarray
     map_iids: np.ndarray
     known: np.ndarray
-    genres: list[list[str]] = field(default_factory=list)
 
 
 def nearest_items(space: np.ndarray, iid: int, k: int = 8, candidates: np.ndarray | None = None

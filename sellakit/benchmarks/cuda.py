@@ -20,24 +20,26 @@ What it does, each part on its own so one failure does not hide the others:
 
 Command (on the GPU machine, the kit's cache in ``$SELLAKIT_CACHE``)::
 
-    python bench/cuda_check.py --shape-dir DIR --aligned build/aligned_mf.pt --out OUT.json
+    sellakit bench cuda --shape-dir DIR --aligned build/aligned_mf.pt --out OUT.json
 
-``DIR`` holds SmolLM2-135M's config.json and tokenizer files (no weights).
+``DIR`` holds SmolLM2-135M's config.json and tokenizer files (no weights). ``--device cpu`` is a
+dry run with small sizes, to try the check before a GPU is lent.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 import traceback
-from pathlib import Path
 
 import numpy as np
 import torch
 
-DEVICE = "cuda"  # --device cpu: a dry run of this script (small sizes) before a GPU is lent
+from sellakit.benchmarks.report import markdown_table, write_report
+
+__all__ = ["cuda_check", "cuda_markdown"]
+
+DEVICE = "cuda"  # set by cuda_check (one check per process)
 
 
 def sync() -> None:
@@ -158,9 +160,7 @@ def stages(split, shape_dir: str, aligned: str, rows: int) -> dict:
 
 
 def sweep(split, shape_dir: str, shape: str, sizes: list[int], score_rows: int) -> dict:
-    from torch import nn
-
-    from sellakit.bench import random_sella_scorer
+    from sellakit.benchmarks.rec import random_sella_scorer
     from sellakit.rec import (TEMPLATES, PromptBuilder, RecConfig, add_lora, add_slot_tokens,
                               collate_rows, sample_rows, score_prompts)
 
@@ -181,28 +181,9 @@ def sweep(split, shape_dir: str, shape: str, sizes: list[int], score_rows: int) 
         optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], 1e-4)
         model.train()
         for size in sizes:
-            reset_peak()
             batch = collate_rows(prompts[:size], frame.iloc[:size], pad, DEVICE)
-            try:
-                times = []
-                for _ in range(3):  # one warm-up, two timed
-                    sync()
-                    t0 = time.perf_counter()
-                    loss = nn.functional.binary_cross_entropy_with_logits(model(batch),
-                                                                          batch["label"])
-                    loss.backward()
-                    optimiser.step()
-                    optimiser.zero_grad(set_to_none=True)
-                    sync()
-                    times.append(time.perf_counter() - t0)
-                step = float(np.mean(times[1:]))
-                out["train_steps"].append({
-                    "checkpointing": checkpointing, "batch": size, "seconds": round(step, 4),
-                    "prompts_per_s": round(size / step, 1), "loss": round(loss.item(), 4),
-                    "peak_gib": peak_gib()})
-            except torch.OutOfMemoryError:
-                out["train_steps"].append({"checkpointing": checkpointing, "batch": size,
-                                           "oom": True})
+            out["train_steps"].append({"checkpointing": checkpointing, "batch": size,
+                                       **_time_step(model, optimiser, batch)})
             print(json.dumps(out["train_steps"][-1]), flush=True)
         if checkpointing:  # scoring throughput once, with this adapter
             for name, size in (("batched", 64), ("one_at_a_time", 1)):
@@ -220,7 +201,30 @@ def sweep(split, shape_dir: str, shape: str, sizes: list[int], score_rows: int) 
     return out
 
 
-def markdown(result: dict, *, command: str) -> str:
+def _time_step(model, optimiser, batch: dict) -> dict:
+    """Seconds, prompts/s, loss and peak memory of one training step on ``batch`` (one warm-up,
+    two timed), or ``{"oom": True}``."""
+    reset_peak()
+    try:
+        times = []
+        for _ in range(3):
+            sync()
+            t0 = time.perf_counter()
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(model(batch),
+                                                                        batch["label"])
+            loss.backward()
+            optimiser.step()
+            optimiser.zero_grad(set_to_none=True)
+            sync()
+            times.append(time.perf_counter() - t0)
+    except torch.OutOfMemoryError:
+        return {"oom": True}
+    step = float(np.mean(times[1:]))
+    return {"seconds": round(step, 4), "prompts_per_s": round(len(batch["label"]) / step, 1),
+            "loss": round(loss.item(), 4), "peak_gib": peak_gib()}
+
+
+def cuda_markdown(result: dict, *, command: str) -> str:
     """The tables of one run (GPU, versions, each part)."""
     lines = [f"CUDA check on {result['device']} (torch {result['torch']}, transformers "
              f"{result['transformers']}, peft {result['peft']}); LLMs are RANDOMLY initialised "
@@ -228,22 +232,20 @@ def markdown(result: dict, *, command: str) -> str:
              f"Command: `{command}`", ""]
     pad = result.get("padding", {})
     if "left_padded" in pad:
-        lines += ["| one LoRA step, 16 prompts | loss | non-finite LoRA grads |",
-                  "|---|---:|---:|"]
-        lines += [f"| {name.replace('_', '-')} | {pad[name]['loss']} | "
-                  f"{pad[name]['nonfinite_lora_grads']} |" for name in ("left_padded",
-                                                                       "right_padded")]
-        lines.append("")
+        lines += markdown_table(
+            ["one LoRA step, 16 prompts", "loss", "non-finite LoRA grads"],
+            [[name.replace("_", "-"), pad[name]["loss"], pad[name]["nonfinite_lora_grads"]]
+             for name in ("left_padded", "right_padded")]) + [""]
     st = result.get("stages", {})
     if "methods" in st:
         lines += [f"Stages end to end ({st['backbone']}; paper preset on {st['rows']} train "
                   f"rows; stage 2 {st['stage2_seconds']} s, stage 3 {st['stage3_seconds']} s, "
                   f"peak {st['peak_gib']} GiB). AUCs of a random model say nothing about "
-                  "quality.", "", "| method | losses finite | best step | test AUC | seconds |",
-                  "|---|---|---:|---:|---:|"]
-        lines += [f"| {m} | {v['losses_finite']} | {v['best_step']} | {v['test_auc']:.3f} | "
-                  f"{v['seconds']} |" for m, v in st["methods"].items()]
-        lines.append("")
+                  "quality.", ""]
+        lines += markdown_table(
+            ["method", "losses finite", "best step", "test AUC", "seconds"],
+            [[m, v["losses_finite"], v["best_step"], f"{v['test_auc']:.3f}", v["seconds"]]
+             for m, v in st["methods"].items()], numeric_from=2) + [""]
     for part in ("sweep135m", "sweep7b"):
         sw = result.get(part, {})
         if "train_steps" not in sw:
@@ -251,60 +253,46 @@ def markdown(result: dict, *, command: str) -> str:
         lines += [f"{sw['backbone']}, {sw['params_b']} B parameters, prompts of "
                   f"{sw['mean_tokens']:.0f} tokens on average; LoRA r64 on every projection. "
                   f"Scoring: {sw['score_batched_prompts_per_s']} prompts/s in batches of 64, "
-                  f"{sw['score_one_at_a_time_prompts_per_s']} one at a time.", "",
-                  "| checkpointing | micro-batch | s/step | prompts/s | peak GiB |",
-                  "|---|---:|---:|---:|---:|"]
-        for row in sw["train_steps"]:
-            cells = ("out of memory", "", "") if row.get("oom") else \
-                (row["seconds"], row["prompts_per_s"], row["peak_gib"])
-            lines.append(f"| {row['checkpointing']} | {row['batch']} | "
-                         + " | ".join(map(str, cells)) + " |")
-        lines.append("")
+                  f"{sw['score_one_at_a_time_prompts_per_s']} one at a time.", ""]
+        lines += markdown_table(
+            ["checkpointing", "micro-batch", "s/step", "prompts/s", "peak GiB"],
+            [[row["checkpointing"], row["batch"],
+              *(("out of memory", "", "") if row.get("oom") else
+                (row["seconds"], row["prompts_per_s"], row["peak_gib"]))]
+             for row in sw["train_steps"]]) + [""]
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shape-dir", required=True)
-    parser.add_argument("--aligned", default="build/aligned_mf.pt")
-    parser.add_argument("--rows", type=int, default=512)
-    parser.add_argument("--parts", default="padding,stages,sweep135m,sweep7b")
-    parser.add_argument("--sizes", default="8,16,32,64,128",
-                        help="micro-batch sizes of the 135M sweep (the 7B sweep: 4,8,16,32)")
-    parser.add_argument("--score-rows", type=int, default=512)
-    parser.add_argument("--device", default="cuda", help="cpu: a dry run with small sizes")
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
+def cuda_check(*, shape_dir: str, out: str, aligned: str = "build/aligned_mf.pt",
+               rows: int = 512, parts: tuple[str, ...] = ("padding", "stages", "sweep135m",
+                                                          "sweep7b"),
+               sizes: tuple[int, ...] = (8, 16, 32, 64, 128), score_rows: int = 512,
+               device: str = "cuda", command: str = "sellakit bench cuda") -> dict:
+    """Run the named ``parts`` (each on its own: one failure is reported and the others go on)
+    and write the JSON after each part, then the markdown; returns the results."""
     global DEVICE
-    DEVICE = args.device
+    DEVICE = device
+    import peft
+    import transformers
+
     from sellakit.data import collm_split, load_movielens_1m
 
     split = collm_split(load_movielens_1m())
     result = {"device": torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu",
-              "torch": torch.__version__}
-    import transformers
-    import peft
-    result["transformers"], result["peft"] = transformers.__version__, peft.__version__
-    jobs = {"padding": lambda: padding(split, args.shape_dir),
-            "stages": lambda: stages(split, args.shape_dir, args.aligned, args.rows),
-            "sweep135m": lambda: sweep(split, args.shape_dir, "135m",
-                                       [int(x) for x in args.sizes.split(",")],
-                                       args.score_rows),
-            "sweep7b": lambda: sweep(split, args.shape_dir, "7b", [4, 8, 16, 32],
-                                     args.score_rows // 2)}
-    for part in args.parts.split(","):
+              "torch": torch.__version__, "transformers": transformers.__version__,
+              "peft": peft.__version__}
+    jobs = {"padding": lambda: padding(split, shape_dir),
+            "stages": lambda: stages(split, shape_dir, aligned, rows),
+            "sweep135m": lambda: sweep(split, shape_dir, "135m", list(sizes), score_rows),
+            "sweep7b": lambda: sweep(split, shape_dir, "7b", [4, 8, 16, 32], score_rows // 2)}
+    for part in parts:
         started = time.perf_counter()
         try:
             result[part] = jobs[part]()
-        except Exception:  # report and go on: one run of this script on a lent machine
+        except Exception:  # report and go on: one run of this check on a lent machine
             result[part] = {"error": traceback.format_exc()[-3000:]}
         result[part]["part_seconds"] = round(time.perf_counter() - started, 1)
         print(part, json.dumps(result[part])[:2000], flush=True)
         reset_peak()
-        Path(args.out).write_text(json.dumps(result, indent=1))
-    command = "python bench/cuda_check.py " + " ".join(sys.argv[1:])
-    Path(args.out).with_suffix(".md").write_text(markdown(result, command=command))
-
-
-if __name__ == "__main__":
-    main()
+        write_report(out, result, cuda_markdown(result, command=command))
+    return result

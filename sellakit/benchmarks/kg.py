@@ -14,28 +14,13 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from sellakit.kg.compare import StudentConfig, compare_on_target
-from sellakit.kg.data import MultiSourceKG
-from sellakit.kg.evaluate import evaluate, rotate_tail_scorer
-from sellakit.kg.pretrain import TeacherConfig, load_or_pretrain_teacher
+from sellakit.benchmarks.report import markdown_table
+from sellakit.kg import (MultiSourceKG, StudentConfig, TeacherConfig, compare_on_target,
+                         evaluate, load_or_pretrain_teacher)
+from sellakit.kg.evaluate import rotate_tail_scorer
+from sellakit.published import published
 
-__all__ = ["PUBLISHED_DBP5L", "kg_benchmark", "kg_markdown", "kg_eval_benchmark",
-           "kg_eval_markdown"]
-
-#: (H@1, H@10, MRR) in % per language; None where the paper reports none. Published.
-PUBLISHED_DBP5L = {
-    "TransE": {"el": (13.1, 43.7, 24.3), "ja": (21.1, 48.5, 25.3), "es": (13.5, 45.0, 24.4),
-               "fr": (17.5, 48.8, 27.6), "en": (7.3, 29.3, 16.9)},
-    "RotatE": {"el": (14.5, 36.2, 26.2), "ja": (26.4, 60.2, 39.8), "es": (21.2, 53.9, 33.8),
-               "fr": (23.2, 55.5, 35.1), "en": (12.3, 30.4, 20.7)},
-    "KEnS": {"el": (28.1, 56.9, None), "ja": (32.1, 65.3, None), "es": (23.6, 60.1, None),
-             "fr": (25.5, 62.9, None), "en": (15.1, 39.8, None)},
-    "SS-AGA": {"el": (30.8, 58.6, 35.3), "ja": (34.6, 66.9, 42.9), "es": (25.5, 61.9, 36.6),
-               "fr": (27.1, 65.5, 38.3), "en": (16.3, 41.3, 23.1)},
-    "DMKGC (WWW 2026)": {"el": (41.9, 91.0, 61.0), "ja": (42.0, 82.4, 56.3),
-                         "es": (33.0, 77.7, 49.1), "fr": (38.6, 82.3, 54.2),
-                         "en": (20.9, 64.2, 36.3)},
-}
+__all__ = ["kg_benchmark", "kg_markdown", "kg_eval_benchmark", "kg_eval_markdown"]
 
 
 def kg_benchmark(ms: MultiSourceKG, targets: list[str], *, preset: str = "quick",
@@ -83,31 +68,28 @@ def kg_markdown(results: dict, *, command: str) -> str:
              f"seed {results['seed']}; filtered tail ranking over the target's entities, "
              f"realistic ties; model chosen on validation MRR, test scored once). Teacher "
              f"{_arch(results['teacher_config'])} d={results['teacher_config']['dim']} "
-             f"({results['teacher_config']['mode']}), trained once in {results['teacher_seconds']} s; "
+             f"({results['teacher_config']['mode']}), trained once in "
+             f"{results['teacher_seconds']} s; "
              f"student {_arch(results['student'])} d={results['student']['dim']}; "
              f"{results.get('device', 'cpu')}. "
-             f"Command: `{command}`", "",
-             "| target | model | MRR | H@1 | H@3 | H@10 | seconds |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+             f"Command: `{command}`", ""]
 
     def pct(x):
         return "–" if x is None else f"{100 * x:.1f}"
 
+    table = []
     for target, r in per.items():
         rows = [("teacher (joint, reused)", r["teacher"], None), ("scratch", r["scratch"], 1),
                 ("joint retrain", r.get("joint"), 1), ("student + KD", r["kd"], 1)]
         rows += [(f"KD {name}", v, 1) for name, v in r.get("ablations", {}).items()]
-        for name, v, timed in rows:
-            if v is None:
-                continue
-            seconds = v.get("seconds", "") if timed else "(once)"
-            lines.append(f"| {target} | {name} | {pct(v['mrr'])} | {pct(v['hits@1'])} | "
-                         f"{pct(v['hits@3'])} | {pct(v['hits@10'])} | {seconds} |")
-        if results["dataset"] == "dbp5l":
-            for method, table in PUBLISHED_DBP5L.items():
-                h1, h10, mrr = table[target]
-                lines.append(f"| {target} | {method} — published (DMKGC Table 1 reprint) | "
-                             f"{'–' if mrr is None else mrr} | {h1} | – | {h10} | |")
+        table += [[target, name, pct(v["mrr"]), pct(v["hits@1"]), pct(v["hits@3"]),
+                   pct(v["hits@10"]), v.get("seconds", "") if timed else "(once)"]
+                  for name, v, timed in rows if v is not None]
+        table += [[target, row.label, row.metrics.get("mrr", "–"), row.metrics["hits@1"], "–",
+                   row.metrics["hits@10"], None]
+                  for row in published(results["dataset"], kind="kg", target=target)]
+    lines += markdown_table(["target", "model", "MRR", "H@1", "H@3", "H@10", "seconds"], table,
+                            numeric_from=2)
     return "\n".join(lines) + "\n"
 
 
@@ -186,14 +168,14 @@ def kg_eval_benchmark(ms: MultiSourceKG, target: str, *, epochs: int = 5, dim: i
 
 
 def kg_eval_markdown(result: dict, *, command: str) -> str:
+    """Both evaluators' seconds and metrics on the same trained model."""
     lines = [f"Evaluator timing on {result['dataset']} {result['target']} test "
              f"({result['n_test']} tail queries; {result['model']}; batch "
-             f"{result['batch_size']}; {result['timing']}). Command: `{command}`", "",
-             "| evaluator | seconds | MRR | H@1 | H@3 | H@10 |", "|---|---:|---:|---:|---:|---:|"]
-    for name, key, m in (("sellakit", "ours_seconds", result["ours"]),
-                         ("PyKEEN RankBasedEvaluator", "pykeen_seconds", result["pykeen"])):
-        lines.append(f"| {name} | {result[key]} | {m['mrr']:.6f} | {m['hits@1']:.6f} | "
-                     f"{m['hits@3']:.6f} | {m['hits@10']:.6f} |")
+             f"{result['batch_size']}; {result['timing']}). Command: `{command}`", ""]
+    lines += markdown_table(["evaluator", "seconds", "MRR", "H@1", "H@3", "H@10"], [
+        [name, result[key]] + [f"{m[k]:.6f}" for k in ("mrr", "hits@1", "hits@3", "hits@10")]
+        for name, key, m in (("sellakit", "ours_seconds", result["ours"]),
+                             ("PyKEEN RankBasedEvaluator", "pykeen_seconds", result["pykeen"]))])
     lines += ["", f"Speed-up {result['speedup']}x; largest difference over MRR and Hits@k: "
               f"{result['max_abs_diff']:.2e}."]
     return "\n".join(lines) + "\n"

@@ -1,0 +1,25 @@
+"""The benchmarks behind the README's tables, one module per target.
+
+Each target has a ``*_benchmark`` function returning JSON-ready results and a ``*_markdown``
+function making the table, which names the command that produced it; :func:`write_report`
+writes both (``sellakit bench TARGET --out FILE.json`` calls them). Published numbers stand
+beside ours, read from :mod:`sellakit.published`. Results live in ``bench/``.
+
+Targets: ``cf``, ``align``, ``rec``, ``rec-scoring``, ``kg``, ``kg-eval`` and ``cuda`` (the
+GPU check).
+"""
+
+from sellakit.benchmarks.report import check_out, markdown_table, write_report
+
+__all__ = ["check_out", "markdown_table", "write_report", "TARGETS"]
+
+#: ``sellakit bench`` targets -> what each measures.
+TARGETS = {
+    "cf": "MF, LightGCN, SASRec on a CTR split; CoLLM's published rows beside them",
+    "align": "plain against aligned MF; alignment measures before and after",
+    "rec": "MF, TALLRec-, CoLLM-style prompts and SeLLa-Rec (and ablations) with one LLM",
+    "rec-scoring": "SeLLa-Rec scoring: length-sorted batches against one prompt at a time",
+    "kg": "teacher once; scratch, joint retrain, student with KD and its ablations per target",
+    "kg-eval": "our filtered evaluator against PyKEEN's RankBasedEvaluator (time, equality)",
+    "cuda": "the CUDA path on a GPU: stages end to end, step sweeps (random weights)",
+}
