@@ -110,7 +110,7 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
     answers = answer_token_ids(run.backbone.tokenizer)
     if "mf" in methods:
         run.scores["mf"] = {s: predict(plain_mf, rows[s]) for s in ("valid", "test")}
-        run.results["mf"] = _record(rows, run.scores["mf"], seconds=0.0,
+        run.results["mf"] = _method_results(rows, run.scores["mf"], seconds=0.0,
                                     backbone="none (MF alone)", seed=config.seed)
     llm_methods = [m for m in methods if m != "mf"]
     if not llm_methods:
@@ -180,7 +180,7 @@ def _fit(run: RecRun, name: str, model: SpecialTokenRec, data: dict, lr: float, 
                                     batch_size=config.score_batch_size, accelerator=accelerator,
                                     desc=f"{name}: test", progress=progress)}
     run.scores[name] = scores
-    run.results[name] = _record(run.rows, scores, seconds=round(trained.seconds, 1),
+    run.results[name] = _method_results(run.rows, scores, seconds=round(trained.seconds, 1),
                                 backbone=run.backbone.name, seed=config.seed,
                                 best_step=trained.best_step)
 
@@ -208,9 +208,11 @@ def _stage3_model(name: str, llm, answers, plain_mf: nn.Module,
         semantic_projector=nn.Linear(d_llm, d_llm) if warm else None)
 
 
-def _record(rows: dict[str, pd.DataFrame], scores: dict[str, np.ndarray], **extra) -> dict:
+def _method_results(rows: dict[str, pd.DataFrame], scores: dict[str, np.ndarray], **facts
+                    ) -> dict:
+    """Validation metrics, test metrics on all / warm / cold rows, and ``facts``."""
     return {"valid": ctr_metrics(rows["valid"], scores["valid"]),
-            **evaluate_slices(rows["test"], scores["test"]), **extra}
+            **evaluate_slices(rows["test"], scores["test"]), **facts}
 
 
 def prepare_stage2(split: CTRSplit, backbone: Backbone, *, preset: str = "quick",
