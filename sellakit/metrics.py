@@ -22,7 +22,7 @@ from sklearn.metrics import roc_auc_score
 
 from sellakit.errors import DataError
 
-__all__ = ["auc", "uauc", "ctr_metrics", "evaluate_slices"]
+__all__ = ["auc", "uauc", "ctr_metrics", "evaluate_slices", "require_both_labels"]
 
 
 def auc(labels: Sequence[int], scores: Sequence[float]) -> float:
@@ -74,3 +74,14 @@ def evaluate_slices(frame: pd.DataFrame, scores: Sequence[float], prefix: str = 
         f"{prefix}_warm": ctr_metrics(frame[warm], scores[warm]),
         f"{prefix}_cold": ctr_metrics(frame[~warm], scores[~warm]),
     }
+
+
+def require_both_labels(labels, what: str) -> None:
+    """Refuse selection rows that hold one label: AUC, the selection metric, is then undefined,
+    so no checkpoint could be chosen. ``what`` names the rows in the message."""
+    present = sorted({int(x) for x in labels})
+    if len(present) < 2:
+        raise DataError(f"{what} hold only label {present} ({len(labels)} rows): AUC is "
+                        "undefined, so no checkpoint can be chosen. Fix: give the validation "
+                        "period rows of both labels (a longer period, another split spec, or "
+                        "more sampled rows).")

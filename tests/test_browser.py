@@ -8,6 +8,7 @@ and checks that their outputs change. Skips, saying why, when no Chromium or Pla
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -51,13 +52,14 @@ def lab(tmp_path):
     (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text(
         '{"fetchNews": "false", "checkForUpdates": false}')
     port = _free_port()
+    token = secrets.token_hex(24)  # a random token, XSRF checks on: the server as users run it
     log = open(tmp_path / "jupyterlab.log", "wb")  # a file, not a pipe that could fill up
     env = {**os.environ, "SELLAKIT_QUICK": "1", "SELLAKIT_FIGURES": str(tmp_path / "figures"),
            "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config")}
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
-         "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=", "--ServerApp.password=",
-         "--ServerApp.disable_check_xsrf=True", "--LabApp.expose_app_in_browser=True",
+         "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
+         "--LabApp.expose_app_in_browser=True",
          f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
          f"--LabApp.user_settings_dir={tmp_path / 'user-settings'}",
          "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--allow-root"],
@@ -73,7 +75,7 @@ def lab(tmp_path):
         else:
             pytest.fail("JupyterLab did not start within 90 s:\n"
                         + (tmp_path / "jupyterlab.log").read_text()[-2000:])
-        yield f"http://127.0.0.1:{port}", chromium, tmp_path
+        yield f"http://127.0.0.1:{port}", token, chromium, tmp_path
     finally:
         server.terminate()
         try:
@@ -86,14 +88,14 @@ def lab(tmp_path):
 def test_explorer_renders_and_reacts(lab):
     from playwright.sync_api import sync_playwright
 
-    url, chromium, tmp_path = lab
+    url, token, chromium, tmp_path = lab
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         errors: list[str] = []
         page.on("pageerror", lambda err: errors.append(str(err)))
         try:
-            page.goto(f"{url}/lab/tree/{NOTEBOOK}?reset", timeout=120_000)
+            page.goto(f"{url}/lab/tree/{NOTEBOOK}?reset&token={token}", timeout=120_000)
             page.wait_for_function("window.jupyterapp !== undefined", timeout=120_000)
             page.wait_for_selector(".jp-Notebook", timeout=120_000)
             page.wait_for_function(

@@ -62,3 +62,18 @@ def test_sasrec_handles_empty_history():
 def test_unknown_model_is_named():
     with pytest.raises(ValueError, match="choose mf, lightgcn or sasrec"):
         build_model("bpr", 3, 3, dim=4, train_edges=None)
+
+
+def test_mf_twice_with_one_seed_is_bit_identical(small_split):
+    """Deterministic algorithms, one seed, the same thread count: the same weights, bit for
+    bit (another thread count may round sums differently; see seed_everything)."""
+    from sellakit.config import seed_everything
+
+    config = CFConfig.preset("quick", model="mf", dim=16, max_epochs=5, lr=1e-2)
+    seed_everything(config.seed, deterministic=True)
+    try:
+        first = train_cf(small_split, config, progress=False).model.state_dict()
+        second = train_cf(small_split, config, progress=False).model.state_dict()
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert all(torch.equal(first[k], second[k]) for k in first)

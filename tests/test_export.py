@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from sellakit.data.export import export_split
 
@@ -20,7 +21,21 @@ def test_collm_pickles(ml1m_split, tmp_path):
     assert row.his[0] == 0 and row.his_title[0] == ""
     assert len(row.his) == len(row.his_title)
     assert row.title == ml1m_split.item_titles[row.iid]
-    assert not list(tmp_path.glob(".export-*"))
+    assert not list(tmp_path.parent.glob(f".{tmp_path.name}.*"))  # no staging left
+
+
+def test_export_refuses_a_folder_with_files_unless_forced(ml1m_split, tmp_path):
+    from sellakit.errors import ConfigError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="already holds files.*--force"):
+        export_split(ml1m_split, out, "parquet")
+    assert (out / "mine.txt").exists()
+    export_split(ml1m_split, out, "parquet", force=True)  # replaced whole, no mix
+    assert sorted(p.name for p in out.iterdir()) == ["items.parquet", "test.parquet",
+                                                     "train.parquet", "valid.parquet"]
 
 
 def test_parquet(ml1m_split, tmp_path):

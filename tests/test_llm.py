@@ -68,10 +68,10 @@ def test_with_a_lora_adapter(tiny, tmp_cache, tmp_path):
 
 
 def test_unknown_model_gives_a_clear_error(tmp_path):
-    from sellakit.cache import CacheError
+    from sellakit.errors import DataError
     from sellakit.llm import load_backbone
 
-    with pytest.raises(CacheError, match="Could not load the model"):
+    with pytest.raises(DataError, match="Could not load the model"):
         load_backbone(str(tmp_path / "no-such-model"))
 
 

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from sellakit.cf.models import build_model
 from sellakit.config import Config, pick_device, seed_everything
 from sellakit.data.protocol import CTRSplit
-from sellakit.metrics import ctr_metrics, evaluate_slices
+from sellakit.metrics import ctr_metrics, evaluate_slices, require_both_labels
 from sellakit.selection import CheckpointSelector, TrainResult
 
 __all__ = ["CFConfig", "TrainResult", "train_cf", "predict", "batch_tensors", "fit_and_evaluate",
@@ -138,6 +138,7 @@ def train_cf(split: CTRSplit, config: CFConfig, *, model: nn.Module | None = Non
     Returns the model restored to its best validation epoch (``best_step``). Test is not
     touched.
     """
+    require_both_labels(split.valid.label, f"the validation rows of {split.name}")
     seed_everything(config.seed)
     device = pick_device(config.device)
     model = (_build(split, config) if model is None else model).to(device)

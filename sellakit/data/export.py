@@ -7,18 +7,18 @@
 * ``parquet``: ``train.parquet``, ``valid.parquet``, ``test.parquet`` with the same columns,
   plus ``items.parquet`` (iid, item key, title) for everyone else.
 
-The folder is written atomically: a failed export leaves no partial files behind.
+The folder is written atomically (staged beside it, then renamed whole): a failed or interrupted
+export leaves no partial files behind; stale staging folders are swept on the next export.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
+from sellakit.cache import atomic_dir, sweep_stale
 from sellakit.data.protocol import CTRSplit
 from sellakit.errors import ConfigError
 
@@ -38,14 +38,24 @@ def collm_frame(split: CTRSplit, frame: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def export_split(split: CTRSplit, out_dir: str | os.PathLike, fmt: str = "collm") -> list[Path]:
-    """Write ``split`` into ``out_dir`` as ``"collm"`` pickles or ``"parquet"``; return the files."""
+def export_split(split: CTRSplit, out_dir: str | os.PathLike, fmt: str = "collm", *,
+                 force: bool = False) -> list[Path]:
+    """Write ``split`` into ``out_dir`` as ``"collm"`` pickles or ``"parquet"``; return the files.
+
+    The files are written into a staging folder beside ``out_dir``, which then replaces it
+    whole, so an interrupted export leaves the old folder (or none), never a mix. A folder that
+    already holds files is refused unless ``force`` (its contents are then replaced).
+    """
     if fmt not in {"collm", "parquet"}:
         raise ConfigError(f"format {fmt!r}: use 'collm' or 'parquet'.")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
-    try:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file; give a folder to export into.")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise ConfigError(f"{out} already holds files. Fix: choose an empty or new folder, or "
+                          "pass --force (force=True) to replace its contents.")
+    sweep_stale(out.parent, f".{out.name}.*")
+    with atomic_dir(out) as staging:
         for name, frame in split.frames().items():
             table = collm_frame(split, frame)
             if fmt == "collm":
@@ -55,10 +65,5 @@ def export_split(split: CTRSplit, out_dir: str | os.PathLike, fmt: str = "collm"
         if fmt == "parquet":
             pd.DataFrame({"iid": range(1, split.n_items), "item": split.item_ids,
                           "title": split.item_titles[1:]}).to_parquet(staging / "items.parquet")
-        written = []
-        for path in sorted(staging.iterdir()):
-            os.replace(path, out / path.name)
-            written.append(out / path.name)
-        return written
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        names = sorted(path.name for path in staging.iterdir())
+    return [out / name for name in names]

@@ -133,8 +133,9 @@ def load_movielens_100k(path: str | os.PathLike | None = None) -> MovieLens:
 
 
 def _load_file(path: Path, name: str) -> MovieLens:
-    if not path.exists():
-        raise DataError(f"{path} does not exist. Fix: pass the path of a GroupLens {name}.zip "
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise DataError(f"{path} {what}. Fix: pass the path of a GroupLens {name}.zip file "
                         "or leave `path` out to fetch the data set into the cache.")
     digest = sha256_of(path)
     parsed = cache_dir() / "derived" / f"{name}-{_PARSED_VERSION}-{digest[:16]}"

