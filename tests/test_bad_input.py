@@ -34,6 +34,14 @@ def _load_model(kind):
         target = Path(tmp) / "model"
         if kind == "empty folder":
             target.mkdir()
+        elif kind == "truncated weights":
+            from sellakit.llm import tiny_random_llama
+
+            tiny = tiny_random_llama()
+            tiny.model.save_pretrained(target)
+            tiny.tokenizer.save_pretrained(target)
+            weights = target / "model.safetensors"
+            weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
         elif kind == "file":
             target.write_text("not a model")
         return load_backbone(str(target))
@@ -52,6 +60,18 @@ def _one_class_validation(tmp):
     spec = SplitSpec(train_months=(0, 3), valid_months=(4, 4), test_months=(5, 5))
     split = split_by_months(ratings, meta, spec, name="one_class_unit_test", month=month)
     return train_cf(split, CFConfig.preset("quick", max_epochs=1), progress=False)
+
+
+def _amazon(csv_text: str | None, meta_bytes: bytes = b'{"asin": "0001", "title": "A"}\n'):
+    """Amazon's two files in ``tmp``; ``csv_text`` None makes the CSV path a folder."""
+    def run(tmp):
+        from sellakit.data.amazon import load_amazon_books
+
+        csv, meta = Path(tmp) / "Books.csv", Path(tmp) / "meta_Books.json"
+        csv.mkdir() if csv_text is None else csv.write_text(csv_text)
+        meta.write_bytes(meta_bytes)
+        return load_amazon_books(csv, meta)
+    return run
 
 
 def _bad_config(tmp):
@@ -81,8 +101,16 @@ CASES = {
         _cli("bench", "kg", "--data-dir", "{tmp}/nope", "--out", "{tmp}/r.json"),
         "does not exist"),
     "ML-1M path= is a folder": (_load_ml1m_path, "is a folder"),
+    "Amazon CSV with 5 columns": (_amazon("0001,A1,5.0,1500000000,x\n"),
+                                  "5 columns, expected 4"),
+    "Amazon CSV that is empty": (_amazon(""), "Books.csv is empty"),
+    "Amazon CSV that is a folder": (_amazon(None), "Books.csv is a folder"),
+    "Amazon metadata not UTF-8": (_amazon("0001,A1,5.0,1500000000\n", b'{"asin": "\xff"}\n'),
+                                  "line 1: not UTF-8"),
     "model path is an empty folder": (_load_model("empty folder"), "not a model folder"),
     "model path is a file": (_load_model("file"), "not a model folder"),
+    "model folder with truncated weights": (_load_model("truncated weights"),
+                                            "Could not load the model"),
     "validation rows of one class": (_one_class_validation, "hold only label [1]"),
     "config choice not allowed": (_bad_config, "CFConfig.model='foo' is not allowed"),
     "unknown preset": (_unknown_preset, "TeacherConfig has no preset 'huge'"),
@@ -141,3 +169,22 @@ def test_read_only_cache_names_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("SELLAKIT_CACHE", str(blocker / "cache"))  # cannot be created
     with pytest.raises(CacheError, match="cannot be written.*SELLAKIT_CACHE"):
         cache_dir()
+
+
+def test_a_killed_fetch_leaves_nothing_for_long(tmp_cache):
+    """Temporary folders of a killed process are swept on the next fetch (after an hour, so a
+    live writer's folder is never touched)."""
+    import os
+    import time
+
+    from sellakit.cache import Asset, fetch
+    from sellakit.errors import CacheError
+
+    downloads = tmp_cache / "downloads"
+    old, fresh = downloads / ".fetch-old", downloads / ".fetch-live"
+    for folder in (old, fresh):
+        folder.mkdir(parents=True)
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    with pytest.raises(CacheError):
+        fetch(Asset("nothing.whl", "0" * 64))
+    assert not old.exists() and fresh.exists()

@@ -327,3 +327,15 @@ def test_rotate_matrix_scorer_equals_pykeen_scores():
     assert ours.shape == (12, 60)
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
     assert torch.equal(ours.argsort(1)[:, -5:], theirs.argsort(1)[:, -5:])
+
+
+def test_junk_in_the_cached_dbp5l_is_never_served(tmp_cache, monkeypatch):
+    """A cache folder under DBP-5L's name whose files do not match the pins is removed."""
+    from sellakit.kg.data import DBP5L_SHA256
+
+    monkeypatch.delenv(DBP5L_ENV, raising=False)
+    junk = tmp_cache / "datasets" / "dbp5l"
+    for rel in DBP5L_SHA256:
+        (junk / rel).parent.mkdir(parents=True, exist_ok=True)
+        (junk / rel).write_text("0\t0\t0\n")
+    assert locate_dbp5l() is None and not junk.exists()

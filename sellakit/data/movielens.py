@@ -19,13 +19,16 @@ Every loader returns the same :class:`MovieLens` frames, whatever the source:
 
 from __future__ import annotations
 
+import hashlib
 import io
-import shutil
 import os
+import shutil
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from sellakit.cache import Asset, atomic_dir, cache_dir, fetch, lock, sha256_of
@@ -56,6 +59,8 @@ ML100K_WHEEL = Asset(
 
 # The published shape of ML-1M: used to check any copy, whatever its source.
 ML1M_N_RATINGS = 1_000_209
+#: :func:`ratings_digest` of MovieLens-1M (both the pinned wheel's copy and GroupLens' zip).
+ML1M_RATINGS_SHA256 = "f5d12c783763662a2fa37aa6d1bf0f87509a3422a91ba72b4d3624b8c1d79fc9"
 ML1M_RATING_COUNTS = {1: 56_174, 2: 107_557, 3: 261_197, 4: 348_971, 5: 226_310}
 ML100K_N_RATINGS = 100_000
 _PARSED_VERSION = "v1"  # bump when the parsed layout changes, so old cache entries are not read
@@ -140,25 +145,27 @@ def _load_file(path: Path, name: str) -> MovieLens:
     digest = sha256_of(path)
     parsed = cache_dir() / "derived" / f"{name}-{_PARSED_VERSION}-{digest[:16]}"
     with lock(parsed.name):
-        if not (parsed / "done").exists():
-            data = _parse(path, name, digest)
-            with atomic_dir(parsed) as tmp:
-                data.ratings.to_parquet(tmp / "ratings.parquet")
-                data.items.to_parquet(tmp / "items.parquet")
-                data.users.to_parquet(tmp / "users.parquet")
-                (tmp / "done").write_text(data.source)
-        try:
-            return MovieLens(
-                name=name,
-                ratings=pd.read_parquet(parsed / "ratings.parquet"),
-                items=pd.read_parquet(parsed / "items.parquet"),
-                users=pd.read_parquet(parsed / "users.parquet"),
-                source=(parsed / "done").read_text(),
-            )
-        except Exception as err:  # a damaged derived entry: drop it and parse again
-            shutil.rmtree(parsed, ignore_errors=True)
-            raise CacheError(f"The parsed cache entry {parsed} was unreadable ({err}); it has "
-                             "been removed. Fix: run the same call again.") from err
+        if (parsed / "done").exists():
+            try:  # checked like a fresh parse: an edited or damaged entry is never served
+                return _read_parsed(parsed, name, path)
+            except Exception:  # noqa: BLE001 - whatever is wrong, parse the source again
+                shutil.rmtree(parsed, ignore_errors=True)
+        data = _parse(path, name, digest)
+        with atomic_dir(parsed) as tmp:
+            data.ratings.to_parquet(tmp / "ratings.parquet")
+            data.items.to_parquet(tmp / "items.parquet")
+            data.users.to_parquet(tmp / "users.parquet")
+            (tmp / "done").write_text(data.source)
+        return _read_parsed(parsed, name, path)
+
+
+def _read_parsed(parsed: Path, name: str, source: Path) -> MovieLens:
+    data = MovieLens(name=name, ratings=pd.read_parquet(parsed / "ratings.parquet"),
+                     items=pd.read_parquet(parsed / "items.parquet"),
+                     users=pd.read_parquet(parsed / "users.parquet"),
+                     source=(parsed / "done").read_text())
+    _check_shape(data, source)
+    return data
 
 
 def _parse(path: Path, name: str, digest: str) -> MovieLens:
@@ -183,7 +190,7 @@ def _parse(path: Path, name: str, digest: str) -> MovieLens:
                                 f"GroupLens {name}.zip or the recbole wheel.")
         except zipfile.BadZipFile as err:
             raise DataError(f"{path} is damaged ({err}). Fix: delete it and fetch again.") from err
-        except (KeyError, ValueError, pd.errors.ParserError) as err:
+        except (KeyError, ValueError, EOFError, zlib.error, pd.errors.ParserError) as err:
             if isinstance(err, DataError):
                 raise
             raise DataError(f"{path}: its {name} files could not be parsed ({err}). Fix: use an "
@@ -191,6 +198,14 @@ def _parse(path: Path, name: str, digest: str) -> MovieLens:
     data.source = f"{path.name} (sha256 {digest[:12]}…)"
     _check_shape(data, path)
     return data
+
+
+def ratings_digest(ratings: pd.DataFrame) -> str:
+    """sha256 of the (user, rating, timestamp) rows in sorted order: the content of a ratings
+    table, whatever file layout or item naming it came in."""
+    columns = [ratings[c].astype("int64").to_numpy() for c in ("user", "rating", "timestamp")]
+    rows = np.stack(columns, 1)[np.lexsort(columns[::-1])]
+    return hashlib.sha256(np.ascontiguousarray(rows).tobytes()).hexdigest()
 
 
 def _read_member(archive: zipfile.ZipFile, member: str, **kwargs) -> pd.DataFrame:
@@ -295,3 +310,8 @@ def _check_shape(data: MovieLens, path: Path) -> None:
         if counts != ML1M_RATING_COUNTS:
             raise DataError(f"{path}: the rating histogram {counts} differs from ML-1M's "
                             f"{ML1M_RATING_COUNTS}. Fix: use an unmodified copy.")
+        if ratings_digest(data.ratings) != ML1M_RATINGS_SHA256:
+            raise DataError(f"{path}: its ratings differ from MovieLens-1M's (the digest of "
+                            "the sorted (user, rating, timestamp) rows does not match the "
+                            "pinned one); the copy is modified or fabricated. Fix: delete it "
+                            "and use an unmodified copy.")

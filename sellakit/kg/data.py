@@ -27,6 +27,7 @@ Example::
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,7 +172,9 @@ def _cached_dbp5l() -> Path:
 
 
 def _is_complete(root: Path) -> bool:
-    return root.is_dir() and all((root / rel).exists() for rel in DBP5L_SHA256)
+    """Every file present and matching its pin (a cached copy is checked like a given one)."""
+    return root.is_dir() and all((root / rel).is_file() and sha256_of(root / rel) == digest
+                                 for rel, digest in DBP5L_SHA256.items())
 
 
 def _verify_folder(root: Path, given_as: str) -> None:
@@ -222,7 +225,11 @@ def locate_dbp5l(path: str | Path | None = None) -> Path | None:
             return root
     final = _cached_dbp5l()
     with lock("dbp5l-dir"):
-        return final if _is_complete(final) else None
+        if _is_complete(final):
+            return final
+        if final.exists():  # junk or damaged files under the kit's name: never served
+            shutil.rmtree(final, ignore_errors=True)
+        return None
 
 
 def _download_dbp5l() -> Path:

@@ -36,10 +36,21 @@ DEFAULT_TEMPLATE = "Movie: {title}"
 
 
 def _fingerprint(backbone: Backbone) -> str:
-    """Name, size and a slice of the input embeddings: different weights, different key."""
-    embeddings = backbone.model.get_input_embeddings().weight
-    probe = embeddings[:4].detach().float().cpu().numpy().tobytes()
-    return f"{backbone.name}|{embeddings.shape}|{hashlib.sha256(probe).hexdigest()[:16]}"
+    """Every weight and the config, summarised: other weights (anywhere in the model), another
+    config or another vocabulary give another key.
+
+    Per tensor: its name, shape and two float64 sums (of the values and of their squares),
+    computed where the tensor lives, so a 7B model on a GPU is fingerprinted without copying
+    it to the CPU. Two different sets of weights with equal sums everywhere are, for trained
+    models, not a practical concern.
+    """
+    digest = hashlib.sha256(backbone.model.config.to_json_string().encode())
+    digest.update(f"{backbone.name}|{len(backbone.tokenizer)}".encode())
+    for name, tensor in backbone.model.state_dict().items():
+        values = tensor.detach().double()
+        digest.update(f"{name}{tuple(tensor.shape)}{values.sum().item():.17g}"
+                      f"{(values * values).sum().item():.17g}".encode())
+    return digest.hexdigest()
 
 
 @torch.no_grad()
