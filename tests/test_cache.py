@@ -121,3 +121,21 @@ def test_cached_arrays_computes_once_and_replaces_a_damaged_entry(tmp_cache):
     (tmp_cache / "derived" / "unit" / "k1.npz").write_bytes(b"garbage")
     assert (cached_arrays("unit", "k1", compute)["x"] == np.arange(3)).all() and len(calls) == 2
     assert not list((tmp_cache / "derived" / "unit").glob(".*"))  # no temporary left behind
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    """The temporary names are private (mkstemp / mkdtemp), the renamed results are not."""
+    import os
+
+    from sellakit.cache import atomic_file
+
+    mask = os.umask(0o022)
+    try:
+        with atomic_file(tmp_path / "out.json") as tmp:
+            tmp.write_text("{}")
+        with atomic_dir(tmp_path / "folder") as tmp:
+            (tmp / "a").write_text("")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "out.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "folder").stat().st_mode & 0o777 == 0o755
