@@ -28,11 +28,8 @@ import torch
 
 from sellakit.errors import ConfigError
 
-__all__ = ["Config", "PresetName", "quick_mode", "preset_name", "repo_root", "seed_everything",
+__all__ = ["Config", "quick_mode", "preset_name", "repo_root", "seed_everything",
            "pick_device", "pick_dtype"]
-
-PresetName = Literal["quick", "compare", "paper"]
-
 
 @dataclasses.dataclass(frozen=True)
 class Config:

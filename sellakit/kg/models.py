@@ -31,6 +31,7 @@ structural encoder.
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -40,8 +41,10 @@ from sellakit.errors import ConfigError
 
 __all__ = ["KGEModel", "MODELS", "ENCODERS", "neighbour_table"]
 
-MODELS = ("rotate", "transe", "complex")
-ENCODERS = ("none", "gnn")
+Interaction = Literal["rotate", "transe", "complex"]
+Encoder = Literal["none", "gnn"]
+MODELS = get_args(Interaction)
+ENCODERS = get_args(Encoder)
 
 
 def neighbour_table(graph: np.ndarray, n_entities: int, k: int, seed: int = 0

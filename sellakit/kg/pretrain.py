@@ -26,7 +26,7 @@ import json
 from functools import partial
 from pathlib import Path
 from dataclasses import asdict, dataclass, field, replace
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -46,7 +46,8 @@ __all__ = ["MODES", "TeacherConfig", "JointGraph", "build_joint", "swap_triples"
            "AlignmentLoss", "kg_scorer", "pretrain_teacher", "load_or_pretrain_teacher",
            "teacher_cache_path", "Teacher"]
 
-MODES = ("swapping", "sharing", "mapping")
+Mode = Literal["swapping", "sharing", "mapping"]
+MODES = get_args(Mode)
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class TeacherConfig(Config):
 
     train: TrainConfig = field(default_factory=lambda: TrainConfig.quick(
         dim=64, lr=0.03, batch_size=2048, epochs=8, eval_every=2, patience=2))
-    mode: Literal["swapping", "sharing", "mapping"] = "swapping"
+    mode: Mode = "swapping"
     align_weight: float = 1.0
     exclude: tuple[str, ...] | None = None  # None: every KG (a teacher for every target)
     valid_sample: int = 300  # validation triples per KG for epoch selection

@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -22,7 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sellakit.config import Config, pick_device, seed_everything
-from sellakit.kg.models import KGEModel
+from sellakit.kg.models import Encoder, Interaction, KGEModel
 from sellakit.selection import CheckpointSelector, TrainResult
 
 __all__ = ["TrainConfig", "with_reciprocals", "build_model", "train_kge"]
@@ -36,8 +35,8 @@ class TrainConfig(Config):
     encoder (``"none"``: shallow tables; ``"gnn"``: aggregate ``gnn_neighbours`` in-edges).
     """
 
-    model: Literal["rotate", "transe", "complex"] = "rotate"
-    encoder: Literal["none", "gnn"] = "none"
+    model: Interaction = "rotate"
+    encoder: Encoder = "none"
     gnn_neighbours: int = 10
     dim: int = 64
     epochs: int = 30
