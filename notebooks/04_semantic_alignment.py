@@ -20,8 +20,13 @@
 # the LLM's space, towards the LLM's vector of the same item (SeLLa-Rec's *collaborative
 # knowledge foundation*). Measure the agreement of the two spaces before and after, check that
 # recommendation quality does not pay for it, and explore the result with widgets.
-# **Run time:** about 5 minutes in quick mode on 2 CPU cores (after notebook 03 has cached the
-# model and the item vectors).
+#
+# **After this notebook you can** write InfoNCE and say what its temperature does, read linear
+# CKA, mutual k-NN, Recall@k and alignment/uniformity, and explain why the LLM's item states are
+# centred before anything is aligned to them.
+#
+# **Run time:** see the README's table (quick mode, 2 CPU cores, after notebook 03 has cached
+# the model and the item vectors).
 
 # %% tags=["parameters"]
 from sellakit.config import preset_name, quick_mode
@@ -55,13 +60,37 @@ config = AlignConfig.preset(preset_name(QUICK), seed=SEED, temperature=TEMPERATU
 semantic.shape, config.dim
 
 # %% [markdown]
-# ## 2. Training: BCE plus InfoNCE
+# ## 2. The target: raw or centred item states?
 #
-# For a batch of rows, the anchors are the items' semantic vectors `t_i`; the positive of each is
-# its own projected CF vector `P(e_i)` (an MLP 256 -> 1024 -> GELU -> 576), the negatives are the
-# other items of the batch (copies of the same item are masked out). Temperature 0.2. Both the
-# CF table and the semantic table move. Plain MF is trained beside it with the same settings and
-# seed; both choose their epoch on validation AUC.
+# The LLM's item states (last layer, after the final norm, at the end of "Movie: <title>") are
+# large and nearly parallel: one direction is shared by every item, and what tells items apart
+# is a small remainder. A cosine loss toward the raw states would mostly learn the shared
+# direction. Subtracting the mean item state (`center_items`) leaves the remainder, and that is
+# the target the kit aligns to (`AlignConfig.center_semantic=True`; `bench/align_ml1m_quick.md`
+# has the run toward the raw states beside it).
+
+# %%
+from sellakit.align import state_geometry
+
+geometry = pd.DataFrame(state_geometry(semantic)).T
+geometry.round(3)
+
+# %% [markdown]
+# ## 3. Training: BCE plus InfoNCE
+#
+# > **InfoNCE.** For a batch with semantic anchors $t_i$ and projected CF vectors $P(e_i)$,
+# > $$\mathcal{L}_\text{align} = -\frac{1}{B}\sum_i \log
+# >   \frac{\exp(\cos(t_i, P(e_i))/\tau)}{\sum_j \exp(\cos(t_i, P(e_j))/\tau)}$$
+# > *Each item's CF vector must pick out its own LLM vector among the batch's items; a small
+# > temperature $\tau$ sharpens the competition.* The total loss is
+# > $\text{BCE}(\langle e_u, e_i\rangle, y) + \mathcal{L}_\text{align}$.
+#
+# The anchors are the items' centred semantic vectors; the positive of each is its own
+# projected CF vector `P(e_i)` (an MLP 256 -> 1024 -> GELU -> 576), the negatives are the other
+# items of the batch (copies of the same item are masked out). Temperature 0.2. Both the CF
+# table and the semantic table move; weight decay is decoupled (AdamW) and none falls on the
+# semantic table, so items that never reach the loss keep the LLM's rows. Plain MF is trained
+# beside it with the same settings and seed; both choose their epoch on validation AUC.
 
 # %%
 plain, aligned, result = compare_alignment(split, semantic, config)
@@ -72,12 +101,20 @@ pd.DataFrame({"plain MF": {s: result["plain"][s]["auc"] for s in ("valid", "test
              ).round(4)
 
 # %% [markdown]
-# ## 3. How much closer are the spaces?
+# ## 4. How much closer are the spaces?
 #
-# Linear CKA and mutual 10-NN compare the *shapes* of the CF space and the LLM space; Recall@10
-# asks whether an item's projected CF vector finds its own LLM vector among all 3,087 train items
-# (chance: 0.3 %). "before" is the model at initialisation, "after" the epoch kept; the last
-# row compares plain MF's trained item table with the LLM space.
+# > **Linear CKA** of two representations $X, Y$ of the same items (columns centred):
+# > $\mathrm{CKA} = \lVert Y^\top X\rVert_F^2 / (\lVert X^\top X\rVert_F\,\lVert Y^\top
+# > Y\rVert_F)$, 1 when one is a rotation and scaling of the other. **Mutual k-NN**: the mean
+# > share of an item's k nearest neighbours that the two spaces have in common. **Recall@k**:
+# > how often $P(e_i)$'s k nearest semantic vectors include $t_i$. **Alignment** $\mathbb{E}
+# > \lVert \hat p_i - \hat t_i\rVert^2$ and **uniformity** $\log \mathbb{E}_{i,j}
+# > e^{-2\lVert \hat p_i - \hat p_j\rVert^2}$ on unit vectors (Wang & Isola, 2020): close pairs,
+# > spread-out points.
+#
+# Recall@10 asks whether an item's projected CF vector finds its own LLM vector among all 3,087
+# train items (chance: 0.3 %). "before" is the model at initialisation, "after" the epoch kept;
+# the last row compares plain MF's trained item table with the LLM space.
 
 # %%
 measures = pd.DataFrame({"before (init)": result["before"], "after": result["after"]}).round(4)
@@ -91,7 +128,7 @@ figures = {"04_alignment_over_epochs": plots.measure_curves(history,
 figures["04_alignment_over_epochs"]
 
 # %% [markdown]
-# ## 4. Seeing it: UMAP before and after
+# ## 5. Seeing it: UMAP before and after
 #
 # One UMAP is fitted on the LLM vectors of the 600 most frequent train items; the projected CF
 # vectors of every saved epoch are placed into that same frame. Plain MF's own space gets its
@@ -116,7 +153,7 @@ figures["04_map_aligned"] = maps.map_scatter(coords[f"epoch_{aligned.train.best_
 figures["04_map_aligned"]
 
 # %% [markdown]
-# ## 5. Explore
+# ## 6. Explore
 #
 # Search a movie to compare its neighbours in the three spaces; pick a user to see their history
 # and what the aligned MF recommends; move the slider to watch the projected CF items travel.
@@ -142,10 +179,11 @@ explorer.search.value = "Toy Story (1995)"
 explorer.widget
 
 # %% [markdown]
-# ## 6. Keep the result
+# ## 7. Keep the result
 #
-# The projector, the MF tables and the aligned semantic table are what notebook 05's hybrid
-# projection layer starts from (`sellakit.align.AlignedTables` writes and reads the file).
+# The projector, the MF tables, the aligned (centred) semantic table and the mean that was
+# subtracted are what notebook 05's quick run starts from (`sellakit.align.AlignedTables`
+# writes and reads the file). The benchmark aligns again after stage 1, as SeLLa-Rec does.
 
 # %%
 from sellakit.runner import build_dir
@@ -159,20 +197,57 @@ saved = save_figures(figures)
 # %% [markdown]
 # ## Summary and exercises
 #
-# The contrastive term makes the CF space agree with the LLM's: each item's projected CF vector
-# finds its own LLM vector far above chance and the neighbourhoods overlap more, while test AUC
-# stays within 0.01 of plain MF's. Watch the curve, though: Recall@10 peaks early (around epoch
-# 50) and fades while validation AUC still creeps up, so the epoch chosen for recommendation is
-# not the best-aligned one.
+# The contrastive term makes the CF space agree with the LLM's centred item states: each item's
+# projected CF vector finds its own LLM vector far above chance and the neighbourhoods overlap
+# more, while test AUC stays near plain MF's (the table in section 3 gives both). The raw states
+# are nearly one vector (section 2), which is why the kit aligns to the centred ones.
 #
 # 1. Set `TEMPERATURE = 0.05` and `1.0`. Which measure moves most? Why?
-# 2. Freeze the semantic table (`aligned.model.semantic.requires_grad_(False)` before training,
-#    via `train_aligned_mf`). Does Recall@10 go up or down?
+#
+#    <details><summary>Answer</summary>
+#
+#    Recall@10 moves most. A small temperature makes the softmax over the batch sharp, so the
+#    loss concentrates on the hardest negatives and pushes each item to its own LLM vector
+#    (higher Recall, sometimes at the cost of BCE); at 1.0 the logits are cosines in [-1, 1]
+#    and the softmax is nearly flat, so the alignment term barely separates items. CKA, a
+#    global measure, moves less.
+#    </details>
+#
+# 2. Freeze the semantic table: `AlignConfig.preset("quick", train_semantic=False)` with
+#    `compare_alignment`. Does Recall@10 go up or down?
+#
+#    <details><summary>Answer</summary>
+#
+#    Run `compare_alignment(split, semantic, config.__class__.preset("quick",
+#    train_semantic=False))` and compare `result["after"]["recall@10"]`. With both sides
+#    trainable the semantic rows also move toward the CF vectors, so Recall@10 is usually
+#    higher; frozen, only the projector and MF can move, and the LLM's space is kept exactly
+#    (what `<Warm_ID>` should carry). The measures are against the original table in both
+#    cases.
+#    </details>
+#
 # 3. Which items stay far from their LLM vector after alignment? Look at their titles.
-# 4. Recall@10 fades late in training. Is it weight decay on the projector and semantic table?
-#    Try `AlignConfig.preset("quick", weight_decay=0)` and compare the curves.
+#
+#    <details><summary>Answer</summary>
+#
+#    Rank train items by cosine between `aligned_space[i]` and `semantic[i]` (centred) and
+#    read the bottom titles: mostly rarely rated items (few InfoNCE updates) and titles the
+#    small LLM knows little about (foreign or obscure films), whose states carry little.
+#    </details>
+#
+# 4. Weight decay: the aligned MF uses AdamW with decay on MF and the projector and none on the
+#    semantic table. Try `weight_decay=0` and `weight_decay=1e-2`: how do the curves of section
+#    4 change?
+#
+#    <details><summary>Answer</summary>
+#
+#    With decoupled decay the shrinkage per step is `lr * weight_decay`, small at 1e-4; at
+#    1e-2 the MF vectors shrink and validation AUC stops earlier, while the semantic table is
+#    untouched either way (`tests/test_align.py` checks that unseen items keep their rows).
+#    </details>
 
 # %%
 record(**{k: result[k] for k in ("plain", "aligned", "before", "after", "plain_space",
                                   "best_epoch", "seconds", "seed")},
+       geometry=geometry.to_dict("index"),
        saved_epochs=epochs, figures=sorted(p.name for p in saved))

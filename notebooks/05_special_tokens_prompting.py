@@ -18,56 +18,97 @@
 #
 # **Goals.** Put collaborative knowledge into an LLM's prompt. Three special tokens —
 # `<User_ID>`, `<Item_ID>`, `<Warm_ID>` — carry projected vectors: the MF user and item vectors
-# of notebook 04's *aligned* MF, and the item's semantic vector. Train in SeLLa-Rec's stages,
-# compare with a text-only prompt (TALLRec-style) and CoLLM-style ID tokens on the same rows,
-# backbone and seed, and look inside: where do the injected vectors land in the LLM's space?
-# **Run time:** about 11 minutes in quick mode on 2 CPU cores (SmolLM2-135M); the paper preset
-# is meant for a GPU.
+# of an *aligned* MF, and the item's semantic vector. Train in SeLLa-Rec's stages, compare with a
+# text-only prompt (TALLRec-style) and CoLLM-style ID tokens on the same rows, backbone and seed,
+# say how sure the comparison is, and look inside: how large are the injected vectors, and where
+# do they land among the LLM's own tokens?
+#
+# **After this notebook you can** write the Yes/No score and its loss, read a paired interval,
+# explain why the prompt's text is computed once and reused, and say what a quick run can and
+# cannot show.
+#
+# **Run time:** a few minutes in quick mode on 2 CPU cores (SmolLM2-135M). Quick mode is a
+# *demonstration*: a few hundred sampled rows and one seed cannot rank the methods. The ranking
+# comes from `sellakit bench rec --preset compare --seeds 3`, quoted in section 6.
 
 # %% tags=["parameters"]
 from sellakit.config import preset_name, quick_mode
 
-QUICK = quick_mode()  # quick: sampled rows, 5 history titles
+QUICK = quick_mode()  # quick: sampled rows, 5 history titles, notebook 04's aligned MF
 SEED = 2025
 MODEL = "smollm2-135m"  # any Hugging Face causal LM id or folder, e.g. "Qwen/Qwen2-7B"
 METHODS = ["mf", "tallrec", "collm", "sella"]
-ABLATIONS = [] if QUICK else ["sella_no_align", "sella_random_init", "sella_no_warm"]
+ABLATIONS = [] if QUICK else ["sella_no_align", "sella_random_init", "sella_no_warm",
+                              "sella_frozen_cf", "collm_aligned"]
 
 # %% [markdown]
-# ## 1. What stage 3 starts from
+# ## 1. The score, the loss, and how sure a comparison is
 #
-# Stage 2 is notebook 04: MF aligned with the LLM's item vectors (we read
-# `build/aligned_mf.pt`; without it the alignment is trained here). A plain MF is trained
-# beside it: it is the `mf` baseline and the CF model of the CoLLM-style baseline.
+# > **Score.** The prompt ends with `#Answer:`; from the LLM's next-token logits $z$,
+# > $$s = \frac{P(\text{Yes})}{P(\text{Yes}) + P(\text{No})} = \sigma(z_\text{Yes} - z_\text{No}).$$
+# > *Only the two answer tokens matter; the rest of the vocabulary cancels.*
+# >
+# > **Loss.** Binary cross-entropy on that score, $\ell = -y \log s - (1-y)\log(1-s)$
+# > (`RecConfig.loss="bce"`), or SeLLa-Rec's language-model loss on the answer token over the
+# > whole vocabulary, $-\log \operatorname{softmax}(z)_{a_y}$ (`loss="lm"`).
+# >
+# > **AUC** is the probability that a random positive row outscores a random negative one;
+# > **UAUC** averages that per user, over users with both labels (CoLLM's protocol).
+# >
+# > **Paired interval.** Two methods scored on the *same* rows: resample the rows (users for
+# > UAUC) with replacement, recompute $\mathrm{AUC}_A - \mathrm{AUC}_B$ each time, and take the
+# > 2.5 and 97.5 percentiles (DeLong's formula gives the same width). A difference is a claim
+# > only where the interval excludes 0 (`sellakit.stats`).
+
+# %% [markdown]
+# ## 2. What stage 3 starts from
+#
+# A plain MF is the `mf` baseline and the CF model of the CoLLM-style prompt. SeLLa-Rec's order
+# is stage 1 (LoRA on text prompts), then stage 2 (MF aligned to the item states *of the stage-1
+# model*), then stage 3. The benchmark and paper mode do exactly that (`run_methods` aligns
+# after stage 1); quick mode reuses notebook 04's aligned MF (aligned to the base model's
+# states) when it is there, to save two minutes, and aligns here otherwise.
 
 # %%
 import pandas as pd
 
-from sellakit.published import llm_rec_context
+from sellakit.align import AlignedTables
 from sellakit.data import collm_split, load_movielens_1m
-from sellakit.llm import load_backbone
+from sellakit.llm import item_semantic_embeddings, load_backbone
 from sellakit.rec import RecConfig, prepare_stage2, run_methods
 from sellakit.runner import build_dir, record
 
 split = collm_split(load_movielens_1m())
 backbone = load_backbone(MODEL)
-plain_mf, semantic, aligned = prepare_stage2(split, backbone, preset=preset_name(QUICK),
-                                             seed=SEED, aligned=build_dir() / "aligned_mf.pt")
-# Quick mode samples fewer rows than the benchmark's quick preset (256/128/384), to stay near
-# 10 minutes on 2 cores; the README's table comes from `sellakit bench rec --preset quick`.
-quick_rows = dict(train_rows=128, valid_rows=96, test_rows=192, eval_every=8) if QUICK else {}
+plain_mf, align_config = prepare_stage2(split, preset=preset_name(QUICK), seed=SEED)
+saved_alignment = build_dir() / "aligned_mf.pt"
+reuse_04 = QUICK and saved_alignment.exists()
+aligned = AlignedTables.load(saved_alignment) if reuse_04 else None
+semantic = item_semantic_embeddings(backbone, split.item_titles) if reuse_04 else None
+quick_rows = dict(train_rows=128, valid_rows=96, test_rows=192, eval_every=8,
+                  token_epochs=2) if QUICK else {}
 config = RecConfig.preset(preset_name(QUICK), seed=SEED, **quick_rows)
 config
 
 # %% [markdown]
-# ## 2. The prompt and its slots
+# ## 3. The prompt: text first, slots last
 #
-# The template is CoLLM's question, shortened. The three tokens are added to the tokenizer
-# (the embedding matrix grows only if the vocabulary has no spare rows) and their positions are
-# recorded *while* the ids are assembled, so nothing searches for them later. At those
-# positions the input embeddings are overwritten, per sample, by
-# `P_C(e_u)`, `P_C(e_i)` (MLP 256 → 1024 → GELU → 576, initialised from the alignment
-# projector) and `P_S(t_i)` (576 → 576 linear over the aligned semantic table).
+# The prompt's *text* — instruction, the user's liked titles, the target title — comes first;
+# the three slot tokens and the answer cue come last. At the slot positions the input
+# embeddings are overwritten, per sample, by
+#
+# $$v_\text{user} = \rho_C\,\frac{P_C(e_u)}{\lVert P_C(e_u)\rVert},\quad
+#   v_\text{item} = \rho_C\,\frac{P_C(e_i)}{\lVert P_C(e_i)\rVert},\quad
+#   v_\text{warm} = \rho_S\,\frac{P_S(t_i)}{\lVert P_S(t_i)\rVert}$$
+#
+# with $P_C$ the MLP 256 → 1024 → GELU → 576 initialised from the alignment projector, $P_S$ a
+# 576 → 576 linear map of the item's (centred, aligned) semantic row $t_i$, and scales
+# $\rho$ that start at the median norm of the LLM's own token embeddings: the projector learns
+# directions, and the LLM reads the slots at the size of its own words.
+#
+# Why text first? Stage 3 keeps the LLM frozen, so the text's keys and values never change:
+# they are computed once per row (`PrefixCache`) and every training step, epoch, method and
+# scoring pass runs only the last ~16 tokens (`bench/rec_prefix_cpu.md`: the speed-up).
 
 # %%
 from IPython.display import HTML
@@ -79,22 +120,23 @@ add_slot_tokens(backbone.tokenizer, backbone.model)
 builder = PromptBuilder(backbone.tokenizer, TEMPLATES["sella"], history_len=config.history_len)
 example = split.test.iloc[[0]]
 encoded = builder.encode_rows(example, split.item_titles)[0]
-print(encoded.slots)
+print(encoded.slots, "text tokens:", encoded.prefix_len, "of", len(encoded.ids))
 HTML(prompt_html(backbone.tokenizer, encoded))
 
 # %% [markdown]
-# ## 3. Training, stage by stage
+# ## 4. Training, stage by stage
 #
-# Stage 1 tunes LoRA on text-only prompts — that model *is* the TALLRec-style baseline. Stage 3
-# freezes the LLM and its stage-1 LoRA and trains the CF tables, the semantic table, `P_C` and
-# `P_S`. CoLLM-style keeps plain MF frozen and trains its mapping (256 → 2560 → ReLU → 576) into
-# two tokens. Every method is trained with binary cross-entropy on its score
-# P(Yes) / (P(Yes) + P(No)), keeps the checkpoint with the best *validation* AUC, and scores
-# *test* once.
+# Stage 1 tunes LoRA on the text prompt — that model *is* the TALLRec-style baseline. Stage 3
+# freezes the LLM and its stage-1 LoRA and trains the CF tables and the semantic table (learning
+# rate `lr_tables`, no weight decay) and the projectors (`lr_tokens`), with a linear warm-up and
+# cosine decay. CoLLM-style keeps plain MF frozen and trains its mapping (256 → 2560 → ReLU →
+# 576) into two tokens. Every method keeps the checkpoint with the best *validation* AUC and
+# scores *test* once.
 
 # %%
 run = run_methods(split, METHODS + ABLATIONS, config, plain_mf=plain_mf, aligned=aligned,
-                  semantic=semantic, backbone=backbone)
+                  align_config=None if reuse_04 else align_config, semantic=semantic,
+                  backbone=backbone)
 
 # %%
 from sellakit.viz import valid_curves
@@ -103,22 +145,34 @@ figures = {"05_valid_curves": valid_curves(run)}
 figures["05_valid_curves"]
 
 # %% [markdown]
-# ## 4. Results
+# ## 5. This run's results, with their intervals
 #
-# AUC over all test rows and UAUC (mean per-user AUC) on all, warm and cold rows. In quick mode
-# these are *sampled* rows (see `config`) and a 135M model, so read them as a demonstration of
-# the pipeline; the published rows (Vicuna-7B, full protocol) are there for scale, not as a
-# like-for-like comparison.
+# AUC with a 95% interval (DeLong) per method, then each method against each baseline on the
+# same rows. With a couple of hundred test rows an interval is about ±0.07 wide: expect most
+# differences here to be *within noise*.
 
 # %%
+from sellakit.stats import auc_interval, paired_delong
+
+test = run.rows["test"]
 table = pd.DataFrame({
     name: {"valid AUC": r["valid"]["auc"], "test AUC": r["test"]["auc"],
+           "95% low": auc_interval(test.label, run.scores[name]["test"])["lo"],
+           "95% high": auc_interval(test.label, run.scores[name]["test"])["hi"],
            "test UAUC": r["test"]["uauc"], "warm AUC": r["test_warm"]["auc"],
            "cold AUC": r["test_cold"]["auc"], "seconds": r["seconds"]}
     for name, r in run.results.items()}).T
-for row in llm_rec_context("ml-1m"):
-    table.loc[row.label, ["test AUC", "test UAUC"]] = row.metrics["auc"], row.metrics["uauc"]
 table.round(4)
+
+# %%
+BASES = ("mf", "tallrec", "collm")
+pairs = [(a, b) for i, b in enumerate(BASES) for a in run.results if a not in BASES[: i + 1]]
+paired = pd.DataFrame([{"comparison": f"{a} vs {b}",
+                        **paired_delong(test.label, run.scores[a]["test"],
+                                        run.scores[b]["test"])} for a, b in pairs])
+paired["verdict"] = ["better" if lo > 0 else "worse" if hi < 0 else "within noise"
+                     for lo, hi in zip(paired.lo, paired.hi)]
+paired.round(4)
 
 # %%
 from sellakit.viz import plots
@@ -127,21 +181,46 @@ figures["05_test_auc"] = plots.metric_bars(run.results, "auc")
 figures["05_test_auc"]
 
 # %% [markdown]
-# ## 5. Where do the injected vectors land?
+# ## 6. What the benchmark shows (what you should see)
 #
-# For the example prompt, each slot's vector next to the LLM's input embeddings: its nearest
-# vocabulary tokens by cosine and its norm against the vocabulary's median norm. Soft tokens are
-# free to sit far from any word; a norm much larger than a word's is a sign the slot shouts.
+# The box below is filled from `bench/rec_ml1m_compare.json`: 3 seeds on 512 / 256 / 1,024
+# stratified rows, every method, paired intervals pooled over seeds. That run, not the quick one
+# above, is what the README's claims rest on.
 
 # %%
+from IPython.display import Markdown
+
+from sellakit.benchmarks.rec import expected_box
+from sellakit.config import repo_root
+
+box_text, box = expected_box(repo_root() / "bench" / "rec_ml1m_compare.json")
+Markdown(box_text)
+
+# %% [markdown]
+# ## 7. How large are the injected vectors, and where do they land?
+#
+# Slot norms while training (they start at the median token norm and the scales move them), and
+# for the example prompt each slot's nearest vocabulary tokens by cosine, before training (a
+# fresh stage-3 model) and after. Soft tokens are free to sit far from any word; a norm far
+# above a word's is a sign the slot shouts.
+
+# %%
+norms = run.training["sella"].history.filter(regex="step|norm_")
+norms.round(2)
+
+# %%
+from sellakit.rec import fresh_stage3_model
 from sellakit.viz import nearest_vocabulary
 
-nearest = nearest_vocabulary(run.models["sella"], backbone.tokenizer, encoded,
-                             int(example.uid.iloc[0]), int(example.iid.iloc[0]))
+uid, iid = int(example.uid.iloc[0]), int(example.iid.iloc[0])
+before = nearest_vocabulary(fresh_stage3_model(run, "sella", plain_mf), backbone.tokenizer,
+                            encoded, uid, iid)
+after = nearest_vocabulary(run.models["sella"], backbone.tokenizer, encoded, uid, iid)
+nearest = pd.concat({"before": before, "after": after})
 nearest
 
 # %% [markdown]
-# ## 6. Score any pair
+# ## 8. Score any pair
 #
 # Pick a user and one of their (sampled) test items: the SeLLa-Rec prompt and each method's
 # P(Yes).
@@ -163,25 +242,64 @@ saved = save_figures(figures)
 # ## Summary and exercises
 #
 # One LLM, three prompts: text only, two CoLLM-style ID tokens, and SeLLa-Rec's three tokens
-# built from an aligned CF space. Each is chosen on validation and scored once on test.
+# built from an aligned CF space; each chosen on validation and scored once on test. The quick
+# run above shows the pipeline and the size of the noise; the box in section 6 says what the
+# 3-seed comparison found, including where SeLLa-Rec does *not* beat its baselines.
 #
-# 1. Set `ABLATIONS = ["sella_no_align", "sella_random_init", "sella_no_warm"]`. Which part
-#    of SeLLa-Rec matters most here: alignment, the projector's initialisation, or `<Warm_ID>`?
-# 2. `RecConfig.preset("quick", tune_lora=True)` also tunes the stage-1 LoRA in stage 3. Better, or
-#    over-fitted on 128 rows?
-# 3. Compare the warm and cold AUCs. Which method keeps its skill on cold rows, and why would
-#    `<Warm_ID>` help there?
-# 4. The slot vectors' norms: project them onto the vocabulary's median norm before the LLM
-#    reads them. Does validation AUC move?
+# 1. The quick run's intervals: how many test rows would halve their width? (AUC's standard
+#    error shrinks like $1/\sqrt{n}$.)
+#
+#    <details><summary>Answer</summary>
+#
+#    Four times as many rows (the width goes with $1/\sqrt{n}$): about 770 instead of 192.
+#    Pairing helps too: two methods' errors on the same rows are correlated, so the paired
+#    interval of a difference is narrower than the two single intervals suggest.
+#    </details>
+#
+# 2. Set `ABLATIONS = ["sella_no_align", "sella_no_warm"]` and rerun section 4. Which part of
+#    SeLLa-Rec moves validation AUC here, and is the move outside the paired interval?
+#
+#    <details><summary>Answer</summary>
+#
+#    Compare each ablation with `sella` by `paired_delong(test.label, run.scores["sella"]
+#    ["test"], run.scores[name]["test"])`. At quick size the interval is about ±0.05 and the
+#    ablations usually sit within it; the benchmark's pooled intervals (section 6) are the
+#    place to read the parts' effects.
+#    </details>
+#
+# 3. `RecConfig.preset("quick", normalize_slots=False)`: the slot vectors keep the projector's
+#    raw norm. Look at `norm_user` in section 7 and at validation AUC. What changes?
+#
+#    <details><summary>Answer</summary>
+#
+#    Without the scale the slot norms follow the projector's outputs (the alignment projector
+#    gives small ones, a random one large ones, and the first Adam steps move them a lot); the
+#    LLM then reads vectors far from its tokens' size and validation AUC is typically lower or
+#    noisier. With `normalize_slots=True` the norms start at the vocabulary's median.
+#    </details>
+#
+# 4. Compare warm and cold AUC in section 5. Why would `<Warm_ID>` matter most for items the
+#    CF model never saw, and why can ML-1M's test split barely tell?
+#
+#    <details><summary>Answer</summary>
+#
+#    `<Warm_ID>` carries the item's semantic row, which exists for every item with a title,
+#    while an unseen item's CF vector is untrained noise. But ML-1M's "cold" rows are mostly
+#    cold *users* (42% of test rows); items unseen in train are about 1.3% of test rows (about
+#    90 rows), so the benchmark scores them as a separate slice, `test_item_cold`, with a wide
+#    interval.
+#    </details>
 
 # %%
 scores_shown = explorer.last
 record(results=run.results, methods=list(run.results), rows={k: len(v) for k, v in
                                                              run.rows.items()},
-       slots=encoded.slots, slot_tokens=[backbone.tokenizer.decode([encoded.ids[p]])
-                                         for p in encoded.slots.values()],
-       nearest=nearest.to_dict("records"),
+       slots=encoded.slots, prefix_len=encoded.prefix_len,
+       slot_tokens=[backbone.tokenizer.decode([encoded.ids[p]]) for p in encoded.slots.values()],
+       nearest=after.to_dict("records"), nearest_before=before.to_dict("records"),
+       slot_norms=norms.to_dict("records"), paired=paired.to_dict("records"),
        best_steps={n: t.best_step for n, t in run.training.items()},
        explorer={"methods": scores_shown.method.tolist(),
                  "scores": scores_shown["P(Yes)"].tolist(), **scores_shown.attrs},
+       box=box, reused_notebook_04=reuse_04,
        backbone=backbone.name, seed=SEED, figures=sorted(p.name for p in saved))

@@ -12,6 +12,7 @@ Commands::
     sellakit bench rec --dataset ml-1m --preset quick --methods mf,tallrec,collm,sella --out F.json
     accelerate launch -m sellakit bench rec --preset paper --model Qwen/Qwen2-7B --out F.json
     sellakit bench rec-scoring --out FILE.json         batched vs one-at-a-time prompts/s
+    sellakit bench rec-prefix --out FILE.json          stage-3 step: cached text vs whole prompt
     sellakit bench cuda --shape-dir DIR --out FILE.json  the CUDA path on a lent GPU
     sellakit cache                                      where the cache is, what it holds
 """
@@ -73,10 +74,20 @@ def _bench_ctr(args) -> int:
         from accelerate import PartialState
 
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-        results = rec.rec_benchmark(split, methods, preset=preset, seed=args.seed,
-                                    model=args.model, aligned=args.aligned)
+        results, scores = rec.rec_benchmark(split, methods, preset=preset, seed=args.seed,
+                                            seeds=args.seeds, model=args.model,
+                                            aligned=args.aligned)
         if not PartialState().is_main_process:  # under accelerate launch: one writer
             return 0
+        from pathlib import Path
+
+        from sellakit.cache import atomic_file
+
+        # Per-row scores beside the JSON: every interval in it can be recomputed from them.
+        scores_path = Path(args.out).with_suffix(".scores.parquet")
+        with atomic_file(scores_path) as tmp:
+            scores.to_parquet(tmp, index=False)
+        results["_run"]["scores_file"] = scores_path.name
         markdown = rec.rec_markdown(results, command=args.command)
     return _report(args.out, results, markdown)
 
@@ -87,6 +98,13 @@ def _bench_rec_scoring(args) -> int:
     results = rec.rec_scoring_benchmark(model=args.model, rows=args.rows,
                                         batch_size=args.batch_size, seed=args.seed)
     return _report(args.out, results, rec.rec_scoring_markdown(results, command=args.command))
+
+
+def _bench_rec_prefix(args) -> int:
+    from sellakit.benchmarks import rec
+
+    results = rec.rec_prefix_benchmark(model=args.model, rows=args.rows, seed=args.seed)
+    return _report(args.out, results, rec.rec_prefix_markdown(results, command=args.command))
 
 
 def _bench_kg(args) -> int:
@@ -196,7 +214,8 @@ def _add_bench(sub) -> None:
     llm.add_argument("--model", default="smollm2-135m", help="LLM (HF id or folder)")
     ctr = argparse.ArgumentParser(add_help=False)
     ctr.add_argument("--dataset", choices=DATASETS, default="ml-1m")
-    ctr.add_argument("--preset", choices=["quick", "paper"], default="paper")
+    ctr.add_argument("--preset", choices=["quick", "compare", "paper"], default="paper",
+                     help="compare: the rec target's CPU comparison (others: as quick)")
     ctr.add_argument("--quick", action="store_true", help="same as --preset quick")
     _add_amazon(ctr)
 
@@ -210,13 +229,19 @@ def _add_bench(sub) -> None:
     target("align", [ctr, llm], _bench_ctr)
     rec = target("rec", [ctr, llm], _bench_ctr)
     rec.add_argument("--methods", default="mf,tallrec,collm,sella",
-                     help="from mf,tallrec,collm,sella and the ablations "
-                          "sella_no_align,sella_random_init,sella_no_warm")
-    rec.add_argument("--aligned", help="stage 2's aligned MF (notebook 04 writes "
-                                       "build/aligned_mf.pt); trained here if not given")
+                     help="from mf,tallrec,collm,sella and the ablations sella_no_align,"
+                          "sella_random_init,sella_no_warm,sella_frozen_cf,collm_aligned")
+    rec.add_argument("--aligned", help="a saved aligned MF (notebook 04 writes "
+                                       "build/aligned_mf.pt); left out: aligned here after "
+                                       "stage 1, on the stage-1 model's item states")
+    rec.add_argument("--seeds", type=int, default=1,
+                     help="seeds --seed, --seed+1, ... on the same rows (mean ± sd, pooled "
+                          "paired intervals)")
     scoring = target("rec-scoring", [llm], _bench_rec_scoring)
     scoring.add_argument("--rows", type=int, default=128, help="test prompts")
     scoring.add_argument("--batch-size", type=int, default=32)
+    prefix = target("rec-prefix", [llm], _bench_rec_prefix)
+    prefix.add_argument("--rows", type=int, default=32, help="training prompts")
     _add_kg_targets(target)
     cuda = target("cuda", [], _bench_cuda)
     cuda.add_argument("--shape-dir", required=True,

@@ -22,7 +22,7 @@ from sklearn.metrics import roc_auc_score
 
 from sellakit.errors import DataError
 
-__all__ = ["auc", "uauc", "ctr_metrics", "evaluate_slices", "require_both_labels"]
+__all__ = ["auc", "uauc", "per_user_auc", "ctr_metrics", "evaluate_slices", "require_both_labels"]
 
 
 def auc(labels: Sequence[int], scores: Sequence[float]) -> float:
@@ -34,10 +34,17 @@ def auc(labels: Sequence[int], scores: Sequence[float]) -> float:
 
 
 def uauc(users: Sequence[int], labels: Sequence[int], scores: Sequence[float]) -> float:
-    """Mean per-user ROC-AUC over users with both labels (NaN if there are none).
+    """Mean per-user ROC-AUC over users with both labels (NaN if there are none)."""
+    per_user = per_user_auc(users, labels, scores)
+    return float(per_user.mean()) if len(per_user) else float("nan")
+
+
+def per_user_auc(users: Sequence[int], labels: Sequence[int], scores: Sequence[float]
+                 ) -> pd.Series:
+    """ROC-AUC per user, over users with both labels (their mean is UAUC).
 
     Vectorised through the rank-sum form of AUC (ties get average ranks), so it equals
-    averaging ``sklearn.metrics.roc_auc_score`` per user, without a Python loop over users.
+    ``sklearn.metrics.roc_auc_score`` per user, without a Python loop over users.
     """
     frame = pd.DataFrame({"u": np.asarray(users), "y": np.asarray(labels, dtype=np.int64),
                           "s": np.asarray(scores, dtype=np.float64)})
@@ -45,11 +52,8 @@ def uauc(users: Sequence[int], labels: Sequence[int], scores: Sequence[float]) -
     per_user = frame.groupby("u").agg(n=("y", "size"), pos=("y", "sum"))
     per_user["rank_pos"] = frame[frame.y == 1].groupby("u")["rank"].sum()
     per_user = per_user[(per_user.pos > 0) & (per_user.pos < per_user.n)]
-    if per_user.empty:
-        return float("nan")
     neg = per_user.n - per_user.pos
-    aucs = (per_user.rank_pos - per_user.pos * (per_user.pos + 1) / 2) / (per_user.pos * neg)
-    return float(aucs.mean())
+    return (per_user.rank_pos - per_user.pos * (per_user.pos + 1) / 2) / (per_user.pos * neg)
 
 
 def ctr_metrics(frame: pd.DataFrame, scores: Sequence[float]) -> dict[str, float]:

@@ -57,6 +57,29 @@ def small_split():
     return split_by_months(ratings, meta, spec, name="planted_unit_test", month=month)
 
 
+def generated_rec_scores(noise: dict[str, float], n: int = 600, seeds=(1, 2), seed: int = 3):
+    """GENERATED per-row scores in the rec benchmark's long form (score = label + noise of the
+    method's sd) and the per-seed records :func:`sellakit.benchmarks.rec.summarise` reads."""
+    from sellakit.metrics import auc, uauc
+
+    rng = np.random.default_rng(seed)
+    labels, users = rng.integers(0, 2, n), rng.integers(0, 60, n)
+    not_cold = (rng.random(n) < 0.6).astype(int)
+    frames, per_seed = [], {}
+    for run_seed in seeds:
+        per_seed[run_seed] = {}
+        for method, sd in noise.items():
+            score = labels + rng.normal(0, sd, n)
+            frames.append(pd.DataFrame({"split": "test", "row": np.arange(n), "uid": users,
+                                        "iid": np.arange(n), "label": labels,
+                                        "not_cold": not_cold, "method": method,
+                                        "seed": run_seed, "score": score}))
+            record = {"auc": auc(labels, score), "uauc": uauc(users, labels, score), "rows": n}
+            per_seed[run_seed][method] = {"valid": record, "test": record, "seconds": 1.0,
+                                          "backbone": "generated", "best_step": 0}
+    return pd.concat(frames, ignore_index=True), per_seed
+
+
 def pytest_terminal_summary(terminalreporter):
     """Per-notebook run times (quick mode), when the notebook tests ran."""
     from test_notebooks import NOTEBOOK_SECONDS

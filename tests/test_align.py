@@ -55,7 +55,7 @@ def test_alignment_pulls_spaces_together(small_split, tmp_path):
     result.save(tmp_path / "aligned.pt")
     saved = torch.load(tmp_path / "aligned.pt")
     assert set(saved) == {"projector", "user_embedding", "item_embedding", "semantic", "config",
-                          "best_epoch"}
+                          "best_epoch", "semantic_mean"}
     assert saved["best_epoch"] == best
     tables = AlignedTables.load(tmp_path / "aligned.pt")
     np.testing.assert_array_equal(tables.item, result.model.item_embedding.weight.detach())
@@ -70,6 +70,36 @@ def test_alignment_pulls_spaces_together(small_split, tmp_path):
     with pytest.raises(ValueError, match="AlignResult.save"):
         torch.save({"semantic": saved["semantic"]}, tmp_path / "other.pt")
         AlignedTables.load(tmp_path / "other.pt")
+
+
+def test_unseen_items_keep_their_llm_rows(small_split):
+    """Decoupled weight decay, none on the semantic table: rows of items that never reach the
+    InfoNCE term (items unseen in train) keep their centred LLM rows (cosine >= 0.99), while
+    rows of trained items move."""
+    from sellakit.llm import center_items
+
+    import dataclasses
+
+    held_out = [1, 2, 3]  # these items' training rows are removed: unseen in train
+    small_split = dataclasses.replace(
+        small_split, train=small_split.train[~small_split.train.iid.isin(held_out)])
+    rng = np.random.default_rng(1)
+    semantic = (rng.normal(size=(small_split.n_items, 24)) + 3.0).astype(np.float32)
+    semantic[0] = 0.0
+    config = AlignConfig.quick(dim=16, projector_hidden=32, max_epochs=15, patience=15,
+                               lr=1e-2, weight_decay=1e-2, measure_every=5, snapshot_items=20)
+    result = train_aligned_mf(small_split, semantic, config, progress=False)
+    centred, mean = center_items(semantic)
+    np.testing.assert_allclose(result.semantic_mean, mean)
+    trained = result.model.semantic.detach().numpy()
+    seen = np.zeros(small_split.n_items, dtype=bool)
+    seen[small_split.train.iid.unique()] = True
+    unseen = np.flatnonzero(~seen)[1:]  # row 0 is padding
+    assert set(held_out) <= set(unseen)
+    cosine = (trained * centred).sum(1) / (np.linalg.norm(trained, axis=1)
+                                           * np.linalg.norm(centred, axis=1) + 1e-12)
+    assert cosine[unseen].min() >= 0.99
+    assert cosine[seen].min() < 0.99  # the test can fail: trained rows do move
 
 
 def test_semantic_table_must_match_items(small_split):

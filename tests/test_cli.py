@@ -28,6 +28,38 @@ def test_bench_cf_writes_json_and_markdown(tmp_path, ml1m_split):
     assert "published, CoLLM Table II" in table and "Command: `" in table
 
 
+def test_bench_rec_writes_per_row_scores_beside_the_json(tmp_path, monkeypatch, ml1m_split):
+    """The rec target writes JSON, markdown and the per-row scores (parquet) every interval in
+    them comes from; the benchmark itself is replaced by GENERATED scores (it takes minutes)."""
+    from conftest import generated_rec_scores
+
+    from sellakit.benchmarks import rec
+
+    def generated(split, methods, **kwargs):
+        scores, per_seed = generated_rec_scores({m: 1.0 + i for i, m in enumerate(methods)})
+        for record in per_seed.values():
+            record["_seconds"] = {"total": 1, "stage1": 1, "stage2": 1, "prefix_cache_gb": 0}
+        results = rec.summarise(scores, per_seed, methods)
+        results["_run"] = {"preset": kwargs["preset"], "dataset": split.name,
+                           "seeds": sorted(per_seed), "backbone": "generated", "device": "cpu",
+                           "processes": 1, "rows": {"train": 0, "valid": 600, "test": 600},
+                           "seconds": {s: r["_seconds"] for s, r in per_seed.items()}}
+        return results, scores
+
+    monkeypatch.setattr(rec, "rec_benchmark", generated)
+    out = tmp_path / "rec.json"
+    assert main(["bench", "rec", "--preset", "compare", "--methods", "mf,sella", "--seeds", "2",
+                 "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    scores = pd.read_parquet(tmp_path / "rec.scores.parquet")
+    assert results["_run"]["scores_file"] == "rec.scores.parquet"
+    assert set(scores.columns) >= {"split", "row", "uid", "iid", "label", "method", "seed",
+                                   "score"}
+    assert sorted(scores.seed.unique()) == results["_run"]["seeds"]
+    assert "sella vs mf" in results["_comparisons"]
+    assert "sella vs mf" in out.with_suffix(".md").read_text()
+
+
 def test_module_entry_point_help():
     proc = subprocess.run([sys.executable, "-m", "sellakit", "--help"], capture_output=True,
                           text=True, check=True)
@@ -44,7 +76,7 @@ def test_kit_errors_are_one_line_and_exit_2(capsys):
 def test_bench_help_lists_every_target():
     proc = subprocess.run([sys.executable, "-m", "sellakit", "bench", "--help"],
                           capture_output=True, text=True, check=True)
-    for target in ("cf", "align", "rec", "rec-scoring", "kg", "kg-eval", "cuda"):
+    for target in ("cf", "align", "rec", "rec-scoring", "rec-prefix", "kg", "kg-eval", "cuda"):
         assert f"\n    {target} " in proc.stdout or f"\n    {target}\n" in proc.stdout, target
 
 

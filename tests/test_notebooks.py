@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from sellakit.config import repo_root
 from sellakit.runner import NOTEBOOKS, run_notebook
+
+ROOT = repo_root()
 
 pytestmark = pytest.mark.notebook
 NOTEBOOK_SECONDS: dict[str, float] = {}  # reported at the end of the run (conftest.py)
@@ -84,6 +89,10 @@ def test_04_semantic_alignment(executed):
     assert after["recall@10"] > 20 * before["recall@10"]  # chance is about 10 / 3,087
     assert after["cka"] > before["cka"] and after["mutual_knn@10"] > before["mutual_knn@10"]
     assert 0 in values["saved_epochs"] and len(values["saved_epochs"]) >= 3
+    # The raw item states are nearly one vector; centred, they are nearly orthogonal.
+    geometry = values["geometry"]
+    assert geometry["raw"]["mean_pairwise_cosine"] > 0.8
+    assert abs(geometry["centred"]["mean_pairwise_cosine"]) < 0.1
     assert "04_map_aligned.png" in values["figures"] or "04_map_aligned.html" in values["figures"]
 
 
@@ -96,6 +105,12 @@ def test_05_special_tokens_prompting(executed):
     positions = list(values["slots"].values())
     assert positions == sorted(positions) and positions[2] - positions[1] <= 2  # " " between
     assert [row["slot"] for row in values["nearest"]] == ["user", "item", "warm"]
+    # Slots start at the size of the LLM's own tokens (normalised, scale = median token norm).
+    for row in values["nearest_before"]:
+        assert row["norm"] == pytest.approx(row["vocabulary median norm"], abs=0.02)
+    assert {"norm_user", "norm_item", "norm_warm"} <= set(values["slot_norms"][0])
+    assert values["prefix_len"] < min(values["slots"].values())  # text first, slots last
+    assert all(row["lo"] <= row["diff"] <= row["hi"] for row in values["paired"])
     results = values["results"]
     for name in values["methods"]:
         assert results[name]["test"]["rows"] == 192 and results[name]["seed"] == 2025
@@ -108,6 +123,16 @@ def test_05_special_tokens_prompting(executed):
     assert len({round(s, 4) for s in explorer["scores"]}) == len(explorer["scores"])
     assert "05_valid_curves.png" in values["figures"] or "05_valid_curves.html" in \
         values["figures"]
+    # The "what you should see" box quotes the compare benchmark's JSON.
+    bench = json.loads((ROOT / "bench" / "rec_ml1m_compare.json").read_text())
+    box = values["box"]
+    assert box["seeds"] == bench["_run"]["seeds"]
+    for name, value in box["test_auc"].items():
+        assert value == pytest.approx(bench[name]["test"]["auc"])
+    for key, comparison in box["comparisons"].items():
+        assert comparison["diff"] == pytest.approx(bench["_comparisons"][key]["auc"]["diff"])
+        assert comparison["verdict"] == bench["_comparisons"][key]["verdict"]
+    assert set(box["comparisons"]) >= {"sella vs mf", "sella vs tallrec", "sella vs collm"}
 
 
 def _kg_source(values: dict) -> bool:

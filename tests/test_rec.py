@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from sellakit.llm import tiny_random_llama
-from sellakit.rec import (ABLATIONS, METHODS, TEMPLATES, PromptBuilder, RecConfig, SpecialTokenRec,
-                          add_lora, add_slot_tokens, answer_token_ids, collate, collm_mapping,
-                          copy_table, run_methods, score_prompts)
+from sellakit.rec import (ABLATIONS, METHODS, SLOT_TOKENS, TEMPLATES, PromptBuilder, RecConfig,
+                          SpecialTokenRec, add_lora, add_slot_tokens, answer_token_ids, collate,
+                          collm_mapping, copy_table, run_methods, score_prompts)
 
 HERE = Path(__file__).parent
 
@@ -46,7 +46,10 @@ def test_slot_positions_are_known_by_construction(tiny):
                                         "iid": [2, 3]}), titles)
     text = builder.text(["Casino (1995)", "Toy Story (1995)"], "Casino (1995)")
     assert '"Casino (1995)", "Toy Story (1995)"' in text and "Heat" not in text  # last 2 only
-    assert "<User_ID>" in text and "<Item_ID> <Warm_ID>" in text and text.endswith("#Answer:")
+    assert "<User_ID>" in text and "<Item_ID><Warm_ID>" in text and text.endswith("#Answer:")
+    # the text comes first: every slot sits after it, in the suffix
+    assert all(pos >= p.prefix_len for p in prompts for pos in p.slots.values())
+    assert text.index('"Casino (1995)"?') < text.index("<User_ID>")
     assert tiny.tokenizer.decode(prompts[1].ids).count("none yet") == 1  # empty history
     ids = builder.slot_ids
     for prompt in prompts:
@@ -126,20 +129,17 @@ def test_score_is_yes_over_yes_plus_no(tiny):
 
 @pytest.fixture(scope="module")
 def planted_run(small_split):
-    from sellakit.align import AlignConfig, train_aligned_mf
+    from sellakit.align import AlignConfig
     from sellakit.cf import CFConfig, fit_and_evaluate
 
     split = small_split
     plain, _ = fit_and_evaluate(split, CFConfig.quick("mf", dim=16, max_epochs=30, lr=1e-2),
                                 progress=False)
-    semantic = np.random.default_rng(0).normal(size=(split.n_items, 32)).astype(np.float32)
-    aligned = train_aligned_mf(split, semantic, AlignConfig.quick(
-        dim=16, max_epochs=20, lr=1e-2, projector_hidden=64), progress=False)
-    tables = aligned.tables()
+    # Stage 2 runs inside, after stage 1, on the stage-1 model's item states (SeLLa-Rec's order).
+    align = AlignConfig.quick(dim=16, max_epochs=20, lr=1e-2, projector_hidden=64)
     config = RecConfig.quick(train_rows=96, valid_rows=48, test_rows=64, eval_every=4)
     return run_methods(split, METHODS + ABLATIONS, config, plain_mf=plain.model,
-                       aligned=tables, semantic=semantic, backbone=tiny_random_llama(),
-                       progress=False)
+                       align_config=align, backbone=tiny_random_llama(), progress=False)
 
 
 def test_every_method_selected_on_valid_and_scored_once(planted_run):
@@ -272,3 +272,41 @@ def test_gradient_checkpointing_trains_lora_and_slots(small_split):
     assert lora and all(p.grad is not None for p in lora)
     assert model.cf_projector[0].weight.grad.abs().sum() > 0
     assert model.semantic_projector.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("template", ["text", "collm", "sella"])
+def test_cached_text_scores_and_trains_like_the_whole_prompt(tiny, template):
+    """The text's key/value cache, reused: scores agree within 1e-4 with the whole prompt run
+    at once (rows of different text lengths in one batch), and so do the slot gradients."""
+    import pandas as pd
+
+    from sellakit.rec import PrefixCache, ScaledDirection, collate_rows
+
+    model = _model(tiny, warm=template == "sella") if template != "text" else \
+        SpecialTokenRec(tiny.model, answer_token_ids(tiny.tokenizer))
+    if template == "sella":
+        model.cf_projector = ScaledDirection(model.cf_projector, 3.0)
+    model.eval()
+    slot_tokens = SLOT_TOKENS["collm" if template == "collm" else "sella"]
+    builder = PromptBuilder(tiny.tokenizer, TEMPLATES[template], slot_tokens=slot_tokens)
+    prompts = [builder.encode(["Heat (1995)"] * k, f"Casino {k} (1995)") for k in range(6)]
+    frame = pd.DataFrame({"uid": [1, 2, 3, 4, 1, 2], "iid": [1, 2, 3, 1, 2, 3],
+                          "label": [1, 0, 1, 0, 1, 0]})
+    cache = PrefixCache.build(tiny.model, prompts, batch_size=4)
+    assert len({len(t) for t in cache.text_ids}) > 1  # the batches mix text lengths
+    pad = tiny.tokenizer.pad_token_id
+    whole = score_prompts(model, prompts, frame, pad_id=pad, batch_size=4)
+    cached = score_prompts(model, prompts, frame, pad_id=pad, batch_size=4, prefix=cache)
+    np.testing.assert_allclose(cached, whole, atol=1e-4)
+    if template == "text":
+        return
+    grads = []
+    for kwargs in ({}, {"prefix": cache, "index": np.arange(6)}):
+        model.zero_grad()
+        model(collate_rows(prompts, frame, pad, "cpu", **kwargs)).sum().backward()
+        grads.append(model.user_table.weight.grad.clone())
+    torch.testing.assert_close(grads[1], grads[0], atol=1e-4, rtol=1e-3)
+    # A cache built from other rows is refused, not silently misread.
+    other = PrefixCache.build(tiny.model, prompts[::-1])
+    with pytest.raises(ValueError, match="text differs"):
+        score_prompts(model, prompts, frame, pad_id=pad, prefix=other)

@@ -57,6 +57,14 @@ class AlignConfig(CFConfig):
             measured epoch, for the epoch slider of the map.
         align_rows: rows of each batch that enter the InfoNCE term (None: all). Fewer rows mean
             fewer negatives and a much cheaper step (the logits are rows x rows).
+        center_semantic: align to the item states minus their mean item state
+            (:func:`sellakit.llm.center_items`); the mean is kept in the saved tables.
+        train_semantic: let the alignment move the semantic table too (SeLLa-Rec: both sides
+            move); False keeps the LLM's states fixed and moves only MF and the projector.
+
+    The aligned MF trains with decoupled weight decay (AdamW) on its tables and projector and
+    none on the semantic table, so rows of items that never reach the InfoNCE term (items
+    unseen in train) stay exactly as the LLM gave them.
     """
 
     temperature: float = 0.2
@@ -66,6 +74,8 @@ class AlignConfig(CFConfig):
     measure_every: int = 10
     snapshot_items: int = 600
     align_rows: int | None = None
+    center_semantic: bool = True
+    train_semantic: bool = True
 
     @classmethod
     def quick(cls, **overrides) -> AlignConfig:
@@ -111,6 +121,15 @@ class AlignedMF(MF):
         self.semantic = nn.Parameter(torch.as_tensor(semantic, dtype=torch.float32).clone())
         self.temperature = temperature
 
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        """Decoupled decay on the MF tables and projector, none on the semantic table (AdamW
+        with these groups; see :func:`sellakit.cf.train_cf`)."""
+        others = [p for name, p in self.named_parameters() if name != "semantic"]
+        groups = [{"params": others, "weight_decay": weight_decay}]
+        if self.semantic.requires_grad:
+            groups.append({"params": [self.semantic], "weight_decay": 0.0})
+        return groups
+
     def project_items(self, iid: torch.Tensor) -> torch.Tensor:
         """``P(e_i)``: the items' CF vectors in the LLM space."""
         return self.projector(self.item_embedding(iid))
@@ -140,6 +159,8 @@ class AlignResult:
     train: TrainResult
     snapshot_iids: np.ndarray
     snapshots: dict[int, np.ndarray] = field(default_factory=dict)
+    #: the mean item state subtracted before alignment (None: aligned to the raw states)
+    semantic_mean: np.ndarray | None = None
 
     @property
     def model(self) -> AlignedMF:
@@ -152,7 +173,8 @@ class AlignResult:
     def tables(self) -> AlignedTables:
         """What the hybrid projection layer starts from (see :class:`AlignedTables`)."""
         return AlignedTables.from_model(self.model, config=dict(vars(self.train.config)),
-                                        best_epoch=self.train.best_step)
+                                        best_epoch=self.train.best_step,
+                                        semantic_mean=self.semantic_mean)
 
     def save(self, path) -> None:
         """Save :meth:`tables` to ``path`` (one ``torch.save`` file; :meth:`AlignedTables.load`
@@ -184,17 +206,19 @@ class AlignedTables:
     projector_state: dict[str, torch.Tensor]
     config: dict = field(default_factory=dict)
     best_epoch: int | None = None
+    semantic_mean: np.ndarray | None = None
 
     @classmethod
     def from_model(cls, model: AlignedMF, *, config: dict | None = None,
-                   best_epoch: int | None = None) -> AlignedTables:
+                   best_epoch: int | None = None,
+                   semantic_mean: np.ndarray | None = None) -> AlignedTables:
         """The tables of a trained :class:`AlignedMF` (copied to the CPU)."""
         return cls(user=model.user_embedding.weight.detach().cpu().numpy(),
                    item=model.item_embedding.weight.detach().cpu().numpy(),
                    semantic=model.semantic.detach().cpu().numpy(),
                    projector_state={k: v.detach().cpu()
                                     for k, v in model.projector.state_dict().items()},
-                   config=config or {}, best_epoch=best_epoch)
+                   config=config or {}, best_epoch=best_epoch, semantic_mean=semantic_mean)
 
     def projector(self, *, trained: bool = True) -> Projector:
         """A :class:`Projector` of the aligned one's shape: with its trained weights, or with
@@ -211,6 +235,8 @@ class AlignedTables:
                     "user_embedding": torch.from_numpy(self.user),
                     "item_embedding": torch.from_numpy(self.item),
                     "semantic": torch.from_numpy(self.semantic),
+                    "semantic_mean": None if self.semantic_mean is None
+                    else torch.from_numpy(self.semantic_mean),
                     "config": self.config, "best_epoch": self.best_epoch}, path)
 
     @classmethod
@@ -223,7 +249,9 @@ class AlignedTables:
                             "by AlignResult.save (notebook 04: build/aligned_mf.pt).")
         return cls(user=saved["user_embedding"].numpy(), item=saved["item_embedding"].numpy(),
                    semantic=saved["semantic"].numpy(), projector_state=saved["projector"],
-                   config=saved.get("config", {}), best_epoch=saved.get("best_epoch"))
+                   config=saved.get("config", {}), best_epoch=saved.get("best_epoch"),
+                   semantic_mean=None if saved.get("semantic_mean") is None
+                   else saved["semantic_mean"].numpy())
 
 
 def train_aligned_mf(split: CTRSplit, semantic: np.ndarray, config: AlignConfig, *,
@@ -232,19 +260,27 @@ def train_aligned_mf(split: CTRSplit, semantic: np.ndarray, config: AlignConfig,
 
     Args:
         semantic: ``(n_items, d_llm)`` table from :func:`sellakit.llm.item_semantic_embeddings`,
-            row ``iid`` for item ``iid`` (row 0 is padding).
+            row ``iid`` for item ``iid`` (row 0 is padding); centred here when
+            ``config.center_semantic``.
 
     The measures in the history compare the CF item table and ``P(e_i)`` with the *original*
-    LLM embeddings (a fixed reference; the trainable table moves), over the items seen in train.
-    Epoch 0 is the model at initialisation.
+    table aligned to (centred or raw; a fixed reference: the trainable table moves), over the
+    items seen in train. Epoch 0 is the model at initialisation.
     """
+    from sellakit.llm import center_items
+
+    semantic_mean = None
+    if config.center_semantic:
+        semantic, semantic_mean = center_items(semantic)
     model = AlignedMF(split.n_users, split.n_items, semantic, dim=config.dim,
                       hidden=config.projector_hidden, temperature=config.temperature)
+    model.semantic.requires_grad_(config.train_semantic)
     train_items = np.unique(split.train.iid.to_numpy())
     counts = split.train.iid.value_counts()
     snapshot_iids = np.sort(counts.index.to_numpy()[: config.snapshot_items])
     reference = semantic[train_items]
-    result = AlignResult(train=None, snapshot_iids=snapshot_iids)  # type: ignore[arg-type]
+    result = AlignResult(train=None, snapshot_iids=snapshot_iids,  # type: ignore[arg-type]
+                         semantic_mean=semantic_mean)
 
     @torch.no_grad()
     def measure(m: AlignedMF, epoch: int) -> dict:
@@ -295,6 +331,10 @@ def compare_alignment(split: CTRSplit, semantic: np.ndarray, config: AlignConfig
     columns = ["cka", f"mutual_knn@{k}", f"recall@{k}", "alignment", "uniformity"]
     train_items = np.unique(split.train.iid.to_numpy())
     plain_items = plain.model.item_embedding.weight.detach().cpu().numpy()[train_items]
+    if config.center_semantic:  # the space the aligned model was aligned to
+        from sellakit.llm import center_items
+
+        semantic = center_items(semantic)[0]
     record = {
         "plain": {s: plain_record[s] for s in ("valid", "test", "test_warm", "test_cold")},
         "aligned": aligned_record,

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 __all__ = ["linear_cka", "mutual_knn", "retrieval_recall", "alignment_uniformity",
-           "alignment_measures"]
+           "alignment_measures", "state_geometry"]
 
 
 def _as_tensor(x) -> torch.Tensor:
@@ -73,4 +73,22 @@ def alignment_measures(cf, semantic, projected=None, k: int = 10) -> dict[str, f
     if projected is not None:
         out[f"recall@{k}"] = retrieval_recall(projected, semantic, k)
         out.update(alignment_uniformity(projected, semantic))
+    return out
+
+
+def state_geometry(table: np.ndarray, sample: int = 1000, seed: int = 0) -> dict:
+    """Median norm and mean pairwise cosine of item states, raw and centred (a seeded sample of
+    the non-zero rows): how much of the raw states is one direction shared by every item."""
+    from sellakit.llm import center_items
+
+    rng = np.random.default_rng(seed)
+    present = np.flatnonzero(np.linalg.norm(table, axis=1) > 0)
+    pick = rng.choice(present, size=min(sample, len(present)), replace=False)
+    out = {}
+    for name, states in (("raw", table), ("centred", center_items(table)[0])):
+        rows = states[pick]
+        unit = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+        cosine = unit @ unit.T
+        out[name] = {"median_norm": float(np.median(np.linalg.norm(rows, axis=1))),
+                     "mean_pairwise_cosine": float(cosine[~np.eye(len(rows), dtype=bool)].mean())}
     return out

@@ -5,7 +5,7 @@ function making the table, which names the command that produced it; :func:`writ
 writes both (``sellakit bench TARGET --out FILE.json`` calls them). Published numbers stand
 beside ours, read from :mod:`sellakit.published`. Results live in ``bench/``.
 
-Targets: ``cf``, ``align``, ``rec``, ``rec-scoring``, ``kg``, ``kg-eval`` and ``cuda`` (the
+Targets: ``cf``, ``align``, ``rec``, ``rec-scoring``, ``rec-prefix``, ``kg``, ``kg-eval`` and ``cuda`` (the
 GPU check).
 """
 
@@ -19,6 +19,7 @@ TARGETS = {
     "align": "plain against aligned MF; alignment measures before and after",
     "rec": "MF, TALLRec-, CoLLM-style prompts and SeLLa-Rec (and ablations) with one LLM",
     "rec-scoring": "SeLLa-Rec scoring: length-sorted batches against one prompt at a time",
+    "rec-prefix": "stage-3 step with the text's key/value cache against the whole prompt",
     "kg": "teacher once; scratch, joint retrain, student with KD and its ablations per target",
     "kg-eval": "our filtered evaluator against PyKEEN's RankBasedEvaluator (time, equality)",
     "cuda": "the CUDA path on a GPU: stages end to end, step sweeps (random weights)",

@@ -11,14 +11,20 @@ __all__ = ["align_benchmark", "align_markdown"]
 def align_benchmark(split: CTRSplit, *, preset: str = "quick", seed: int = 2025,
                     model: str = "smollm2-135m", progress: bool = True) -> dict:
     """Plain vs aligned MF on ``split`` with the LLM's item vectors (see compare_alignment)."""
-    from sellakit.align import AlignConfig, compare_alignment
+    from sellakit.align import AlignConfig, compare_alignment, state_geometry
     from sellakit.llm import item_semantic_embeddings, load_backbone
 
     config = AlignConfig.preset(preset, seed=seed)
     backbone = load_backbone(model)
     semantic = item_semantic_embeddings(backbone, split.item_titles, progress=progress)
     _, _, record = compare_alignment(split, semantic, config, progress=progress)
-    return {**record, "preset": preset, "backbone": backbone.name}
+    # The same run toward the raw item states, for the choice of target (the kit keeps the
+    # centred one): measures are against each run's own target.
+    _, _, raw = compare_alignment(split, semantic, AlignConfig.preset(
+        preset, seed=seed, center_semantic=False), progress=progress)
+    return {**record, "raw_target": {k: raw[k] for k in ("aligned", "before", "after",
+                                                         "best_epoch", "seconds")},
+            "space": state_geometry(semantic), "preset": preset, "backbone": backbone.name}
 
 
 def align_markdown(result: dict, *, command: str) -> str:
@@ -31,13 +37,32 @@ def align_markdown(result: dict, *, command: str) -> str:
           f"{r['test_warm']['auc']:.4f}", f"{r['test_cold']['auc']:.4f}",
           result["best_epoch"][name]]
          for name, r in ((n, result[n]) for n in ("plain", "aligned"))])
+    if "raw_target" in result:
+        raw = result["raw_target"]
+        lines.append(f"| aligned MF, raw target | {raw['aligned']['test']['auc']:.4f} | "
+                     f"{raw['aligned']['test']['uauc']:.4f} | "
+                     f"{raw['aligned']['test_warm']['auc']:.4f} | "
+                     f"{raw['aligned']['test_cold']['auc']:.4f} | "
+                     f"{raw['best_epoch']['aligned']} |")
     lines.append("")
 
     def cell(value) -> str:
         return "" if value is None else f"{value:.4f}"
 
+    raw = result.get("raw_target", {})
     lines += markdown_table(
-        ["measure (train items vs LLM space)", "before (init)", "after", "plain MF"],
+        ["measure (train items vs LLM space)", "before (init)", "after", "plain MF",
+         "after, raw target"],
         [[m, cell(result["before"][m]), cell(result["after"][m]),
-          cell(result["plain_space"].get(m))] for m in result["before"]])
+          cell(result["plain_space"].get(m)), cell(raw.get("after", {}).get(m))]
+         for m in result["before"]])
+    if "space" in result:
+        space = result["space"]
+        lines += ["", "The target: item states centred (mean item state subtracted) against raw. "
+                  f"Raw: median norm {space['raw']['median_norm']:.1f}, mean pairwise cosine "
+                  f"{space['raw']['mean_pairwise_cosine']:.3f}; centred: median norm "
+                  f"{space['centred']['median_norm']:.1f}, mean pairwise cosine "
+                  f"{space['centred']['mean_pairwise_cosine']:.3f}. Measures are against each "
+                  "run's own target; the kit aligns to the centred states (AlignConfig."
+                  "center_semantic)."]
     return "\n".join(lines) + "\n"

@@ -132,20 +132,23 @@ def nn_bce(logits, labels):
 def stages(split, shape_dir: str, aligned: str, rows: int) -> dict:
     from sellakit.rec import RecConfig, prepare_stage2, run_methods
 
+    from pathlib import Path
+
+    from sellakit.align import AlignedTables
+
     backbone = random_backbone(shape_dir, "135m")
     started = time.perf_counter()
-    plain, _semantic, tables = prepare_stage2(split, backbone, preset="quick", aligned=aligned,
-                                              progress=False)
-    if tables.item.shape[1] != plain.item_embedding.weight.shape[1]:
-        # A saved aligned MF of another width (another preset): align here, at the plain MF's.
-        plain, _semantic, tables = prepare_stage2(split, backbone, preset="quick", aligned=None,
-                                                  progress=False)
+    plain, align_config = prepare_stage2(split, preset="quick", progress=False)
+    tables = AlignedTables.load(aligned) if aligned and Path(aligned).exists() else None
+    if tables is not None and tables.item.shape[1] != plain.item_embedding.weight.shape[1]:
+        tables = None  # a saved aligned MF of another width: align here, after stage 1
     stage2 = time.perf_counter() - started
     config = RecConfig.paper(train_rows=rows, valid_rows=rows // 2, test_rows=rows,
                              eval_every=2, grad_accum=2)
     started = time.perf_counter()
     run = run_methods(split, ["tallrec", "collm", "sella"], config, plain_mf=plain,
-                      aligned=tables, backbone=backbone, progress=False)
+                      aligned=tables, align_config=None if tables else align_config,
+                      backbone=backbone, progress=False)
     out = {"backbone": backbone.name, "rows": rows, "stage2_seconds": round(stage2, 1),
            "stage3_seconds": round(time.perf_counter() - started, 1),
            "peak_gib": peak_gib(), "methods": {}}

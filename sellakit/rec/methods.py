@@ -3,17 +3,20 @@
 Stages (as in the paper):
 
 1. LoRA on text-only prompts — this *is* the TALLRec-style baseline;
-2. semantic item table + MF aligned to it (:mod:`sellakit.align`; notebook 04 saves it, and
-   :class:`~sellakit.align.AlignedTables` reads it back);
+2. the item states read from the stage-1 model (centred), MF aligned to them
+   (:mod:`sellakit.align`), run here after stage 1 when ``align_config`` is given; or a saved
+   aligned MF (notebook 04's file, from the base model's states) passed as ``aligned``;
 3. LLM and stage-1 LoRA frozen (``RecConfig.tune_lora`` unfreezes LoRA), train the CF tables,
-   the semantic table, ``P_C`` (initialised from the alignment projector) and ``P_S``.
+   the semantic table, ``P_C`` (initialised from the alignment projector) and ``P_S``; the
+   text's key/value states are cached once (:class:`~sellakit.rec.PrefixCache`).
 
 Methods (:data:`METHODS`): ``mf`` (the CF model alone), ``tallrec`` (stage 1), ``collm`` (plain
 MF, frozen, through CoLLM's mapping into ``<UserID>``/``<TargetItemID>``), ``sella``; ablations
 (:data:`ABLATIONS`): ``sella_no_align`` (plain MF and the LLM's raw semantic table, projector from
 scratch), ``sella_random_init`` (aligned tables, projector from scratch), ``sella_no_warm``
-(no ``<Warm_ID>``). Every method is selected on validation AUC and scored once on test, on the
-same sampled rows.
+(no ``<Warm_ID>``), ``sella_frozen_cf`` (CF tables fixed in stage 3), ``collm_aligned``
+(CoLLM's mapping on the aligned MF, frozen). Every method is selected on validation AUC and
+scored once on test, on the same sampled rows.
 
 Example::
 
@@ -24,9 +27,9 @@ Example::
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -41,18 +44,23 @@ from sellakit.errors import ConfigError
 from sellakit.llm import Backbone, item_semantic_embeddings, load_backbone
 from sellakit.metrics import ctr_metrics, evaluate_slices
 from sellakit.rec.config import RecConfig, make_accelerator
-from sellakit.rec.model import SpecialTokenRec, add_lora, collm_mapping, copy_table, score_prompts
+from sellakit.llm import center_items
+from sellakit.rec.model import (ScaledDirection, SpecialTokenRec, add_lora, collm_mapping,
+                                copy_table, input_embedding_norm, score_prompts)
+from sellakit.rec.prefix import PrefixCache
 from sellakit.rec.prompts import SLOT_TOKENS, TEMPLATES, PromptBuilder, add_slot_tokens, \
     answer_token_ids
 from sellakit.rec.train import train_rec
 from sellakit.selection import TrainResult
 
-__all__ = ["METHODS", "ABLATIONS", "RecRun", "run_methods", "sample_rows", "prepare_stage2",
-           "template_for"]
+__all__ = ["METHODS", "ABLATIONS", "RecRun", "run_methods", "sample_rows", "sample_splits",
+           "prepare_stage2", "template_for", "fresh_stage3_model"]
 
 METHODS = ("mf", "tallrec", "collm", "sella")
-ABLATIONS = ("sella_no_align", "sella_random_init", "sella_no_warm")
+ABLATIONS = ("sella_no_align", "sella_random_init", "sella_no_warm", "sella_frozen_cf",
+             "collm_aligned")
 _TOKEN_METHODS = ("collm", "sella") + ABLATIONS
+_COLLM_FAMILY = ("collm", "collm_aligned")
 
 
 @dataclass
@@ -68,65 +76,106 @@ class RecRun:
     config: RecConfig
     titles: np.ndarray
     scores: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    prefixes: dict[str, PrefixCache] = field(default_factory=dict)
+    aligned: AlignedTables | None = None
+    semantic: np.ndarray | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def template_for(method: str) -> str:
     """The key in :data:`TEMPLATES` of the prompt ``method`` reads."""
-    return {"tallrec": "text", "collm": "collm", "sella_no_warm": "sella_no_warm"}.get(method,
-                                                                                      "sella")
+    return {"tallrec": "text", "collm": "collm", "collm_aligned": "collm",
+            "sella_no_warm": "sella_no_warm"}.get(method, "sella")
 
 
-def sample_rows(frame: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
-    """A seeded sample of ``n`` rows in their original order (all rows when ``n`` is None)."""
+def sample_rows(frame: pd.DataFrame, n: int | None, seed: int, *, stratify: bool = False
+                ) -> pd.DataFrame:
+    """A seeded sample of ``n`` rows in their original order (all rows when ``n`` is None);
+    with ``stratify``, each label x warm/cold group keeps its share of ``frame``."""
     if n is None or n >= len(frame):
         return frame.reset_index(drop=True)
-    return frame.sample(n=n, random_state=seed).sort_index().reset_index(drop=True)
+    if not stratify:
+        return frame.sample(n=n, random_state=seed).sort_index().reset_index(drop=True)
+    groups = frame.groupby(["label", "not_cold"])
+    share = groups.size() / len(frame) * n
+    quota = np.floor(share).astype(int)
+    # Largest remainders get the rows rounding left over, so the sample has exactly n rows.
+    quota[(share - quota).sort_values(ascending=False).index[:n - quota.sum()]] += 1
+    picked = pd.concat([group.sample(n=min(len(group), int(quota[key])), random_state=seed)
+                        for key, group in groups])
+    return picked.sort_index().reset_index(drop=True)
+
+
+def sample_splits(split: CTRSplit, config: RecConfig) -> dict[str, pd.DataFrame]:
+    """The rows every method sees: ``train``, ``valid``, ``test`` samples (seeded by
+    ``sample_seed``, so seeds share rows), plus ``item_cold`` (every test row whose item is
+    unseen in train) when ``config.item_cold_rows``."""
+    seed = config.seed if config.sample_seed is None else config.sample_seed
+    frames = {"train": split.train, "valid": split.valid, "test": split.test}
+    if config.drop_empty_history:
+        frames = {s: f[f.his.map(len) > 0] for s, f in frames.items()}
+    sizes = {"train": config.train_rows, "valid": config.valid_rows, "test": config.test_rows}
+    rows = {s: sample_rows(f, sizes[s], seed, stratify=config.stratify)
+            for s, f in frames.items()}
+    if config.item_cold_rows:
+        test = frames["test"]
+        rows["item_cold"] = test[~test.iid.isin(split.train.iid)].reset_index(drop=True)
+    return rows
 
 
 def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
                 plain_mf: nn.Module, aligned: AlignedTables | None = None,
-                semantic: np.ndarray | None = None, backbone: Backbone | None = None,
-                model: str = "smollm2-135m", accelerator=None, progress: bool = True) -> RecRun:
+                align_config: AlignConfig | None = None, semantic: np.ndarray | None = None,
+                backbone: Backbone | None = None, model: str = "smollm2-135m",
+                accelerator=None, progress: bool = True,
+                stage1_from: RecRun | None = None) -> RecRun:
     """Train and score ``methods`` (from :data:`METHODS` and :data:`ABLATIONS`).
 
     Args:
         plain_mf: a trained MF (:func:`sellakit.cf.fit_and_evaluate`): the ``mf`` baseline and the
             CF model behind ``collm`` and ``sella_no_align``.
-        aligned: stage 2's aligned MF (needed by the SeLLa-Rec methods): ``AlignedTables.load``
-            of notebook 04's file, or :meth:`sellakit.align.AlignResult.tables`.
-        semantic: the LLM's raw item table (needed by ``sella_no_align``).
+        aligned: a saved aligned MF (``AlignedTables.load`` of notebook 04's file) ...
+        align_config: ... or the settings to align here, after stage 1, to the item states of
+            the stage-1 model (SeLLa-Rec's order). One of the two is needed by the SeLLa-Rec
+            methods and ``collm_aligned``.
+        semantic: the LLM's raw item table (``sella_no_align`` with ``aligned``; with
+            ``align_config`` the stage-1 states are used).
         backbone: a loaded backbone (else ``model`` is loaded); slot tokens are added to it.
+        stage1_from: an earlier run on the same rows and backbone whose stage 1 (its LoRA,
+            the TALLRec-style results, the text cache) this run reuses; seeds of a benchmark
+            then vary stages 2 and 3 on one shared stage 1.
     """
-    _check_inputs(methods, aligned, semantic)
+    _check_inputs(methods, aligned, align_config, semantic)
     seed_everything(config.seed)
     accelerator = accelerator or make_accelerator(config)
-    rows = {"train": sample_rows(split.train, config.train_rows, config.seed),
-            "valid": sample_rows(split.valid, config.valid_rows, config.seed),
-            "test": sample_rows(split.test, config.test_rows, config.seed)}
+    rows = sample_splits(split, config)
     run = RecRun(results={}, models={}, training={}, builders={}, rows=rows,
                  backbone=backbone or load_backbone(model, device=accelerator.device),
-                 config=config, titles=split.item_titles)
+                 config=config, titles=split.item_titles, aligned=aligned,
+                 semantic=None if semantic is None else center_items(semantic)[0])
     add_slot_tokens(run.backbone.tokenizer, run.backbone.model)
     answers = answer_token_ids(run.backbone.tokenizer)
     if "mf" in methods:
-        run.scores["mf"] = {s: predict(plain_mf, rows[s]) for s in ("valid", "test")}
-        run.results["mf"] = _method_results(rows, run.scores["mf"], seconds=0.0,
-                                    backbone="none (MF alone)", seed=config.seed)
+        _score_mf(run, plain_mf)
     llm_methods = [m for m in methods if m != "mf"]
     if not llm_methods:
         return run
     show = progress and accelerator.is_main_process
 
     # Stage 1: LoRA on text-only prompts (the TALLRec-style baseline).
-    llm = add_lora(run.backbone.model, config)
-    _fit(run, "tallrec", SpecialTokenRec(llm, answers), _prompt_sets(run, "tallrec"),
-         config.lr_lora, accelerator, show)
-    stage1 = {n: p.detach().clone() for n, p in llm.named_parameters() if p.requires_grad}
+    if stage1_from is None:
+        llm = add_lora(run.backbone.model, config)
+        _fit(run, "tallrec", SpecialTokenRec(llm, answers), config.lr_lora, accelerator, show)
+    else:
+        llm = _reuse_stage1(run, stage1_from)
+    stage1 = {n: p.detach().clone() for n, p in llm.named_parameters() if "lora_" in n}
     if "tallrec" not in methods:
         run.results.pop("tallrec")
-
+    token_methods = [m for m in llm_methods if m in _TOKEN_METHODS]
+    if token_methods and aligned is None and align_config is not None:
+        _stage2_after_stage1(run, split, align_config, show)
     d_cf, d_llm = plain_mf.item_embedding.weight.shape[1], run.backbone.hidden_size
-    for name in [m for m in llm_methods if m in _TOKEN_METHODS]:
+    for name in token_methods:
         # Every stage-3 method starts from the same stage-1 LoRA, frozen unless tune_lora.
         with torch.no_grad():
             for n, p in llm.named_parameters():
@@ -134,22 +183,55 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
                     p.copy_(stage1[n])
                 p.requires_grad_(config.tune_lora and n in stage1)
         seed_everything(config.seed)
-        model_ = _stage3_model(name, llm, answers, plain_mf, aligned, semantic, d_cf, d_llm)
-        _fit(run, name, model_, _prompt_sets(run, name), config.lr_tokens, accelerator, show)
+        model_ = _stage3_model(name, llm, answers, plain_mf, run, d_cf, d_llm)
+        _fit(run, name, model_, config.lr_tokens, accelerator, show)
     return run
 
 
+def _score_mf(run: RecRun, plain_mf: nn.Module) -> None:
+    """The ``mf`` baseline on every scored split of the run."""
+    run.scores["mf"] = {s: predict(plain_mf, f) for s, f in run.rows.items() if s != "train"}
+    run.results["mf"] = _method_results(run.rows, run.scores["mf"], seconds=0.0,
+                                        backbone="none (MF alone)", seed=run.config.seed)
+
+
+def _reuse_stage1(run: RecRun, earlier: RecRun):
+    """Copy stage 1 (LoRA model, TALLRec-style results, text cache) from ``earlier``."""
+    same = all(earlier.rows[s][["uid", "iid", "timestamp"]].equals(f[["uid", "iid", "timestamp"]])
+               for s, f in run.rows.items())
+    if not same or earlier.backbone is not run.backbone:
+        raise ConfigError("stage1_from must be a run on the same rows (a fixed sample_seed) and "
+                          "the same backbone object.")
+    for part in ("training", "models", "scores", "results"):
+        getattr(run, part)["tallrec"] = getattr(earlier, part)["tallrec"]
+    run.prefixes, run.builders = earlier.prefixes, earlier.builders
+    run.seconds["prefix_cache"] = earlier.seconds.get("prefix_cache")
+    return earlier.models["tallrec"].llm
+
+
+def _stage2_after_stage1(run: RecRun, split: CTRSplit, align_config: AlignConfig,
+                         progress: bool) -> None:
+    """Item states from the stage-1 model (LoRA active), then MF aligned to them."""
+    started = time.perf_counter()
+    raw = item_semantic_embeddings(run.backbone, split.item_titles, progress=progress)
+    result = train_aligned_mf(split, raw, align_config, progress=progress)
+    run.aligned, run.semantic = result.tables(), center_items(raw)[0]
+    run.seconds["stage2"] = round(time.perf_counter() - started, 1)
+
+
 def _check_inputs(methods: Sequence[str], aligned: AlignedTables | None,
-                  semantic: np.ndarray | None) -> None:
+                  align_config: AlignConfig | None, semantic: np.ndarray | None) -> None:
     """A :class:`ConfigError` naming the fix for unknown methods or missing stage-2 inputs."""
     unknown = sorted(set(methods) - set(METHODS) - set(ABLATIONS))
     if unknown:
         raise ConfigError(f"Unknown methods {unknown}; choose from {METHODS + ABLATIONS}.")
-    needs_aligned = [m for m in methods if m.startswith("sella") and m != "sella_no_align"]
-    if needs_aligned and aligned is None:
+    needs_aligned = [m for m in methods if (m.startswith("sella") and m != "sella_no_align")
+                     or m == "collm_aligned"]
+    if needs_aligned and aligned is None and align_config is None:
         raise ConfigError(f"{needs_aligned} need the aligned MF of stage 2. Fix: pass "
+                          "align_config=AlignConfig.quick() (aligned here, after stage 1) or "
                           "aligned=AlignedTables.load('build/aligned_mf.pt') (notebook 04).")
-    if "sella_no_align" in methods and semantic is None:
+    if "sella_no_align" in methods and semantic is None and align_config is None:
         raise ConfigError("sella_no_align needs the LLM's raw item table. Fix: pass semantic="
                           "item_semantic_embeddings(backbone, split.item_titles).")
 
@@ -158,7 +240,7 @@ def _prompt_sets(run: RecRun, method: str) -> dict:
     """``{split: (encoded prompts, rows)}`` of ``method``'s template (one builder each)."""
     template = template_for(method)
     if template not in run.builders:
-        family = "collm" if method == "collm" else "sella"
+        family = "collm" if method in _COLLM_FAMILY else "sella"
         run.builders[template] = PromptBuilder(run.backbone.tokenizer, TEMPLATES[template],
                                                slot_tokens=SLOT_TOKENS[family],
                                                history_len=run.config.history_len)
@@ -166,72 +248,101 @@ def _prompt_sets(run: RecRun, method: str) -> dict:
     return {s: (builder.encode_rows(f, run.titles), f) for s, f in run.rows.items()}
 
 
-def _fit(run: RecRun, name: str, model: SpecialTokenRec, data: dict, lr: float, accelerator,
+def _fit(run: RecRun, name: str, model: SpecialTokenRec, lr: float, accelerator,
          progress: bool) -> None:
-    """Train ``model`` (selected on validation), score test once, record both in ``run``."""
+    """Train ``model`` (selected on validation), score test once, record both in ``run``.
+
+    Stage 1 trains on whole prompts (its LoRA moves); once it is done, the text of every row is
+    run through the frozen stage-1 model once (:class:`PrefixCache`), and stage 3 and every
+    later scoring pass reuse it."""
     config, pad_id = run.config, run.backbone.tokenizer.pad_token_id
+    data = _prompt_sets(run, name)
     model.to(accelerator.device)
+    stage3 = name != "tallrec"
     trained = train_rec(model, data["train"], data["valid"], config, lr=lr, pad_id=pad_id,
-                        accelerator=accelerator, progress=progress, desc=name)
+                        accelerator=accelerator, progress=progress, desc=name,
+                        epochs=(config.token_epochs or config.epochs) if stage3 else config.epochs,
+                        prefixes=run.prefixes if stage3 else None)
     run.training[name], run.models[name] = trained, trained.model
+    if not stage3 and config.cache_prefix and not config.tune_lora:
+        started = time.perf_counter()
+        run.prefixes = {s: PrefixCache.build(model.llm, prompts, batch_size=config.score_batch_size,
+                                             progress=progress, desc=f"text of {s} rows")
+                        for s, (prompts, _) in data.items()}
+        run.seconds["prefix_cache"] = round(time.perf_counter() - started, 1)
     # Validation scores come from the selection itself; test is scored once, here.
-    scores = {"valid": trained.valid_scores,
-              "test": score_prompts(trained.model, *data["test"], pad_id=pad_id,
-                                    batch_size=config.score_batch_size, accelerator=accelerator,
-                                    desc=f"{name}: test", progress=progress)}
+    scores = {"valid": trained.valid_scores}
+    for part in [s for s in data if s not in ("train", "valid")]:
+        scores[part] = score_prompts(trained.model, *data[part], pad_id=pad_id,
+                                     batch_size=config.score_batch_size, accelerator=accelerator,
+                                     desc=f"{name}: {part}", progress=progress,
+                                     prefix=run.prefixes.get(part))
     run.scores[name] = scores
     run.results[name] = _method_results(run.rows, scores, seconds=round(trained.seconds, 1),
-                                backbone=run.backbone.name, seed=config.seed,
-                                best_step=trained.best_step)
+                                        backbone=run.backbone.name, seed=config.seed,
+                                        best_step=trained.best_step)
 
 
-def _stage3_model(name: str, llm, answers, plain_mf: nn.Module,
-                  aligned: AlignedTables | None, semantic: np.ndarray | None, d_cf: int,
+def _stage3_model(name: str, llm, answers, plain_mf: nn.Module, run: RecRun, d_cf: int,
                   d_llm: int) -> SpecialTokenRec:
+    """The stage-3 model of ``name``: which tables, which projectors, what trains."""
     plain_user = plain_mf.user_embedding.weight.detach().cpu().numpy()
     plain_item = plain_mf.item_embedding.weight.detach().cpu().numpy()
-    if name == "collm":  # CoLLM default: the CF model frozen, only the mapping trained
-        return SpecialTokenRec(llm, answers, user_table=copy_table(plain_user, trainable=False),
-                               item_table=copy_table(plain_item, trainable=False),
+    aligned, config = run.aligned, run.config
+    if name in _COLLM_FAMILY:  # CoLLM default: the CF model frozen, only the mapping trained
+        user, item = (plain_user, plain_item) if name == "collm" else (aligned.user, aligned.item)
+        return SpecialTokenRec(llm, answers, user_table=copy_table(user, trainable=False),
+                               item_table=copy_table(item, trainable=False),
                                cf_projector=collm_mapping(d_cf, d_llm))
-    if name == "sella_no_align":  # plain MF, the LLM's raw table, SeLLa-Rec's projector width
-        user, item, semantic_table = plain_user, plain_item, semantic
+    if name == "sella_no_align":  # plain MF, the LLM's table, SeLLa-Rec's projector width
+        user, item, semantic_table = plain_user, plain_item, run.semantic
         projector = Projector(d_cf, d_llm, hidden=1024)
     else:  # the alignment projector's shape; its weights unless sella_random_init
         user, item, semantic_table = aligned.user, aligned.item, aligned.semantic
         projector = aligned.projector(trained=name != "sella_random_init")
+    # The shared projector was fitted to item vectors: users enter at the items' scale.
+    user = user * (np.median(np.linalg.norm(item[1:], axis=1))
+                   / max(np.median(np.linalg.norm(user[1:], axis=1)), 1e-12))
     warm = name != "sella_no_warm"
+    semantic_projector = nn.Linear(d_llm, d_llm) if warm else None
+    if config.normalize_slots:
+        scale = input_embedding_norm(llm)
+        projector = ScaledDirection(projector, scale)
+        semantic_projector = ScaledDirection(semantic_projector, scale) if warm else None
+    cf_trainable = not (config.freeze_cf or name == "sella_frozen_cf")
     return SpecialTokenRec(
-        llm, answers, user_table=copy_table(user, trainable=True),
-        item_table=copy_table(item, trainable=True), cf_projector=projector,
+        llm, answers, user_table=copy_table(user, trainable=cf_trainable),
+        item_table=copy_table(item, trainable=cf_trainable), cf_projector=projector,
         semantic=copy_table(semantic_table, trainable=True) if warm else None,
-        semantic_projector=nn.Linear(d_llm, d_llm) if warm else None)
+        semantic_projector=semantic_projector)
+
+
+def fresh_stage3_model(run: RecRun, name: str, plain_mf: nn.Module) -> SpecialTokenRec:
+    """``name``'s stage-3 model as it starts, before training (for before/after pictures);
+    its randomly initialised parts come from torch's global random state."""
+    llm = run.models["tallrec"].llm
+    return _stage3_model(name, llm, run.models["tallrec"].answer_ids, plain_mf, run,
+                         plain_mf.item_embedding.weight.shape[1], run.backbone.hidden_size)
 
 
 def _method_results(rows: dict[str, pd.DataFrame], scores: dict[str, np.ndarray], **facts
                     ) -> dict:
-    """Validation metrics, test metrics on all / warm / cold rows, and ``facts``."""
-    return {"valid": ctr_metrics(rows["valid"], scores["valid"]),
-            **evaluate_slices(rows["test"], scores["test"]), **facts}
+    """Validation metrics, test metrics on all / warm / cold rows (and on the item-cold rows
+    when scored), and ``facts``."""
+    record = {"valid": ctr_metrics(rows["valid"], scores["valid"]),
+              **evaluate_slices(rows["test"], scores["test"]), **facts}
+    if "item_cold" in scores:
+        record["test_item_cold"] = ctr_metrics(rows["item_cold"], scores["item_cold"])
+    return record
 
 
-def prepare_stage2(split: CTRSplit, backbone: Backbone, *, preset: str = "quick",
-                   seed: int = 2025, aligned: str | Path | None = None, progress: bool = True
-                   ) -> tuple[nn.Module, np.ndarray, AlignedTables]:
-    """What stage 3 needs besides the LLM: a plain MF, the LLM's item table and the aligned MF.
-
-    The plain MF is trained with ``CFConfig.<preset>`` (epoch chosen on validation); the aligned
-    MF is read from ``aligned`` (notebook 04's ``build/aligned_mf.pt``) when given and present,
-    else trained here with ``AlignConfig.<preset>``. Call before slot tokens are added (the item
-    table's cache key includes the vocabulary size).
-    """
-    plain, _ = fit_and_evaluate(split, CFConfig.preset(preset, model="mf", seed=seed),
+def prepare_stage2(split: CTRSplit, *, preset: str = "quick", seed: int = 2025,
+                   progress: bool = True) -> tuple[nn.Module, AlignConfig]:
+    """What stage 3 needs besides the LLM: a plain MF (``CFConfig.<preset>``, epoch chosen on
+    validation) and the settings of stage 2 (``AlignConfig.<preset>``), which
+    :func:`run_methods` runs after stage 1 on the stage-1 model's item states. The ``compare``
+    preset uses the quick CF and alignment settings."""
+    base = "quick" if preset == "compare" else preset
+    plain, _ = fit_and_evaluate(split, CFConfig.preset(base, model="mf", seed=seed),
                                 progress=progress)
-    semantic = item_semantic_embeddings(backbone, split.item_titles, progress=progress)
-    if aligned is not None and Path(aligned).exists():
-        tables = AlignedTables.load(aligned)
-    else:
-        result = train_aligned_mf(split, semantic, AlignConfig.preset(preset, seed=seed),
-                                  progress=progress)
-        tables = result.tables()
-    return plain.model, semantic, tables
+    return plain.model, AlignConfig.preset(base, seed=seed)

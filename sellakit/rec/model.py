@@ -27,15 +27,36 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sellakit.rec.config import RecConfig
+from sellakit.rec.prefix import PrefixCache, cache_keyword
 from sellakit.rec.prompts import EncodedPrompt, collate
 
 __all__ = ["SpecialTokenRec", "collm_mapping", "add_lora", "collate_rows", "score_prompts",
-           "copy_table"]
+           "copy_table", "ScaledDirection", "input_embedding_norm"]
 
 
 def collm_mapping(d_cf: int, d_llm: int) -> nn.Module:
     """CoLLM's CIE mapping: ``Linear(d, 10 d) -> ReLU -> Linear(10 d, d_llm)``."""
     return nn.Sequential(nn.Linear(d_cf, 10 * d_cf), nn.ReLU(), nn.Linear(10 * d_cf, d_llm))
+
+
+class ScaledDirection(nn.Module):
+    """``scale * inner(x) / |inner(x)|``: a slot vector whose direction ``inner`` (a projector)
+    learns and whose norm is one learnable scale, initialised to the norm of the LLM's ordinary
+    input embeddings. The LLM then reads slot vectors at the size of its own tokens, however far
+    the projector's raw outputs are from it (a few steps of Adam move them by a lot)."""
+
+    def __init__(self, inner: nn.Module, scale: float):
+        super().__init__()
+        self.inner = inner
+        self.scale = nn.Parameter(torch.tensor(float(scale)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * nn.functional.normalize(self.inner(x), dim=-1)
+
+
+def input_embedding_norm(llm) -> float:
+    """The median norm of the LLM's input-embedding rows (what a slot vector is scaled to)."""
+    return float(llm.get_input_embeddings().weight.detach().float().norm(dim=1).median())
 
 
 def add_lora(model, config: RecConfig):
@@ -106,26 +127,39 @@ class SpecialTokenRec(nn.Module):
         for name, vector in self.slot_vectors(batch).items():
             # Out of place: with gradient checkpointing the embedding output is a leaf.
             embeds = embeds.index_put((rows, batch[f"slot_{name}"]), vector.to(embeds.dtype))
-        # Right padding: real tokens sit at 0..last, so the default positions are right. The
-        # decoder's final hidden state at each row's last real token meets only the two answer
-        # rows of the output layer (the full-vocabulary logits are never formed).
-        hidden = self.llm.get_decoder()(inputs_embeds=embeds, attention_mask=mask
-                                        ).last_hidden_state[rows, batch["last"]]
+        # Right padding: real tokens sit at 0..last, so the default positions are right. With a
+        # cached text (``past``, prefix.py) the batch holds the suffix alone and its positions.
+        decoder = self.llm.get_decoder()
+        past = {cache_keyword(decoder): batch["past"]} if "past" in batch else {}
+        hidden = decoder(inputs_embeds=embeds, attention_mask=mask, use_cache=bool(past),
+                         position_ids=batch.get("position_ids"), **past
+                         ).last_hidden_state[rows, batch["last"]]
+        if batch.get("full_vocabulary"):
+            return self.answer_logits(hidden, None)
+        logits = self.answer_logits(hidden, list(self.answer_ids))
+        return logits[:, 0] - logits[:, 1]
+
+    def answer_logits(self, hidden: torch.Tensor, token_ids: list[int] | None) -> torch.Tensor:
+        """Next-token logits (float32) from final hidden states, for ``token_ids`` only (the
+        full-vocabulary product is never formed for the Yes/No score) or for every token."""
         head = self.llm.get_output_embeddings()
-        yes, no = self.answer_ids
-        logits = hidden.float() @ head.weight[[yes, no]].float().T
+        weight = head.weight if token_ids is None else head.weight[token_ids]
+        logits = hidden.float() @ weight.float().T
         if getattr(head, "bias", None) is not None:
-            logits = logits + head.bias[[yes, no]].float()
+            logits = logits + (head.bias if token_ids is None else head.bias[token_ids]).float()
         cap = getattr(self.llm.config, "final_logit_softcapping", None)  # Gemma 2
         if cap:
             logits = torch.tanh(logits / cap) * cap
-        return logits[:, 0] - logits[:, 1]
+        return logits
 
 
 def collate_rows(prompts: Sequence[EncodedPrompt], frame: pd.DataFrame, pad_id: int,
-                 device) -> dict[str, torch.Tensor]:
+                 device, *, prefix: PrefixCache | None = None,
+                 index: Sequence[int] | None = None) -> dict[str, torch.Tensor]:
     """One batch on ``device``: the prompts right-padded (:func:`~sellakit.rec.prompts.collate`)
     plus their rows' ``uid``, ``iid`` (what the slot vectors are looked up by) and ``label``.
+    With ``prefix``, the batch holds the suffixes and the cached text of rows ``index``
+    (:meth:`PrefixCache.batch`).
 
     Args:
         prompts: encoded prompts, one per row of ``frame`` and in its order.
@@ -134,21 +168,23 @@ def collate_rows(prompts: Sequence[EncodedPrompt], frame: pd.DataFrame, pad_id: 
         pad_id: the tokenizer's pad token id.
         device: where the tensors go.
     """
-    batch = collate(prompts, pad_id)
+    batch = collate(prompts, pad_id) if prefix is None else prefix.batch(index, prompts, device)
     batch["uid"] = torch.tensor(frame.uid.to_numpy(), dtype=torch.long)
     batch["iid"] = torch.tensor(frame.iid.to_numpy(), dtype=torch.long)
     batch["label"] = torch.tensor(frame.label.to_numpy(), dtype=torch.float32)
-    return {k: v.to(device) for k, v in batch.items()}
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 @torch.no_grad()
 def score_prompts(model: SpecialTokenRec, prompts: Sequence[EncodedPrompt], frame: pd.DataFrame,
                   *, pad_id: int, batch_size: int = 32, accelerator=None,
-                  progress: bool = False, desc: str = "scoring") -> np.ndarray:
+                  progress: bool = False, desc: str = "scoring",
+                  prefix: PrefixCache | None = None) -> np.ndarray:
     """``P(Yes) / (P(Yes) + P(No))`` for every prompt, in the order given.
 
     Prompts are sorted by length so each batch pads little; with several processes each scores
-    a share and the scores are gathered.
+    a share and the scores are gathered. With ``prefix`` (built from the same rows), only the
+    suffixes run through the LLM.
     """
     from accelerate.utils import gather_object
 
@@ -162,7 +198,7 @@ def score_prompts(model: SpecialTokenRec, prompts: Sequence[EncodedPrompt], fram
     pairs = []
     for index in tqdm(batches, desc=desc, disable=not progress, leave=False):
         logits = model(collate_rows([prompts[i] for i in index], frame.iloc[index], pad_id,
-                                     device))
+                                     device, prefix=prefix, index=index))
         pairs.extend(zip(index.tolist(), torch.sigmoid(logits).cpu().tolist()))
     model.train(was_training)
     if world > 1:

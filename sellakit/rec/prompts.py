@@ -35,20 +35,22 @@ import torch
 __all__ = ["TEMPLATES", "SLOT_TOKENS", "PromptBuilder", "EncodedPrompt", "collate",
            "add_slot_tokens", "answer_token_ids"]
 
-_INTRO = '#Question: A user has given high ratings to the following movies: {history}.'
-_ASK = ('Will the user enjoy the movie "{target}"{features}? Answer with "Yes" or "No".'
-        '\n#Answer:')
+# The text every template shares comes first: instruction, history titles, target title. Its
+# key/value states under the frozen LLM are computed once per row and reused (prefix.py); the
+# slots and the answer cue follow the ``{suffix}`` marker.
+_TEXT = ('#Question: A user has given high ratings to the following movies: {history}. '
+         'Will the user enjoy the movie "{target}"? Answer with "Yes" or "No".{suffix}')
+_CUE = "\n#Answer:"
 
-#: Prompt templates per method (CoLLM's wording, shortened; the answer follows "#Answer:").
+#: Prompt templates per method (CoLLM's wording, reordered so the text comes first; the answer
+#: follows "#Answer:").
 TEMPLATES: dict[str, str] = {
     # TALLRec-style: titles only.
-    "text": f"{_INTRO} {_ASK.format(target='{target}', features='')}",
+    "text": _TEXT + _CUE,
     # CoLLM-style: one token for the user, one for the target item.
-    "collm": (f"{_INTRO} The user's preferences are encoded in the feature {{user}}. "
-              + _ASK.format(target="{target}", features=" with the feature {item}")),
+    "collm": _TEXT + " Features: user{user}, movie{item}." + _CUE,
     # SeLLa-Rec: user and item collaborative tokens plus the item's semantic token.
-    "sella": (f"{_INTRO} The user's preferences are encoded in the feature {{user}}. "
-              + _ASK.format(target="{target}", features=" with the features {item} {warm}")),
+    "sella": _TEXT + " Features: user{user}, movie{item}{warm}." + _CUE,
 }
 # SeLLa-Rec without <Warm_ID> (an ablation): the CoLLM wording with SeLLa-Rec's tokens.
 TEMPLATES["sella_no_warm"] = TEMPLATES["collm"]
@@ -59,7 +61,7 @@ SLOT_TOKENS: dict[str, dict[str, str]] = {
     "sella": {"user": "<User_ID>", "item": "<Item_ID>", "warm": "<Warm_ID>"},
 }
 
-_SLOT = re.compile(r"\{(user|item|warm)\}")
+_SLOT = re.compile(r"\{(user|item|warm|suffix)\}")
 
 
 def add_slot_tokens(tokenizer, model) -> list[str]:
@@ -100,6 +102,8 @@ class EncodedPrompt:
 
     ids: list[int]
     slots: dict[str, int]
+    #: tokens before the ``{suffix}`` marker: the text the frozen LLM's cache covers.
+    prefix_len: int = 0
 
 
 class PromptBuilder:
@@ -119,7 +123,10 @@ class PromptBuilder:
         self.tokenizer = tokenizer
         self.template = template
         self.history_len = history_len
-        self.slot_names = _SLOT.findall(template)
+        if template.count("{suffix}") != 1:
+            raise ValueError("A template needs one {suffix} marker after its text part (where "
+                             "the cached text ends and the slots begin); see TEMPLATES.")
+        self.slot_names = [name for name in _SLOT.findall(template) if name != "suffix"]
         tokens = slot_tokens or SLOT_TOKENS["sella"]
         vocab = tokenizer.get_vocab()
         for name in self.slot_names:
@@ -134,20 +141,25 @@ class PromptBuilder:
         pieces = _SLOT.split(self.template)
         out = []
         for index, piece in enumerate(pieces):
-            out.append(self.tokenizer.convert_ids_to_tokens(self.slot_ids[piece]) if index % 2
-                       else self._fill(piece, history, target))
+            if index % 2:
+                out.append(self.tokenizer.convert_ids_to_tokens(self.slot_ids[piece])
+                           if piece != "suffix" else "")
+            else:
+                out.append(self._fill(piece, history, target))
         return "".join(out)
 
     def encode(self, history: Sequence[str], target: str) -> EncodedPrompt:
-        ids, slots = list(self.prefix), {}
+        ids, slots, prefix_len = list(self.prefix), {}, 0
         for index, piece in enumerate(_SLOT.split(self.template)):
-            if index % 2:  # a slot name
+            if piece == "suffix" and index % 2:
+                prefix_len = len(ids)
+            elif index % 2:  # a slot name
                 slots[piece] = len(ids)
                 ids.append(self.slot_ids[piece])
             elif piece:
                 ids.extend(self.tokenizer(self._fill(piece, history, target),
                                           add_special_tokens=False).input_ids)
-        return EncodedPrompt(ids, slots)
+        return EncodedPrompt(ids, slots, prefix_len)
 
     def encode_rows(self, frame: pd.DataFrame, titles: np.ndarray) -> list[EncodedPrompt]:
         """Prompts for the rows of a split frame (``his`` = earlier liked items, ``iid``)."""

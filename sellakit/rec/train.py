@@ -8,6 +8,7 @@ every ``eval_every`` optimiser steps and at the end of each epoch.
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -20,33 +21,46 @@ from sellakit.errors import ConfigError
 from sellakit.metrics import auc, require_both_labels
 from sellakit.rec.config import RecConfig, make_accelerator
 from sellakit.rec.model import SpecialTokenRec, collate_rows, score_prompts
+from sellakit.rec.prefix import PrefixCache
 from sellakit.rec.prompts import EncodedPrompt
 from sellakit.selection import CheckpointSelector, TrainResult
 
-__all__ = ["train_rec"]
+__all__ = ["train_rec", "slot_norms"]
+
+
+_TABLES = ("user_table", "item_table", "semantic")
 
 
 def train_rec(model: SpecialTokenRec, train: tuple[list[EncodedPrompt], pd.DataFrame],
               valid: tuple[list[EncodedPrompt], pd.DataFrame], config: RecConfig, *, lr: float,
-              pad_id: int, accelerator=None, progress: bool = True, desc: str = "train"
+              pad_id: int, accelerator=None, progress: bool = True, desc: str = "train",
+              epochs: int | None = None, prefixes: dict[str, PrefixCache] | None = None
               ) -> TrainResult:
-    """Train the parameters of ``model`` that require grad with BCE on the Yes/No score.
+    """Train the parameters of ``model`` that require grad with BCE on the Yes/No score (or the
+    answer token's cross-entropy, ``config.loss="lm"``).
 
-    Validation AUC is measured at step 0 (the model as it starts), every ``eval_every``
-    optimiser steps and at the end of each epoch; the best checkpoint is restored.
+    Projectors (and LoRA) at ``lr`` with decoupled ``weight_decay``, tables at ``lr_tables``
+    without; linear warm-up over ``config.warmup`` of the steps, then cosine decay. Validation
+    AUC (and the slots' mean norms) at step 0, every ``eval_every`` optimiser steps and at each
+    epoch's end; the best checkpoint is restored.
+
+    Args:
+        epochs: passes over ``train`` (default ``config.epochs``).
+        prefixes: cached text of the ``"train"`` and ``"valid"`` rows (frozen LLM only).
     """
     require_both_labels(valid[1].label, f"the validation rows of {desc}")
     accelerator = accelerator or make_accelerator(config)
     started = time.perf_counter()
     prompts, frame = train
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ConfigError("Nothing to train: no parameter of the model requires grad.")
-    optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay)
-    generator = torch.Generator().manual_seed(config.seed)
-    loader = torch.utils.data.DataLoader(range(len(prompts)), batch_size=config.batch_size,
-                                         shuffle=True, generator=generator)
-    wrapped, optimiser, loader = accelerator.prepare(model, optimiser, loader)
+    prefixes = prefixes or {}
+    epochs = epochs or config.epochs
+    loader = torch.utils.data.DataLoader(
+        range(len(prompts)), batch_size=config.batch_size, shuffle=True,
+        generator=torch.Generator().manual_seed(config.seed))
+    total = max(1, epochs * len(loader) // config.grad_accum)
+    optimiser = torch.optim.AdamW(_param_groups(model, config, lr))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, _warmup_cosine(total, config.warmup))
+    wrapped, optimiser, loader, schedule = accelerator.prepare(model, optimiser, loader, schedule)
     inner = accelerator.unwrap_model(wrapped)
 
     selector = CheckpointSelector(snapshot=_trainable_state)
@@ -54,22 +68,26 @@ def train_rec(model: SpecialTokenRec, train: tuple[list[EncodedPrompt], pd.DataF
     def validate(step: int, loss: float) -> None:
         scores = score_prompts(inner, valid[0], valid[1], pad_id=pad_id, accelerator=accelerator,
                                batch_size=config.score_batch_size, desc=f"{desc}: valid",
-                               progress=progress and accelerator.is_main_process)
-        rows.append({"step": step, "train_loss": loss, "valid_auc": auc(valid[1].label, scores)})
+                               progress=progress and accelerator.is_main_process,
+                               prefix=prefixes.get("valid"))
+        rows.append({"step": step, "train_loss": loss, "valid_auc": auc(valid[1].label, scores),
+                     **slot_norms(inner, valid[1])})
         selector.update(step, rows[-1]["valid_auc"], inner, {"auc": rows[-1]["valid_auc"]},
                         keep=scores)
 
     rows, step, running = [], 0, []
     validate(0, float("nan"))
-    total = config.epochs * len(loader) // config.grad_accum
     bar = tqdm(total=total, desc=desc, disable=not progress or not accelerator.is_main_process)
     wrapped.train()
-    for _ in range(config.epochs):
+    if "train" in prefixes:  # the LLM reads cached states of its eval mode: keep it there
+        inner.llm.eval()
+    for _ in range(epochs):
         for micro, index in enumerate(loader):
             index = index.cpu().numpy()
             batch = collate_rows([prompts[i] for i in index], frame.iloc[index], pad_id,
-                                 accelerator.device)
-            running.append(_micro_step(wrapped, batch, optimiser, accelerator))
+                                 accelerator.device, prefix=prefixes.get("train"), index=index)
+            running.append(_micro_step(wrapped, batch, optimiser, schedule, accelerator,
+                                       inner.answer_ids, config.loss))
             if (micro + 1) % config.grad_accum:
                 continue
             step += 1
@@ -80,21 +98,75 @@ def train_rec(model: SpecialTokenRec, train: tuple[list[EncodedPrompt], pd.DataF
         if not rows or rows[-1]["step"] != step:
             validate(step, float(np.mean(running[-len(loader):])))
     bar.close()
+    return _selected(inner, selector, rows, started, config, len(prompts))
+
+
+def _selected(inner: SpecialTokenRec, selector: CheckpointSelector, rows: list[dict],
+              started: float, config: RecConfig, n_train: int) -> TrainResult:
+    """The best checkpoint restored, in eval mode, with its learning curve."""
     selector.restore(inner)
     inner.eval()
     return TrainResult(model=inner, history=pd.DataFrame(rows), best_step=selector.best_step,
                        best_valid=selector.best_metrics, seconds=time.perf_counter() - started,
-                       seed=config.seed, config=config, n_train=len(prompts),
+                       seed=config.seed, config=config, n_train=n_train,
                        valid_scores=selector.best_kept)
 
 
-def _micro_step(wrapped, batch: dict, optimiser, accelerator) -> float:
-    """BCE on the Yes/No score of one micro-batch; the optimiser steps when Accelerate's
+def _param_groups(model: nn.Module, config: RecConfig, lr: float) -> list[dict]:
+    """Tables (no decay, ``lr_tables``) apart from projectors and LoRA (``lr``, decay)."""
+    tables, others = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (tables if name.split(".")[0] in _TABLES else others).append(p)
+    if not tables and not others:
+        raise ConfigError("Nothing to train: no parameter of the model requires grad.")
+    return [g for g in ({"params": others, "lr": lr, "weight_decay": config.weight_decay},
+                        {"params": tables, "lr": config.lr_tables, "weight_decay": 0.0})
+            if g["params"]]
+
+
+def _warmup_cosine(total: int, warmup: float):
+    """The learning-rate factor at each step: linear warm-up, then cosine decay to 0."""
+    warm = max(1, round(warmup * total)) if warmup > 0 else 0
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = (step - warm) / max(1, total - warm)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+@torch.no_grad()
+def slot_norms(model: SpecialTokenRec, frame: pd.DataFrame, rows: int = 64) -> dict[str, float]:
+    """Mean norm of each slot's vector over the first ``rows`` rows of ``frame``
+    (``norm_user``, ``norm_item``, ``norm_warm``; empty for text-only prompts)."""
+    part = frame.iloc[:rows]
+    device = next(model.parameters()).device
+    batch = {"uid": torch.tensor(part.uid.to_numpy(), device=device),
+             "iid": torch.tensor(part.iid.to_numpy(), device=device)}
+    present = {"user": model.user_table, "item": model.item_table, "warm": model.semantic}
+    batch.update({f"slot_{k}": None for k, table in present.items() if table is not None})
+    return {f"norm_{k}": float(v.float().norm(dim=-1).mean())
+            for k, v in model.slot_vectors(batch).items()}
+
+
+def _micro_step(wrapped, batch: dict, optimiser, schedule, accelerator,
+                answer_ids: tuple[int, int], loss_name: str) -> float:
+    """The loss of one micro-batch; the optimiser and the schedule step when Accelerate's
     gradient accumulation says so. Returns the loss."""
     with accelerator.accumulate(wrapped):
-        loss = nn.functional.binary_cross_entropy_with_logits(wrapped(batch), batch["label"])
+        if loss_name == "lm":  # the answer token among the whole vocabulary
+            logits = wrapped({**batch, "full_vocabulary": True})
+            target = torch.where(batch["label"] > 0.5, answer_ids[0], answer_ids[1])
+            loss = nn.functional.cross_entropy(logits, target)
+        else:
+            loss = nn.functional.binary_cross_entropy_with_logits(wrapped(batch),
+                                                                  batch["label"])
         accelerator.backward(loss)
         optimiser.step()
+        schedule.step()
         optimiser.zero_grad()
     return loss.item()
 

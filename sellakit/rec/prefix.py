@@ -1,0 +1,145 @@
+"""The frozen LLM's key/value states of each prompt's text, computed once and reused.
+
+A prompt is ``text + suffix``: the text (instruction, history titles, target title) comes first
+and is the same for every method; the suffix holds the slot tokens and the answer cue
+(:data:`~sellakit.rec.prompts.TEMPLATES`). While the LLM is frozen (stage 3, and every scoring
+pass), the text's keys and values never change, so :class:`PrefixCache` computes them once per
+row, without grad, and a step runs only the ~10 suffix tokens through the LLM, attending to the
+cached text. Epochs, stage-3 methods and scoring all reuse one cache.
+
+Row ``b`` of a batch keeps its own positions: its text sits at ``0 .. L_b - 1`` (right-padded
+to the batch's longest text, the padding masked out) and its suffix at ``L_b, L_b + 1, ...``,
+exactly where the whole prompt would put it. Cached and uncached scores agree to float
+rounding (``tests/test_rec.py``; ``sellakit bench rec-prefix`` on the real model).
+
+Example::
+
+    >>> from sellakit.rec import PrefixCache
+    >>> cache = PrefixCache.build(llm, prompts)  # doctest: +SKIP
+    >>> scores = score_prompts(model, prompts, frame, pad_id=pad, prefix=cache)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from sellakit.errors import ConfigError
+from sellakit.rec.prompts import EncodedPrompt
+
+__all__ = ["PrefixCache"]
+
+
+class PrefixCache:
+    """Per row, the keys and values of every layer over the prompt's text part.
+
+    Args:
+        states: one tensor per row, ``(layers, 2, kv_heads, text_len, head_dim)``.
+        text_ids: each row's text token ids (checked against the prompts a batch is built from,
+            so a cache is never paired with other rows' text).
+    """
+
+    def __init__(self, states: list[torch.Tensor], text_ids: list[tuple[int, ...]]):
+        self.states = states
+        self.text_ids = text_ids
+        self.lengths = np.array([len(t) for t in text_ids])
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the cached states take."""
+        return sum(s.numel() * s.element_size() for s in self.states)
+
+    @classmethod
+    @torch.no_grad()
+    def build(cls, llm, prompts: Sequence[EncodedPrompt], *, batch_size: int = 16,
+              progress: bool = False, desc: str = "text prefix") -> PrefixCache:
+        """Run each prompt's text through ``llm`` (in eval mode, batched by length)."""
+        if any(p.prefix_len < 1 for p in prompts):
+            raise ConfigError("A prompt has no text before its suffix. Fix: build prompts with "
+                              "a template holding the {suffix} marker (TEMPLATES).")
+        text_ids = [tuple(p.ids[:p.prefix_len]) for p in prompts]
+        states: list[torch.Tensor | None] = [None] * len(prompts)
+        device = next(llm.parameters()).device
+        decoder = llm.get_decoder()
+        was_training = llm.training
+        llm.eval()
+        order = np.argsort([len(t) for t in text_ids], kind="stable")
+        for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress,
+                          leave=False):
+            index = order[start:start + batch_size]
+            width = max(len(text_ids[i]) for i in index)
+            ids = torch.zeros((len(index), width), dtype=torch.long)
+            mask = torch.zeros((len(index), width), dtype=torch.long)
+            for row, i in enumerate(index):
+                ids[row, :len(text_ids[i])] = torch.tensor(text_ids[i])
+                mask[row, :len(text_ids[i])] = 1
+            # Right padding: real tokens precede the pads, so (causal) they never see them.
+            out = decoder(input_ids=ids.to(device), attention_mask=mask.to(device),
+                          use_cache=True)
+            cache = out.cache if hasattr(out, "cache") else out.past_key_values
+            layers = torch.stack([torch.stack(pair, dim=1) for pair in _key_values(cache)],
+                                 dim=1)  # (B, layers, 2, h, W, d)
+            for row, i in enumerate(index):
+                states[i] = layers[row, :, :, :, :len(text_ids[i])].contiguous()
+        llm.train(was_training)
+        return cls(states, text_ids)
+
+    def batch(self, index: Sequence[int], prompts: Sequence[EncodedPrompt], device
+              ) -> dict[str, torch.Tensor]:
+        """What :class:`~sellakit.rec.model.SpecialTokenRec` reads for rows ``index`` whose
+        prompts are ``prompts``: the suffix ids, their positions, the slot positions within the
+        suffix, the attention mask over text and suffix, and the cache (``past``)."""
+        from transformers import DynamicCache
+
+        suffix_len = {len(p.ids) - p.prefix_len for p in prompts}
+        if len(suffix_len) != 1:
+            raise ConfigError("Prompts of one batch have suffixes of different lengths; a "
+                              "batch holds one template's prompts.")
+        for i, prompt in zip(index, prompts):
+            if tuple(prompt.ids[:prompt.prefix_len]) != self.text_ids[i]:
+                raise ConfigError(f"Row {i}: the prompt's text differs from the cached one. "
+                                  "Fix: build the cache from the same rows, in the same order.")
+        (width_suffix,) = suffix_len
+        lengths = torch.as_tensor(self.lengths[list(index)])
+        width = int(lengths.max())
+        first = self.states[index[0]]
+        stacked = first.new_zeros((len(index),) + first.shape[:-2] + (width, first.shape[-1]))
+        mask = torch.zeros((len(index), width + width_suffix), dtype=torch.long)
+        for row, i in enumerate(index):
+            stacked[row, ..., :self.lengths[i], :] = self.states[i]
+            mask[row, :self.lengths[i]] = 1
+        mask[:, width:] = 1
+        stacked = stacked.to(device)
+        past = DynamicCache([(stacked[:, layer, 0], stacked[:, layer, 1])
+                             for layer in range(stacked.shape[1])])
+        batch = {"input_ids": torch.tensor([p.ids[p.prefix_len:] for p in prompts]),
+                 "attention_mask": mask,
+                 "position_ids": lengths[:, None] + torch.arange(width_suffix)[None],
+                 "last": torch.full((len(index),), width_suffix - 1)}
+        for name in prompts[0].slots:
+            batch[f"slot_{name}"] = torch.tensor([p.slots[name] - p.prefix_len for p in prompts])
+        batch = {k: v.to(device) for k, v in batch.items()}
+        batch["past"] = past
+        return batch
+
+
+def _key_values(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(keys, values)`` per layer of a transformers cache (its layout changed in v4.56)."""
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    return list(zip(cache.key_cache, cache.value_cache))
+
+
+def cache_keyword(decoder) -> str:
+    """The decoder's name for a past cache: ``cache`` in transformers 5.x, formerly
+    ``past_key_values``."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(decoder.forward).parameters \
+        else "past_key_values"
