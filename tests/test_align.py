@@ -73,7 +73,7 @@ def test_alignment_pulls_spaces_together(small_split, tmp_path):
 
 
 def test_unseen_items_keep_their_llm_rows(small_split):
-    """Decoupled weight decay, none on the semantic table: rows of items that never reach the
+    """MF's weight decay, none on the semantic table: rows of items that never reach the
     InfoNCE term (items unseen in train) keep their centred LLM rows (cosine >= 0.99), while
     rows of trained items move."""
     from sellakit.llm import center_items

@@ -142,11 +142,11 @@ def train_cf(split: CTRSplit, config: CFConfig, *, model: nn.Module | None = Non
     seed_everything(config.seed)
     device = pick_device(config.device)
     model = (_build(split, config) if model is None else model).to(device)
-    if hasattr(model, "param_groups"):  # e.g. the aligned MF: decoupled decay, per group
-        optimiser = torch.optim.AdamW(model.param_groups(config.weight_decay), lr=config.lr)
-    else:  # CoLLM's MF / LightGCN / SASRec: Adam with L2 in the gradient
-        optimiser = torch.optim.Adam(model.parameters(), lr=config.lr,
-                                     weight_decay=config.weight_decay)
+    # Adam with L2 in the gradient (CoLLM's settings); a model with parameter groups (the
+    # aligned MF: no decay on its semantic table) sets the decay per group.
+    groups = model.param_groups(config.weight_decay) if hasattr(model, "param_groups") \
+        else model.parameters()
+    optimiser = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
     train = batch_tensors(split.train, config.history_len)
     valid = batch_tensors(split.valid, config.history_len)
     generator = torch.Generator().manual_seed(config.seed)

@@ -170,7 +170,7 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
         llm = _reuse_stage1(run, stage1_from)
     stage1 = {n: p.detach().clone() for n, p in llm.named_parameters() if "lora_" in n}
     if "tallrec" not in methods:
-        run.results.pop("tallrec")
+        run.results.pop("tallrec", None)
     token_methods = [m for m in llm_methods if m in _TOKEN_METHODS]
     if token_methods and aligned is None and align_config is not None:
         _stage2_after_stage1(run, split, align_config, show)
@@ -203,7 +203,8 @@ def _reuse_stage1(run: RecRun, earlier: RecRun):
         raise ConfigError("stage1_from must be a run on the same rows (a fixed sample_seed) and "
                           "the same backbone object.")
     for part in ("training", "models", "scores", "results"):
-        getattr(run, part)["tallrec"] = getattr(earlier, part)["tallrec"]
+        if "tallrec" in getattr(earlier, part):
+            getattr(run, part)["tallrec"] = getattr(earlier, part)["tallrec"]
     run.prefixes, run.builders = earlier.prefixes, earlier.builders
     run.seconds["prefix_cache"] = earlier.seconds.get("prefix_cache")
     return earlier.models["tallrec"].llm
