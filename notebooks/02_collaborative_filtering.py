@@ -18,7 +18,17 @@
 #
 # **Goals.** Train the three CF models CoLLM uses as baselines on the protocol of notebook 01,
 # choose each model's epoch on *validation* AUC, score *test* once, and read AUC and UAUC on
-# all, warm and cold rows. **Run time:** about 2 minutes in quick mode on 2 CPU cores.
+# all, warm and cold rows.
+#
+# **Learning objectives.** After this notebook you can
+#
+# * define AUC, UAUC and the binary cross-entropy loss, and say what each one rewards;
+# * explain how MF, LightGCN and SASRec turn a (user, item) pair into a score;
+# * select a checkpoint on validation and report test once, and say why;
+# * explain why an ID-based model scores cold rows at chance and a history-based one does not.
+#
+# **Run time** (quick mode, 2 idle CPU cores): 62 s (first run 65 s). **Paper mode:** ~8 min on a
+# CPU (bench/cf_ml1m.json). **Needs a GPU:** no. **Depends on:** none.
 
 # %% tags=["parameters"]
 from sellakit.config import preset_name, quick_mode

@@ -19,8 +19,16 @@
 # **Goals.** Load a real pretrained LLM (SmolLM2-135M-Instruct) offline, turn each movie title
 # into a vector (the hidden state from which the LLM would continue "Movie: <title>"), and see
 # what that space holds: neighbours by meaning, and genre structure, without any rating.
-# **Run time:** about 45 s in quick mode once the model and the item vectors are cached; the very
-# first run converts the model and embeds 3,255 titles (about 3 minutes).
+#
+# **Learning objectives.** After this notebook you can
+#
+# * turn a text into a vector with a decoder-only LLM (last hidden state at the last token);
+# * measure what such a space knows with cosine neighbours and a genre-agreement rate against
+#   a random baseline;
+# * read a UMAP map without over-reading it (distances across clusters mean little).
+#
+# **Run time** (quick mode, 2 idle CPU cores): 34 s (first run 30 s). **Paper mode:** not
+# measured (a UMAP of 3,000 items instead of 600). **Needs a GPU:** no. **Depends on:** none.
 
 # %% tags=["parameters"]
 from sellakit.config import quick_mode
