@@ -1,4 +1,5 @@
-# sellakit: two commands for a newcomer (`make run`, `make test`), plus `make lab` and `make bench`.
+# sellakit: two commands for a newcomer (`make run`, `make test`), plus `make lab`, `make book` and
+# `make bench`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,7 +9,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.sellakit-installed
 
-.PHONY: install run test lab bench sync clean
+.PHONY: install run test lab bench sync book clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "sellakit needs Python >= 3.10 (3.11 advised): make PYTHON=python3.11 ...")'
@@ -39,6 +40,10 @@ bench: install
 ## sync: regenerate each notebook's .ipynb from its jupytext .py (the .py is the source)
 sync: install
 	$(VENV)/bin/jupytext --sync notebooks/*.py
+
+## book: the static site of the notebooks `make run` executed (build/book/index.html); no re-execution
+book: install
+	$(VENV)/bin/sellakit book
 
 clean:
 	rm -rf build .pytest_cache

@@ -11,12 +11,13 @@ NOTEBOOK_SECONDS: dict[str, float] = {}  # reported at the end of the run (conft
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    """Run lazily and once per notebook (executed copies under a temporary build dir)."""
+def executed(tmp_path_factory, series_build):
+    """Run lazily and once per notebook (executed copies under the session's build dir, where
+    tests/test_notebooks_book.py builds the book from them)."""
     import os
 
     # Executed copies and figures go to temporary folders, not the working tree.
-    os.environ["SELLAKIT_BUILD"] = str(tmp_path_factory.mktemp("build"))
+    os.environ["SELLAKIT_BUILD"] = str(series_build)
     os.environ["SELLAKIT_FIGURES"] = str(tmp_path_factory.mktemp("figures"))
     cache: dict[str, dict] = {}
 
