@@ -105,6 +105,11 @@ environment = {
 environment
 
 # %% [markdown]
+# > **What you should see.** A table of the series, one row per notebook, and the environment
+# > of this run (`device` is `cpu` unless torch sees a GPU). Recorded, and checked by the tests:
+# >
+# > * `n_notebooks` ≈ 8 ± 0
+#
 # ## Summary and exercises
 #
 # The series moves from data (01) to CF models (02) and, in later notebooks, to LLM semantics,

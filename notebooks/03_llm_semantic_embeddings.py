@@ -169,6 +169,13 @@ saved = save_figures(figures)
 [p.name for p in saved]
 
 # %% [markdown]
+# > **What you should see** (SmolLM2-135M, template `Movie: {title}`, seed 2025; the tests
+# > check the recorded values). Toy Story's neighbours include Toy Story 2. The ± allows for
+# > float differences between machines, which can change a few nearest neighbours:
+# >
+# > * `genre_agreement_nearest` ≈ 0.489 ± 0.02 against `genre_agreement_random` ≈ 0.336 ± 0.03
+# > * `n_nearest_without_shared_genre` ≈ 1,664 ± 60 (exercise 2)
+#
 # ## Summary and exercises
 #
 # A small LLM already places items by what their titles say: a nearest neighbour shares a genre

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -27,7 +28,8 @@ from pathlib import Path
 
 from sellakit.config import repo_root
 
-__all__ = ["NOTEBOOKS", "Notebook", "notebooks_table", "series_seconds", "record", "recorded_values", "run_notebook", "run_series",
+__all__ = ["NOTEBOOKS", "Notebook", "notebooks_table", "series_seconds", "should_see",
+           "check_should_see", "record", "recorded_values", "run_notebook", "run_series",
            "notebooks_dir", "build_dir"]
 
 MIME = "application/vnd.sellakit.results+json"
@@ -126,6 +128,36 @@ def series_seconds(*, first_run: bool = False) -> float:
     """The whole quick series' time on 2 idle cores (warm cache, or the first run)."""
     return sum(nb.first_run_seconds if first_run else nb.quick_seconds
                for nb in NOTEBOOKS.values())
+
+
+#: In a "What you should see" box: `path.to.value` ≈ number ± tolerance (a recorded value).
+_EXPECTED = re.compile(r"`([A-Za-z0-9_@.]+)` ≈ (-?[0-9][0-9,]*(?:\.[0-9]+)?) ± ([0-9.]+)")
+
+
+def should_see(notebook) -> dict[str, tuple[float, float]]:
+    """The values a notebook's "What you should see" box promises: ``{path: (value, tol)}``.
+
+    A box is a markdown cell whose text holds "What you should see"; each promise is written
+    `` `mf.test.auc` ≈ 0.644 ± 0.02 `` on one line, the path naming a value the notebook records.
+    """
+    found = {}
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown" and "What you should see" in cell.source:
+            for path, value, tol in _EXPECTED.findall(cell.source):
+                found[path] = (float(value.replace(",", "")), float(tol))
+    return found
+
+
+def check_should_see(notebook, values: dict) -> list[str]:
+    """The promises of :func:`should_see` that the recorded ``values`` break (empty: all kept)."""
+    broken = []
+    for path, (expected, tol) in should_see(notebook).items():
+        value = values
+        for key in path.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None or abs(value - expected) > tol + 1e-12:
+            broken.append(f"{path}: box says {expected} ± {tol}, the run recorded {value}")
+    return broken
 
 
 def notebooks_dir() -> Path:

@@ -10,7 +10,7 @@ import jupytext
 import pytest
 
 from sellakit.cli import build_parser
-from sellakit.runner import NOTEBOOKS, notebooks_table, series_seconds
+from sellakit.runner import NOTEBOOKS, check_should_see, notebooks_table, series_seconds, should_see
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -79,3 +79,19 @@ def test_figures_gallery_shows_every_committed_figure():
     gallery = (ROOT / "figures" / "README.md").read_text()
     for png in sorted((ROOT / "figures").glob("*.png")):
         assert f"]({png.name})" in gallery, f"figures/README.md misses {png.name}"
+
+
+@pytest.mark.parametrize("stem", ["00_overview", "01_data", "02_collaborative_filtering",
+                                  "03_llm_semantic_embeddings"])
+def test_what_you_should_see_box_promises_recorded_values(stem):
+    """The box exists and names values; tests/test_notebooks.py checks them after each run."""
+    promises = should_see(jupytext.read(ROOT / "notebooks" / f"{stem}.py"))
+    assert promises, f"{stem}: no `path` ≈ value ± tol in a 'What you should see' box"
+
+
+def test_should_see_check_catches_a_wrong_box():
+    notebook = jupytext.reads("# %% [markdown]\n# > **What you should see.**\n"
+                              "# > * `mf.test.auc` ≈ 0.644 ± 0.02\n", fmt="py:percent")
+    assert check_should_see(notebook, {"mf": {"test": {"auc": 0.65}}}) == []
+    assert check_should_see(notebook, {"mf": {"test": {"auc": 0.70}}})
+    assert check_should_see(notebook, {})  # a value the notebook does not record

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import jupytext
 import pytest
 
-from sellakit.runner import NOTEBOOKS, run_notebook
+from sellakit.runner import NOTEBOOKS, check_should_see, notebooks_dir, run_notebook
 
 pytestmark = pytest.mark.notebook
 NOTEBOOK_SECONDS: dict[str, float] = {}  # reported at the end of the run (conftest.py)
@@ -25,6 +26,10 @@ def executed(tmp_path_factory, series_build):
         if stem not in cache:
             cache[stem] = run_notebook(stem, quick=True)
             NOTEBOOK_SECONDS[stem] = cache[stem]["seconds"]
+            # the notebook's "What you should see" box holds for the values it recorded
+            source = jupytext.read(notebooks_dir() / f"{stem}.py")
+            broken = check_should_see(source, cache[stem]["values"])
+            assert not broken, f"{stem}: its 'What you should see' box is wrong: {broken}"
         return cache[stem]
 
     return run
