@@ -30,8 +30,8 @@
 # * compare models fairly: selection on validation, test once, MRR against wall time;
 # * read an ablation table and tell a real effect from noise.
 #
-# **Run time** (quick mode, 2 idle CPU cores): 2 min 36 s (first run 3 min 05 s); on DBP-5L; 23 s
-# on the derived stand-in, first run. **Paper mode:** not measured. **Needs a GPU:** advised for
+# **Run time** (quick mode, 2 idle CPU cores): 2 min 36 s (first run 3 min 05 s) on DBP-5L; 23 s
+# on the derived stand-in (first run). **Paper mode:** not measured. **Needs a GPU:** advised for
 # paper mode. **Depends on:** `06_kg_multisource_pretraining` (its cached teacher; trained here
 # when absent).
 # (Five student runs and one joint retrain; plus notebook 06's teacher when it is not cached.)

@@ -62,7 +62,7 @@ class Notebook:
     def quick(self) -> str:
         """Quick-mode time, warm cache, then the first run's (and any note)."""
         text = f"{self._duration(self.quick_seconds)} (first run {self._duration(self.first_run_seconds)})"
-        return f"{text}; {self.time_note}" if self.time_note else text
+        return f"{text} {self.time_note}" if self.time_note else text
 
     @property
     def depends(self) -> str:
@@ -111,7 +111,7 @@ NOTEBOOKS: dict[str, Notebook] = {
         "retrain, ablations, time vs MRR, a widget", 156, 185.0, "not measured",
         needs_gpu="advised for paper mode", depends_on=("06_kg_multisource_pretraining",),
         depends_note="its cached teacher; trained here when absent",
-        time_note="on DBP-5L; 23 s on the derived stand-in, first run"),
+        time_note="on DBP-5L; 23 s on the derived stand-in (first run)"),
 }
 
 
