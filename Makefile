@@ -1,18 +1,21 @@
-# sellakit: two commands for a newcomer (`make run`, `make test`), plus `make lab` and `make bench`.
+# sellakit: two commands for a newcomer (`make run`, `make test`), plus `make lab`, `make book` and
+# `make bench`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# The CPU build of torch; a GPU machine that already has a CUDA torch in $(VENV) keeps it.
+# torch, installed first when $(VENV) has none (a CUDA torch already there is kept). On a CPU
+# machine where PyPI serves the CUDA build: make install TORCH="torch==2.13.0 --index-url
+# https://download.pytorch.org/whl/cpu"
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.sellakit-installed
 
-.PHONY: install run test lab bench sync clean
+.PHONY: install run test lab bench sync book clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "sellakit needs Python >= 3.10 (3.11 advised): make PYTHON=python3.11 ...")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check "$(TORCH)"
+	$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check $(TORCH)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[all]'
 	touch $@
 
@@ -37,6 +40,10 @@ bench: install
 ## sync: regenerate each notebook's .ipynb from its jupytext .py (the .py is the source)
 sync: install
 	$(VENV)/bin/jupytext --sync notebooks/*.py
+
+## book: the static site of the notebooks `make run` executed (build/book/index.html); no re-execution
+book: install
+	$(VENV)/bin/sellakit book
 
 clean:
 	rm -rf build .pytest_cache

@@ -27,9 +27,14 @@
 # explain why the prompt's text is computed once and reused, and say what a quick run can and
 # cannot show.
 #
-# **Run time:** a few minutes in quick mode on 2 CPU cores (SmolLM2-135M). Quick mode is a
-# *demonstration*: a few hundred sampled rows and one seed cannot rank the methods. The ranking
-# comes from `sellakit bench rec --preset compare --seeds 3`, quoted in section 6.
+# **Run time** (quick mode, 2 idle CPU cores): 5 min 10 s (first run 7 min 44 s). **Paper
+# mode:** not measured; every ML-1M row, on the same SmolLM2 unless the notebook's `MODEL` names
+# another. **Needs a GPU:** advised for paper mode. **Depends on:** `04_semantic_alignment`
+# (`build/aligned_mf.pt`; without it 05 trains its own aligned MF, slower).
+#
+# Quick mode is a *demonstration*: a few hundred sampled rows and one seed cannot rank the
+# methods. The ranking comes from `sellakit bench rec --preset compare --seeds 3`, quoted in
+# section 6.
 
 # %% tags=["parameters"]
 from sellakit.config import preset_name, quick_mode

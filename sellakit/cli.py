@@ -15,6 +15,7 @@ Commands::
     sellakit bench rec-prefix --out FILE.json          stage-3 step: cached text vs whole prompt
     sellakit bench cuda --shape-dir DIR --out FILE.json  the CUDA path on a lent GPU
     sellakit cache                                      where the cache is, what it holds
+    sellakit book [--source DIR] [--site DIR]           the static site of the executed notebooks
 """
 
 from __future__ import annotations
@@ -143,6 +144,14 @@ def _report(out: str, results: dict, markdown: str) -> int:
     return 0
 
 
+def _cmd_book(args) -> int:
+    from sellakit.book import build_book
+
+    index = build_book(args.source, args.site)
+    print(f"book written: {index}")
+    return 0
+
+
 def _cmd_cache(args) -> int:
     from sellakit.cache import cache_dir
 
@@ -189,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     cache = sub.add_parser("cache", help="show the cache folder and its entries")
     cache.set_defaults(func=_cmd_cache)
+
+    book = sub.add_parser("book", help="render the executed notebooks as a static site")
+    book.add_argument("--source", help="executed notebooks (default: build/notebooks)")
+    book.add_argument("--site", help="site folder (default: build/book)")
+    book.set_defaults(func=_cmd_book)
     return parser
 
 

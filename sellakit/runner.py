@@ -19,41 +19,145 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from sellakit.config import repo_root
 
-__all__ = ["NOTEBOOKS", "record", "recorded_values", "run_notebook", "run_series",
+__all__ = ["NOTEBOOKS", "Notebook", "notebooks_table", "series_seconds", "should_see",
+           "check_should_see", "record", "recorded_values", "run_notebook", "run_series",
            "notebooks_dir", "build_dir"]
 
 MIME = "application/vnd.sellakit.results+json"
 
-#: The series: file stem -> (goal, quick-mode run time on a 2-core CPU, paper-mode time).
-NOTEBOOKS: dict[str, tuple[str, str, str]] = {
-    "00_overview": ("What the series covers, how to run it, the map", "~ 5 s", "~ 5 s"),
-    "01_data": ("MovieLens-1M on the CoLLM protocol, explored", "~ 11 s", "~ 11 s"),
-    "02_collaborative_filtering": ("Train MF, LightGCN, SASRec; AUC/UAUC, warm vs cold",
-                                   "~ 2 min", "~ 10 min CPU / ~ 2 min GPU"),
-    "03_llm_semantic_embeddings": ("What an LLM knows about items: title semantics, neighbours, "
-                                   "genre structure", "~ 45 s (3 min first run)", "same"),
-    "04_semantic_alignment": ("Contrastive CF-LLM alignment: measures, UMAP before/after, the "
-                              "explorer widget", "~ 5 min", "~ 15 min CPU"),
-    "05_special_tokens_prompting": ("SeLLa-Rec's three special tokens vs TALLRec- and "
-                                    "CoLLM-style prompts: LoRA stages, AUC/UAUC, a scoring "
-                                    "widget", "~ 11 min (15 min without notebook 04's file)", "GPU: hours (7B)"),
-    "06_kg_multisource_pretraining": ("DBP-5L's five KGs (or the derived stand-in) and links, "
-                                      "leakage removal, the joint "
-                                      "RotatE teacher, UMAP of aligned entities",
-                                      "~ 20 s (+ ~ 4 min to train the teacher on the first "
-                                      "run)", "not measured (GPU advised)"),
-    "07_kg_distillation": ("Linked subgraph, student with feature/network/prediction KD vs "
-                           "scratch and joint retrain, ablations, time vs MRR, a widget",
-                           "~ 5 min (4 min 34 s in make test)",
-                           "not measured (GPU advised)"),
+@dataclass(frozen=True)
+class Notebook:
+    """One notebook of the series: the one source of its goal, times and dependencies.
+
+    README's notebook table, notebook 00's map and each notebook's header line are made from
+    these fields (``tests/test_facts.py`` keeps them equal). Times are quick mode, measured on 2
+    idle CPU cores: ``quick_seconds`` with a warm cache, ``first_run_seconds`` from an empty one
+    (downloads, model conversion, item vectors, KG teacher).
+    """
+
+    goal: str
+    quick_seconds: float
+    first_run_seconds: float
+    paper: str
+    needs_gpu: str = "no"
+    depends_on: tuple[str, ...] = ()
+    depends_note: str = ""
+    time_note: str = ""
+
+    @staticmethod
+    def _duration(seconds: float) -> str:
+        seconds = round(seconds)
+        return f"{seconds} s" if seconds < 100 else f"{seconds // 60} min {seconds % 60:02d} s"
+
+    @property
+    def quick(self) -> str:
+        """Quick-mode time, warm cache, then the first run's (and any note)."""
+        text = f"{self._duration(self.quick_seconds)} (first run {self._duration(self.first_run_seconds)})"
+        return f"{text} {self.time_note}" if self.time_note else text
+
+    @property
+    def depends(self) -> str:
+        if not self.depends_on:
+            return "none"
+        names = ", ".join(f"`{stem}`" for stem in self.depends_on)
+        return f"{names} ({self.depends_note})" if self.depends_note else names
+
+    def header(self) -> str:
+        """The line each notebook carries under its goals (checked by a test)."""
+        return (f"**Run time** (quick mode, 2 idle CPU cores): {self.quick}. **Paper mode:** "
+                f"{self.paper}. **Needs a GPU:** {self.needs_gpu}. **Depends on:** "
+                f"{self.depends}.")
+
+
+#: The series, in order: file stem -> :class:`Notebook`. The only source of these facts.
+NOTEBOOKS: dict[str, Notebook] = {
+    "00_overview": Notebook(
+        "What the series covers, how to run it, the map", 2, 2.9, "same as quick"),
+    "01_data": Notebook(
+        "MovieLens-1M on the CoLLM protocol, explored with plotly", 6, 10.3, "same as quick"),
+    "02_collaborative_filtering": Notebook(
+        "MF, LightGCN, SASRec: early stopping on validation, AUC/UAUC, warm vs cold",
+        62, 64.9, "~8 min on a CPU (bench/cf_ml1m.json)"),
+    "03_llm_semantic_embeddings": Notebook(
+        "What a real LLM (SmolLM2-135M) knows about items from their titles: neighbours, "
+        "genre structure, UMAP", 34, 30.0, "not measured (a UMAP of 3,000 items instead of 600)"),
+    "04_semantic_alignment": Notebook(
+        "MF + InfoNCE alignment with the LLM space: CKA, mutual k-NN, Recall@10 before/after, "
+        "UMAP, widget explorer", 172, 192.1, "~15 min on a CPU",
+        depends_on=("03_llm_semantic_embeddings",),
+        depends_note="its cached model and item vectors; computed here when absent"),
+    "05_special_tokens_prompting": Notebook(
+        "SeLLa-Rec's `<User_ID>`/`<Item_ID>`/`<Warm_ID>` prompts against TALLRec- and "
+        "CoLLM-style prompts on one LLM: LoRA stages, AUC/UAUC, a scoring widget",
+        310, 464.2, "not measured; every ML-1M row, on the same SmolLM2 unless the "
+        "notebook's `MODEL` names another", needs_gpu="advised for paper mode",
+        depends_on=("04_semantic_alignment",),
+        depends_note="`build/aligned_mf.pt`; without it 05 trains its own aligned MF, slower"),
+    "06_kg_multisource_pretraining": Notebook(
+        "DBP-5L's five KGs and links (or the derived stand-in), leakage removal, the joint "
+        "RotatE teacher, UMAP of aligned entities", 26, 28.0, "not measured",
+        needs_gpu="advised for paper mode"),
+    "07_kg_distillation": Notebook(
+        "Linked subgraph, student with feature/network/prediction KD vs scratch and joint "
+        "retrain, ablations, time vs MRR, a widget", 156, 185.0, "not measured",
+        needs_gpu="advised for paper mode", depends_on=("06_kg_multisource_pretraining",),
+        depends_note="its cached teacher; trained here when absent",
+        time_note="on DBP-5L; 23 s on the derived stand-in (first run)"),
 }
+
+
+def notebooks_table() -> str:
+    """README's notebook table (markdown), made from :data:`NOTEBOOKS`."""
+    lines = ["| notebook | goal | quick mode, warm cache (first run) | paper mode | needs a GPU "
+             "| depends on |", "|---|---|---|---|---|---|"]
+    lines += [f"| `{stem}` | {nb.goal} | {nb.quick} | {nb.paper} | {nb.needs_gpu} | "
+              f"{nb.depends} |" for stem, nb in NOTEBOOKS.items()]
+    return "\n".join(lines)
+
+
+def series_seconds(*, first_run: bool = False) -> float:
+    """The whole quick series' time on 2 idle cores (warm cache, or the first run)."""
+    return sum(nb.first_run_seconds if first_run else nb.quick_seconds
+               for nb in NOTEBOOKS.values())
+
+
+#: In a "What you should see" box: `path.to.value` ≈ number ± tolerance (a recorded value).
+_EXPECTED = re.compile(r"`([A-Za-z0-9_@.]+)` ≈ (-?[0-9][0-9,]*(?:\.[0-9]+)?) ± ([0-9.]+)")
+
+
+def should_see(notebook) -> dict[str, tuple[float, float]]:
+    """The values a notebook's "What you should see" box promises: ``{path: (value, tol)}``.
+
+    A box is a markdown cell whose text holds "What you should see"; each promise is written
+    `` `mf.test.auc` ≈ 0.644 ± 0.02 `` on one line, the path naming a value the notebook records.
+    """
+    found = {}
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown" and "What you should see" in cell.source:
+            for path, value, tol in _EXPECTED.findall(cell.source):
+                found[path] = (float(value.replace(",", "")), float(tol))
+    return found
+
+
+def check_should_see(notebook, values: dict) -> list[str]:
+    """The promises of :func:`should_see` that the recorded ``values`` break (empty: all kept)."""
+    broken = []
+    for path, (expected, tol) in should_see(notebook).items():
+        value = values
+        for key in path.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None or abs(value - expected) > tol + 1e-12:
+            broken.append(f"{path}: box says {expected} ± {tol}, the run recorded {value}")
+    return broken
 
 
 def notebooks_dir() -> Path:

@@ -23,6 +23,13 @@ def ml1m_split(ml1m):
     return collm_split(ml1m)
 
 
+@pytest.fixture(scope="session")
+def series_build(tmp_path_factory):
+    """Where the notebook tests write executed notebooks (``notebooks/`` inside), shared with
+    the book test so that the series is executed once per session."""
+    return tmp_path_factory.mktemp("build")
+
+
 @pytest.fixture()
 def tmp_cache(tmp_path, monkeypatch):
     """An empty cache folder for tests that write into the cache."""

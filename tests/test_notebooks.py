@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+import jupytext
 import pytest
 
 from sellakit.config import repo_root
-from sellakit.runner import NOTEBOOKS, run_notebook
+from sellakit.runner import NOTEBOOKS, check_should_see, notebooks_dir, run_notebook
 
 ROOT = repo_root()
 
@@ -16,12 +17,13 @@ NOTEBOOK_SECONDS: dict[str, float] = {}  # reported at the end of the run (conft
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    """Run lazily and once per notebook (executed copies under a temporary build dir)."""
+def executed(tmp_path_factory, series_build):
+    """Run lazily and once per notebook (executed copies under the session's build dir, where
+    tests/test_notebooks_book.py builds the book from them)."""
     import os
 
     # Executed copies and figures go to temporary folders, not the working tree.
-    os.environ["SELLAKIT_BUILD"] = str(tmp_path_factory.mktemp("build"))
+    os.environ["SELLAKIT_BUILD"] = str(series_build)
     os.environ["SELLAKIT_FIGURES"] = str(tmp_path_factory.mktemp("figures"))
     cache: dict[str, dict] = {}
 
@@ -29,6 +31,10 @@ def executed(tmp_path_factory):
         if stem not in cache:
             cache[stem] = run_notebook(stem, quick=True)
             NOTEBOOK_SECONDS[stem] = cache[stem]["seconds"]
+            # the notebook's "What you should see" box holds for the values it recorded
+            source = jupytext.read(notebooks_dir() / f"{stem}.py")
+            broken = check_should_see(source, cache[stem]["values"])
+            assert not broken, f"{stem}: its 'What you should see' box is wrong: {broken}"
         return cache[stem]
 
     return run
@@ -41,6 +47,9 @@ def test_series_is_complete():
 def test_00_overview(executed):
     values = executed("00_overview")["values"]
     assert values["n_notebooks"] == len(NOTEBOOKS) and values["quick"] is True
+    # exercise 2's solution: the presets differ in the epoch budget, patience, SASRec's history
+    assert values["preset_differences"]["sasrec"]["history_len"] == [10, 25]
+    assert all({"max_epochs", "patience"} <= set(d) for d in values["preset_differences"].values())
 
 
 def test_01_data(executed):
@@ -54,6 +63,13 @@ def test_01_data(executed):
     assert values["test_users_with_both_labels"] == 224
     assert (values["n_users"], values["n_items"]) == (838, 3_255)
     assert "01_popularity_long_tail.html" in values["figures"]
+    # exercise 1's solution: 5-star positives are fewer in every split, as are UAUC's users
+    for name, positives in values["five_star_positives"].items():
+        assert 0 < positives < values[f"{name}_positives"]
+    assert values["five_star_test_users_with_both_labels"] < 224
+    # exercise 2's solution: SeLLa-Rec's variant keeps 32,615 / 10,301 / 7,270 rows
+    assert values["empty_histories"] == {"train": 33_891 - 32_615, "valid": 10_401 - 10_301,
+                                         "test": 7_331 - 7_270}
 
 
 def test_02_collaborative_filtering(executed):
@@ -66,6 +82,10 @@ def test_02_collaborative_filtering(executed):
     # MF knows nothing of cold users/items; SASRec reads histories and keeps skill there.
     assert abs(mf["test_cold"]["auc"] - 0.5) < 0.03
     assert sasrec["test_cold"]["auc"] > mf["test_cold"]["auc"] + 0.1
+    # exercise 1's solution: MF's cold users have zero vectors, so one tied score on cold rows
+    assert values["mf_cold"]["distinct_scores"] == 1
+    assert values["mf_cold"]["largest_cold_user_weight"] < 1e-6
+    assert values["mf_cold"]["share_with_cold_user"] > 0.9
     for record in (mf, lightgcn, sasrec):
         assert record["test"]["rows"] == 7_331 and record["seed"] == 2025
         assert record["best_epoch"] >= 1
@@ -78,6 +98,10 @@ def test_03_llm_semantic_embeddings(executed):
     # Title semantics carry genre: a nearest neighbour shares a genre more often than chance.
     assert values["genre_agreement_nearest"] > values["genre_agreement_random"] + 0.08
     assert "Toy Story 2 (1999)" in values["toy_story_neighbours"]
+    # exercise 2's solution: neighbours without a shared genre match on the title's year
+    assert values["n_nearest_without_shared_genre"] > 0
+    year_close = values["year_close"]
+    assert year_close["nearest, no shared genre"] > year_close["random item"] + 0.1
 
 
 def test_04_semantic_alignment(executed):
@@ -162,6 +186,8 @@ def test_06_kg_multisource_pretraining(executed):
     # aligned copies of an entity sit together (chance is 1 / n_map_entities)
     assert values["same_group_nn"] > 10 / values["n_map_entities"]
     assert any(f.startswith("06_map_aligned_entities") for f in values["figures"])
+    # exercise 3's solution: leakage removal took a share of every graph's training triples
+    assert all(0 < share < 1 for share in values["leak_share"].values())
 
 
 def test_07_kg_distillation(executed):
@@ -179,3 +205,11 @@ def test_07_kg_distillation(executed):
     sub = values["subgraph"]
     assert sub["background_triples"] > 0 and sub["seed_links"] > 0
     assert any(f.startswith("07_time_vs_mrr") for f in values["figures"])
+    # the summary's size claim is computed, and exercise 1-2's solutions: the subgraph grows
+    # with the fan-out (the target's own triples do not); predicted links are counted
+    assert values["size_against_joint"] > 0
+    sizes = [values["fanouts"][k] for k in ("1", "3", "10")]
+    assert len({size["target_triples"] for size in sizes}) == 1
+    assert sizes[0]["background_triples"] < sizes[1]["background_triples"] \
+        < sizes[2]["background_triples"]
+    assert values["predicted_links"] >= 0

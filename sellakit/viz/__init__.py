@@ -1,5 +1,5 @@
 """Pictures and widgets of the notebooks: plots, figure files, UMAP maps, the alignment explorer,
-SeLLa-Rec's prompt pictures and the knowledge-graph tables, drawing and query explorer.
+SeLLa-Rec's prompt pictures, the knowledge-graph tables, drawing and query explorer.
 
 Every public name of the submodules is importable from here (``from sellakit.viz import
 save_figures, ScoreExplorer``). A name is loaded on first use, so importing one picture does not
@@ -14,7 +14,8 @@ import importlib
 _HOMES = {name: module for module, names in {
     "figures": ["figures_dir", "save_figures", "find_chromium"],
     "kg": ["captioned", "linked_subgraph_figure", "QueryExplorer"],
-    "maps": ["UMAPSettings", "fit_frame", "procrustes_onto", "map_scatter"],
+    "maps": ["UMAPSettings", "fit_frame", "procrustes_onto", "map_scatter", "facet_map"],
+    "palette": ["PALETTE", "colour_map"],
     "plots": ["monthly_activity", "popularity_long_tail", "label_balance", "warm_cold",
               "history_lengths", "learning_curves", "metric_bars", "measure_curves"],
     "rec": ["prompt_html", "nearest_vocabulary", "valid_curves", "ScoreExplorer"],

@@ -12,6 +12,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from sellakit.data.protocol import CTRSplit
+from sellakit.viz.palette import colour_map
 
 __all__ = ["monthly_activity", "popularity_long_tail", "label_balance", "warm_cold",
            "history_lengths", "learning_curves", "metric_bars", "measure_curves"]
@@ -76,14 +77,18 @@ def history_lengths(split: CTRSplit, cap: int = 10) -> go.Figure:
 
 def learning_curves(histories: dict[str, pd.DataFrame], best_epochs: dict[str, int]
                     ) -> go.Figure:
-    """Validation AUC per epoch for each model, the selected epoch marked."""
+    """Validation AUC per epoch for each model, the selected epoch marked by a star of the
+    line's colour."""
     fig = go.Figure()
+    colours = colour_map(histories)
     for name, history in histories.items():
-        fig.add_trace(go.Scatter(x=history.epoch, y=history.valid_auc, mode="lines", name=name))
+        fig.add_trace(go.Scatter(x=history.epoch, y=history.valid_auc, mode="lines", name=name,
+                                 line={"color": colours[name]}, legendgroup=name))
         best = history[history.epoch == best_epochs[name]]
         fig.add_trace(go.Scatter(x=best.epoch, y=best.valid_auc, mode="markers",
-                                 marker={"size": 10, "symbol": "star"},
-                                 name=f"{name}: selected", showlegend=False))
+                                 marker={"size": 14, "symbol": "star", "color": colours[name],
+                                         "line": {"width": 1, "color": "black"}},
+                                 name=f"{name}: selected", legendgroup=name, showlegend=False))
     return fig.update_layout(title="Validation AUC per epoch (stars: epoch kept)",
                              xaxis_title="epoch", yaxis_title="valid AUC")
 
@@ -91,16 +96,29 @@ def learning_curves(histories: dict[str, pd.DataFrame], best_epochs: dict[str, i
 def metric_bars(results: dict[str, dict], metric: str = "auc",
                 slices: tuple[str, ...] = ("test", "test_warm", "test_cold"),
                 published: dict[str, float] | None = None) -> go.Figure:
-    """Grouped bars of ``metric`` per model and slice; published values as dashed markers."""
+    """Grouped bars of ``metric`` per model and slice. ``published`` values (``{model: value}``
+    for all test rows, or ``{model: {slice: value}}``) are black bars drawn over the bar of
+    their own slice, not over the middle of the group."""
     rows = [{"model": m, "slice": s, metric: r[s][metric]}
             for m, r in results.items() for s in slices]
     fig = px.bar(pd.DataFrame(rows), x="model", y=metric, color="slice", barmode="group",
+                 category_orders={"model": list(results), "slice": list(slices)},
                  title=f"Test {metric.upper()} by model and slice")
-    if published:
-        fig.add_trace(go.Scatter(x=list(published), y=list(published.values()), mode="markers",
-                                 marker={"symbol": "line-ew-open", "size": 40, "color": "black"},
-                                 name="published (CoLLM, test)"))
-    return fig.update_layout(yaxis_range=[0.4, 0.8])
+    gap = 0.2  # set below: each bar is (1 - gap) / len(slices) wide, groups centred on models
+    width = (1 - gap) / len(slices)
+    for i, model in enumerate(results):
+        values = (published or {}).get(model)
+        values = values if isinstance(values, dict) else {slices[0]: values}
+        for slice_name, value in values.items():
+            if value is None or slice_name not in slices:
+                continue
+            left = i - (1 - gap) / 2 + slices.index(slice_name) * width
+            fig.add_shape(type="line", x0=left, x1=left + width, y0=value, y1=value,
+                          xref="x", yref="y", line={"color": "black", "width": 3})
+    if published:  # one legend entry for the shapes
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line={"color": "black",
+                                 "width": 3}, name=f"published (CoLLM), {slices[0]} rows"))
+    return fig.update_layout(yaxis_range=[0.4, 0.8], bargap=gap, bargroupgap=0)
 
 
 def measure_curves(history: pd.DataFrame, columns: list[str]) -> go.Figure:

@@ -1,0 +1,135 @@
+"""``make book``: a static site of the executed notebooks, built offline with Sphinx + myst-nb.
+
+The notebooks are never executed here (``nb_execution_mode = "off"``): the pages show the
+outputs that :func:`sellakit.runner.run_series` (``make run``) or the notebook tests left in
+``build/notebooks/``. Plotly figures are stored in a notebook as
+``application/vnd.plotly.v1+json``, which Sphinx cannot show; each one gets an HTML rendering
+beside it (``plotly.io.to_html`` without the library), and ``plotly.min.js`` is copied once from
+the installed plotly into the site, so the figures stay interactive without a network (MathJax
+comes from the ``sphinx-mathjax-offline`` wheel the same way). The glossary and the syllabus
+(``docs/``) become pages too.
+
+Example::
+
+    >>> from sellakit.book import build_book
+    >>> index = build_book()  # doctest: +SKIP   (build/book/index.html)
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from sellakit.config import repo_root
+from sellakit.errors import DataError
+
+__all__ = ["build_book", "prepare_notebook", "PLOTLY_MIME"]
+
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+DOCS = ("glossary", "syllabus")
+
+CONF = '''# Written by sellakit.book; edit there.
+project = "sellakit"
+author = "sellakit contributors"
+copyright = "sellakit contributors; code MIT, text CC BY 4.0"
+extensions = ["myst_nb", "sphinx-mathjax-offline"]  # MathJax from the wheel, no CDN
+nb_execution_mode = "off"
+myst_enable_extensions = ["dollarmath", "amsmath"]
+html_static_path = ["_static"]
+html_js_files = ["plotly.min.js"]
+html_title = "sellakit: the notebook series"
+exclude_patterns = ["_build"]
+suppress_warnings = ["mystnb.unknown_mime_type", "myst.header", "myst.xref_missing"]
+'''
+
+
+def prepare_notebook(notebook) -> int:
+    """Give every plotly output an HTML rendering (in place); return how many figures."""
+    import plotly.io as pio
+
+    figures = 0
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if PLOTLY_MIME in data:
+                figures += 1
+                if "text/html" not in data:
+                    data["text/html"] = pio.to_html(data[PLOTLY_MIME], include_plotlyjs=False,
+                                                    full_html=False)
+    return figures
+
+
+def _index(stems: list[str]) -> str:
+    from sellakit.runner import NOTEBOOKS
+
+    rows = "\n".join(f"| [{stem}]({stem}.ipynb) | {NOTEBOOKS[stem].goal} |" for stem in stems
+                     if stem in NOTEBOOKS)
+    return f"""# sellakit: the notebook series
+
+The notebooks as the last run executed them, with their outputs and interactive figures.
+Nothing here is executed again: run `make run`, then `make book`, to refresh it.
+
+| notebook | goal |
+|---|---|
+{rows}
+
+```{{toctree}}
+:maxdepth: 1
+:caption: Notebooks
+
+{chr(10).join(stems)}
+```
+
+```{{toctree}}
+:maxdepth: 1
+:caption: For readers and teachers
+
+{chr(10).join(DOCS)}
+```
+"""
+
+
+def build_book(source: Path | str | None = None, out: Path | str | None = None, *,
+               quiet: bool = True) -> Path:
+    """Build the site from the executed notebooks in ``source`` (default ``build/notebooks``)
+    into ``out`` (default ``build/book``); return the path of its ``index.html``.
+
+    Raises :class:`~sellakit.errors.DataError` when ``source`` holds no executed notebook.
+    """
+    import nbformat
+    import plotly
+
+    from sellakit.runner import build_dir
+
+    source = Path(source) if source else build_dir() / "notebooks"
+    out = Path(out) if out else build_dir() / "book"
+    notebooks = sorted(source.glob("*.ipynb"))
+    if not notebooks:
+        raise DataError(f"No executed notebooks in {source}: run `make run` (or "
+                        f"`sellakit run 00_overview 01_data`) first, then `make book`.")
+    stage = out.parent / f".{out.name}-src"
+    shutil.rmtree(stage, ignore_errors=True)
+    (stage / "_static").mkdir(parents=True)
+    for path in notebooks:
+        notebook = nbformat.read(path, as_version=4)
+        prepare_notebook(notebook)
+        nbformat.write(notebook, stage / path.name)
+    for name in DOCS:
+        text = (repo_root() / "docs" / f"{name}.md").read_text()
+        # links between the docs pages work as they are; links into the repository do not
+        (stage / f"{name}.md").write_text(text)
+    shutil.copy(Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
+                stage / "_static" / "plotly.min.js")
+    (stage / "conf.py").write_text(CONF)
+    (stage / "index.md").write_text(_index([p.stem for p in notebooks]))
+    shutil.rmtree(out, ignore_errors=True)
+    command = [sys.executable, "-m", "sphinx", "-b", "html", *(["-q"] if quiet else []),
+               str(stage), str(out)]
+    proc = subprocess.run(command, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise DataError(f"Sphinx could not build the book from {source} (exit "
+                        f"{proc.returncode}):\n{(proc.stderr or proc.stdout)[-3000:]}")
+    shutil.rmtree(stage, ignore_errors=True)
+    return out / "index.html"

@@ -1,0 +1,97 @@
+"""One source for times and facts: README's table, notebook 00's map and each notebook's header
+line all come from ``sellakit.runner.NOTEBOOKS``; the README says nothing outside the repo."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import jupytext
+import pytest
+
+from sellakit.cli import build_parser
+from sellakit.runner import NOTEBOOKS, check_should_see, notebooks_table, series_seconds, should_see
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+TABLE_START = "<!-- notebooks table: made from sellakit.runner.NOTEBOOKS -->"
+TABLE_END = "<!-- end of notebooks table -->"
+
+
+def test_readme_table_is_made_from_notebooks():
+    block = README.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip()
+    assert block == notebooks_table(), \
+        f"paste sellakit.runner.notebooks_table() into README.md:\n{notebooks_table()}"
+
+
+def test_readme_series_time_is_the_table_sum():
+    warm = f"about {round(series_seconds() / 60)} minutes with a warm cache"
+    assert warm in README, f"README should say `{warm}` (the sum of NOTEBOOKS' quick times)"
+
+
+@pytest.mark.parametrize("stem", list(NOTEBOOKS))
+def test_notebook_header_line_is_made_from_notebooks(stem):
+    first = jupytext.read(ROOT / "notebooks" / f"{stem}.py").cells[0].source
+    header = NOTEBOOKS[stem].header()
+    assert header in first.replace("\n", " "), \
+        f"{stem}: put this line under the goals of the first cell:\n{header}"
+
+
+def test_dependencies_are_earlier_notebooks():
+    order = list(NOTEBOOKS)
+    for stem, notebook in NOTEBOOKS.items():
+        assert all(order.index(dep) < order.index(stem) for dep in notebook.depends_on)
+
+
+def test_overview_map_reads_notebooks():
+    source = (ROOT / "notebooks" / "00_overview.py").read_text()
+    assert "for stem, nb in NOTEBOOKS.items()" in source
+    assert "sellakit run 00_overview 01_data" in source
+
+
+def test_first_five_minutes_path():
+    assert "sellakit run 00_overview 01_data" in README
+    args = build_parser().parse_args(["run", "00_overview", "01_data"])
+    assert args.notebooks == ["00_overview", "01_data"]
+    assert sum(NOTEBOOKS[s].first_run_seconds for s in args.notebooks) < 5 * 60
+
+
+def test_readme_stays_inside_the_repository():
+    assert "../" not in README, "README refers to a path outside the repository"
+    for path in re.findall(r"\]\(((?!https?://|#)[^)\s]+)\)", README):
+        assert (ROOT / path.split("#")[0]).exists(), f"README links to a missing file: {path}"
+
+
+def test_readme_lists_every_package_folder():
+    layout = README.split("## Layout", 1)[1]
+    for folder in sorted(p.name for p in (ROOT / "sellakit").iterdir()
+                         if p.is_dir() and (p / "__init__.py").exists()):
+        assert f"{folder}/" in layout, f"README's layout omits sellakit/{folder}/"
+
+
+def test_license_covers_code_and_text():
+    text = (ROOT / "LICENSE").read_text()
+    assert "MIT License" in text and "CC BY 4.0" in text
+    assert "LICENSE" in README
+
+
+def test_figures_gallery_shows_every_committed_figure():
+    gallery = (ROOT / "figures" / "README.md").read_text()
+    for png in sorted((ROOT / "figures").glob("*.png")):
+        assert f"]({png.name})" in gallery, f"figures/README.md misses {png.name}"
+
+
+@pytest.mark.parametrize("stem", ["00_overview", "01_data", "02_collaborative_filtering",
+                                  "03_llm_semantic_embeddings"])
+def test_what_you_should_see_box_promises_recorded_values(stem):
+    """The box exists and names values; tests/test_notebooks.py checks them after each run."""
+    promises = should_see(jupytext.read(ROOT / "notebooks" / f"{stem}.py"))
+    assert promises, f"{stem}: no `path` ≈ value ± tol in a 'What you should see' box"
+
+
+def test_should_see_check_catches_a_wrong_box():
+    notebook = jupytext.reads("# %% [markdown]\n# > **What you should see.**\n"
+                              "# > * `mf.test.auc` ≈ 0.644 ± 0.02\n", fmt="py:percent")
+    assert check_should_see(notebook, {"mf": {"test": {"auc": 0.65}}}) == []
+    assert check_should_see(notebook, {"mf": {"test": {"auc": 0.70}}})
+    assert check_should_see(notebook, {})  # a value the notebook does not record

@@ -1,0 +1,58 @@
+"""Figures that show their point: enough colours, stars like their lines, published markers
+over their own slice, one panel per language."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sellakit.viz import PALETTE, colour_map, facet_map, learning_curves, map_scatter, metric_bars
+
+
+def _frame(n: int = 180) -> tuple[np.ndarray, pd.DataFrame]:
+    coords = np.random.default_rng(0).normal(size=(n, 2))
+    return coords, pd.DataFrame({"title": [f"t{i}" for i in range(n)],
+                                 "genre": [f"genre {i % 18}" for i in range(n)],
+                                 "language": [("el", "ja", "es", "fr", "en")[i % 5]
+                                              for i in range(n)]})
+
+
+def test_palette_has_twenty_distinct_colours():
+    assert len(set(PALETTE)) == len(PALETTE) >= 20
+    assert len(set(colour_map(range(18)).values())) == 18
+
+
+def test_genre_map_gives_each_of_18_genres_its_own_colour_and_a_legend_entry():
+    fig = map_scatter(*_frame(), "genre", "map")
+    colours = {trace.name: trace.marker.color for trace in fig.data}
+    assert len(colours) == 18 and len(set(colours.values())) == 18
+    assert all(trace.showlegend is not False for trace in fig.data)
+    assert fig.layout.legend.itemsizing == "constant"
+
+
+def test_best_epoch_stars_take_their_line_colour():
+    histories = {m: pd.DataFrame({"epoch": [1, 2, 3], "valid_auc": [0.5, 0.6, 0.55]})
+                 for m in ("mf", "lightgcn", "sasrec")}
+    fig = learning_curves(histories, {m: 2 for m in histories})
+    lines = {t.name: t.line.color for t in fig.data if t.mode == "lines"}
+    stars = {t.legendgroup: t.marker.color for t in fig.data if t.mode == "markers"}
+    assert lines == stars and len(set(lines.values())) == 3
+
+
+def test_published_marker_sits_over_its_own_slice():
+    results = {m: {"test": {"auc": 0.6}, "test_warm": {"auc": 0.7}, "test_cold": {"auc": 0.5}}
+               for m in ("mf", "lightgcn", "sasrec")}
+    fig = metric_bars(results, "auc", published={"mf": 0.65, "lightgcn": 0.6, "sasrec": 0.7})
+    shapes = fig.layout.shapes
+    assert len(shapes) == 3
+    for i, shape in enumerate(shapes):  # the first bar of group i spans [i - 0.4, i - 0.133]
+        assert np.isclose(shape.x0, i - 0.4) and np.isclose(shape.x1, i - 0.4 + 0.8 / 3)
+    per_slice = metric_bars(results, "auc", published={"mf": {"test_cold": 0.55}})
+    assert np.isclose(per_slice.layout.shapes[0].x0, -0.4 + 2 * 0.8 / 3)
+
+
+def test_language_facets_one_panel_each():
+    fig = facet_map(*_frame(), "language", "facets")
+    coloured = [t for t in fig.data if t.showlegend is not False]
+    assert sorted(t.name for t in coloured) == ["el", "en", "es", "fr", "ja"]
+    assert len({t.xaxis for t in coloured}) == 5
