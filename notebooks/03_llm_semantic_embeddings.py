@@ -17,7 +17,7 @@
 # # 03 · What an LLM "knows" about items: semantic embeddings
 #
 # **Goals.** Load a real pretrained LLM (SmolLM2-135M-Instruct) offline, turn each movie title
-# into a vector (the hidden state from which the LLM would continue "Movie: <title>"), and see
+# into a vector (the hidden state from which the LLM would continue `Movie: <title>`), and see
 # what that space holds: neighbours by meaning, and genre structure, without any rating.
 #
 # **Learning objectives.** After this notebook you can

@@ -25,9 +25,10 @@
 # CKA, mutual k-NN, Recall@k and alignment/uniformity, and explain why the LLM's item states are
 # centred before anything is aligned to them.
 #
-# **Run time** (quick mode, 2 idle CPU cores): 2 min 52 s (first run 3 min 12 s). **Paper
-# mode:** ~15 min on a CPU. **Needs a GPU:** no. **Depends on:** `03_llm_semantic_embeddings`
-# (its cached model and item vectors; computed here when absent).
+# **Run time** (quick mode, 2 idle CPU cores): 3 min 41 s (first run 4 min 02 s) (measured while
+# a benchmark shared the 2 cores: slower than idle). **Paper mode:** ~15 min on a CPU. **Needs a
+# GPU:** no. **Depends on:** `03_llm_semantic_embeddings` (its cached model and item vectors;
+# computed here when absent).
 
 # %% tags=["parameters"]
 from sellakit.config import preset_name, quick_mode
@@ -65,12 +66,12 @@ semantic.shape, config.dim
 # %% [markdown]
 # ## 2. The target: raw or centred item states?
 #
-# The LLM's item states (last layer, after the final norm, at the end of "Movie: <title>") are
+# The LLM's item states (last layer, after the final norm, at the end of `Movie: <title>`) are
 # large and nearly parallel: one direction is shared by every item, and what tells items apart
 # is a small remainder. A cosine loss toward the raw states would mostly learn the shared
 # direction. Subtracting the mean item state (`center_items`) leaves the remainder, and that is
-# the target the kit aligns to (`AlignConfig.center_semantic=True`; `bench/align_ml1m_quick.md`
-# has the run toward the raw states beside it).
+# the target the kit aligns to (`AlignConfig.center_semantic=True`; `sellakit bench align` runs
+# the alignment toward both targets and reports the measures of each).
 
 # %%
 from sellakit.align import state_geometry

@@ -27,13 +27,14 @@
 # explain why the prompt's text is computed once and reused, and say what a quick run can and
 # cannot show.
 #
-# **Run time** (quick mode, 2 idle CPU cores): 5 min 10 s (first run 7 min 44 s). **Paper
-# mode:** not measured; every ML-1M row, on the same SmolLM2 unless the notebook's `MODEL` names
-# another. **Needs a GPU:** advised for paper mode. **Depends on:** `04_semantic_alignment`
-# (`build/aligned_mf.pt`; without it 05 trains its own aligned MF, slower).
+# **Run time** (quick mode, 2 idle CPU cores): 8 min 29 s (first run 8 min 28 s) (measured while
+# a benchmark shared the 2 cores: slower than idle). **Paper mode:** not measured; every ML-1M
+# row, on the same SmolLM2 unless the notebook's `MODEL` names another. **Needs a GPU:** advised
+# for paper mode. **Depends on:** `04_semantic_alignment` (quick mode reads
+# `build/aligned_mf.pt`; without it 05 aligns after stage 1 itself, slower).
 #
 # Quick mode is a *demonstration*: a few hundred sampled rows and one seed cannot rank the
-# methods. The ranking comes from `sellakit bench rec --preset compare --seeds 3`, quoted in
+# methods. The ranking comes from `sellakit bench rec --preset compare --seeds 2`, quoted in
 # section 6.
 
 # %% tags=["parameters"]
@@ -188,14 +189,14 @@ figures["05_test_auc"]
 # %% [markdown]
 # ## 6. What the benchmark shows (what you should see)
 #
-# The box below is filled from `bench/rec_ml1m_compare.json`: 3 seeds on 512 / 256 / 1,024
+# The box below is filled from `bench/rec_ml1m_compare.json`: 2 seeds on 512 / 256 / 1,024
 # stratified rows, every method, paired intervals pooled over seeds. That run, not the quick one
 # above, is what the README's claims rest on.
 
 # %%
 from IPython.display import Markdown
 
-from sellakit.benchmarks.rec import expected_box
+from sellakit.benchmarks import expected_box
 from sellakit.config import repo_root
 
 box_text, box = expected_box(repo_root() / "bench" / "rec_ml1m_compare.json")
@@ -249,7 +250,7 @@ saved = save_figures(figures)
 # One LLM, three prompts: text only, two CoLLM-style ID tokens, and SeLLa-Rec's three tokens
 # built from an aligned CF space; each chosen on validation and scored once on test. The quick
 # run above shows the pipeline and the size of the noise; the box in section 6 says what the
-# 3-seed comparison found, including where SeLLa-Rec does *not* beat its baselines.
+# 2-seed comparison found, including where SeLLa-Rec does *not* beat its baselines.
 #
 # 1. The quick run's intervals: how many test rows would halve their width? (AUC's standard
 #    error shrinks like $1/\sqrt{n}$.)

@@ -172,8 +172,9 @@ saved = save_figures(figures)
 # subgraph is smaller than the joint graph but **not small**: the bridges of swapping multiply
 # the background facts (the table under *Solutions* splits it), and the cell below prints its
 # share of the joint graph. In the README's benchmark (fan-out 5) it holds 116k triples for
-# `el` and 258k-295k for the other targets, against the joint graph's 424k, and the student
-# with its KD terms did not train in a fraction of the joint retrain's time.
+# `el` and 210k-295k for the other targets, against the teacher's graph of 424k and the joint
+# retrain's 592k-647k, and the student with its KD terms did not train in a fraction of the
+# joint retrain's time.
 # Read the table: does KD beat the student from scratch? Which term matters most (the largest
 # drop when removed)? Where does the joint retrain sit on the time axis?
 

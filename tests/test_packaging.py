@@ -85,3 +85,16 @@ def test_viz_face_lists_every_public_name_of_its_modules():
         faces.update({name: getattr(loaded, name) for name in loaded.__all__})
     assert set(viz.__all__) == set(faces)
     assert all(getattr(viz, name) is value for name, value in faces.items())
+
+
+@pytest.mark.parametrize("stem", list(NOTEBOOKS))
+def test_markdown_has_no_stray_html_tags(stem):
+    """A `<title>` written as prose is an HTML element to a browser: in the rendered book it
+    swallowed the rest of the page. Tags other than the few used on purpose go in backticks."""
+    allowed = {"details", "summary", "sub", "sup", "br", "b", "i", "em", "strong", "code"}
+    for cell in jupytext.read(ROOT / "notebooks" / f"{stem}.py").cells:
+        if cell.cell_type != "markdown":
+            continue
+        prose = re.sub(r"`[^`]*`", "", cell.source)  # code spans are escaped when rendered
+        stray = {t for t in re.findall(r"</?([A-Za-z][\w-]*)[^>]*>", prose)} - allowed
+        assert not stray, f"{stem}: raw HTML tags {sorted(stray)} in a markdown cell"

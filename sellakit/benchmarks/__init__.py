@@ -9,9 +9,10 @@ Targets: ``cf``, ``align``, ``rec``, ``rec-scoring``, ``rec-prefix``, ``kg``, ``
 GPU check).
 """
 
+from sellakit.benchmarks.rec import expected_box
 from sellakit.benchmarks.report import check_out, markdown_table, write_report
 
-__all__ = ["check_out", "markdown_table", "write_report", "TARGETS"]
+__all__ = ["check_out", "markdown_table", "write_report", "expected_box", "TARGETS"]
 
 #: ``sellakit bench`` targets -> what each measures.
 TARGETS = {

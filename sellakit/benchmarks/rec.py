@@ -255,7 +255,7 @@ def expected_box(path) -> tuple[str, dict]:
     path = Path(path)
     if not path.exists():
         return (f"*No benchmark file at `{path.name}`. Make it with `sellakit bench rec --dataset "
-                "ml-1m --preset compare --seeds 3 --out bench/rec_ml1m_compare.json`.*", {})
+                "ml-1m --preset compare --seeds 2 --out bench/rec_ml1m_compare.json`.*", {})
     results = json.loads(path.read_text())
     meta = results["_run"]
     methods = [m for m in results if not m.startswith("_")]
