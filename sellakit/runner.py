@@ -92,20 +92,20 @@ NOTEBOOKS: dict[str, Notebook] = {
         "genre structure, UMAP", 34, 30.0, "not measured (a UMAP of 3,000 items instead of 600)"),
     "04_semantic_alignment": Notebook(
         "MF + InfoNCE alignment with the LLM space: CKA, mutual k-NN, Recall@10 before/after, "
-        "UMAP, widget explorer", 221, 242, "~15 min on a CPU",
-        time_note="(measured while a benchmark shared the 2 cores: slower than idle)",
+        "UMAP, widget explorer", 184, 242, "~15 min on a CPU",
+        time_note="(the first run timed while a benchmark shared the cores)",
         depends_on=("03_llm_semantic_embeddings",),
         depends_note="its cached model and item vectors; computed here when absent"),
     "05_special_tokens_prompting": Notebook(
         "SeLLa-Rec's `<User_ID>`/`<Item_ID>`/`<Warm_ID>` prompts against TALLRec- and "
         "CoLLM-style prompts on one LLM: LoRA stages, the cached text, AUC/UAUC with paired "
         "intervals, slot norms, a scoring widget",
-        509, 508, "not measured; every ML-1M row, on the same SmolLM2 unless the "
+        299, 508, "not measured; every ML-1M row, on the same SmolLM2 unless the "
         "notebook's `MODEL` names another", needs_gpu="advised for paper mode",
         depends_on=("04_semantic_alignment",),
         depends_note="quick mode reads `build/aligned_mf.pt`; without it 05 aligns after "
         "stage 1 itself, slower",
-        time_note="(measured while a benchmark shared the 2 cores: slower than idle)"),
+        time_note="(the first run timed while a benchmark shared the cores)"),
     "06_kg_multisource_pretraining": Notebook(
         "DBP-5L's five KGs and links (or the derived stand-in), leakage removal, the joint "
         "RotatE teacher, UMAP of aligned entities", 26, 28.0, "not measured",
