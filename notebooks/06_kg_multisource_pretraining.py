@@ -17,16 +17,18 @@
 # # 06 · Multi-source knowledge graphs and joint pre-training
 #
 # **Goals.** Meet DBP-5L — DBpedia in Greek, Japanese, Spanish, French and English, linked by
-# seed alignment links — remove every fact that would leak a target's valid or test triple into
-# pre-training, train one *teacher* jointly over all five graphs (RotatE, linked by swapping),
-# and look at the aligned entities of the five languages in one UMAP.
+# seed alignment links — fix one data rule for every model (training, selection and test facts),
+# remove every fact that would leak a held-out triple into pre-training, train one *teacher*
+# jointly over all five graphs (RotatE, linked entities shared) until it stops improving, and
+# look at the aligned entities of the five languages in one UMAP.
 #
 # **Learning objectives.** After this notebook you can
 #
 # * describe a multi-source KG: local entity ids, shared relations, seed alignment links;
-# * explain test leakage through alignment and remove it for every target at once;
-# * write RotatE's score and train it with negative sampling, with linked graphs joined by
-#   swapping;
+# * split each graph into training, selection and test facts, and explain test leakage through
+#   alignment and remove it for every target at once;
+# * write RotatE's score and train it with negative sampling until it converges, with linked
+#   graphs joined by sharing (or swapping);
 # * evaluate tail prediction with filtered MRR and Hits@k, ties counted realistically.
 #
 # **Run time** (quick mode, 2 idle CPU cores): 26 s (first run 28 s). **Paper mode:** not
@@ -47,7 +49,7 @@ SEED = 2025
 # DBP-5L folder (the KEnS `data/`); None: $SELLAKIT_DBP5L, the cache, a download, else the
 # derived stand-in.
 DATA_DIR = None
-MODE = "swapping"  # or "sharing", "mapping"
+MODE = "sharing"  # or "swapping", "mapping"
 N_MAP = 300  # aligned entity groups drawn in the UMAP
 
 # %% [markdown]
@@ -69,8 +71,9 @@ import pandas as pd
 import plotly.express as px
 from IPython.display import Markdown
 
-from sellakit.kg import (TeacherConfig, filtered_test_metrics, kg_scorer, load_multisource,
-                         load_or_pretrain_teacher)
+from sellakit.kg import (TeacherConfig, data_rule, filtered_test_metrics, kg_scorer,
+                         load_multisource, load_or_pretrain_teacher)
+from sellakit.kg.pretrain import alignment_hits, unlinked_pairs
 from sellakit.runner import record
 from sellakit.viz import maps
 from sellakit.viz import captioned, save_figures
@@ -91,35 +94,47 @@ figures = {"06_alignment_links": px.imshow(links, text_auto=True, color_continuo
 figures["06_alignment_links"]
 
 # %% [markdown]
-# ## 2. No leakage
+# ## 2. One data rule, and no leakage
+#
+# Every model of notebooks 06-07 and of the benchmark follows one rule. Each graph's facts are
+# split once: its **test** facts (scored once, at the end), a fixed **selection** subset of its
+# validation facts (1,000 per graph; every model is selected on these and only these), and its
+# **training** facts (train plus the rest of validation, as KEnS and SS-AGA train their
+# supporting graphs).
 #
 # A Greek test fact *(Athens, country, Greece)* may also sit, in English ids, in English train.
-# Through the alignment (joined transitively) every triple is mapped to a canonical form; each
-# training triple whose canonical form is a valid or test fact of **any** language is dropped.
-# Because every language is protected at once, this one teacher can serve every target.
+# Through the alignment (joined transitively; on DBP-5L also the Greek and English entity files,
+# which list the same entity on the same line) every triple is mapped to a canonical form; each
+# training triple whose canonical form is a test or selection fact of a *protected* graph is
+# dropped. The teacher protects **every** language, so this one teacher can serve every target.
 #
 # > **Concept: leakage through alignment.** With $c(\cdot)$ mapping an entity to its aligned
 # > group, a training triple $(h, r, t)$ of any graph is dropped when $(c(h), r, c(t))$ equals
-# > $(c(h'), r, c(t'))$ for a validation or test triple $(h', r, t')$ of any graph.
-# > *Intuition:* otherwise the teacher would have seen the answer to a test question, written in
-# > another language.
+# > $(c(h'), r, c(t'))$ for a held-out (test or selection) triple $(h', r, t')$ of a protected
+# > graph. *Intuition:* otherwise the teacher would have seen the answer to a test question,
+# > written in another language.
 
 # %%
+rule = data_rule(ms)
 teacher_cfg = TeacherConfig.preset(preset_name(QUICK), mode=MODE)
-teacher = load_or_pretrain_teacher(ms, teacher_cfg)
+teacher = load_or_pretrain_teacher(ms, rule, teacher_cfg)
 joint = teacher.joint
-captioned(pd.DataFrame({"train": {k: len(v.train) for k, v in ms.kgs.items()},
-                        "removed (leak)": joint.removed,
-                        "kept": {k: len(v) for k, v in joint.kg_triples.items()}}),
-          ms, "Training triples removed as leaks")
+split = pd.DataFrame(rule.summary()).T
+split["removed (leak)"] = pd.Series(joint.removed)
+split["kept"] = pd.Series({k: len(v) for k, v in joint.kg_triples.items()})
+captioned(split, ms, "Facts per graph: training (train + rest of valid), selection, test; "
+          "training facts removed as leaks")
 
 # %% [markdown]
 # ## 3. The teacher
 #
 # RotatE (each relation a rotation in the complex plane), dimension
-# `teacher_cfg.train.dim`, trained with a sampled softmax on the union of the five graphs plus
-# the *bridging* triples of swapping: every triple of a linked entity copied with its partner in
-# its place, so facts flow across languages. The epoch is chosen on mean validation MRR.
+# `teacher_cfg.train.dim`, trained with a sampled softmax on the union of the five graphs, linked
+# entities *sharing* one vector, so facts flow across languages. Training stops when the mean
+# selection MRR over the five graphs has not improved for three checks; the best epoch is kept.
+# A best epoch below the cap means the teacher converged rather than ran out of epochs. The same
+# run also keeps, for each graph, the epoch best on *that* graph's selection facts: **J1**, the
+# joint model on the teacher's data chosen for one target, which notebook 07 compares with.
 #
 # > **Concept: RotatE** (Sun et al., ICLR 2019). Entities are complex vectors, a relation a
 # > rotation $\mathbf{w}_r$ with $|w_{r,k}| = 1$:
@@ -132,9 +147,11 @@ captioned(pd.DataFrame({"train": {k: len(v.train) for k, v in ms.kgs.items()},
 # > plus the reciprocal query $(t, r^{-1}, ?)$. *Intuition:* the true tail must outscore the
 # > negatives.
 # >
-# > **Concept: swapping** (KEnS; Sun et al.). For each link $(e, e')$, every triple of $e$ is
-# > copied with $e'$ in its place (and back). *Intuition:* a fact known in French becomes a
-# > training fact of the Greek copy too.
+# > **Concept: sharing and swapping** (muKG/OpenEA's modes). *Sharing*: linked entities are one
+# > entity with one vector. *Swapping*: for each link $(e, e')$, every triple of $e$ is copied
+# > with $e'$ in its place (and back). *Intuition:* either way a fact known in French becomes a
+# > training fact of the Greek copy too; sharing does it without the copies, so its graph is
+# > about seven times smaller on DBP-5L (and an epoch that much cheaper).
 # >
 # > **Concept: filtered MRR and Hits@k, realistic ties.** For a test query $(h, r, ?)$ all
 # > candidate tails are scored, the *other* known true tails of $(h, r)$ are removed
@@ -148,64 +165,60 @@ captioned(pd.DataFrame({"train": {k: len(v.train) for k, v in ms.kgs.items()},
 # %%
 print(f"{len(joint.triples):,} training triples ({joint.n_bridges:,} bridges), "
       f"{joint.n_entities:,} entities; trained in {teacher.seconds} s"
-      f"{' (read from the cache)' if teacher.cached else ''}, epoch {teacher.best_epoch}")
+      f"{' (read from the cache)' if teacher.cached else ''}; best epoch {teacher.best_epoch} "
+      f"of at most {teacher.max_epochs}: "
+      f"{'converged (stopped on its own)' if teacher.converged else 'NOT converged (cap hit)'}")
 per_language = pd.DataFrame({lang: filtered_test_metrics(ms, lang, kg_scorer(teacher.model,
                                                                               joint.ids[lang]))
                              for lang in langs}).T[["mrr", "hits@1", "hits@3", "hits@10"]]
-captioned(per_language, ms, "Teacher: filtered test metrics per graph (tails)")
+per_language["J1 mrr"] = pd.Series({lang: teacher.j1[lang]["metrics"]["mrr"] for lang in langs})
+per_language["J1 epoch"] = pd.Series({lang: teacher.j1[lang]["best_epoch"] for lang in langs})
+captioned(per_language, ms, "Teacher and J1: filtered test metrics per graph (tails)")
 
 # %%
-figures["06_teacher_valid_mrr"] = px.line(teacher.history.dropna(subset=["valid_mrr"]),
-                                          x="epoch", y="valid_mrr", markers=True,
-                                          title=f"Teacher: mean validation MRR — {ms.title}")
+curves = teacher.history.dropna(subset=["valid_mrr"]).set_index("epoch")
+curves = curves[[c for c in curves if c.startswith("valid_mrr")]].rename(
+    columns=lambda c: c.replace("valid_mrr_", "").replace("valid_mrr", "mean"))
+figures["06_teacher_valid_mrr"] = px.line(
+    curves.reset_index().melt("epoch", var_name="graph", value_name="selection MRR"),
+    x="epoch", y="selection MRR", color="graph", markers=True,
+    title=f"Teacher: selection MRR per graph, best epoch {teacher.best_epoch} of at most "
+          f"{teacher.max_epochs} — {ms.title}")
 figures["06_teacher_valid_mrr"]
 
 # %% [markdown]
-# ## 4. Aligned entities across languages
+# ## 4. Copies the teacher was never told about
 #
-# Take entities of the first graph (Greek on DBP-5L) linked to every other graph; draw each
-# graph's copy (the teacher's entity vectors) in one UMAP. With swapping the copies of one
-# entity share their neighbourhoods, so they land close together. Drawn in one panel the
-# languages would hide each other, so each panel shows one language in colour over the others
-# in grey, on the same axes: the shapes repeat from panel to panel.
+# Linked entities share one vector, so they sit together by construction. The real question is
+# whether the teacher puts together copies of one entity that **no** training link joins: on
+# DBP-5L, Greek entities whose English copy (same line of the entity files) has no seed link,
+# not even through another language; on the stand-in, the held-out half of the links. The map
+# draws both copies of such entities (UMAP of the teacher's vectors); drawn in one panel the
+# graphs would hide each other, so each panel shows one graph in colour over the other in grey,
+# on the same axes. Below it, the share whose nearest vector in the other graph is the true
+# copy (alignment Hits@1 and Hits@10, cosine) against chance.
 
 # %%
-anchor = langs[0]
-groups = {}
-for (a, b), pairs in ms.links.items():
-    if anchor in (a, b):
-        other = b if a == anchor else a
-        for x, y in (pairs if a == anchor else pairs[:, ::-1]):
-            groups.setdefault(int(x), {})[other] = int(y)
-full = [x for x, g in groups.items() if len(g) == len(langs) - 1][:N_MAP]
-rows, vectors = [], []
+(first, second), hidden = next(iter(unlinked_pairs(ms).items()))
+shown = hidden[np.random.default_rng(SEED).permutation(len(hidden))[:N_MAP]]
 table = teacher.model.entity_table().detach().cpu().numpy()
-for x in full:
-    for lang, local in [(anchor, x), *groups[x].items()]:
+rows, vectors = [], []
+for lang, column in ((first, 0), (second, 1)):
+    for group, local in enumerate(shown[:, column]):
         vectors.append(table[joint.ids[lang][local]])
-        rows.append({"language": lang, "group": x,
-                     "label": ms.kgs[lang].entity_labels[local].rsplit("/", 1)[-1]})
-frame = pd.DataFrame(rows)
+        rows.append({"language": lang, "group": group,
+                     "title": ms.kgs[lang].entity_labels[local].rsplit("/", 1)[-1]})
 xy = maps.fit_frame(np.asarray(vectors), settings=maps.UMAPSettings(seed=SEED))["reference"]
 figures["06_map_aligned_entities"] = maps.facet_map(
-    xy, frame.rename(columns={"label": "title"}), "language",
-    f"Teacher entity vectors of {len(full)} entities in {len(langs)} graphs (UMAP), one panel "
-    f"per graph — {ms.title}")
+    xy, pd.DataFrame(rows), "language",
+    f"Teacher vectors of {len(shown)} entities with copies in {first} and {second} that no "
+    f"training link joins (UMAP), one panel per graph — {ms.title}")
 figures["06_map_aligned_entities"]
 
 # %%
-# How close are the copies? Share of copies whose nearest other-language vector is their group.
-from sklearn.neighbors import NearestNeighbors
-
-vecs = np.asarray(vectors)
-nn = NearestNeighbors(n_neighbors=6, metric="cosine").fit(vecs)
-_, idx = nn.kneighbors(vecs)
-lang_arr, group_arr = frame.language.to_numpy(), frame.group.to_numpy()
-hits = [group_arr[next(j for j in row[1:] if lang_arr[j] != lang_arr[i])] == group_arr[i]
-        for i, row in enumerate(idx)]
-same_group_nn = float(np.mean(hits))
-print(f"nearest other-language neighbour is the same entity for {same_group_nn:.1%} "
-      f"(chance about {1 / len(full):.2%})")
+unlinked = alignment_hits(teacher.model, joint, (first, second), hidden)
+print(f"{unlinked['n']:,} unlinked copies ({first} -> {second}): Hits@1 {unlinked['hits@1']:.1%}, "
+      f"Hits@10 {unlinked['hits@10']:.1%} (chance at 1: {unlinked['chance@1']:.3%})")
 
 # %%
 saved = save_figures(figures)
@@ -214,33 +227,35 @@ saved = save_figures(figures)
 # %% [markdown]
 # ## Summary and exercises
 #
-# One teacher, trained once over five linked graphs with every valid/test fact of every
-# language removed, ranks each language's test tails and puts the copies of an entity next to
-# each other. Notebook 07 distils it into a small student for one target. (On the stand-in the
+# One teacher, trained once over five linked graphs until it stopped improving, with every
+# held-out fact of every language removed from its data, ranks each language's test tails and
+# finds, by structure alone, many copies of an entity that no link joins. Notebook 07 distils it into a small student for one target. (On the stand-in the
 # same steps run on three small sources of one graph: the mechanics are the same, the numbers
 # say nothing about DBP-5L.)
 #
-# 1. Set `MODE = "sharing"`: one vector per aligned entity. What happens to the UMAP? To the
-#    teacher's MRR?
+# 1. Set `MODE = "swapping"`: linked copies keep their own vectors and every fact of a linked
+#    entity is copied onto its partner. How big is the teacher's graph now? How long does an
+#    epoch take? Does the teacher's MRR move?
 #
 #    <details><summary>Answer</summary>
 #
-#    Linked copies *are* one entity, so they are one vector: each group collapses to a single
-#    point in every panel and `same_group_nn` becomes trivially 1 (the nearest other-language
-#    vector is the same vector). The MRR moves either way: sharing passes every fact to every
-#    copy at once, but a wrong seed link merges two different entities. Not measured in the
-#    kit's runs; the teacher is retrained (and cached under its own key) when you change it.
+#    On DBP-5L the swapping graph holds 824k triples against sharing's 120k (the bridges are
+#    most of it), so an epoch is several times slower (the teacher is retrained and cached under
+#    its own key). The teacher's MRR under swapping was not measured at convergence with the
+#    current data rule; measure it with `sellakit bench kg` after setting the mode, and compare
+#    the table's "teacher" rows.
 #    </details>
 #
-# 2. `MODE = "mapping"` keeps the copies apart and pulls them together with a loss. Compare
-#    `same_group_nn` across the three modes.
+# 2. `MODE = "mapping"` keeps the copies apart and pulls the *linked* ones together with a loss.
+#    Compare `unlinked` (the alignment Hits@1 of copies no link joins) across the three modes.
 #
 #    <details><summary>Answer</summary>
 #
-#    Expect sharing (1 by construction) ≥ swapping > mapping, if the alignment loss pulls the
-#    copies less tightly than shared neighbourhoods do; how far below depends on the loss's
-#    weight. Compare the three numbers against the chance level printed above, `1 / N_MAP`.
-#    (Not measured in the kit's runs.)
+#    Unlinked copies are only brought together through their neighbourhoods, so the mode
+#    matters through what the neighbours share: under sharing the linked neighbours are one
+#    vector; under swapping and mapping they are only close. Expect sharing ≥ swapping ≥ mapping
+#    on `unlinked`, all far above chance (`unlinked["chance@1"]`). (Not measured in the kit's
+#    runs.)
 #    </details>
 #
 # 3. How many training triples of the first graph did leakage removal drop, and why so many?
@@ -249,10 +264,11 @@ saved = save_figures(figures)
 #    <details><summary>Answer</summary>
 #
 #    The cell *Solutions* below prints the number and its share of that graph's training
-#    triples. A triple is dropped when its image through the links is a valid or test fact of
-#    *any* graph; the other graphs hold 30 % of their facts out for validation and test, and many
-#    of those facts have an aligned copy in this graph's training split, so each of them removes
-#    one training triple here.
+#    facts. A triple is dropped when its image through the links is a test or selection fact of
+#    *any* graph; the other graphs hold out their test facts (7-9 % of their facts) and 1,000
+#    selection facts each, and many of those facts have an aligned copy in this graph, so each
+#    of them removes one training triple here. (Before the kit kept the rest of validation for
+#    training, every validation fact was held out and the teacher lost up to half of a graph.)
 #    </details>
 #
 # 4. Put a GNN encoder in front of the teacher:
@@ -271,9 +287,10 @@ saved = save_figures(figures)
 # ### Solutions to the computational exercises
 
 # %%
-leak_share = {lang: joint.removed[lang] / len(ms.kgs[lang].train) for lang in langs}
-print(f"{anchor}: {joint.removed[anchor]:,} of {len(ms.kgs[anchor].train):,} training triples "
-      f"dropped ({leak_share[anchor]:.1%})")
+facts = {lang: joint.removed[lang] + len(joint.kg_triples[lang]) for lang in langs}
+leak_share = {lang: joint.removed[lang] / facts[lang] for lang in langs}
+print(f"{anchor}: {joint.removed[anchor]:,} of {facts[anchor]:,} training facts dropped "
+      f"({leak_share[anchor]:.1%})")
 leak_share
 
 # %%
@@ -282,6 +299,9 @@ record(dataset=ms.name, derived=ms.derived, n_kgs=len(ms.kgs),
        leak_removed=joint.removed, teacher_triples=int(len(joint.triples)),
        teacher_bridges=int(joint.n_bridges), teacher_seconds=teacher.seconds,
        teacher_dim=teacher_cfg.train.dim, mode=MODE, seed=SEED,
+       teacher_best_epoch=teacher.best_epoch, teacher_max_epochs=teacher.max_epochs,
+       j1={lang: teacher.j1[lang]["metrics"]["mrr"] for lang in langs},
+       selection_sizes={k: v["selection"] for k, v in rule.summary().items()},
        teacher_test={lang: per_language.loc[lang].to_dict() for lang in langs},
-       same_group_nn=same_group_nn, n_map_entities=len(full), leak_share=leak_share,
+       unlinked_alignment=unlinked, leak_share=leak_share,
        figures=sorted(p.name for p in saved))

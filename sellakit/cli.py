@@ -80,15 +80,7 @@ def _bench_ctr(args) -> int:
                                             aligned=args.aligned)
         if not PartialState().is_main_process:  # under accelerate launch: one writer
             return 0
-        from pathlib import Path
-
-        from sellakit.cache import atomic_file
-
-        # Per-row scores beside the JSON: every interval in it can be recomputed from them.
-        scores_path = Path(args.out).with_suffix(".scores.parquet")
-        with atomic_file(scores_path) as tmp:
-            scores.to_parquet(tmp, index=False)
-        results["_run"]["scores_file"] = scores_path.name
+        results["_run"]["scores_file"] = _write_beside(args.out, scores, ".scores.parquet")
         markdown = rec.rec_markdown(results, command=args.command)
     return _report(args.out, results, markdown)
 
@@ -116,14 +108,33 @@ def _bench_kg(args) -> int:
     ms = load_dbp5l(args.data_dir) if args.kg_dataset == "dbp5l" else \
         derived_multisource(args.kg_dataset.split("-")[0], seed=0)
     if args.target == "kg":
+        import torch
+
+        torch.set_num_threads(args.threads)  # times are compared at one thread count
         targets = list(ms.kgs) if args.kg_target == "all" else args.kg_target.split(",")
-        results = kg_bench.kg_benchmark(ms, targets, preset=args.preset, seed=args.seed,
-                                        model=args.model, encoder=args.encoder)
+        results, ranks = kg_bench.kg_benchmark(
+            ms, targets, preset=args.preset, seed=args.seed, seeds=args.seeds,
+            j2_seeds=args.j2_seeds, ablations=not args.no_ablations, model=args.model,
+            encoder=args.encoder)
+        results["ranks_file"] = _write_beside(args.out, ranks, ".ranks.parquet")
         markdown = kg_bench.kg_markdown(results, command=args.command)
     else:
         results = kg_bench.kg_eval_benchmark(ms, args.kg_target, seed=args.seed)
         markdown = kg_bench.kg_eval_markdown(results, command=args.command)
     return _report(args.out, results, markdown)
+
+
+def _write_beside(out: str, frame, suffix: str) -> str:
+    """Per-row (per-query) values beside the JSON ``out``, so every interval in it can be
+    recomputed; returns the file's name."""
+    from pathlib import Path
+
+    from sellakit.cache import atomic_file
+
+    path = Path(out).with_suffix(suffix)
+    with atomic_file(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+    return path.name
 
 
 def _bench_cuda(args) -> int:
@@ -288,6 +299,14 @@ def _add_kg_targets(target) -> None:
                                 default="rotate", help="interaction of every model compared")
             parser.add_argument("--encoder", choices=["none", "gnn"], default="none",
                                 help="entity encoder (gnn: aggregate each entity's in-edges)")
+            parser.add_argument("--seeds", type=int, default=3,
+                                help="seeds of the student and scratch (from --seed)")
+            parser.add_argument("--j2-seeds", type=int, default=1,
+                                help="how many of those seeds J2 runs (its cost dominates)")
+            parser.add_argument("--threads", type=int, default=2,
+                                help="torch threads: every time is measured at this count")
+            parser.add_argument("--no-ablations", action="store_true",
+                                help="skip the KD ablations (one seed each)")
 
 
 def main(argv: list[str] | None = None) -> int:

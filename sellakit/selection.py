@@ -96,6 +96,8 @@ class TrainResult:
         n_train: training rows (CTR rows, triples before reciprocals, prompts).
         valid_scores: per-row validation scores of the kept state, where the trainer keeps
             them (the LLM recommenders).
+        per_name: name -> its own :class:`CheckpointSelector`, where a trainer also keeps the
+            best state for each of several validation sets (the KG teacher: one per KG).
     """
 
     model: nn.Module
@@ -107,3 +109,4 @@ class TrainResult:
     config: Any = None
     n_train: int = 0
     valid_scores: np.ndarray | None = None
+    per_name: dict[str, CheckpointSelector] | None = None

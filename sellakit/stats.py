@@ -88,25 +88,30 @@ def _fast_auc(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return ((ranks * labels).sum(1) - pos * (pos + 1) / 2) / (pos * neg)
 
 
-def paired_bootstrap(labels: Sequence[int], a: np.ndarray, b: np.ndarray | None, *,
+def paired_bootstrap(labels: Sequence[int] | None, a: np.ndarray, b: np.ndarray | None, *,
                      users: Sequence[int] | None = None, metric: str = "auc",
                      draws: int = 2000, seed: int = 0) -> dict[str, float]:
     """Bootstrap interval of ``metric(a) - metric(b)`` on the same rows.
 
     Args:
-        labels: one label per row.
+        labels: one label per row (None for ``metric="mean"``).
         a, b: scores, ``(rows,)`` or ``(seeds, rows)``; with seeds the difference is the mean
             over seeds (seed k of ``a`` against seed k of ``b``). ``b=None``: the interval of
             ``metric(a)`` itself (its seed mean).
         users: the rows' users (needed for ``metric="uauc"``; users are resampled).
-        metric: ``"auc"`` (rows resampled) or ``"uauc"`` (users resampled).
+        metric: ``"auc"`` (rows resampled), ``"uauc"`` (users resampled) or ``"mean"``: the
+            mean of per-row values such as reciprocal ranks (MRR; rows, i.e. queries,
+            resampled); there ``a`` and ``b`` may have different numbers of seeds, each row's
+            value being its seed mean.
 
     Returns ``{"diff", "lo", "hi", "p"}``: the observed difference, the 2.5 and 97.5
     percentiles of the resampled differences, and a two-sided bootstrap p-value; with
     ``b=None``, ``{"value", "lo", "hi"}``.
     """
-    labels = np.asarray(labels, dtype=np.int64)
     a = np.atleast_2d(np.asarray(a, dtype=np.float64))
+    if metric == "mean":
+        return _mean_bootstrap(a, b, draws, seed)
+    labels = np.asarray(labels, dtype=np.int64)
     # Against nothing: a constant score, whose AUC (and every user's) is 0.5, shifted back.
     b, shift = (np.zeros_like(a), 0.5) if b is None else (
         np.atleast_2d(np.asarray(b, dtype=np.float64)), 0.0)
@@ -142,3 +147,24 @@ def paired_bootstrap(labels: Sequence[int], a: np.ndarray, b: np.ndarray | None,
     if shift:
         return {"value": observed + shift, "lo": float(lo) + shift, "hi": float(hi) + shift}
     return {"diff": observed, "lo": float(lo), "hi": float(hi), "p": float(p)}
+
+
+def _mean_bootstrap(a: np.ndarray, b: np.ndarray | None, draws: int, seed: int
+                    ) -> dict[str, float]:
+    """:func:`paired_bootstrap` for ``metric="mean"`` (rows resampled, seed means per row)."""
+    per = a.mean(0)
+    if b is not None:
+        b = np.atleast_2d(np.asarray(b, dtype=np.float64))
+        if b.shape[1] != a.shape[1]:
+            raise DataError(f"{a.shape[1]} and {b.shape[1]} rows: a paired interval needs the "
+                            "same rows (queries) for both methods.")
+        per = per - b.mean(0)
+    rng = np.random.default_rng(seed)
+    samples = np.concatenate([per[rng.integers(0, len(per), size=(min(250, draws - s),
+                                                                   len(per)))].mean(1)
+                              for s in range(0, draws, 250)])
+    lo, hi = np.percentile(samples, [2.5, 97.5])
+    if b is None:
+        return {"value": float(per.mean()), "lo": float(lo), "hi": float(hi)}
+    p = min(1.0, 2 * min(np.mean(samples <= 0), np.mean(samples >= 0)))
+    return {"diff": float(per.mean()), "lo": float(lo), "hi": float(hi), "p": float(p)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sellakit.cli import main
@@ -148,16 +149,20 @@ def test_a_planted_teacher_pickle_never_runs_and_is_replaced(tmp_cache, tmp_path
         def __reduce__(self):
             return (Path.touch, (marker,))
 
+    from sellakit.kg.protocol import data_rule
+
     ms = derived_multisource("nations", n_sources=2, seed=0)
+    rule = data_rule(ms)
     config = TeacherConfig(train=TrainConfig(dim=8, epochs=1, eval_every=1))
-    path = teacher_cache_path(ms, config)
+    path = teacher_cache_path(ms, rule, config)
     path.parent.mkdir(parents=True)
     path.write_bytes(pickle.dumps({"state": Planted()}))
-    teacher = load_or_pretrain_teacher(ms, config, progress=False)
+    teacher = load_or_pretrain_teacher(ms, rule, config, progress=False)
     assert not marker.exists()  # the pickle's code never ran
     assert not teacher.cached and path.exists() and path.read_bytes()[:2] == b"PK"  # retrained
-    again = load_or_pretrain_teacher(ms, config, progress=False)
-    assert again.cached
+    again = load_or_pretrain_teacher(ms, rule, config, progress=False)
+    assert again.cached and set(again.j1) == set(ms.kgs)
+    assert np.array_equal(again.j1["s0"]["metrics"]["ranks"], teacher.j1["s0"]["metrics"]["ranks"])
 
 
 def test_read_only_cache_names_the_fix(tmp_path, monkeypatch):

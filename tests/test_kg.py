@@ -41,29 +41,60 @@ def test_derived_split_is_named_and_aligned(ms):
 
 
 def test_leakage_removed(ms):
-    """No background triple, re-expressed through the alignment, is a target valid/test fact."""
+    """No training triple, re-expressed through the alignment, is a protected held-out fact."""
     from sellakit.kg.pretrain import build_joint
+    from sellakit.kg.protocol import data_rule
 
     target = "s0"
+    rule = data_rule(ms, per_kg=40)
     canon = canonical_ids(ms)
-    banned = {(canon[target][h], r, canon[target][t])
-              for h, r, t in np.concatenate([ms.kgs[target].valid, ms.kgs[target].test])}
+    banned = {(canon[target][h], r, canon[target][t]) for h, r, t in rule.held_out(target)}
     removed_total = 0
     for name in ms.kgs:
-        raw = ms.kgs[name].train
+        raw = np.unique(np.concatenate([ms.kgs[name].train, rule.rest_of_valid[name]]), axis=0)
         raw_hits = sum((canon[name][h], r, canon[name][t]) in banned for h, r, t in raw)
-        kept, removed = leak_free_triples(ms, name, raw, [target])
-        assert removed == raw_hits and removed_total >= 0
+        kept, removed = rule.training(name, (target,))
+        assert removed == raw_hits
         removed_total += removed
         assert not any((canon[name][h], r, canon[name][t]) in banned for h, r, t in kept)
+        assert rule.leaks(name, kept, (target,)) == 0 and rule.leaks(name, raw, (target,)) == removed
     assert removed_total > 0  # the derived sources overlap, so there was leakage to remove
-    # and the teacher's whole training graph (bridges included) is clean
-    joint = build_joint(ms, mode="swapping", exclude=(target,))
+    # and the whole joint training graph (bridges included) is clean
+    joint = build_joint(ms, rule, mode="swapping", protect=(target,))
     inv = {}
     for name, ids in joint.ids.items():
         for local, gid in enumerate(ids):
             inv[int(gid)] = canon[name][local]
     assert not any((inv[h], r, inv[t]) in banned for h, r, t in joint.triples)
+
+
+def test_data_rule_splits_valid_once(ms):
+    """Selection facts are a fixed part of valid, the rest trains, and nothing is lost."""
+    from sellakit.kg.protocol import data_rule
+
+    rule, again = data_rule(ms, per_kg=30, seed=3), data_rule(ms, per_kg=30, seed=3)
+    assert rule.fingerprint == again.fingerprint != data_rule(ms, per_kg=30, seed=4).fingerprint
+    for name, kg in ms.kgs.items():
+        assert len(rule.selection[name]) == min(30, len(kg.valid))
+        both = np.concatenate([rule.selection[name], rule.rest_of_valid[name]])
+        assert np.array_equal(np.unique(both, axis=0), np.unique(kg.valid, axis=0))
+        assert len(rule.held_out(name)) == len(kg.test) + len(rule.selection[name])
+
+
+def test_same_entities_count_as_one_for_leakage():
+    """DBP-5L's el and en entity files share line numbers: a Greek fact written in English ids
+    is a re-expression even without a seed link (the identity pairs are not training links)."""
+    from sellakit.kg.data import KG, MultiSourceKG, leak_free_triples
+
+    a = KG("a", 3, np.array([[0, 0, 1]]), np.zeros((0, 3), np.int64), np.array([[1, 0, 2]]))
+    b = KG("b", 3, np.array([[1, 0, 2], [0, 0, 1]]), np.zeros((0, 3), np.int64),
+           np.zeros((0, 3), np.int64))
+    plain = MultiSourceKG("toy", {"a": a, "b": b}, 1, {("a", "b"): np.zeros((0, 2), np.int64)})
+    same = MultiSourceKG("toy", {"a": a, "b": b}, 1, {("a", "b"): np.zeros((0, 2), np.int64)},
+                         same_entities={("a", "b"): np.stack([np.arange(3)] * 2, 1)})
+    assert leak_free_triples(plain, "b", b.train, {"a": a.test})[1] == 0
+    kept, removed = leak_free_triples(same, "b", b.train, {"a": a.test})
+    assert removed == 1 and kept.tolist() == [[0, 0, 1]]
 
 
 def test_ranks_match_pykeen_rank_based_evaluator():
@@ -152,29 +183,42 @@ def test_gnn_encoder_starts_as_the_shallow_model_and_caches_in_eval(model):
 
 
 def test_gnn_encoder_trains_and_distils(ms):
-    """A GNN model trains end to end (dense W beside sparse tables) and serves as a teacher."""
+    """A GNN model trains end to end (dense W beside sparse tables) and serves as a teacher;
+    with an encoder the network KD term is on, and J1 comes from the teacher's run."""
     from sellakit.kg.compare import StudentConfig, train_scratch, train_student
     from sellakit.kg.pretrain import TeacherConfig, pretrain_teacher
+    from sellakit.kg.protocol import data_rule
     from sellakit.kg.train import TrainConfig
 
+    rule = data_rule(ms, per_kg=50)
     arch = dict(encoder="gnn", gnn_neighbours=4, epochs=4, eval_every=2, batch_size=256,
                 n_negatives=32, lr=0.03)
-    teacher = pretrain_teacher(ms, TeacherConfig(train=TrainConfig(dim=16, **arch),
-                                                 valid_sample=50), progress=False)
+    teacher = pretrain_teacher(ms, rule, TeacherConfig(train=TrainConfig(dim=16, **arch)),
+                               progress=False)
     assert teacher.model.combine.weight.abs().sum() > 0  # W moved away from zero
-    student = StudentConfig(train=TrainConfig(dim=8, **arch), valid_sample=50)
-    scratch = train_scratch(ms, "s0", student, progress=False)
-    kd, _ = train_student(ms, "s0", teacher, student, progress=False)
-    assert np.isfinite(kd.history.loss).all() and "kd_feature" in kd.history
-    assert kd.best_valid["mrr"] > 0 and scratch.best_valid["mrr"] > 0
+    assert set(teacher.j1) == set(ms.kgs) and {"valid_mrr_s0", "valid_mrr_s1"} <= set(
+        teacher.history)
+    # J1 of s0 is the run's best epoch on s0's own selection facts
+    s0 = teacher.history.dropna(subset=["valid_mrr_s0"])
+    assert teacher.j1["s0"]["best_epoch"] == int(s0.epoch[s0.valid_mrr_s0.idxmax()])
+    student = StudentConfig(train=TrainConfig(dim=8, **arch))
+    scratch = train_scratch(ms, rule, "s0", student, progress=False)
+    kd, _ = train_student(ms, rule, "s0", teacher, student, progress=False)
+    history = kd.result.history
+    assert np.isfinite(history.loss).all()
+    assert {"kd_feature", "kd_network", "kd_prediction"} <= set(history)
+    assert kd.result.best_valid["mrr"] > 0 and scratch.result.best_valid["mrr"] > 0
+    assert set(kd.seconds) == {"build", "precompute", "train"}
 
 
 def test_joint_modes(ms):
     from sellakit.kg.pretrain import build_joint
+    from sellakit.kg.protocol import data_rule
 
-    swap = build_joint(ms, mode="swapping")
-    share = build_joint(ms, mode="sharing")
-    mapping = build_joint(ms, mode="mapping")
+    rule = data_rule(ms)
+    swap = build_joint(ms, rule, mode="swapping")
+    share = build_joint(ms, rule, mode="sharing")
+    mapping = build_joint(ms, rule, mode="mapping")
     assert swap.n_bridges > 0 and len(swap.links) > 0
     assert share.n_entities < swap.n_entities  # linked entities merged
     (a, b), pairs = next(iter(ms.links.items()))
@@ -182,35 +226,121 @@ def test_joint_modes(ms):
     assert mapping.n_bridges == 0 and len(mapping.links) == len(swap.links)
 
 
-def test_subgraph_and_kd_terms(ms):
-    from sellakit.kg.distill import KD_TERMS, Distiller, KDConfig
+def _small_teacher(ms, rule, dim=8):
     from sellakit.kg.pretrain import build_joint
+
+    joint = build_joint(ms, rule, mode="swapping")
+    torch.manual_seed(0)
+    return joint, KGEModel(joint.n_entities, ms.n_relations, dim)
+
+
+def test_subgraph_options(ms):
+    from sellakit.kg.protocol import data_rule
     from sellakit.kg.subgraph import build_linked_subgraph
 
-    joint = build_joint(ms, exclude=("s0",))
-    teacher = KGEModel(joint.n_entities, ms.n_relations, 8)
-    sub = build_linked_subgraph(ms, joint, "s0", fanout=3, predicted=True, teacher=teacher,
-                                threshold=-1.0)
+    rule = data_rule(ms, per_kg=50)
+    joint, teacher = _small_teacher(ms, rule)
     n_t = ms.kgs["s0"].n_entities
+    sub = build_linked_subgraph(ms, rule, joint, "s0", fanout=3, predicted=True,
+                                teacher=teacher, threshold=-1.0)
     assert sub.n_entities > n_t and sub.n_background_triples > 0 and sub.n_bridge_triples > 0
     assert sub.n_predicted_links >= 0 and len(sub.teacher_ids) == sub.n_entities
     assert np.array_equal(sub.teacher_ids[:n_t], joint.ids["s0"])
-    # fan-out cap: a linked entity contributes at most 2 * fanout triples per KG
+    bare = build_linked_subgraph(ms, rule, joint, "s0", fanout=0)
+    assert bare.n_background_triples == 0 and bare.n_bridge_triples > 0  # links only
+    shared = build_linked_subgraph(ms, rule, joint, "s0", fanout=3, link_mode="sharing")
+    assert shared.n_bridge_triples == 0 and shared.n_entities < sub.n_entities
+    with pytest.raises(Exception, match="link_mode"):
+        build_linked_subgraph(ms, rule, joint, "s0", link_mode="mapping")
+
+
+def test_warm_start_is_the_teachers_strongest_coordinates(ms):
+    """A student of the teacher's width starts *as* the teacher; a narrower one on the
+    coordinates of largest energy, relations on the same coordinates."""
+    from sellakit.kg.distill import strongest_coordinates, warm_start
+    from sellakit.kg.protocol import data_rule
+
+    rule = data_rule(ms)
+    joint, teacher = _small_teacher(ms, rule)
+    with torch.no_grad():
+        teacher.entity.weight[:, 2] *= 10  # coordinate 2 (real part) dominates
+    ids = joint.ids["s0"]
+    h, r = torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2])
+    same = KGEModel(len(ids), ms.n_relations, 8)
+    warm_start(same, teacher, ids)
+    assert torch.allclose(same.score_tails(h, r), teacher.score_query(
+        teacher.query(torch.as_tensor(ids)[h], r), torch.as_tensor(ids)), atol=1e-5)
+    narrow = KGEModel(len(ids), ms.n_relations, 4)
+    coords = warm_start(narrow, teacher, ids)
+    assert 2 in coords.tolist() and coords.tolist() == strongest_coordinates(teacher, 4).tolist()
+    assert torch.equal(narrow.relation.weight, teacher.relation.weight[:, coords])
+    with pytest.raises(Exception, match="wider"):
+        warm_start(KGEModel(len(ids), ms.n_relations, 16), teacher, ids)
+
+
+def test_kd_terms_read_precomputed_targets(ms):
+    from sellakit.kg.data import canonical_ids
+    from sellakit.kg.distill import KD_TERMS, Distiller, KDConfig
+    from sellakit.kg.protocol import data_rule
+    from sellakit.kg.subgraph import build_linked_subgraph
+
+    rule = data_rule(ms, per_kg=50)
+    joint, teacher = _small_teacher(ms, rule)
+    sub = build_linked_subgraph(ms, rule, joint, "s0", fanout=3)
+    n_t = sub.n_target_entities
     student = KGEModel(sub.n_entities, ms.n_relations, 4)
-    h, r, t = torch.tensor([0, 1]), torch.tensor([0, 1]), torch.tensor([2, 3])
+    kwargs = dict(queries=sub.triples, n_target=n_t, banned=rule.banned_keys(("s0",)),
+                  canon=canonical_ids(ms)["s0"])
+    h, r, t = (torch.as_tensor(x) for x in sub.triples[:2].T)  # training queries
     neg = torch.tensor([4, 5, 6])
     q = student.query(h, r)
     logits = torch.cat([student.score_query(q, t[:, None]), student.score_query(q, neg)], 1)
-    full = Distiller(teacher, sub.teacher_ids, student.width, KDConfig())
+    full = Distiller(teacher, sub.teacher_ids, student.width, KDConfig(top_k=5), **kwargs)
+    assert full.candidates.shape[1] == 5 and int(full.candidates.max()) < n_t
     loss, parts = full(student, h, r, t, neg, q, logits)
-    assert set(parts) == {"kd_feature", "kd_network", "kd_prediction"}
+    assert set(parts) == {"kd_feature", "kd_prediction"}  # network folds into feature here
     loss.backward()
     assert student.entity.weight.grad is not None
     assert all(p.grad is None for p in teacher.parameters())  # the teacher stays frozen
-    for term in KD_TERMS:
+    # the teacher's targets are read, not recomputed: a changed teacher changes nothing
+    with torch.no_grad():
+        teacher.entity.weight.mul_(3)
+    again, _ = full(student, h, r, t, neg, q, logits)
+    assert torch.allclose(again, loss)
+    for term in ("feature", "prediction"):
         _, parts = Distiller(teacher, sub.teacher_ids, student.width,
-                             KDConfig().without(term))(student, h, r, t, neg, q, logits)
-        assert f"kd_{term}" not in parts and len(parts) == 2
+                             KDConfig(top_k=5).without(term), **kwargs)(
+            student, h, r, t, neg, q, logits)
+        assert f"kd_{term}" not in parts and len(parts) == 1
+    assert KD_TERMS == ("feature", "network", "prediction")
+
+
+def test_kd_candidates_never_reexpress_held_out_facts(ms):
+    """Top-k candidates whose fact is a held-out one (here: every test fact of the target made
+    the teacher's top answer) are skipped."""
+    from sellakit.kg.data import canonical_ids, canonical_keys
+    from sellakit.kg.distill import Distiller, KDConfig
+    from sellakit.kg.protocol import data_rule
+    from sellakit.kg.subgraph import build_linked_subgraph
+
+    rule = data_rule(ms, per_kg=50)
+    joint, teacher = _small_teacher(ms, rule)
+    sub = build_linked_subgraph(ms, rule, joint, "s0", fanout=3)
+    canon = canonical_ids(ms)["s0"]
+    held = rule.held_out("s0")
+    # queries that share (h, r) with held-out facts, so the candidates can hit them
+    queries = np.concatenate([sub.triples, held[:, [0, 1, 0]]])
+    kd = Distiller(teacher, sub.teacher_ids, 8, KDConfig(top_k=40), queries=queries,
+                   n_target=sub.n_target_entities, banned=rule.banned_keys(("s0",)),
+                   canon=canon)
+    used = canonical_keys(kd.candidate_triples(), canon, ms.n_relations)
+    assert len(used) > 0
+    assert not np.isin(used, canonical_keys(held, canon, ms.n_relations)).any()
+    unfiltered = Distiller(teacher, sub.teacher_ids, 8, KDConfig(top_k=40), queries=queries,
+                           n_target=sub.n_target_entities, banned=np.zeros(0, np.int64),
+                           canon=canon)
+    assert np.isin(canonical_keys(unfiltered.candidate_triples(), canon, ms.n_relations),
+                   canonical_keys(held, canon, ms.n_relations)).any()  # the check can fail
 
 
 def test_dbp5l_missing_folder_names_the_fix(tmp_path):
@@ -296,16 +426,31 @@ def test_dbp5l_variable_comes_before_the_cache(tmp_cache):
 
 def test_kg_markdown_shapes():
     """The table reads the flat one-target JSON shape of the issue (and published rows)."""
-    from sellakit.benchmarks.kg import kg_markdown
+    from sellakit.benchmarks.kg import aims, kd_comparisons, kg_markdown, time_accounting
 
-    row = {"mrr": 0.3, "hits@1": 0.2, "hits@3": 0.35, "hits@10": 0.5, "n": 10, "seconds": 1.0}
-    results = {"target": "el", "dataset": "dbp5l", "teacher": row, "scratch": row, "kd": row,
+    row = {"mrr": 0.3, "hits@1": 0.2, "hits@3": 0.35, "hits@10": 0.5, "n": 10, "seconds": 1.0,
+           "best_epoch": 4, "max_epochs": 40}
+    rng = np.random.default_rng(0)
+    ranks = {m: [rng.integers(1, 20, 200).astype(float)] for m in ("kd", "j2", "scratch")}
+    ranks["kd"] = [r / 2 for r in ranks["j2"]]  # KD ranks every query higher
+    results = {"target": "el", "dataset": "dbp5l", "teacher": row, "scratch": row,
+               "kd": {**row, "seconds": 2.0}, "j1": row, "j2": {**row, "seconds": 10.0},
                "joint": row, "ablations": {"-feature": row}, "teacher_seconds": 9.0,
-               "preset": "quick", "seed": 1,
-               "teacher_config": {"model": "rotate", "dim": 64, "mode": "swapping"},
+               "temperature": {"chosen": 2.0, "seconds": 3.0},
+               "preset": "quick", "seed": 1, "seeds": 1, "j2_seeds": 1,
+               "data_rule": {"selection_per_kg": 1000},
+               "teacher_config": {"model": "rotate", "dim": 64, "mode": "swapping",
+                                  "best_epoch": 10, "max_epochs": 60},
                "student": {"model": "rotate", "dim": 32}}
+    results["_comparisons"] = kd_comparisons(ranks)
+    results["time"] = time_accounting(results, 9.0, n_targets=5)
+    results["aims"] = aims(results)
+    assert results["_comparisons"]["kd - j2"]["verdict"] == "KD higher"
+    assert results["time"]["break_even_targets"] == round(9.0 / 8.0, 2)
+    assert results["aims"]["student_at_most_half_of_j2"]
     table = kg_markdown(results, command="sellakit bench kg")
-    assert "| el | student + KD | 30.0 |" in table and "published" in table
+    assert "| el | student + KD (tau 2.0) | 30.0 |" in table and "published" in table
+    assert "| el | kd - j2 |" in table
 
 
 def test_rotate_matrix_scorer_equals_pykeen_scores():
@@ -339,3 +484,53 @@ def test_junk_in_the_cached_dbp5l_is_never_served(tmp_cache, monkeypatch):
         (junk / rel).parent.mkdir(parents=True, exist_ok=True)
         (junk / rel).write_text("0\t0\t0\n")
     assert locate_dbp5l() is None and not junk.exists()
+
+
+@needs_dbp5l
+def test_no_held_out_fact_reaches_any_training_graph_on_dbp5l():
+    """For all five targets: 0 canonical overlaps between the target's test ∪ selection facts
+    and the teacher's graph, J2's, scratch's, the student's subgraph and its KD candidates
+    (ranked by an *untrained* teacher of the real shape: the filter does not depend on how good
+    the teacher is). The el↔en line identity is part of the rule, and without it leaks appear."""
+    from dataclasses import replace
+
+    from sellakit.kg.data import canonical_keys
+    from sellakit.kg.distill import Distiller, KDConfig
+    from sellakit.kg.pretrain import build_joint
+    from sellakit.kg.protocol import data_rule
+    from sellakit.kg.subgraph import build_linked_subgraph
+
+    ms = load_dbp5l()
+    rule, canon = data_rule(ms), canonical_ids(ms)
+
+    def joint_keys(joint):
+        inv = np.full(joint.n_entities, -1, np.int64)
+        for name, ids in joint.ids.items():
+            assert (inv[ids][inv[ids] >= 0] == canon[name][inv[ids] >= 0]).all()  # one class
+            inv[ids] = canon[name]
+        return canonical_keys(joint.triples, inv, ms.n_relations)
+
+    teacher_joint = build_joint(ms, rule)
+    teacher_keys = joint_keys(teacher_joint)
+    torch.manual_seed(0)
+    untrained = KGEModel(teacher_joint.n_entities, ms.n_relations, 4)
+    for target in ms.kgs:
+        banned = rule.banned_keys((target,))
+        assert len(banned) >= len(ms.kgs[target].test)
+        assert not np.isin(teacher_keys, banned).any(), target
+        assert not np.isin(joint_keys(build_joint(ms, rule, protect=(target,))), banned).any()
+        scratch, _ = rule.training(target, (target,))
+        assert not np.isin(canonical_keys(scratch, canon[target], ms.n_relations), banned).any()
+        sub = build_linked_subgraph(ms, rule, teacher_joint, target, fanout=5)
+        sub_canon = np.asarray([canon[name][local] for name, local in sub.origin])
+        assert not np.isin(canonical_keys(sub.triples, sub_canon, ms.n_relations), banned).any()
+        held = rule.held_out(target)  # queries sharing (h, r) with held-out facts stress it
+        kd = Distiller(untrained, sub.teacher_ids, 8, KDConfig(top_k=32),
+                       queries=np.concatenate([sub.triples, held]),
+                       n_target=sub.n_target_entities, banned=banned, canon=canon[target])
+        used = canonical_keys(kd.candidate_triples(), canon[target], ms.n_relations)
+        assert len(used) > 0 and not np.isin(used, banned).any(), target
+    # the line identity matters: without it, English training facts re-express Greek test facts
+    plain = replace(ms, same_entities={})
+    en_plain, _ = data_rule(plain).training("en", ("el",))
+    assert rule.leaks("en", en_plain, ("el",)) > 0

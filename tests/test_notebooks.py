@@ -176,17 +176,23 @@ def test_06_kg_multisource_pretraining(executed):
     # DBP-5L: five languages, 40k+ links; the stand-in: three sources, half the links hidden
     assert values["n_kgs"] == (5 if real else 3)
     assert values["n_links"] > (30_000 if real else 100)
-    # leakage removal dropped facts from every graph (their valid/test facts elsewhere)
+    # the data rule: a fixed selection subset per graph (all of valid on the small stand-in)
+    assert all(0 < n <= 1000 for n in values["selection_sizes"].values())
+    # leakage removal dropped facts from every graph (their held-out facts elsewhere)
     assert all(n > 0 for n in values["leak_removed"].values())
-    assert values["teacher_bridges"] > 0 and values["teacher_dim"] > 32
-    # the teacher ranks each graph's test tails far above chance (a random ranker's MRR is
+    assert values["teacher_triples"] > 0 and values["teacher_dim"] > 32
+    # the teacher converged: it stopped on its own, before its cap
+    assert values["teacher_best_epoch"] < values["teacher_max_epochs"], values
+    # the teacher and J1 rank each graph's test tails far above chance (a random ranker's MRR is
     # below 0.002 over DBP-5L's 5k-14k candidates, below 0.05 over the stand-in's ~100)
-    floor = 0.05 if real else 0.15
+    floor = 0.3 if real else 0.15
     assert all(m["mrr"] > floor for m in values["teacher_test"].values()), values["teacher_test"]
-    # aligned copies of an entity sit together (chance is 1 / n_map_entities)
-    assert values["same_group_nn"] > 10 / values["n_map_entities"]
+    assert all(mrr > floor for mrr in values["j1"].values()), values["j1"]
+    # copies no training link joins are found by structure, far above chance
+    unlinked = values["unlinked_alignment"]
+    assert unlinked["n"] > 0 and unlinked["hits@1"] > 10 * unlinked["chance@1"], unlinked
     assert any(f.startswith("06_map_aligned_entities") for f in values["figures"])
-    # exercise 3's solution: leakage removal took a share of every graph's training triples
+    # exercise 3's solution: leakage removal took a share of every graph's training facts
     assert all(0 < share < 1 for share in values["leak_share"].values())
 
 

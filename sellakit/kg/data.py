@@ -15,7 +15,8 @@ and entity alignment links between pairs of KGs.
   quick runs and tests, not a real multi-source benchmark.
 
 Leakage: :func:`leak_free_triples` removes from a set of triples every fact that, re-expressed
-through the alignment, is a valid or test fact of a target KG (see its docstring).
+through the alignment, is a held-out fact of some KG; :mod:`sellakit.kg.protocol` says which
+facts are held out (test and a fixed selection subset of valid) for every model.
 
 Example::
 
@@ -38,7 +39,7 @@ from sellakit.errors import CacheError, DataError
 
 __all__ = ["KG", "MultiSourceKG", "DataError", "DBP5L_LANGUAGES", "DBP5L_SHA256", "DBP5L_ENV",
            "load_dbp5l", "locate_dbp5l", "load_multisource", "load_pykeen", "derived_multisource",
-           "canonical_ids", "leak_free_triples", "entity_offsets", "linked_roots"]
+           "canonical_ids", "canonical_keys", "leak_free_triples", "entity_offsets", "linked_roots"]
 
 DBP5L_LANGUAGES = ("el", "ja", "es", "fr", "en")
 DBP5L_PAIRS = ("el-en", "el-es", "el-fr", "el-ja", "en-fr", "es-en", "es-fr", "ja-en", "ja-es",
@@ -115,6 +116,8 @@ class MultiSourceKG:
         links: ``(a, b)`` -> ``(n, 2)`` array of (entity in ``a``, entity in ``b``): the links a
             model may train on.
         heldout_links: links hidden from training (alignment test), same layout; may be empty.
+        same_entities: pairs known to be one entity that are *not* training links (DBP-5L's
+            el and en entity files share their line numbers); used by the leakage rule only.
         relation_labels: names of the relations, when known.
         source: where the files came from (a folder, or what a derived split was cut from).
         note: why this data was chosen, when it replaces what was asked for (the stand-in).
@@ -125,6 +128,7 @@ class MultiSourceKG:
     n_relations: int
     links: dict[tuple[str, str], np.ndarray]
     heldout_links: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    same_entities: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     relation_labels: list[str] | None = None
     source: str = ""
     note: str = ""
@@ -301,8 +305,12 @@ def load_dbp5l(path: str | Path | None = None, *, languages=DBP5L_LANGUAGES,
             links[(a, b)] = np.unique(_read_pairs(root / "seed_alignlinks" / f"{pair}.tsv"),
                                       axis=0)
     n_rel = max(len(relations), 1 + max(int(kg.all_triples()[:, 1].max()) for kg in kgs.values()))
-    return MultiSourceKG("dbp5l", kgs, n_rel, links, relation_labels=relations,
-                         source=str(root))
+    same = {}
+    if "el" in kgs and "en" in kgs:  # the entity files are aligned line by line
+        shared = np.arange(min(kgs["el"].n_entities, kgs["en"].n_entities))
+        same[("el", "en")] = np.stack([shared, shared], 1)
+    return MultiSourceKG("dbp5l", kgs, n_rel, links, same_entities=same,
+                         relation_labels=relations, source=str(root))
 
 
 def load_multisource(path: str | Path | None = None, *, download: bool = True,
@@ -436,15 +444,15 @@ def linked_roots(n: int, pairs: np.ndarray) -> np.ndarray:
     return smallest[component]
 
 
-def canonical_ids(ms: MultiSourceKG, *, include_heldout: bool = True
-                  ) -> dict[str, np.ndarray]:
-    """Per KG, the id of each entity's alignment class (union-find over the links).
+def canonical_ids(ms: MultiSourceKG) -> dict[str, np.ndarray]:
+    """Per KG, the id of each entity's alignment class (union-find over every pair known to be
+    one entity: training links, held-out links and ``same_entities``).
 
-    Two entities get the same class id when a chain of links joins them, so a fact and its
-    re-expression in another KG map to the same canonical triple.
+    Two entities get the same class id when a chain of such pairs joins them, so a fact and
+    its re-expression in another KG map to the same canonical triple.
     """
     offsets, total = entity_offsets(ms)
-    tables = [ms.links] + ([ms.heldout_links] if include_heldout else [])
+    tables = (ms.links, ms.heldout_links, ms.same_entities)
     pairs = [np.stack([offsets[a] + p[:, 0], offsets[b] + p[:, 1]], 1)
              for table in tables for (a, b), p in table.items() if len(p)]
     roots = linked_roots(total, np.concatenate(pairs) if pairs else np.zeros((0, 2)))
@@ -452,25 +460,28 @@ def canonical_ids(ms: MultiSourceKG, *, include_heldout: bool = True
             for name, kg in ms.kgs.items()}
 
 
-def _keys(triples: np.ndarray, canon: np.ndarray, n_rel: int) -> np.ndarray:
-    """One int64 per canonical triple (class ids are < 2**31, relations few)."""
+def canonical_keys(triples: np.ndarray, canon: np.ndarray, n_relations: int) -> np.ndarray:
+    """One int64 per canonical triple ``(class(h), r, class(t))`` (class ids < 2**31).
+
+    ``canon`` is one KG's row of :func:`canonical_ids`; a fact and its re-expression in any
+    linked KG get the same key."""
+    triples = np.asarray(triples, dtype=np.int64).reshape(-1, 3)
     h, r, t = canon[triples[:, 0]], triples[:, 1], canon[triples[:, 2]]
-    return (h * n_rel + r) * (1 << 31) + t
+    return (h * n_relations + r) * (1 << 31) + t
 
 
 def leak_free_triples(ms: MultiSourceKG, kg_name: str, triples: np.ndarray,
-                      targets: list[str] | tuple[str, ...]) -> tuple[np.ndarray, int]:
-    """``triples`` of KG ``kg_name`` minus every fact that is a valid/test fact of a target.
+                      held_out: dict[str, np.ndarray]) -> tuple[np.ndarray, int]:
+    """``triples`` of KG ``kg_name`` minus every re-expression of a held-out fact.
 
-    A triple (h, r, t) is removed when the alignment (all links, held-out ones too, joined
-    transitively) maps it onto a valid or test triple (h', r, t') of any KG in ``targets``;
-    relations are shared, so the relation must match. For ``kg_name`` in ``targets`` its own
-    valid/test triples are removed too. Returns the kept triples and how many were removed.
+    A triple (h, r, t) is removed when the alignment (every pair of :func:`canonical_ids`,
+    joined transitively) maps it onto a triple (h', r, t') of ``held_out[k]`` for any KG ``k``
+    (local ids of ``k``); relations are shared, so the relation must match. Returns the kept
+    triples and how many were removed. :class:`sellakit.kg.protocol.DataRule` says what is
+    held out.
     """
     canon = canonical_ids(ms)
-    banned = np.concatenate([_keys(np.concatenate([ms.kgs[t].valid, ms.kgs[t].test]), canon[t],
-                                   ms.n_relations) for t in targets]) if targets else \
-        np.zeros(0, np.int64)
-    keys = _keys(triples, canon[kg_name], ms.n_relations)
-    keep = ~np.isin(keys, banned)
-    return triples[keep], int((~keep).sum())
+    parts = [canonical_keys(facts, canon[k], ms.n_relations) for k, facts in held_out.items()]
+    banned = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    keep = ~np.isin(canonical_keys(triples, canon[kg_name], ms.n_relations), banned)
+    return np.asarray(triples)[keep], int((~keep).sum())

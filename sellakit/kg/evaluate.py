@@ -117,30 +117,23 @@ def evaluate(score_tails: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     return out
 
 
-def validation_mrr(ms, scorers: dict[str, Callable], *, sample: int, seed: int
-                   ) -> Callable[[torch.nn.Module], float]:
-    """The selection metric of every KG trainer: ``model -> mean filtered validation MRR``
-    (tails) over the KGs named in ``scorers``.
+def validation_mrr(ms, scorers: dict[str, Callable], selection: dict[str, np.ndarray]
+                   ) -> Callable[[torch.nn.Module], dict[str, float]]:
+    """The selection metric of every KG trainer: ``model -> {KG: filtered MRR}`` (tails) on
+    each KG's fixed selection facts (:attr:`sellakit.kg.protocol.DataRule.selection`), so every
+    check of every model sees the same triples. A trainer selects on the mean over the KGs.
 
     Args:
-        ms: the :class:`~sellakit.kg.data.MultiSourceKG` whose valid splits are used.
+        ms: the :class:`~sellakit.kg.data.MultiSourceKG` (filter: each KG's train+valid+test).
         scorers: KG name -> ``model -> score_tails`` (the model's scorer over that KG's
             entities, e.g. :func:`sellakit.kg.pretrain.kg_scorer` for a joint space).
-        sample: at most this many valid triples per KG, drawn once (``seed``) and reused at
-            every evaluation, so every check of every model sees the same triples.
+        selection: KG name -> the triples to rank.
     """
-    rng = np.random.default_rng(seed)
-    chosen = {}
-    for name in scorers:
-        valid = ms.kgs[name].valid
-        chosen[name] = valid if len(valid) <= sample else \
-            valid[rng.choice(len(valid), sample, replace=False)]
-
-    def valid_mrr(model: torch.nn.Module) -> float:
-        return float(np.mean([
-            evaluate(scorers[name](model), valid, ms.kgs[name].all_triples(),
-                     n_candidates=ms.kgs[name].n_entities, n_relations=ms.n_relations)["mrr"]
-            for name, valid in chosen.items() if len(valid)]))
+    def valid_mrr(model: torch.nn.Module) -> dict[str, float]:
+        return {name: evaluate(scorers[name](model), selection[name], ms.kgs[name].all_triples(),
+                               n_candidates=ms.kgs[name].n_entities,
+                               n_relations=ms.n_relations)["mrr"]
+                for name in scorers if len(selection[name])}
     return valid_mrr
 
 

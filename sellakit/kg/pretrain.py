@@ -9,14 +9,18 @@
 * ``mapping``: ids stay separate and a loss ``align_weight * ||e_a - e_b||^2`` pulls linked
   entities together.
 
-No leakage: each KG contributes its *train* split only, minus every fact that the alignment
-maps onto a valid or test fact of an excluded KG (:func:`sellakit.kg.data.leak_free_triples`).
-By default every KG is excluded that way, so one teacher serves every target language
-(trained once, reused).
+No leakage: each KG contributes its training facts under the kit's one data rule
+(:class:`sellakit.kg.protocol.DataRule`: train plus the valid facts outside the fixed selection
+subset), minus every re-expression of a *protected* KG's test or selection facts. The teacher
+protects every KG, so one teacher serves every target language (trained once, reused); the J2
+baseline of a target protects that target only.
 
-:func:`pretrain_teacher` trains the teacher (a larger :class:`KGEModel`), selecting the epoch on
-the mean validation MRR over the KGs; :func:`load_or_pretrain_teacher` keeps it in the cache
-keyed by data and config, so notebooks 06, 07 and the benchmark share one teacher.
+:func:`pretrain_teacher` trains the teacher (a larger :class:`KGEModel`) until the mean
+selection MRR over the KGs stops improving (early stopping; the best epoch below the maximum is
+what "converged" means here), and keeps, from the same run, each KG's own best state: the J1
+baseline of that target (a joint model on the teacher's data, selected on the target), scored
+on the target's test once. :func:`load_or_pretrain_teacher` keeps both in the cache keyed by
+data, rule and config, so notebooks 06, 07 and the benchmark share one teacher.
 """
 
 from __future__ import annotations
@@ -36,15 +40,17 @@ from torch import nn
 from sellakit.cache import atomic_file, cache_dir, lock
 from sellakit.config import Config
 from sellakit.errors import ConfigError
-from sellakit.kg.data import MultiSourceKG, entity_offsets, leak_free_triples, linked_roots
-from sellakit.kg.evaluate import validation_mrr
+from sellakit.kg.data import MultiSourceKG, entity_offsets, linked_roots
+from sellakit.kg.evaluate import evaluate, validation_mrr
 from sellakit.kg.models import KGEModel
+from sellakit.kg.protocol import DataRule
 from sellakit.kg.train import TrainConfig, build_model, train_kge
 from sellakit.selection import TrainResult
 
 __all__ = ["MODES", "TeacherConfig", "JointGraph", "build_joint", "swap_triples",
            "AlignmentLoss", "kg_scorer", "pretrain_teacher", "load_or_pretrain_teacher",
-           "teacher_cache_path", "Teacher"]
+           "teacher_cache_path", "Teacher", "score_test",
+           "unlinked_pairs", "alignment_hits"]
 
 Mode = Literal["swapping", "sharing", "mapping"]
 MODES = get_args(Mode)
@@ -52,18 +58,16 @@ MODES = get_args(Mode)
 
 @dataclass(frozen=True)
 class TeacherConfig(Config):
-    """The teacher: its trainer settings, how KGs are linked, whose eval facts are excluded.
+    """The teacher (and the joint baselines J1, J2): trainer settings and how KGs are linked.
 
-    The defaults are the quick preset (2 CPU cores: RotatE d=64, 8 epochs); ``paper`` is a
-    d=512 teacher for a GPU.
+    The defaults are the quick preset (2 CPU cores: RotatE d=64, at most 60 epochs, stopped
+    after 3 checks without gain); ``paper`` is a d=512 teacher for a GPU.
     """
 
     train: TrainConfig = field(default_factory=lambda: TrainConfig.quick(
-        dim=64, lr=0.03, batch_size=2048, epochs=8, eval_every=2, patience=2))
-    mode: Mode = "swapping"
+        dim=64, lr=0.02, batch_size=4096, epochs=60, eval_every=2, patience=3))
+    mode: Mode = "sharing"
     align_weight: float = 1.0
-    exclude: tuple[str, ...] | None = None  # None: every KG (a teacher for every target)
-    valid_sample: int = 300  # validation triples per KG for epoch selection
 
     @classmethod
     def quick(cls, **overrides) -> "TeacherConfig":
@@ -71,7 +75,7 @@ class TeacherConfig(Config):
 
     @classmethod
     def paper(cls, **overrides) -> "TeacherConfig":
-        return replace(cls(train=TrainConfig.paper(dim=512), valid_sample=2000), **overrides)
+        return replace(cls(train=TrainConfig.paper(dim=512)), **overrides)
 
 
 @dataclass
@@ -82,7 +86,7 @@ class JointGraph:
         ids: KG name -> array mapping its local entity ids to joint ids.
         n_entities: size of the joint entity table.
         triples: training triples in joint ids (bridges included for swapping).
-        kg_triples: KG name -> its leak-free train triples, local ids (for subgraphs).
+        kg_triples: KG name -> its leak-free training triples, local ids.
         links: training links as joint-id pairs.
         removed: KG name -> triples removed as leakage.
     """
@@ -112,17 +116,17 @@ def swap_triples(triples: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     return np.concatenate([heads, tails]).astype(np.int64)
 
 
-def build_joint(ms: MultiSourceKG, *, mode: str = "swapping", kgs: list[str] | None = None,
-                exclude: tuple[str, ...] | list[str] | None = None) -> JointGraph:
-    """The joint training graph of ``kgs`` (default all), leak-free against ``exclude``."""
+def build_joint(ms: MultiSourceKG, rule: DataRule, *, mode: str = "sharing",
+                kgs: list[str] | None = None, protect: tuple[str, ...] | None = None
+                ) -> JointGraph:
+    """The joint training graph of ``kgs`` (default all) under ``rule``, free of every
+    re-expression of the held-out facts of ``protect`` (None: every KG, the teacher's graph)."""
     if mode not in MODES:
         raise ConfigError(f"mode={mode!r} is not allowed; choose one of {', '.join(MODES)}.")
     kgs = list(kgs or ms.kgs)
-    exclude = list(ms.kgs if exclude is None else exclude)
     kg_triples, removed = {}, {}
     for name in kgs:
-        kg_triples[name], removed[name] = leak_free_triples(ms, name, ms.kgs[name].train,
-                                                            exclude)
+        kg_triples[name], removed[name] = rule.training(name, protect)
     offsets, total = entity_offsets(ms, kgs)
     ids = {name: offsets[name] + np.arange(ms.kgs[name].n_entities) for name in kgs}
     links = [np.stack([ids[a][p[:, 0]], ids[b][p[:, 1]]], 1)
@@ -175,82 +179,170 @@ def kg_scorer(model: KGEModel, ids: np.ndarray):
 
 @dataclass
 class Teacher:
-    """A trained teacher with its joint graph and training record."""
+    """A trained teacher with its joint graph, training record and the J1 rows.
+
+    Attributes:
+        seconds: wall time of graph building and training (validation included).
+        best_epoch: the epoch kept (mean selection MRR); ``max_epochs`` the cap. Converged
+            means ``best_epoch < max_epochs``: training stopped on its own.
+        j1: KG name -> {"metrics", "ranks", "best_epoch"}: the same run's best state on that
+            KG's selection facts, scored once on its test facts (per-query ranks kept).
+    """
 
     model: KGEModel
     joint: JointGraph
     config: TeacherConfig
+    rule: DataRule
     seconds: float
     history: pd.DataFrame
     best_epoch: int
+    j1: dict[str, dict]
     cached: bool = False
 
+    @property
+    def max_epochs(self) -> int:
+        return self.config.train.epochs
 
-def pretrain_teacher(ms: MultiSourceKG, config: TeacherConfig | None = None, *,
-                     progress: bool = True, joint: JointGraph | None = None,
-                     select_on: list[str] | None = None) -> Teacher:
-    """Build the joint graph and train the teacher on it (epoch chosen on mean valid MRR of
-    the KGs in ``select_on``, default all)."""
+    @property
+    def converged(self) -> bool:
+        return self.best_epoch < self.max_epochs
+
+
+def score_test(ms: MultiSourceKG, target: str, score_tails) -> dict:
+    """Filtered test metrics of one scorer on ``target`` (tails, realistic ranks), with the
+    per-query ranks under ``"ranks"`` (the paired statistics read them)."""
+    kg = ms.kgs[target]
+    return evaluate(score_tails, kg.test, kg.all_triples(), n_candidates=kg.n_entities,
+                    n_relations=ms.n_relations, return_ranks=True)
+
+
+def pretrain_teacher(ms: MultiSourceKG, rule: DataRule, config: TeacherConfig | None = None,
+                     *, progress: bool = True) -> Teacher:
+    """Build the teacher's joint graph (every KG protected) and train it to convergence:
+    the epoch with the best mean selection MRR over the KGs is kept. J1 comes from the same
+    run (each KG's own best state, tested once)."""
+    import time
+
     config = config or TeacherConfig.quick()
-    joint = joint or build_joint(ms, mode=config.mode, exclude=config.exclude)
+    started = time.perf_counter()
+    joint = build_joint(ms, rule, mode=config.mode)
     alignment = AlignmentLoss(joint.links, config.align_weight) if config.mode == "mapping" \
         else None
     result: TrainResult = train_kge(
         joint.triples, joint.n_entities, ms.n_relations, config.train, extra_loss=alignment,
         valid_mrr=validation_mrr(ms, {name: partial(kg_scorer, ids=joint.ids[name])
-                                      for name in select_on or joint.ids},
-                                 sample=config.valid_sample, seed=config.train.seed),
-        progress=progress, desc="teacher")
-    return Teacher(result.model, joint, config, result.seconds, result.history,
-                   result.best_step)
+                                      for name in joint.ids}, rule.selection),
+        keep_each=True, progress=progress, desc="teacher")
+    seconds = round(time.perf_counter() - started, 2)
+    j1 = {}
+    probe = build_model(config.train, joint.n_entities, ms.n_relations, joint.triples)
+    for name, selector in (result.per_name or {}).items():
+        selector.restore(probe)
+        probe.eval()
+        j1[name] = {"metrics": _rounded(score_test(ms, name, kg_scorer(probe, joint.ids[name]))),
+                    "best_epoch": selector.best_step}
+    return Teacher(result.model, joint, config, rule, seconds, result.history,
+                   result.best_step, j1)
+
+
+def _rounded(metrics: dict) -> dict:
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()}
+
+
+def unlinked_pairs(ms: MultiSourceKG, names: list[str] | None = None
+                   ) -> dict[tuple[str, str], np.ndarray]:
+    """Pairs known to be one entity that no chain of training links joins: held-out links and
+    ``same_entities`` (DBP-5L's el/en line identity), both sides in some fact of their graph.
+    The teacher was never told they match; whether it puts them together is a test of what it
+    learned from structure."""
+    offsets, total = entity_offsets(ms)
+    linked = [np.stack([offsets[a] + p[:, 0], offsets[b] + p[:, 1]], 1)
+              for (a, b), p in ms.links.items() if len(p)]
+    roots = linked_roots(total, np.concatenate(linked) if linked else np.zeros((0, 2)))
+    seen = {name: np.unique(kg.all_triples()[:, [0, 2]]) for name, kg in ms.kgs.items()}
+    out = {}
+    for table in (ms.heldout_links, ms.same_entities):
+        for (a, b), pairs in table.items():
+            if names is not None and not {a, b} <= set(names):
+                continue
+            keep = (roots[offsets[a] + pairs[:, 0]] != roots[offsets[b] + pairs[:, 1]]) \
+                & np.isin(pairs[:, 0], seen[a]) & np.isin(pairs[:, 1], seen[b])
+            if keep.any():
+                out[(a, b)] = np.unique(pairs[keep], axis=0)
+    return out
+
+
+@torch.no_grad()
+def alignment_hits(model: KGEModel, joint: JointGraph, pair: tuple[str, str],
+                   pairs: np.ndarray, ks: tuple[int, ...] = (1, 10)) -> dict[str, float]:
+    """Hits@k of entity alignment by cosine nearest neighbour in ``model``'s entity space:
+    for each (x in graph a, y in graph b), is y among the k graph-b entities nearest to x?"""
+    a, b = pair
+    table = torch.nn.functional.normalize(model.entity_table().detach().cpu(), dim=1)
+    sim = table[torch.as_tensor(joint.ids[a][pairs[:, 0]])] @ table[
+        torch.as_tensor(joint.ids[b])].T
+    true = sim[torch.arange(len(pairs)), torch.as_tensor(pairs[:, 1])]
+    rank = 1 + (sim > true[:, None]).sum(1)
+    return {f"hits@{k}": float((rank <= k).double().mean()) for k in ks} | {
+        "n": int(len(pairs)), "chance@1": 1 / len(joint.ids[b])}
 
 
 #: Bump when what a stored teacher means changes (training code, file layout): old entries are
 #: then never read again.
-TEACHER_FORMAT = 2
+TEACHER_FORMAT = 3
 
 
-def teacher_cache_path(ms: MultiSourceKG, config: TeacherConfig) -> Path:
-    """Where the teacher of ``ms`` and ``config`` is kept: the key hashes the config, the
-    format version and every triple and link, so any change trains a new one."""
-    return cache_dir() / "derived" / "kg" / f"teacher-{_teacher_key(ms, config)}.pt"
+def teacher_cache_path(ms: MultiSourceKG, rule: DataRule, config: TeacherConfig) -> Path:
+    """Where the teacher of ``ms``, ``rule`` and ``config`` is kept: the key hashes the config,
+    the format version, the selection subsets and every triple and link, so any change trains
+    a new one."""
+    return cache_dir() / "derived" / "kg" / f"teacher-{_teacher_key(ms, rule, config)}.pt"
 
 
-def _teacher_key(ms: MultiSourceKG, config: TeacherConfig) -> str:
+def _teacher_key(ms: MultiSourceKG, rule: DataRule, config: TeacherConfig) -> str:
     digest = hashlib.sha256(json.dumps({"format": TEACHER_FORMAT, **asdict(config)},
                                        sort_keys=True, default=str).encode())
-    digest.update(ms.name.encode())
+    digest.update(ms.name.encode() + rule.fingerprint.encode())
     for name, kg in ms.kgs.items():
         digest.update(name.encode())
         for part in (kg.train, kg.valid, kg.test):
             digest.update(np.ascontiguousarray(part).tobytes())
-    for key in sorted(ms.links):
-        digest.update(repr(key).encode() + np.ascontiguousarray(ms.links[key]).tobytes())
+    for table in (ms.links, ms.same_entities):
+        for key in sorted(table):
+            digest.update(repr(key).encode() + np.ascontiguousarray(table[key]).tobytes())
     return digest.hexdigest()[:20]
 
 
-def load_or_pretrain_teacher(ms: MultiSourceKG, config: TeacherConfig | None = None, *,
-                             progress: bool = True, use_cache: bool = True) -> Teacher:
-    """The teacher for ``ms`` and ``config``: from the cache when it was trained before (its
-    training time is the recorded one), else trained now and stored."""
+def load_or_pretrain_teacher(ms: MultiSourceKG, rule: DataRule,
+                             config: TeacherConfig | None = None, *, progress: bool = True,
+                             use_cache: bool = True) -> Teacher:
+    """The teacher for ``ms``, ``rule`` and ``config``: from the cache when it was trained
+    before (its training time and J1 rows are the recorded ones), else trained now and
+    stored."""
     config = config or TeacherConfig.quick()
-    path = teacher_cache_path(ms, config)
-    joint = build_joint(ms, mode=config.mode, exclude=config.exclude)
+    path = teacher_cache_path(ms, rule, config)
     with lock(path.name):
         if use_cache and path.exists():
             try:  # tensors and plain values only: a planted pickle never runs
                 stored = torch.load(path, map_location="cpu", weights_only=True)
+                joint = build_joint(ms, rule, mode=config.mode)
                 model = build_model(config.train, joint.n_entities, ms.n_relations,
                                     joint.triples)
                 model.load_state_dict(stored["state"])
                 model.eval()
-                return Teacher(model, joint, config, stored["seconds"],
-                               pd.DataFrame(stored["history"]), stored["best_epoch"], True)
+                j1 = {name: {**row, "metrics": {**row["metrics"],
+                                                "ranks": row["metrics"]["ranks"].numpy()}}
+                      for name, row in stored["j1"].items()}
+                return Teacher(model, joint, config, rule, stored["seconds"],
+                               pd.DataFrame(stored["history"]), stored["best_epoch"], j1, True)
             except Exception:  # noqa: BLE001 - any unreadable entry is replaced, never trusted
                 path.unlink(missing_ok=True)
-        teacher = pretrain_teacher(ms, config, progress=progress, joint=joint)
+        teacher = pretrain_teacher(ms, rule, config, progress=progress)
+        j1 = {name: {**row, "metrics": {**row["metrics"],
+                                        "ranks": torch.from_numpy(row["metrics"]["ranks"])}}
+              for name, row in teacher.j1.items()}
         with atomic_file(path) as tmp:
             torch.save({"state": teacher.model.state_dict(), "seconds": teacher.seconds,
                         "history": teacher.history.to_dict("list"),
-                        "best_epoch": teacher.best_epoch}, tmp)
+                        "best_epoch": teacher.best_epoch, "j1": j1}, tmp)
     return teacher

@@ -3,10 +3,12 @@
 1. **Link** target entities to entities of the other KGs: the seed links; optionally also
    *predicted* links, the mutual nearest neighbours (cosine) in the teacher's entity space of
    target entities that have no seed link, above a similarity threshold.
-2. **Extract** the 1-hop neighbourhood of every linked entity in its KG (the teacher's
-   leak-free training triples), at most ``fanout`` triples per entity, drawn uniformly.
-3. **Bridge** the two sides by swapping: each triple touching a linked entity is copied with
-   its partner in its place.
+2. **Extract** the 1-hop neighbourhood of every linked entity in its KG (its training facts
+   under the data rule, the target protected, as for J2), at most ``fanout`` triples per
+   entity and direction, drawn uniformly (``fanout=0``: links only, no background triples).
+3. **Join** the two sides: ``swapping`` copies each triple touching a linked entity with its
+   partner in its place (bridges); ``sharing`` gives a linked background entity its target
+   partner's id (no bridges, fewer triples).
 
 Student ids: the target's entities keep their ids ``0..n_target-1`` (so ranking over the
 target's entities reads the first rows), background entities follow. ``teacher_ids`` maps each
@@ -22,8 +24,9 @@ import torch
 
 from sellakit.errors import ConfigError
 from sellakit.kg.data import MultiSourceKG
-from sellakit.kg.pretrain import JointGraph, swap_triples
 from sellakit.kg.models import KGEModel
+from sellakit.kg.pretrain import JointGraph, swap_triples
+from sellakit.kg.protocol import DataRule
 
 __all__ = ["LinkedSubgraph", "predict_links", "build_linked_subgraph"]
 
@@ -90,56 +93,65 @@ def _one_hop(triples: np.ndarray, entities: np.ndarray, fanout: int,
     return np.unique(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
 
 
-def build_linked_subgraph(ms: MultiSourceKG, joint: JointGraph, target: str, *,
-                          fanout: int = 10, predicted: bool = False,
+def build_linked_subgraph(ms: MultiSourceKG, rule: DataRule, joint: JointGraph, target: str, *,
+                          fanout: int = 5, link_mode: str = "swapping", predicted: bool = False,
                           teacher: KGEModel | None = None, threshold: float = 0.5,
                           seed: int = 0) -> LinkedSubgraph:
-    """The linked subgraph of ``target`` (1-hop, fan-out capped; see the module docstring)."""
+    """The linked subgraph of ``target`` (1-hop, fan-out capped; see the module docstring).
+    ``joint`` is the teacher's graph (its ids give each student entity's teacher row)."""
+    if link_mode not in ("swapping", "sharing"):
+        raise ConfigError(f"link_mode={link_mode!r} is not allowed; choose swapping or sharing.")
     rng = np.random.default_rng(seed)
-    kg = ms.kgs[target]
-    n_t = kg.n_entities
-    seed_pairs: dict[str, np.ndarray] = {}
-    for (a, b), pairs in ms.links.items():
-        if a == target and b in joint.ids:
-            seed_pairs[b] = pairs
-        elif b == target and a in joint.ids:
-            seed_pairs[a] = pairs[:, ::-1]
+    n_t = ms.kgs[target].n_entities
+    own, _ = rule.training(target, (target,))
+    seed_pairs = _seed_pairs(ms, target, joint)
     n_seed = sum(len(p) for p in seed_pairs.values())
     n_pred = 0
     if predicted:
         if teacher is None:
             raise ConfigError("predicted=True needs the teacher (teacher=...).")
         for other, pairs in seed_pairs.items():
-            unlinked = np.setdiff1d(np.unique(kg.train[:, [0, 2]]), pairs[:, 0])
+            unlinked = np.setdiff1d(np.unique(own[:, [0, 2]]), pairs[:, 0])
             extra = predict_links(teacher, joint, target, other, unlinked, threshold=threshold)
             n_pred += len(extra)
             seed_pairs[other] = np.concatenate([pairs, extra])
-    # background entities and their 1-hop triples, fan-out capped
     origin: list[tuple[str, int]] = [(target, i) for i in range(n_t)]
     teacher_ids = list(joint.ids[target])
     index: dict[tuple[str, int], int] = {}
+    if link_mode == "sharing":  # a linked background entity *is* its target partner
+        for other, pairs in seed_pairs.items():
+            for x, y in pairs:
+                index.setdefault((other, int(y)), int(x))
 
     def sid(name: str, local: int) -> int:
         key = (name, int(local))
         if key not in index:
-            index[key] = n_t + len(index)
+            index[key] = len(origin)
             origin.append(key)
             teacher_ids.append(int(joint.ids[name][local]))
         return index[key]
 
     background, links = [], []
     for other, pairs in seed_pairs.items():
-        triples = joint.kg_triples[other]
-        rows = _one_hop(triples, np.unique(pairs[:, 1]), fanout, rng)
-        for h, r, t in triples[rows]:
-            background.append((sid(other, h), r, sid(other, t)))
-        for x, y in pairs:
-            links.append((x, sid(other, y)))
+        triples, _ = rule.training(other, (target,))
+        rows = _one_hop(triples, np.unique(pairs[:, 1]), fanout, rng) if fanout else []
+        background += [(sid(other, h), r, sid(other, t)) for h, r, t in triples[rows]]
+        links += [(x, sid(other, y)) for x, y in pairs] if link_mode == "swapping" else []
     background = np.asarray(background, np.int64).reshape(-1, 3)
     links = np.asarray(links, np.int64).reshape(-1, 2)
-    base = np.concatenate([kg.train, background])
-    bridges = swap_triples(base, links)
-    triples = np.unique(np.concatenate([base, bridges]), axis=0)
-    return LinkedSubgraph(target, n_t, n_t + len(index), triples, np.asarray(teacher_ids),
-                          origin, links, n_seed, n_pred, len(kg.train), len(background),
-                          len(triples) - len(np.unique(base, axis=0)))
+    base = np.unique(np.concatenate([own, background]), axis=0)
+    triples = np.unique(np.concatenate([base, swap_triples(base, links)]), axis=0)
+    return LinkedSubgraph(target, n_t, len(origin), triples, np.asarray(teacher_ids),
+                          origin, links, n_seed, n_pred, len(own), len(background),
+                          len(triples) - len(base))
+
+
+def _seed_pairs(ms: MultiSourceKG, target: str, joint: JointGraph) -> dict[str, np.ndarray]:
+    """Other KG -> its seed links to ``target`` as (target local id, other local id)."""
+    out = {}
+    for (a, b), pairs in ms.links.items():
+        if a == target and b in joint.ids:
+            out[b] = pairs
+        elif b == target and a in joint.ids:
+            out[a] = pairs[:, ::-1]
+    return out

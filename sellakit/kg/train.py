@@ -76,13 +76,18 @@ def build_model(config: TrainConfig, n_entities: int, n_relations: int,
 
 
 def train_kge(triples: np.ndarray, n_entities: int, n_relations: int, config: TrainConfig, *,
-              valid_mrr: Callable[[KGEModel], float] | None = None,
+              valid_mrr: Callable[[KGEModel], dict[str, float]] | None = None,
               extra_loss: nn.Module | None = None, model: KGEModel | None = None,
-              progress: bool = True, desc: str = "train") -> TrainResult:
+              keep_each: bool = False, progress: bool = True, desc: str = "train"
+              ) -> TrainResult:
     """Train a :class:`KGEModel` on ``triples`` (reciprocals are added here).
 
     Args:
-        valid_mrr: model -> validation MRR, used for early stopping (None: keep the last epoch).
+        valid_mrr: model -> {name: validation MRR} (:func:`sellakit.kg.evaluate.validation_mrr`);
+            the epoch is selected, and training stopped early, on their mean (None: keep the
+            last epoch).
+        keep_each: also keep each name's own best state (``result.per_name``; the teacher's
+            per-target J1 models, at no extra training).
         extra_loss: module called as ``extra_loss(model, h, r, t, negatives, q, logits)``
             returning ``(loss, parts)``; its parameters are optimised too.
         model: start from this model instead of a fresh one.
@@ -99,6 +104,7 @@ def train_kge(triples: np.ndarray, n_entities: int, n_relations: int, config: Tr
     data = torch.from_numpy(with_reciprocals(triples, n_relations))
     generator = torch.Generator().manual_seed(config.seed)
     selector = CheckpointSelector(patience=config.patience if valid_mrr is not None else None)
+    per_name: dict[str, CheckpointSelector] = {}
     history = []
     bar = tqdm(range(1, config.epochs + 1), desc=desc, disable=not progress, leave=False)
     for epoch in bar:
@@ -122,7 +128,14 @@ def train_kge(triples: np.ndarray, n_entities: int, n_relations: int, config: Tr
                **{k: v / max(steps, 1) for k, v in parts_sum.items()}}
         if valid_mrr is not None and (epoch % config.eval_every == 0 or epoch == config.epochs):
             model.eval()
-            row["valid_mrr"] = float(valid_mrr(model))
+            each = valid_mrr(model)
+            row["valid_mrr"] = float(np.mean(list(each.values())))
+            if len(each) > 1:
+                row.update({f"valid_mrr_{name}": value for name, value in each.items()})
+            if keep_each:
+                for name, value in each.items():
+                    per_name.setdefault(name, CheckpointSelector()).update(
+                        epoch, value, model, {"mrr": value})
             selector.update(epoch, row["valid_mrr"], model, {"mrr": row["valid_mrr"]})
             bar.set_postfix(valid_mrr=f"{row['valid_mrr']:.3f}")
         history.append(row)
@@ -132,7 +145,7 @@ def train_kge(triples: np.ndarray, n_entities: int, n_relations: int, config: Tr
     model.eval()
     return TrainResult(model, pd.DataFrame(history), selector.best_step or len(history),
                        selector.best_metrics, round(time.perf_counter() - started, 2),
-                       config.seed, config, len(triples))
+                       config.seed, config, len(triples), per_name=per_name or None)
 
 
 def _optimisers(model: KGEModel, extra_loss: nn.Module | None, lr: float
