@@ -36,7 +36,7 @@
 # on the derived stand-in (first run). **Paper mode:** not measured. **Needs a GPU:** advised for
 # paper mode. **Depends on:** `06_kg_multisource_pretraining` (its cached teacher; trained here
 # when absent).
-# (Quick mode: one temperature and one seed, three ablations and J2; plus notebook 06's
+# (Quick mode: one temperature and one seed, two ablations and J2; plus notebook 06's
 # teacher when it is not cached. The benchmark runs three temperatures, three seeds and every
 # ablation: `bench/kg_dbp5l_quick.md`.)
 #
@@ -56,7 +56,7 @@ TEMPERATURES = (2.0,) if QUICK else (1.0, 2.0, 4.0)  # chosen among on the selec
 SEEDS = (SEED,) if QUICK else (SEED, SEED + 1, SEED + 2)
 J2 = True  # the joint retrain (teacher-size, all five KGs) is the slowest part
 # the student with one part removed; True: every ablation of the benchmark
-ABLATIONS = ("-feature", "-prediction", "no KD (subgraph, warm start)") if QUICK else True
+ABLATIONS = ("-prediction", "no KD (subgraph, warm start)") if QUICK else True
 
 # %% [markdown]
 # ## 1. The teacher, reused

@@ -107,12 +107,14 @@ NOTEBOOKS: dict[str, Notebook] = {
         "stage 1 itself, slower",
         time_note="(the first run timed while a benchmark shared the cores)"),
     "06_kg_multisource_pretraining": Notebook(
-        "DBP-5L's five KGs and links (or the derived stand-in), leakage removal, the joint "
-        "RotatE teacher, UMAP of aligned entities", 26, 28.0, "not measured",
+        "DBP-5L's five KGs and links (or the derived stand-in), one data rule (training, "
+        "selection, test facts), leakage removal, the joint RotatE teacher trained to "
+        "convergence, copies no link joins (UMAP, alignment Hits@k)", 26, 169.0, "not measured",
         needs_gpu="advised for paper mode"),
     "07_kg_distillation": Notebook(
-        "Linked subgraph, student with feature/network/prediction KD vs scratch and joint "
-        "retrain, ablations, time vs MRR, a widget", 156, 185.0, "not measured",
+        "Linked subgraph, warm-started student with feature/prediction KD vs scratch, J1 and "
+        "J2 with paired intervals, ablations, time vs MRR, a widget", 156, 300.0,
+        "not measured",
         needs_gpu="advised for paper mode", depends_on=("06_kg_multisource_pretraining",),
         depends_note="its cached teacher; trained here when absent",
         time_note="on DBP-5L; 23 s on the derived stand-in (first run)"),

@@ -57,7 +57,8 @@ def test_leakage_removed(ms):
         assert removed == raw_hits
         removed_total += removed
         assert not any((canon[name][h], r, canon[name][t]) in banned for h, r, t in kept)
-        assert rule.leaks(name, kept, (target,)) == 0 and rule.leaks(name, raw, (target,)) == removed
+        assert rule.leaks(name, kept, (target,)) == 0
+        assert rule.leaks(name, raw, (target,)) == removed
     assert removed_total > 0  # the derived sources overlap, so there was leakage to remove
     # and the whole joint training graph (bridges included) is clean
     joint = build_joint(ms, rule, mode="swapping", protect=(target,))

@@ -201,20 +201,28 @@ def test_07_kg_distillation(executed):
     values = executed("07_kg_distillation")["values"]
     real = _kg_source(values)
     assert values["target"] == ("el" if real else "s0")
-    scratch, kd, joint = values["scratch"], values["kd"], values["joint"]
+    scratch, kd, j1, j2 = values["scratch"], values["kd"], values["j1"], values["j2"]
     assert values["student_dim"] < values["teacher_dim"]
-    assert kd["mrr"] > scratch["mrr"], (kd, scratch)  # the issue's aim on this target
-    assert set(values["ablations"]) >= {"-feature", "-network", "-prediction"}
-    assert joint["mrr"] > scratch["mrr"] and kd["seconds"] > 0 and joint["seconds"] > 0
-    # (Wall time against joint retraining is a benchmark, bench/kg_dbp5l_el_quick.md, not a
-    # timed test.)
+    assert set(values["ablations"]) == {"-prediction", "no KD (subgraph, warm start)"}
+    assert values["temperature"]["chosen"] in (1.0, 2.0, 4.0)
+    # each verdict follows its paired interval (a claim only where it excludes 0)
+    for name, c in values["comparisons"].items():
+        assert c["lo"] <= c["diff"] <= c["hi"], (name, c)
+        assert (c["verdict"] == "within noise") == (c["lo"] <= 0 <= c["hi"]), (name, c)
+    # the student and J2 stopped on their own (best epoch below the cap)
+    assert kd["best_epoch"] < kd["max_epochs"] and j2["best_epoch"] < j2["max_epochs"]
+    assert kd["seconds"] > 0 and j2["seconds"] > 0 and j1["mrr"] > 0
+    if real:  # DBP-5L: the teacher's start and the subgraph carry the student past scratch
+        assert values["comparisons"]["kd - scratch"]["lo"] > 0, values["comparisons"]
+        assert j2["mrr"] > scratch["mrr"]
+    # (Wall time against J2 is a benchmark, bench/kg_dbp5l_quick.md, not a timed test.)
     sub = values["subgraph"]
     assert sub["background_triples"] > 0 and sub["seed_links"] > 0
     assert any(f.startswith("07_time_vs_mrr") for f in values["figures"])
-    # the summary's size claim is computed, and exercise 1-2's solutions: the subgraph grows
-    # with the fan-out (the target's own triples do not); predicted links are counted
+    # the summary's size is computed, and exercise 1-2's solutions: the subgraph grows with the
+    # fan-out (the target's own triples do not); predicted links are counted
     assert values["size_against_joint"] > 0
-    sizes = [values["fanouts"][k] for k in ("1", "3", "10")]
+    sizes = [values["fanouts"][k] for k in ("1", "5", "10")]
     assert len({size["target_triples"] for size in sizes}) == 1
     assert sizes[0]["background_triples"] < sizes[1]["background_triples"] \
         < sizes[2]["background_triples"]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from sellakit.metrics import auc, uauc
+from sellakit.errors import DataError
 from sellakit.stats import auc_interval, paired_bootstrap, paired_delong
 
 
@@ -105,3 +106,17 @@ def test_rec_summary_compares_on_the_same_rows_and_gates_on_warm_rows():
     table = rec_markdown(results, command="generated")
     assert "within noise" in table or "better" in table
     assert "token methods below it: sella_no_warm" in table
+
+
+def test_bootstrap_of_per_query_means():
+    """MRR-style comparisons: per-query values, seeds averaged per query (counts may differ)."""
+    rng = np.random.default_rng(0)
+    rr = 1.0 / rng.integers(1, 50, size=(3, 400))
+    same = paired_bootstrap(None, rr, rr, metric="mean")
+    assert same["diff"] == 0 and same["p"] == 1.0
+    better = paired_bootstrap(None, rr + 0.05, rr[:1], metric="mean")
+    assert better["lo"] > 0 and abs(better["diff"] - (rr.mean(0) + 0.05 - rr[0]).mean()) < 1e-12
+    alone = paired_bootstrap(None, rr, None, metric="mean")
+    assert alone["lo"] < rr.mean() < alone["hi"]
+    with pytest.raises(DataError, match="same rows"):
+        paired_bootstrap(None, rr, rr[:, :10], metric="mean")

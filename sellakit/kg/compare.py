@@ -45,7 +45,7 @@ class StudentConfig(Config):
     """The student (half the teacher's width), its subgraph, its start and its KD terms."""
 
     train: TrainConfig = field(default_factory=lambda: TrainConfig.quick(
-        dim=32, lr=0.02, batch_size=2048, epochs=40, eval_every=2, patience=3))
+        dim=32, lr=0.02, batch_size=2048, epochs=100, eval_every=2, patience=3))
     kd: KDConfig = field(default_factory=KDConfig)
     fanout: int = 5
     link_mode: str = "sharing"

@@ -60,12 +60,12 @@ MODES = get_args(Mode)
 class TeacherConfig(Config):
     """The teacher (and the joint baselines J1, J2): trainer settings and how KGs are linked.
 
-    The defaults are the quick preset (2 CPU cores: RotatE d=64, at most 60 epochs, stopped
+    The defaults are the quick preset (2 CPU cores: RotatE d=64, at most 100 epochs, stopped
     after 3 checks without gain); ``paper`` is a d=512 teacher for a GPU.
     """
 
     train: TrainConfig = field(default_factory=lambda: TrainConfig.quick(
-        dim=64, lr=0.02, batch_size=4096, epochs=60, eval_every=2, patience=3))
+        dim=64, lr=0.02, batch_size=4096, epochs=100, eval_every=2, patience=3))
     mode: Mode = "sharing"
     align_weight: float = 1.0
 

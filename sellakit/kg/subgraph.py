@@ -41,7 +41,7 @@ class LinkedSubgraph:
     triples: np.ndarray
     teacher_ids: np.ndarray
     origin: list[tuple[str, int]]  # student id -> (KG, local id)
-    links: np.ndarray  # (target local id, student id of the linked background entity)
+    links: np.ndarray  # (target local id, student id of its linked copy; itself when sharing)
     n_seed_links: int
     n_predicted_links: int
     n_target_triples: int
@@ -136,11 +136,12 @@ def build_linked_subgraph(ms: MultiSourceKG, rule: DataRule, joint: JointGraph, 
         triples, _ = rule.training(other, (target,))
         rows = _one_hop(triples, np.unique(pairs[:, 1]), fanout, rng) if fanout else []
         background += [(sid(other, h), r, sid(other, t)) for h, r, t in triples[rows]]
-        links += [(x, sid(other, y)) for x, y in pairs] if link_mode == "swapping" else []
+        links += [(x, sid(other, y)) for x, y in pairs]  # sharing: (x, x)
     background = np.asarray(background, np.int64).reshape(-1, 3)
     links = np.asarray(links, np.int64).reshape(-1, 2)
     base = np.unique(np.concatenate([own, background]), axis=0)
-    triples = np.unique(np.concatenate([base, swap_triples(base, links)]), axis=0)
+    bridges = swap_triples(base, links) if link_mode == "swapping" else np.zeros((0, 3), int)
+    triples = np.unique(np.concatenate([base, bridges]), axis=0)
     return LinkedSubgraph(target, n_t, len(origin), triples, np.asarray(teacher_ids),
                           origin, links, n_seed, n_pred, len(own), len(background),
                           len(triples) - len(base))

@@ -127,16 +127,8 @@ def train_kge(triples: np.ndarray, n_entities: int, n_relations: int, config: Tr
         row = {"epoch": epoch, "loss": total / max(steps, 1),
                **{k: v / max(steps, 1) for k, v in parts_sum.items()}}
         if valid_mrr is not None and (epoch % config.eval_every == 0 or epoch == config.epochs):
-            model.eval()
-            each = valid_mrr(model)
-            row["valid_mrr"] = float(np.mean(list(each.values())))
-            if len(each) > 1:
-                row.update({f"valid_mrr_{name}": value for name, value in each.items()})
-            if keep_each:
-                for name, value in each.items():
-                    per_name.setdefault(name, CheckpointSelector()).update(
-                        epoch, value, model, {"mrr": value})
-            selector.update(epoch, row["valid_mrr"], model, {"mrr": row["valid_mrr"]})
+            row.update(_validate(model, epoch, valid_mrr, selector,
+                                 per_name if keep_each else None))
             bar.set_postfix(valid_mrr=f"{row['valid_mrr']:.3f}")
         history.append(row)
         if selector.should_stop:
@@ -146,6 +138,22 @@ def train_kge(triples: np.ndarray, n_entities: int, n_relations: int, config: Tr
     return TrainResult(model, pd.DataFrame(history), selector.best_step or len(history),
                        selector.best_metrics, round(time.perf_counter() - started, 2),
                        config.seed, config, len(triples), per_name=per_name or None)
+
+
+def _validate(model: KGEModel, epoch: int, valid_mrr, selector: CheckpointSelector,
+              per_name: dict[str, CheckpointSelector] | None) -> dict:
+    """One check: the mean selection MRR (and each KG's when several) into the history row;
+    the selectors see it (``per_name``: one per KG as well)."""
+    model.eval()
+    each = valid_mrr(model)
+    row = {"valid_mrr": float(np.mean(list(each.values())))}
+    if len(each) > 1:
+        row.update({f"valid_mrr_{name}": value for name, value in each.items()})
+    for name, value in each.items() if per_name is not None else ():
+        per_name.setdefault(name, CheckpointSelector()).update(epoch, value, model,
+                                                               {"mrr": value})
+    selector.update(epoch, row["valid_mrr"], model, {"mrr": row["valid_mrr"]})
+    return row
 
 
 def _optimisers(model: KGEModel, extra_loss: nn.Module | None, lr: float

@@ -35,6 +35,8 @@ def linked_subgraph_figure(ms: MultiSourceKG, sub: LinkedSubgraph, target: str, 
     KGs and their facts (spring layout, at most ``max_edges`` edges).
 
     The centre is a linked entity of moderate degree (about 6), so the drawing stays legible.
+    When the subgraph joins links by sharing, the copies *are* the centre: its background
+    facts hang off it directly.
     """
     import networkx as nx
 
