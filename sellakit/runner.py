@@ -109,15 +109,16 @@ NOTEBOOKS: dict[str, Notebook] = {
     "06_kg_multisource_pretraining": Notebook(
         "DBP-5L's five KGs and links (or the derived stand-in), one data rule (training, "
         "selection, test facts), leakage removal, the joint RotatE teacher trained to "
-        "convergence, copies no link joins (UMAP, alignment Hits@k)", 26, 169.0, "not measured",
-        needs_gpu="advised for paper mode"),
+        "convergence, copies no link joins (UMAP, alignment Hits@k)", 16, 169.0, "not measured",
+        needs_gpu="advised for paper mode",
+        time_note="on DBP-5L (the first run trains the teacher); 9 s on the derived stand-in"),
     "07_kg_distillation": Notebook(
         "Linked subgraph, warm-started student with feature/prediction KD vs scratch, J1 and "
-        "J2 with paired intervals, ablations, time vs MRR, a widget", 156, 300.0,
+        "J2 with paired intervals, an ablation, time vs MRR, a widget", 305, 305.0,
         "not measured",
         needs_gpu="advised for paper mode", depends_on=("06_kg_multisource_pretraining",),
         depends_note="its cached teacher; trained here when absent",
-        time_note="on DBP-5L; 23 s on the derived stand-in (first run)"),
+        time_note="on DBP-5L; 32 s on the derived stand-in (first run)"),
 }
 
 
