@@ -110,12 +110,16 @@ def _bench_kg(args) -> int:
     if args.target == "kg":
         import torch
 
+        before = torch.get_num_threads()
         torch.set_num_threads(args.threads)  # times are compared at one thread count
-        targets = list(ms.kgs) if args.kg_target == "all" else args.kg_target.split(",")
-        results, ranks = kg_bench.kg_benchmark(
-            ms, targets, preset=args.preset, seed=args.seed, seeds=args.seeds,
-            j2_seeds=args.j2_seeds, ablations=not args.no_ablations, model=args.model,
-            encoder=args.encoder)
+        try:
+            targets = list(ms.kgs) if args.kg_target == "all" else args.kg_target.split(",")
+            results, ranks = kg_bench.kg_benchmark(
+                ms, targets, preset=args.preset, seed=args.seed, seeds=args.seeds,
+                j2_seeds=args.j2_seeds, ablations=not args.no_ablations, model=args.model,
+                encoder=args.encoder)
+        finally:
+            torch.set_num_threads(before)
         results["ranks_file"] = _write_beside(args.out, ranks, ".ranks.parquet")
         markdown = kg_bench.kg_markdown(results, command=args.command)
     else:

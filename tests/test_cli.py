@@ -86,3 +86,27 @@ def test_bad_out_is_refused_before_the_run(tmp_path, capsys):
         assert main(["bench", "kg", "--dataset", "umls-derived", "--out", str(out)]) == 2
         assert why in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # nothing ran, nothing was written
+
+
+def test_bench_kg_writes_ranks_beside_the_json(tmp_cache, tmp_path):
+    """End to end on a small DERIVED split: JSON with J1, J2, the temperature grid, paired
+    comparisons, the time account and the aims; per-query reciprocal ranks beside it that
+    reproduce the JSON's MRRs."""
+    import json
+
+    import pandas as pd
+
+    out = tmp_path / "kg.json"
+    assert main(["bench", "kg", "--dataset", "nations-derived", "--target", "s0", "--seeds", "2",
+                 "--no-ablations", "--threads", "1", "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert {"teacher", "j1", "j2", "joint", "scratch", "kd", "temperature", "_comparisons",
+            "time", "aims"} <= set(results)
+    assert results["teacher_config"]["best_epoch"] <= results["teacher_config"]["max_epochs"]
+    assert len(results["kd"]["seeds"]) == 2 and results["threads"] == 1
+    ranks = pd.read_parquet(tmp_path / results["ranks_file"])
+    for method in ("kd", "scratch", "j2"):
+        rows = ranks[ranks.method == method]
+        assert rows.seed.nunique() == (2 if method != "j2" else 1)
+        assert abs(rows.groupby("seed").rr.mean().mean() - results[method]["mrr"]) < 1e-3
+    assert (tmp_path / "kg.md").read_text().count("| s0 |") > 3
