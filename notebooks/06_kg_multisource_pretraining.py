@@ -151,7 +151,7 @@ captioned(split, ms, "Facts per graph: training (train + rest of valid), selecti
 # > entity with one vector. *Swapping*: for each link $(e, e')$, every triple of $e$ is copied
 # > with $e'$ in its place (and back). *Intuition:* either way a fact known in French becomes a
 # > training fact of the Greek copy too; sharing does it without the copies, so its graph is
-# > about seven times smaller on DBP-5L (and an epoch that much cheaper).
+# > about seven times smaller on DBP-5L (and an epoch several times cheaper).
 # >
 # > **Concept: filtered MRR and Hits@k, realistic ties.** For a test query $(h, r, ?)$ all
 # > candidate tails are scored, the *other* known true tails of $(h, r)$ are removed

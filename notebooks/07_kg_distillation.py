@@ -147,7 +147,7 @@ figures["07_linked_subgraph"]
 # >
 # > The student minimises the sampled-softmax loss $+\,w_F\mathcal{L}_F + w_N\mathcal{L}_N +
 # > w_P\mathcal{L}_P$ (weights 1). **Temperature** $\tau$, chosen among 1, 2 and 4 on the
-# > selection facts: above 1 it flattens both distributions, so the student also learns how the
+# > selection facts (`TEMPERATURES`; quick mode tries 2 only): above 1 it flattens both distributions, so the student also learns how the
 # > teacher orders the *wrong* candidates; $\tau^2$ keeps the gradient's size comparable across
 # > temperatures (Hinton et al., 2015).
 # >

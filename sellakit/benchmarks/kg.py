@@ -70,7 +70,9 @@ def kg_benchmark(ms: MultiSourceKG, targets: list[str], *, preset: str = "quick"
             "student": {"model": scfg.train.model, "encoder": scfg.train.encoder,
                         "dim": scfg.train.dim, "fanout": scfg.fanout,
                         "link_mode": scfg.link_mode, "warm_start": scfg.warm_start,
-                        "max_epochs": scfg.train.epochs, "kd": asdict(scfg.kd)},
+                        "max_epochs": scfg.train.epochs, "kd": asdict(scfg.kd),
+                        # network KD acts on an encoder only (folded into feature KD otherwise)
+                        "network_kd_acts": scfg.train.encoder != "none"},
             "data_rule": {"selection_per_kg": rule.per_kg, "seed": rule.seed,
                           "fingerprint": rule.fingerprint, "per_kg": rule.summary()},
             "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
