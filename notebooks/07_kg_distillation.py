@@ -72,8 +72,8 @@ import plotly.express as px
 from IPython.display import Markdown, display
 
 from sellakit.kg import (StudentConfig, TeacherConfig, build_linked_subgraph, compare_on_target,
-                         data_rule, kg_scorer, load_multisource, load_or_pretrain_teacher)
-from sellakit.benchmarks.kg import kd_comparisons
+                         data_rule, kd_comparisons, kg_scorer, load_multisource,
+                         load_or_pretrain_teacher)
 from sellakit.runner import record
 from sellakit.viz import QueryExplorer, captioned, linked_subgraph_figure, save_figures
 

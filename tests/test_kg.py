@@ -427,7 +427,8 @@ def test_dbp5l_variable_comes_before_the_cache(tmp_cache):
 
 def test_kg_markdown_shapes():
     """The table reads the flat one-target JSON shape of the issue (and published rows)."""
-    from sellakit.benchmarks.kg import aims, kd_comparisons, kg_markdown, time_accounting
+    from sellakit.benchmarks.kg import aims, kg_markdown, time_accounting
+    from sellakit.kg import kd_comparisons
 
     row = {"mrr": 0.3, "hits@1": 0.2, "hits@3": 0.35, "hits@10": 0.5, "n": 10, "seconds": 1.0,
            "best_epoch": 4, "max_epochs": 40}

@@ -18,11 +18,10 @@ import torch
 
 from sellakit.benchmarks.report import markdown_table
 from sellakit.kg import (MultiSourceKG, StudentConfig, TeacherConfig, compare_on_target,
-                         evaluate, load_or_pretrain_teacher)
+                         evaluate, kd_comparisons, load_or_pretrain_teacher)
 from sellakit.kg.evaluate import rotate_tail_scorer
 from sellakit.kg.protocol import data_rule
 from sellakit.published import published
-from sellakit.stats import paired_bootstrap
 
 __all__ = ["kg_benchmark", "kg_markdown", "kg_eval_benchmark", "kg_eval_markdown"]
 
@@ -86,22 +85,6 @@ def _long_ranks(target: str, ranks: dict[str, list[np.ndarray]], seed: int) -> p
     return pd.concat([pd.DataFrame({"target": target, "query": np.arange(len(r)),
                                     "method": method, "seed": seed + k, "rr": 1.0 / r})
                       for method, runs in ranks.items() for k, r in enumerate(runs)])
-
-
-def kd_comparisons(ranks: dict[str, list[np.ndarray]]) -> dict:
-    """KD against each baseline: paired bootstrap over test queries of the MRR difference
-    (each query's reciprocal rank averaged over the seeds of each side), with a verdict."""
-    kd = np.stack([1.0 / r for r in ranks["kd"]])
-    out = {}
-    for base in ("j2", "scratch", "j1", "teacher"):
-        if base in ranks:
-            diff = paired_bootstrap(None, kd, np.stack([1.0 / r for r in ranks[base]]),
-                                    metric="mean")
-            verdict = ("within noise" if diff["lo"] <= 0 <= diff["hi"] else
-                       "KD higher" if diff["lo"] > 0 else "KD lower")
-            out[f"kd - {base}"] = {k: round(v, 4) for k, v in diff.items()} | {
-                "verdict": verdict}
-    return out
 
 
 def time_accounting(result: dict, teacher_seconds: float, *, n_targets: int) -> dict:
