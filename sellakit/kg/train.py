@@ -83,11 +83,9 @@ def train_kge(triples: np.ndarray, n_entities: int, n_relations: int, config: Tr
     """Train a :class:`KGEModel` on ``triples`` (reciprocals are added here).
 
     Args:
-        valid_mrr: model -> {name: validation MRR} (:func:`sellakit.kg.evaluate.validation_mrr`);
-            the epoch is selected, and training stopped early, on their mean (None: keep the
-            last epoch).
-        keep_each: also keep each name's own best state (``result.per_name``; the teacher's
-            per-target J1 models, at no extra training).
+        valid_mrr: model -> {name: selection MRR} (:func:`sellakit.kg.evaluate.validation_mrr`);
+            epochs are selected and stopped on their mean (None: keep the last epoch).
+        keep_each: also keep each name's best state (``result.per_name``: the teacher's J1).
         extra_loss: module called as ``extra_loss(model, h, r, t, negatives, q, logits)``
             returning ``(loss, parts)``; its parameters are optimised too.
         model: start from this model instead of a fresh one.
