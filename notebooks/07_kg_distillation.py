@@ -212,7 +212,7 @@ saved = save_figures(figures)
 # (`bench/kg_dbp5l_quick.md`: three seeds, every target; README, *Knowledge graphs*) is the
 # place for claims; one quick run on one target is an illustration. There the student beats
 # scratch on every target but stays 0.6-2.2 MRR points below J2, and costs less than half of
-# J2's time only on the two smallest targets.
+# J2's time only on `el`, the smallest target.
 
 # %%
 size_against_joint = sub.summary()["triples"] / len(teacher.joint.triples)
