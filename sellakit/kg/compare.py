@@ -24,7 +24,7 @@ import numpy as np
 
 from sellakit.config import Config
 from sellakit.errors import ConfigError
-from sellakit.kg.data import MultiSourceKG, canonical_ids
+from sellakit.kg.data import MultiSourceKG
 from sellakit.kg.distill import KD_TERMS, TEMPERATURES, Distiller, KDConfig, warm_start
 from sellakit.kg.evaluate import validation_mrr
 from sellakit.kg.pretrain import (AlignmentLoss, Teacher, TeacherConfig, build_joint, kg_scorer,
@@ -71,7 +71,6 @@ class Fitted:
     result: TrainResult
     test: dict
     seconds: dict = field(default_factory=dict)
-    distiller: Distiller | None = None
 
     def row(self) -> dict:
         """The JSON row: test metrics, seconds, best and maximum epoch, selection MRR."""
@@ -130,7 +129,7 @@ def train_student(ms: MultiSourceKG, rule: DataRule, target: str, teacher: Teach
         distiller = Distiller(teacher.model, sub.teacher_ids, model.width, config.kd,
                               queries=sub.triples, n_target=sub.n_target_entities,
                               banned=rule.banned_keys((target,)),
-                              canon=canonical_ids(ms)[target], coords=coords)
+                              canon=rule.canon[target], coords=coords)
     seconds["precompute"] = time.perf_counter() - started
     n = ms.kgs[target].n_entities
     result = train_kge(sub.triples, sub.n_entities, ms.n_relations, config.train,
@@ -138,8 +137,7 @@ def train_student(ms: MultiSourceKG, rule: DataRule, target: str, teacher: Teach
                        valid_mrr=validation_mrr(ms, {target: own_scorer(n)}, rule.selection),
                        progress=progress, desc=f"student {target}")
     seconds["train"] = result.seconds
-    return Fitted(result, score_test(ms, target, own_scorer(n)(result.model)), seconds,
-                  distiller), sub
+    return Fitted(result, score_test(ms, target, own_scorer(n)(result.model)), seconds), sub
 
 
 def train_j2(ms: MultiSourceKG, rule: DataRule, target: str, config: TeacherConfig, *,

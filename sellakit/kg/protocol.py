@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
-from sellakit.kg.data import MultiSourceKG, canonical_ids, canonical_keys, leak_free_triples
+from sellakit.kg.data import MultiSourceKG, canonical_ids, canonical_keys
 
 __all__ = ["SELECTION_PER_KG", "DataRule", "data_rule"]
 
@@ -52,6 +53,7 @@ class DataRule:
     rest_of_valid: dict[str, np.ndarray]
     per_kg: int
     seed: int
+    _banned: dict = field(default_factory=dict, repr=False)
 
     def held_out(self, name: str) -> np.ndarray:
         """Test ∪ selection facts of KG ``name`` (local ids): what no model may train on."""
@@ -61,28 +63,42 @@ class DataRule:
         """Held-out facts of each KG in ``protect`` (None: every KG)."""
         return {k: self.held_out(k) for k in (self.ms.kgs if protect is None else protect)}
 
+    @cached_property
+    def canon(self) -> dict[str, np.ndarray]:
+        """:func:`sellakit.kg.data.canonical_ids` of the data, computed once per rule."""
+        return canonical_ids(self.ms)
+
+    def _reexpressed(self, name: str, triples: np.ndarray, protect) -> np.ndarray:
+        """Boolean mask: which of ``triples`` re-express a protected held-out fact."""
+        keys = canonical_keys(triples, self.canon[name], self.ms.n_relations)
+        return np.isin(keys, self.banned_keys(protect))
+
     def training(self, name: str, protect: Iterable[str] | None = None
                  ) -> tuple[np.ndarray, int]:
         """KG ``name``'s training facts (train ∪ rest of valid, duplicates dropped) minus every
-        re-expression of a protected KG's held-out facts; and how many were dropped."""
+        re-expression of a protected KG's held-out facts (the rule of
+        :func:`sellakit.kg.data.leak_free_triples`); and how many were dropped."""
         kg = self.ms.kgs[name]
         facts = np.unique(np.concatenate([kg.train, self.rest_of_valid[name]]), axis=0)
-        return leak_free_triples(self.ms, name, facts, self.protected(protect))
+        dropped = self._reexpressed(name, facts, protect)
+        return facts[~dropped], int(dropped.sum())
 
     def leaks(self, name: str, triples: np.ndarray, protect: Iterable[str] | None = None
               ) -> int:
         """How many of ``triples`` (local ids of KG ``name``) re-express a held-out fact of a
         protected KG: 0 for every training graph the kit builds (the leakage tests)."""
-        return len(triples) - len(leak_free_triples(self.ms, name, triples,
-                                                    self.protected(protect))[0])
+        return int(self._reexpressed(name, np.asarray(triples), protect).sum())
 
     def banned_keys(self, protect: Iterable[str] | None = None) -> np.ndarray:
         """Sorted canonical keys (:func:`sellakit.kg.data.canonical_keys`) of the protected
-        KGs' held-out facts."""
-        canon = canonical_ids(self.ms)
-        parts = [canonical_keys(facts, canon[k], self.ms.n_relations)
-                 for k, facts in self.protected(protect).items()]
-        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+        KGs' held-out facts (kept per ``protect``: every model of a target asks again)."""
+        key = None if protect is None else tuple(protect)
+        if key not in self._banned:
+            parts = [canonical_keys(facts, self.canon[k], self.ms.n_relations)
+                     for k, facts in self.protected(key).items()]
+            self._banned[key] = np.unique(np.concatenate(parts)) if parts else \
+                np.zeros(0, np.int64)
+        return self._banned[key]
 
     @property
     def fingerprint(self) -> str:
