@@ -84,13 +84,17 @@ pd.DataFrame({m: vars(c) for m, c in configs.items()})
 # > $\mathrm{AUC} = \frac{1}{|P||N|}\sum_{p \in P}\sum_{n \in N}\big(\mathbb{1}[s_p > s_n] +
 # > \tfrac12\mathbb{1}[s_p = s_n]\big)$. *Intuition:* the chance that a random liked row
 # > outranks a random disliked one; 0.5 is chance, and so is a constant score.
+#
+# A trained model is kept in the kit's cache (keyed by the rows and every setting): a rerun, and
+# notebooks 04-05, read it back with its learning curve; change a setting and it trains anew.
 
 # %%
 trained, results = {}, {}
 for name, config in configs.items():
-    trained[name], results[name] = fit_and_evaluate(split, config)
+    trained[name], results[name] = fit_and_evaluate(split, config, use_cache=True)
     print(f"{name}: best epoch {results[name]['best_epoch']}, "
-          f"valid AUC {results[name]['valid']['auc']:.4f}, {results[name]['seconds']} s")
+          f"valid AUC {results[name]['valid']['auc']:.4f}, trained in {results[name]['seconds']}"
+          f" s{' (read from the cache)' if results[name]['cached'] else ''}")
 
 # %%
 figures = {"02_learning_curves": plots.learning_curves(

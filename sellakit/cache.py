@@ -41,7 +41,7 @@ from filelock import FileLock, Timeout
 from sellakit.errors import CacheError
 
 __all__ = ["Asset", "CacheError", "cache_dir", "fetch", "sha256_of", "atomic_dir", "atomic_file",
-           "cached_arrays", "lock", "sweep_stale"]
+           "cached_arrays", "cached_state", "lock", "sweep_stale"]
 
 
 @dataclass(frozen=True)
@@ -189,6 +189,29 @@ def cached_arrays(kind: str, key: str, compute: Callable[[], dict[str, np.ndarra
         with atomic_file(path) as tmp, open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
     return arrays
+
+
+def cached_state(kind: str, key: str, compute: Callable[[], dict]) -> tuple[dict, bool]:
+    """A trained model's state and record, kept as ``<cache>/derived/<kind>/<key>.pt``.
+
+    ``compute`` returns a dict of tensors and plain values (``state_dict()``, histories as
+    lists, metrics); the same rules as :func:`cached_arrays` apply to ``key``. Returns the dict
+    and whether it came from the cache. It is read with ``weights_only=True`` (a planted pickle
+    never runs); an unreadable entry is computed again and replaced.
+    """
+    import torch
+
+    path = cache_dir() / "derived" / kind / f"{key}.pt"
+    with lock(f"{kind}-{key}"):
+        if path.exists():
+            try:
+                return torch.load(path, map_location="cpu", weights_only=True), True
+            except Exception:  # noqa: BLE001 - any unreadable entry is replaced, never trusted
+                path.unlink(missing_ok=True)
+        stored = compute()
+        with atomic_file(path) as tmp:
+            torch.save(stored, tmp)
+    return stored, False
 
 
 def fetch(asset: Asset, *, allow_pip: bool = True, allow_urls: bool = True) -> Path:

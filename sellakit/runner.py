@@ -28,7 +28,7 @@ from pathlib import Path
 
 from sellakit.config import repo_root
 
-__all__ = ["NOTEBOOKS", "Notebook", "notebooks_table", "series_seconds", "should_see",
+__all__ = ["NOTEBOOKS", "Notebook", "Promise", "notebooks_table", "series_seconds", "should_see",
            "check_should_see", "record", "recorded_values", "run_notebook", "run_series",
            "notebooks_dir", "build_dir"]
 
@@ -139,31 +139,57 @@ def series_seconds(*, first_run: bool = False) -> float:
 
 #: In a "What you should see" box: `path.to.value` ≈ number ± tolerance (a recorded value).
 _EXPECTED = re.compile(r"`([A-Za-z0-9_@.]+)` ≈ (-?[0-9][0-9,]*(?:\.[0-9]+)?) ± ([0-9.]+)")
+#: A box that holds for one data source only: "(when `dataset` = `dbp5l`)".
+_WHEN = re.compile(r"\(when `([A-Za-z0-9_@.]+)` = `([^`]+)`\)")
 
 
-def should_see(notebook) -> dict[str, tuple[float, float]]:
-    """The values a notebook's "What you should see" box promises: ``{path: (value, tol)}``.
+@dataclass(frozen=True)
+class Promise:
+    """One number of a "What you should see" box: the recorded value at ``path`` is within
+    ``tol`` of ``value`` (only where the recorded ``when`` path holds the named value)."""
+
+    path: str
+    value: float
+    tol: float
+    when: tuple[str, str] | None = None
+
+
+def should_see(notebook) -> list[Promise]:
+    """The values a notebook's "What you should see" boxes promise.
 
     A box is a markdown cell whose text holds "What you should see"; each promise is written
     `` `mf.test.auc` ≈ 0.644 ± 0.02 `` on one line, the path naming a value the notebook records.
+    A box whose numbers depend on the data says so once: ``(when `dataset` = `dbp5l`)``.
     """
-    found = {}
+    found = []
     for cell in notebook.cells:
-        if cell.cell_type == "markdown" and "What you should see" in cell.source:
-            for path, value, tol in _EXPECTED.findall(cell.source):
-                found[path] = (float(value.replace(",", "")), float(tol))
+        if cell.cell_type != "markdown":
+            continue
+        for box in re.split(r"(?=What you should see)", cell.source)[1:]:  # one cell, two boxes
+            when = _WHEN.search(box)
+            for path, value, tol in _EXPECTED.findall(box):
+                found.append(Promise(path, float(value.replace(",", "")), float(tol),
+                                     when.groups() if when else None))
     return found
 
 
+def _lookup(values: dict, path: str):
+    for key in path.split("."):
+        values = values.get(key) if isinstance(values, dict) else None
+    return values
+
+
 def check_should_see(notebook, values: dict) -> list[str]:
-    """The promises of :func:`should_see` that the recorded ``values`` break (empty: all kept)."""
+    """The promises of :func:`should_see` that the recorded ``values`` break (empty: all kept;
+    a box for another data source is not checked)."""
     broken = []
-    for path, (expected, tol) in should_see(notebook).items():
-        value = values
-        for key in path.split("."):
-            value = value.get(key) if isinstance(value, dict) else None
-        if value is None or abs(value - expected) > tol + 1e-12:
-            broken.append(f"{path}: box says {expected} ± {tol}, the run recorded {value}")
+    for promise in should_see(notebook):
+        if promise.when and str(_lookup(values, promise.when[0])) != promise.when[1]:
+            continue
+        value = _lookup(values, promise.path)
+        if value is None or abs(value - promise.value) > promise.tol + 1e-12:
+            broken.append(f"{promise.path}: box says {promise.value} ± {promise.tol}, the run "
+                          f"recorded {value}")
     return broken
 
 

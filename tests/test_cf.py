@@ -25,6 +25,30 @@ def test_each_model_learns_the_planted_signal(small_split, model):
     assert record["seed"] == config.seed
 
 
+@pytest.mark.parametrize("model", ["mf", "lightgcn"])
+def test_cached_fit_returns_the_same_model_and_replaces_a_damaged_entry(small_split, tmp_cache,
+                                                                         model):
+    config = CFConfig.quick(model, max_epochs=6, patience=3, batch_size=256, dim=8, lr=1e-2)
+    first, record = fit_and_evaluate(small_split, config, progress=False, use_cache=True)
+    again, record_again = fit_and_evaluate(small_split, config, progress=False, use_cache=True)
+    assert (record["cached"], record_again["cached"]) == (False, True)
+    assert record_again["test"] == record["test"] and again.best_step == first.best_step
+    np.testing.assert_array_equal(predict(again.model, small_split.test),
+                                  predict(first.model, small_split.test))
+    assert again.history.equals(first.history)
+    # another setting is another entry; a damaged entry is trained again, not trusted
+    other = fit_and_evaluate(small_split, CFConfig.quick(model, max_epochs=5, patience=3,
+                                                         batch_size=256, dim=8, lr=1e-2),
+                             progress=False, use_cache=True)[1]
+    assert other["cached"] is False
+    entries = sorted((tmp_cache / "derived" / "cf").glob("*.pt"))
+    assert len(entries) == 2
+    for entry in entries:
+        entry.write_bytes(b"not a torch file")
+    assert fit_and_evaluate(small_split, config, progress=False,
+                            use_cache=True)[1]["cached"] is False
+
+
 def test_early_stopping_keeps_the_best_validation_epoch(small_split):
     config = CFConfig.quick("mf", max_epochs=30, patience=5, batch_size=256, dim=16, lr=3e-2)
     result = train_cf(small_split, config, progress=False)

@@ -81,12 +81,16 @@ def test_figures_gallery_shows_every_committed_figure():
         assert f"]({png.name})" in gallery, f"figures/README.md misses {png.name}"
 
 
-@pytest.mark.parametrize("stem", ["00_overview", "01_data", "02_collaborative_filtering",
-                                  "03_llm_semantic_embeddings"])
+@pytest.mark.parametrize("stem", sorted(NOTEBOOKS))
 def test_what_you_should_see_box_promises_recorded_values(stem):
     """The box exists and names values; tests/test_notebooks.py checks them after each run."""
-    promises = should_see(jupytext.read(ROOT / "notebooks" / f"{stem}.py"))
+    notebook = jupytext.read(ROOT / "notebooks" / f"{stem}.py")
+    promises = should_see(notebook)
     assert promises, f"{stem}: no `path` ≈ value ± tol in a 'What you should see' box"
+    # a promise broken over two lines would go unchecked: every ≈ of a box must parse
+    written = sum(c.source.count("≈") for c in notebook.cells
+                  if c.cell_type == "markdown" and "What you should see" in c.source)
+    assert written == len(promises), f"{stem}: a promise does not parse (one line each)"
 
 
 def test_should_see_check_catches_a_wrong_box():
@@ -95,3 +99,16 @@ def test_should_see_check_catches_a_wrong_box():
     assert check_should_see(notebook, {"mf": {"test": {"auc": 0.65}}}) == []
     assert check_should_see(notebook, {"mf": {"test": {"auc": 0.70}}})
     assert check_should_see(notebook, {})  # a value the notebook does not record
+
+
+def test_should_see_checks_only_the_box_of_the_data_that_ran():
+    notebook = jupytext.reads(
+        "# %% [markdown]\n# > **What you should see** (when `dataset` = `dbp5l`)\n"
+        "# > * `kd.mrr` ≈ 0.55 ± 0.01\n#\n"
+        "# > **What you should see** (when `dataset` = `umls-derived-3`)\n"
+        "# > * `kd.mrr` ≈ 0.80 ± 0.01\n", fmt="py:percent")
+    assert len(notebook.cells) == 1 and len(should_see(notebook)) == 2  # two boxes, one cell
+    assert check_should_see(notebook, {"dataset": "dbp5l", "kd": {"mrr": 0.55}}) == []
+    assert check_should_see(notebook, {"dataset": "umls-derived-3", "kd": {"mrr": 0.80}}) == []
+    assert check_should_see(notebook, {"dataset": "dbp5l", "kd": {"mrr": 0.80}})
+    assert check_should_see(notebook, {"dataset": "umls-derived-3", "kd": {"mrr": 0.55}})

@@ -201,7 +201,9 @@ def test_07_kg_distillation(executed):
     values = executed("07_kg_distillation")["values"]
     real = _kg_source(values)
     assert values["target"] == ("el" if real else "s0")
-    scratch, kd, j1, j2 = values["scratch"], values["kd"], values["j1"], values["j2"]
+    scratch, kd, j1 = values["scratch"], values["kd"], values["j1"]
+    # quick mode leaves J2 to the benchmark (tests/test_cli.py runs it end to end)
+    assert values["j2"] is None and "kd - j2" not in values["comparisons"]
     assert values["student_dim"] < values["teacher_dim"]
     assert set(values["ablations"]) == {"no KD (subgraph, warm start)"}
     assert values["temperature"]["chosen"] in (1.0, 2.0, 4.0)
@@ -209,12 +211,12 @@ def test_07_kg_distillation(executed):
     for name, c in values["comparisons"].items():
         assert c["lo"] <= c["diff"] <= c["hi"], (name, c)
         assert (c["verdict"] == "within noise") == (c["lo"] <= 0 <= c["hi"]), (name, c)
-    # the student and J2 stopped on their own (best epoch below the cap)
-    assert kd["best_epoch"] < kd["max_epochs"] and j2["best_epoch"] < j2["max_epochs"]
-    assert kd["seconds"] > 0 and j2["seconds"] > 0 and j1["mrr"] > 0
+    # the student and scratch stopped on their own (best epoch below the cap)
+    assert kd["best_epoch"] < kd["max_epochs"] and scratch["best_epoch"] < scratch["max_epochs"]
+    assert kd["seconds"] > 0 and scratch["seconds"] > 0 and j1["mrr"] > 0
     if real:  # DBP-5L: the teacher's start and the subgraph carry the student past scratch
         assert values["comparisons"]["kd - scratch"]["lo"] > 0, values["comparisons"]
-        assert j2["mrr"] > scratch["mrr"]
+        assert j1["mrr"] > scratch["mrr"]
     # (Wall time against J2 is a benchmark, bench/kg_dbp5l_quick.md, not a timed test.)
     sub = values["subgraph"]
     assert sub["background_triples"] > 0 and sub["seed_links"] > 0

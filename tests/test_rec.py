@@ -194,6 +194,28 @@ def test_projector_initialised_from_alignment(planted_run):
     assert first["sella"] != first["sella_random_init"]
 
 
+def test_stage1_is_read_back_from_the_cache(small_split, tmp_cache):
+    """A second run on the same prompts and settings restores stage 1's LoRA from the cache:
+    the same validation record and the same test scores (scored anew from the restored
+    weights); another setting trains again."""
+    config = RecConfig.quick(train_rows=48, valid_rows=32, test_rows=32, eval_every=3)
+
+    def stage1(cfg):
+        return run_methods(small_split, ["tallrec"], cfg, plain_mf=None,
+                           backbone=tiny_random_llama(), progress=False, use_cache=True)
+
+    first, again = stage1(config), stage1(config)
+    assert (first.results["tallrec"]["from_cache"], again.results["tallrec"]["from_cache"]) == \
+        (False, True)
+    assert again.training["tallrec"].best_step == first.training["tallrec"].best_step
+    np.testing.assert_array_equal(again.scores["tallrec"]["valid"],
+                                  first.scores["tallrec"]["valid"])
+    np.testing.assert_allclose(again.scores["tallrec"]["test"], first.scores["tallrec"]["test"],
+                               atol=1e-6)
+    other = stage1(RecConfig.quick(train_rows=48, valid_rows=32, test_rows=32, eval_every=2))
+    assert other.results["tallrec"]["from_cache"] is False
+
+
 def test_unknown_method_and_missing_alignment_are_clear(small_split):
     with pytest.raises(ValueError, match="Unknown methods"):
         run_methods(small_split, ["bert4rec"], RecConfig.quick(), plain_mf=None)

@@ -34,6 +34,7 @@ from sellakit.align.measures import alignment_measures, linear_cka, mutual_knn
 from sellakit.cf.models import MF
 from sellakit.cf.train import (CFConfig, fit_and_evaluate, score_valid_and_test,
                                train_cf)
+from sellakit.config import seed_everything
 from sellakit.data.protocol import CTRSplit
 from sellakit.errors import DataError
 from sellakit.selection import TrainResult
@@ -274,6 +275,7 @@ def train_aligned_mf(split: CTRSplit, semantic: np.ndarray, config: AlignConfig,
     semantic_mean = None
     if config.center_semantic:
         semantic, semantic_mean = center_items(semantic)
+    seed_everything(config.seed)  # the initial tables and projector, whatever ran before
     model = AlignedMF(split.n_users, split.n_items, semantic, dim=config.dim,
                       hidden=config.projector_hidden, temperature=config.temperature)
     model.semantic.requires_grad_(config.train_semantic)
@@ -310,7 +312,8 @@ def train_aligned_mf(split: CTRSplit, semantic: np.ndarray, config: AlignConfig,
 
 
 def compare_alignment(split: CTRSplit, semantic: np.ndarray, config: AlignConfig, *,
-                      progress: bool = True) -> tuple[TrainResult, AlignResult, dict]:
+                      progress: bool = True, use_cache: bool = False
+                      ) -> tuple[TrainResult, AlignResult, dict]:
     """Plain MF and aligned MF with the same settings and seed; test scored once each.
 
     Returns both results and the record the benchmark and notebook 04 report::
@@ -321,11 +324,13 @@ def compare_alignment(split: CTRSplit, semantic: np.ndarray, config: AlignConfig
 
     ``before`` is the aligned model at initialisation (epoch 0), ``after`` at the epoch chosen on
     validation; ``plain_space`` compares plain MF's trained item table with the LLM space.
+    ``use_cache``: plain MF from the kit's cache when trained before with these settings
+    (:func:`sellakit.cf.fit_and_evaluate`; ``seconds`` then counts the aligned MF only).
     """
     started = time.perf_counter()
     plain, plain_record = fit_and_evaluate(split, CFConfig(**{
         k: v for k, v in vars(config).items() if k in CFConfig.__dataclass_fields__}),
-        progress=progress)
+        progress=progress, use_cache=use_cache)
     aligned = train_aligned_mf(split, semantic, config, progress=progress)
     aligned_record = score_valid_and_test(aligned.model, split)
     history = aligned.history.set_index("epoch")

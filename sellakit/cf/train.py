@@ -12,6 +12,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from sellakit.cache import cached_state
 from sellakit.cf.models import build_model
 from sellakit.config import Config, pick_device, seed_everything
 from sellakit.data.protocol import CTRSplit
@@ -216,16 +218,57 @@ def score_valid_and_test(model: nn.Module, split: CTRSplit, *, history_len: int 
     return record
 
 
-def fit_and_evaluate(split: CTRSplit, config: CFConfig, *, progress: bool = True
-                     ) -> tuple[TrainResult, dict]:
+def fit_and_evaluate(split: CTRSplit, config: CFConfig, *, progress: bool = True,
+                     use_cache: bool = False) -> tuple[TrainResult, dict]:
     """Train on ``split``, select on validation, then score test once.
 
     Returns the training result and the record the benchmark and notebook 02 report:
     ``{"valid": {...}, "test": {...}, "test_warm": {...}, "test_cold": {...}, "seconds": s,
     "seed": n, "best_epoch": e}`` with ``auc``, ``uauc`` and ``rows`` in each slice.
+
+    ``use_cache=True`` keeps the trained model in the kit's cache, keyed by the split's rows and
+    every setting but the device, so notebooks 02, 04 and 05 train the same MF once; a model read
+    back carries its recorded training time and ``record["cached"] = True``.
     """
+    if not use_cache:
+        return _fit_and_evaluate(split, config, progress)
+    fresh: list[TrainResult] = []
+
+    def compute() -> dict:
+        result, record = _fit_and_evaluate(split, config, progress)
+        fresh.append(result)
+        return {"state": result.model.state_dict(), "history": result.history.to_dict("list"),
+                "best_step": result.best_step, "best_valid": result.best_valid,
+                "seconds": result.seconds, "record": record}
+
+    stored, cached = cached_state("cf", _fit_key(split, config), compute)
+    if fresh:
+        return fresh[0], {**stored["record"], "cached": False}
+    model = _build(split, config)
+    model.load_state_dict(stored["state"])
+    model.eval()
+    return (TrainResult(model=model, history=pd.DataFrame(stored["history"]),
+                        best_step=stored["best_step"], best_valid=stored["best_valid"],
+                        seconds=stored["seconds"], seed=config.seed, config=config,
+                        n_train=len(split.train)),
+            {**stored["record"], "cached": cached})
+
+
+def _fit_and_evaluate(split: CTRSplit, config: CFConfig, progress: bool
+                      ) -> tuple[TrainResult, dict]:
     result = train_cf(split, config, progress=progress)
     record = score_valid_and_test(result.model, split, history_len=config.history_len)
     record.update(seconds=round(result.seconds, 2), seed=config.seed,
                   best_epoch=result.best_step, dataset=split.name)
     return result, record
+
+
+def _fit_key(split: CTRSplit, config: CFConfig) -> str:
+    """Changes with the split's rows (ids, labels, histories' lengths) and every setting."""
+    digest = hashlib.sha256(split.name.encode())
+    for frame in split.frames().values():
+        columns = frame[["uid", "iid", "label"]].assign(his=frame.his.map(len))
+        digest.update(pd.util.hash_pandas_object(columns, index=False).to_numpy().tobytes())
+    settings = {k: v for k, v in sorted(vars(config).items()) if k != "device"}
+    digest.update(repr(settings).encode())
+    return f"{config.model}-{digest.hexdigest()[:16]}"

@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ import torch
 from torch import nn
 
 from sellakit.align import AlignConfig, AlignedTables, Projector, train_aligned_mf
+from sellakit.cache import cached_state
 from sellakit.cf import CFConfig, fit_and_evaluate, predict
 from sellakit.config import seed_everything
 from sellakit.data.protocol import CTRSplit
@@ -128,7 +130,7 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
                 align_config: AlignConfig | None = None, semantic: np.ndarray | None = None,
                 backbone: Backbone | None = None, model: str = "smollm2-135m",
                 accelerator=None, progress: bool = True,
-                stage1_from: RecRun | None = None) -> RecRun:
+                stage1_from: RecRun | None = None, use_cache: bool = False) -> RecRun:
     """Train and score ``methods`` (from :data:`METHODS` and :data:`ABLATIONS`).
 
     Args:
@@ -144,6 +146,8 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
         stage1_from: an earlier run on the same rows and backbone whose stage 1 (its LoRA,
             the TALLRec-style results, the text cache) this run reuses; seeds of a benchmark
             then vary stages 2 and 3 on one shared stage 1.
+        use_cache: stage 1's LoRA and validation record kept in (and read back from) the
+            kit's cache on one process; its text cache and test scores are computed anew.
     """
     _check_inputs(methods, aligned, align_config, semantic)
     seed_everything(config.seed)
@@ -165,18 +169,27 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
     # Stage 1: LoRA on text-only prompts (the TALLRec-style baseline).
     if stage1_from is None:
         llm = add_lora(run.backbone.model, config)
-        _fit(run, "tallrec", SpecialTokenRec(llm, answers), config.lr_lora, accelerator, show)
+        _fit(run, "tallrec", SpecialTokenRec(llm, answers), config.lr_lora, accelerator, show,
+             use_cache=use_cache)
     else:
         llm = _reuse_stage1(run, stage1_from)
-    stage1 = {n: p.detach().clone() for n, p in llm.named_parameters() if "lora_" in n}
     if "tallrec" not in methods:
         run.results.pop("tallrec", None)
     token_methods = [m for m in llm_methods if m in _TOKEN_METHODS]
     if token_methods and aligned is None and align_config is not None:
         _stage2_after_stage1(run, split, align_config, show)
+    if token_methods:
+        _stage3(run, token_methods, llm, answers, plain_mf, accelerator, show)
+    return run
+
+
+def _stage3(run: RecRun, methods: list[str], llm, answers, plain_mf: nn.Module, accelerator,
+            show: bool) -> None:
+    """Each stage-3 method from the same stage-1 LoRA, frozen unless ``tune_lora``."""
+    config = run.config
+    stage1 = {n: p.detach().clone() for n, p in llm.named_parameters() if "lora_" in n}
     d_cf, d_llm = plain_mf.item_embedding.weight.shape[1], run.backbone.hidden_size
-    for name in token_methods:
-        # Every stage-3 method starts from the same stage-1 LoRA, frozen unless tune_lora.
+    for name in methods:
         with torch.no_grad():
             for n, p in llm.named_parameters():
                 if n in stage1:
@@ -185,7 +198,6 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
         seed_everything(config.seed)
         model_ = _stage3_model(name, llm, answers, plain_mf, run, d_cf, d_llm)
         _fit(run, name, model_, config.lr_tokens, accelerator, show)
-    return run
 
 
 def _score_mf(run: RecRun, plain_mf: nn.Module) -> None:
@@ -250,7 +262,7 @@ def _prompt_sets(run: RecRun, method: str) -> dict:
 
 
 def _fit(run: RecRun, name: str, model: SpecialTokenRec, lr: float, accelerator,
-         progress: bool) -> None:
+         progress: bool, use_cache: bool = False) -> None:
     """Train ``model`` (selected on validation), score test once, record both in ``run``.
 
     Stage 1 trains on whole prompts (its LoRA moves); once it is done, the text of every row is
@@ -260,10 +272,15 @@ def _fit(run: RecRun, name: str, model: SpecialTokenRec, lr: float, accelerator,
     data = _prompt_sets(run, name)
     model.to(accelerator.device)
     stage3 = name != "tallrec"
-    trained = train_rec(model, data["train"], data["valid"], config, lr=lr, pad_id=pad_id,
-                        accelerator=accelerator, progress=progress, desc=name,
-                        epochs=(config.token_epochs or config.epochs) if stage3 else config.epochs,
-                        prefixes=run.prefixes if stage3 else None)
+
+    def train() -> TrainResult:
+        return train_rec(model, data["train"], data["valid"], config, lr=lr, pad_id=pad_id,
+                         accelerator=accelerator, progress=progress, desc=name,
+                         epochs=(config.token_epochs or config.epochs) if stage3
+                         else config.epochs, prefixes=run.prefixes if stage3 else None)
+
+    cached = use_cache and not stage3 and accelerator.num_processes == 1
+    trained = _cached_stage1(run, model, data, lr, train) if cached else train()
     run.training[name], run.models[name] = trained, trained.model
     if not stage3 and config.cache_prefix and not config.tune_lora:
         started = time.perf_counter()
@@ -282,6 +299,55 @@ def _fit(run: RecRun, name: str, model: SpecialTokenRec, lr: float, accelerator,
     run.results[name] = _method_results(run.rows, scores, seconds=round(trained.seconds, 1),
                                         backbone=run.backbone.name, seed=config.seed,
                                         best_step=trained.best_step)
+    run.results[name]["from_cache"] = bool(trained.history.attrs.get("from_cache"))
+
+
+def _cached_stage1(run: RecRun, model: SpecialTokenRec, data: dict, lr: float,
+                   train) -> TrainResult:
+    """Stage 1 from the kit's cache when trained before on these prompts and settings (its
+    LoRA weights restored into ``model``), else ``train()`` and keep it."""
+    fresh: list[TrainResult] = []
+
+    def compute() -> dict:
+        fresh.append(train())
+        kept = fresh[0]
+        return {"lora": {n: p.detach().cpu().clone() for n, p in model.llm.named_parameters()
+                         if "lora_" in n},
+                "history": kept.history.to_dict("list"), "best_step": kept.best_step,
+                "best_valid": kept.best_valid, "seconds": kept.seconds, "n_train": kept.n_train,
+                "valid_scores": torch.as_tensor(kept.valid_scores)}
+
+    stored, _ = cached_state("stage1", _stage1_key(run, model, data, lr), compute)
+    if fresh:
+        return fresh[0]
+    with torch.no_grad():
+        params = dict(model.llm.named_parameters())
+        for name, value in stored["lora"].items():
+            params[name].copy_(value)
+    model.eval()
+    history = pd.DataFrame(stored["history"])
+    history.attrs["from_cache"] = True
+    return TrainResult(model=model, history=history, best_step=stored["best_step"],
+                       best_valid=stored["best_valid"], seconds=stored["seconds"],
+                       seed=run.config.seed, config=run.config, n_train=stored["n_train"],
+                       valid_scores=stored["valid_scores"].numpy())
+
+
+def _stage1_key(run: RecRun, model: SpecialTokenRec, data: dict, lr: float) -> str:
+    """Changes with the backbone (name, shape, a checksum of its vocabulary's embeddings; the
+    slot tokens' rows are never read), every setting, and the token ids and labels of the
+    training and validation prompts."""
+    embeddings = model.llm.get_input_embeddings().weight
+    vocabulary = embeddings[:run.backbone.tokenizer.vocab_size].detach()
+    digest = hashlib.sha256(repr((run.backbone.name, tuple(embeddings.shape),
+                                  float(vocabulary.double().sum()), lr,
+                                  sorted(vars(run.config).items()))).encode())
+    for part in ("train", "valid"):
+        prompts, frame = data[part]
+        for prompt in prompts:
+            digest.update(np.asarray(prompt.ids, dtype=np.int64).tobytes() + b"|")
+        digest.update(frame.label.to_numpy(dtype=np.int8).tobytes())
+    return digest.hexdigest()[:24]
 
 
 def _stage3_model(name: str, llm, answers, plain_mf: nn.Module, run: RecRun, d_cf: int,
@@ -338,12 +404,14 @@ def _method_results(rows: dict[str, pd.DataFrame], scores: dict[str, np.ndarray]
 
 
 def prepare_stage2(split: CTRSplit, *, preset: str = "quick", seed: int = 2025,
-                   progress: bool = True) -> tuple[nn.Module, AlignConfig]:
+                   progress: bool = True, use_cache: bool = False
+                   ) -> tuple[nn.Module, AlignConfig]:
     """What stage 3 needs besides the LLM: a plain MF (``CFConfig.<preset>``, epoch chosen on
     validation) and the settings of stage 2 (``AlignConfig.<preset>``), which
     :func:`run_methods` runs after stage 1 on the stage-1 model's item states. The ``compare``
-    preset uses the quick CF and alignment settings."""
+    preset uses the quick CF and alignment settings. ``use_cache``: the MF of notebook 02 (same
+    settings) from the kit's cache, trained once."""
     base = "quick" if preset == "compare" else preset
     plain, _ = fit_and_evaluate(split, CFConfig.preset(base, model="mf", seed=seed),
-                                progress=progress)
+                                progress=progress, use_cache=use_cache)
     return plain.model, AlignConfig.preset(base, seed=seed)
