@@ -193,17 +193,19 @@ figures["05_test_auc"]
 
 # %% [markdown]
 # > **What you should see in this quick run** (seed 2025, SmolLM2-135M, notebook 04's aligned
-# > MF; the tests check the recorded values against these). The ± is the band accepted: the
-# > stage-3 methods read notebook 04's aligned MF, which is not bitwise repeatable across
-# > machines, and one step more or less of training moves an AUC on `rows.test` ≈ 192 ± 0 rows
-# > by a few points; the intervals above are ±0.08 wide.
+# > MF; the tests check the recorded values against these). The ± is the band accepted: one
+# > optimiser step more or less moves an AUC on `rows.test` ≈ 192 ± 0 rows by a few points, and
+# > the intervals above are about ±0.08 wide.
 # >
 # > * MF alone: `results.mf.test.auc` ≈ 0.653 ± 0.03
 # > * TALLRec-style (stage 1): `results.tallrec.test.auc` ≈ 0.518 ± 0.05; 16 steps on 128 rows
-# >   do not beat the untuned model on validation, so step 0 is often the one kept
+# >   do not beat the untuned model on validation, so step 0 is the one kept
 # > * CoLLM-style: `results.collm.test.auc` ≈ 0.681 ± 0.05
-# > * SeLLa-Rec: `results.sella.test.auc` ≈ 0.581 ± 0.06, below MF and CoLLM-style here; section
-# >   6 says whether that holds with more rows and seeds
+# > * SeLLa-Rec: `results.sella.test.auc` ≈ 0.54 ± 0.06, below MF and CoLLM-style here. It is
+# >   the least stable number of the run: three runs on the same rows whose aligned MF
+# >   (notebook 04) differed only in the last digits of floating point gave 0.49, 0.58 and
+# >   0.59. At this size the ranking of methods is noise; section 6 says what holds with more
+# >   rows and seeds.
 
 # %% [markdown]
 # ## 6. What the benchmark shows (what you should see)

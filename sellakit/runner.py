@@ -113,8 +113,8 @@ NOTEBOOKS: dict[str, Notebook] = {
         needs_gpu="advised for paper mode",
         time_note="on DBP-5L (the first run trains the teacher); 9 s on the derived stand-in"),
     "07_kg_distillation": Notebook(
-        "Linked subgraph, warm-started student with feature/prediction KD vs scratch, J1 and "
-        "J2 with paired intervals, an ablation, time vs MRR, a widget", 305, 305.0,
+        "Linked subgraph, warm-started student with feature/prediction KD vs scratch and J1 "
+        "with paired intervals (J2 too in paper mode), an ablation, time vs MRR, a widget", 305, 305.0,
         "not measured",
         needs_gpu="advised for paper mode", depends_on=("06_kg_multisource_pretraining",),
         depends_note="its cached teacher; trained here when absent",

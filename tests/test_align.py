@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -84,6 +86,29 @@ def test_the_seed_alone_sets_the_aligned_mf(small_split):
     again = train_aligned_mf(small_split, semantic, config, progress=False)
     for epoch, snapshot in first.snapshots.items():
         np.testing.assert_array_equal(snapshot, again.snapshots[epoch])
+
+
+def test_compare_alignment_reads_both_models_back_from_the_cache(small_split, tmp_cache):
+    from sellakit.align import compare_alignment
+
+    semantic = np.random.default_rng(0).normal(size=(small_split.n_items, 12)).astype(np.float32)
+    config = AlignConfig.quick(dim=8, projector_hidden=16, max_epochs=4, patience=4,
+                               batch_size=256, measure_every=2, snapshot_items=10)
+    _, first, record = compare_alignment(small_split, semantic, config, progress=False,
+                                         use_cache=True)
+    _, again, record_again = compare_alignment(small_split, semantic, config, progress=False,
+                                               use_cache=True)
+    assert not first.history.attrs.get("from_cache") and again.history.attrs["from_cache"]
+    parts = ("plain", "aligned", "before", "after")  # (json: NaN equals NaN)
+    assert json.dumps({k: record_again[k] for k in parts}, sort_keys=True) == \
+        json.dumps({k: record[k] for k in parts}, sort_keys=True)
+    for epoch, snapshot in first.snapshots.items():
+        np.testing.assert_array_equal(snapshot, again.snapshots[epoch])
+    np.testing.assert_array_equal(again.tables().semantic, first.tables().semantic)
+    # another LLM table is another entry
+    _, other, _ = compare_alignment(small_split, semantic + 1, config, progress=False,
+                                    use_cache=True)
+    assert not other.history.attrs.get("from_cache")
 
 
 def test_unseen_items_keep_their_llm_rows(small_split):

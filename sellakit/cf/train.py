@@ -264,11 +264,7 @@ def _fit_and_evaluate(split: CTRSplit, config: CFConfig, progress: bool
 
 
 def _fit_key(split: CTRSplit, config: CFConfig) -> str:
-    """Changes with the split's rows (ids, labels, histories' lengths) and every setting."""
-    digest = hashlib.sha256(split.name.encode())
-    for frame in split.frames().values():
-        columns = frame[["uid", "iid", "label"]].assign(his=frame.his.map(len))
-        digest.update(pd.util.hash_pandas_object(columns, index=False).to_numpy().tobytes())
+    """Changes with the split's rows and every setting but the device."""
     settings = {k: v for k, v in sorted(vars(config).items()) if k != "device"}
-    digest.update(repr(settings).encode())
+    digest = hashlib.sha256(f"{split.fingerprint()}|{settings!r}".encode())
     return f"{config.model}-{digest.hexdigest()[:16]}"

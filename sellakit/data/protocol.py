@@ -78,6 +78,17 @@ class CTRSplit:
         """Size of the item id space, padding included (max iid + 1)."""
         return len(self.item_ids) + 1
 
+    def fingerprint(self) -> str:
+        """A digest of the rows (ids, labels, histories) and the item count: cache keys of
+        models trained on this split change with it."""
+        import hashlib
+
+        digest = hashlib.sha256(f"{self.name}|{self.n_users}|{self.n_items}".encode())
+        for frame in self.frames().values():
+            columns = frame[["uid", "iid", "label"]].assign(his=frame.his.map(len))
+            digest.update(pd.util.hash_pandas_object(columns, index=False).to_numpy().tobytes())
+        return digest.hexdigest()
+
     def frames(self) -> dict[str, pd.DataFrame]:
         """The three frames by name."""
         return {"train": self.train, "valid": self.valid, "test": self.test}
