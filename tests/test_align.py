@@ -111,6 +111,22 @@ def test_compare_alignment_reads_both_models_back_from_the_cache(small_split, tm
     assert not other.history.attrs.get("from_cache")
 
 
+def test_a_frozen_semantic_table_stays_as_given(small_split):
+    """Notebook 04's exercise 2: ``train_semantic=False`` keeps the LLM's (centred) table
+    exactly while the projector still learns to find each item's row."""
+    from sellakit.llm import center_items
+
+    semantic = np.random.default_rng(2).normal(size=(small_split.n_items, 24)).astype(np.float32)
+    config = AlignConfig.quick(dim=16, projector_hidden=32, max_epochs=20, patience=20,
+                               batch_size=256, lr=1e-2, weight_decay=1e-6, measure_every=5,
+                               snapshot_items=20, measure_k=5, train_semantic=False)
+    result = train_aligned_mf(small_split, semantic, config, progress=False)
+    np.testing.assert_array_equal(result.model.semantic.detach().numpy(),
+                                  center_items(semantic)[0])
+    history = result.history.set_index("epoch")
+    assert history.loc[result.train.best_step, "recall@5"] > history.loc[0, "recall@5"] + 0.2
+
+
 def test_unseen_items_keep_their_llm_rows(small_split):
     """MF's weight decay, none on the semantic table: rows of items that never reach the
     InfoNCE term (items unseen in train) keep their centred LLM rows (cosine >= 0.99), while

@@ -118,6 +118,9 @@ def test_04_semantic_alignment(executed):
     assert geometry["raw"]["mean_pairwise_cosine"] > 0.8
     assert abs(geometry["centred"]["mean_pairwise_cosine"]) < 0.1
     assert "04_map_aligned.png" in values["figures"] or "04_map_aligned.html" in values["figures"]
+    # exercise 3's solution: the items farthest from their LLM vector are popular ones
+    assert values["rows_vs_cosine"] < -0.3
+    assert values["far_from_llm_rows"] > 5 * values["median_rows"]
 
 
 def test_05_special_tokens_prompting(executed):
@@ -157,6 +160,10 @@ def test_05_special_tokens_prompting(executed):
         assert comparison["diff"] == pytest.approx(bench["_comparisons"][key]["auc"]["diff"])
         assert comparison["verdict"] == bench["_comparisons"][key]["verdict"]
     assert set(box["comparisons"]) >= {"sella vs mf", "sella vs tallrec", "sella vs collm"}
+    # exercise 4's solution: ML-1M's cold test rows are mostly cold users; unseen items are few
+    shares = values["cold_shares"]
+    assert shares["rows of a user unseen in train"] > 0.4
+    assert shares["rows of an item unseen in train"] < 0.02 and values["item_cold_rows"] == 93
 
 
 def _kg_source(values: dict) -> bool:
