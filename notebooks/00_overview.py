@@ -22,7 +22,7 @@
 # * run one notebook, a few, or the whole series, in quick or paper mode;
 # * find the executed notebooks, the figures and the recorded numbers a run leaves behind.
 #
-# **Run time** (quick mode, 2 idle CPU cores): 2 s (first run 3 s). **Paper mode:** same as quick.
+# **Run time** (quick mode, 2 idle CPU cores): 5 s (first run 5 s). **Paper mode:** same as quick.
 # **Needs a GPU:** no. **Depends on:** none.
 #
 # The series reproduces, shows and takes apart two ideas:

@@ -27,8 +27,9 @@
 # * select a checkpoint on validation and report test once, and say why;
 # * explain why an ID-based model scores cold rows at chance and a history-based one does not.
 #
-# **Run time** (quick mode, 2 idle CPU cores): 62 s (first run 65 s). **Paper mode:** ~8 min on a
-# CPU (bench/cf_ml1m.json). **Needs a GPU:** no. **Depends on:** none.
+# **Run time** (quick mode, 2 idle CPU cores): 13 s (first run 92 s) (a warm cache holds the
+# trained models). **Paper mode:** ~8 min on a CPU (bench/cf_ml1m.json). **Needs a GPU:** no.
+# **Depends on:** none.
 
 # %% tags=["parameters"]
 from sellakit.config import preset_name, quick_mode

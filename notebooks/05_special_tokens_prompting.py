@@ -27,11 +27,11 @@
 # explain why the prompt's text is computed once and reused, and say what a quick run can and
 # cannot show.
 #
-# **Run time** (quick mode, 2 idle CPU cores): 4 min 59 s (first run 8 min 28 s) (the first run
-# timed while a benchmark shared the cores). **Paper mode:** not measured; every ML-1M row, on the
-# same SmolLM2 unless the notebook's `MODEL` names another. **Needs a GPU:** advised for paper
-# mode. **Depends on:** `04_semantic_alignment` (quick mode reads `build/aligned_mf.pt`; without
-# it 05 aligns after stage 1 itself, slower).
+# **Run time** (quick mode, 2 idle CPU cores): 4 min 04 s (first run 5 min 23 s) (a warm cache
+# holds stage 1; the text cache and stage 3 run each time). **Paper mode:** not measured; every
+# ML-1M row, on the same SmolLM2 unless the notebook's `MODEL` names another. **Needs a GPU:**
+# advised for paper mode. **Depends on:** `04_semantic_alignment` (quick mode reads
+# `build/aligned_mf.pt`; without it 05 aligns after stage 1 itself, slower).
 #
 # Quick mode is a *demonstration*: a few hundred sampled rows and one seed cannot rank the
 # methods. The ranking comes from `sellakit bench rec --preset compare --seeds 2`, quoted in

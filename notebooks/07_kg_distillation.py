@@ -32,10 +32,10 @@
 #   end-to-end wall time;
 # * read a paired bootstrap interval and tell a real effect from noise.
 #
-# **Run time** (quick mode, 2 idle CPU cores): 5 min 05 s (first run 5 min 05 s) on DBP-5L; 32 s
-# on the derived stand-in (first run). **Paper mode:** not measured. **Needs a GPU:** advised for
-# paper mode. **Depends on:** `06_kg_multisource_pretraining` (its cached teacher; trained here
-# when absent).
+# **Run time** (quick mode, 2 idle CPU cores): 2 min 18 s (first run 2 min 18 s) on DBP-5L; 25-33
+# s on the derived stand-in. **Paper mode:** not measured. **Needs a GPU:** advised for paper
+# mode. **Depends on:** `06_kg_multisource_pretraining` (its cached teacher; trained here when
+# absent).
 # (Quick mode: one temperature, one seed and one ablation, no J2 (its retrain is the slowest
 # part: about 160 s on `el`); plus notebook 06's teacher when it is not cached. The benchmark
 # runs J2, three temperatures and three seeds on every target, `bench/kg_dbp5l_quick.md`, and

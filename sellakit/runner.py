@@ -79,46 +79,52 @@ class Notebook:
 
 
 #: The series, in order: file stem -> :class:`Notebook`. The only source of these facts.
+#: Times (2026-11-29): notebooks 00-05 from a clean clone with an empty HOME, `make run` from an
+#: empty cache, then again warm; 06-07 warm on DBP-5L in a checkout with the teacher cached, the
+#: teacher's first training from the same day's empty-cache run; stand-in times from the clone.
 NOTEBOOKS: dict[str, Notebook] = {
     "00_overview": Notebook(
-        "What the series covers, how to run it, the map", 2, 2.9, "same as quick"),
+        "What the series covers, how to run it, the map", 4.7, 4.6, "same as quick"),
     "01_data": Notebook(
-        "MovieLens-1M on the CoLLM protocol, explored with plotly", 6, 10.3, "same as quick"),
+        "MovieLens-1M on the CoLLM protocol, explored with plotly", 12.1, 14.3, "same as quick"),
     "02_collaborative_filtering": Notebook(
         "MF, LightGCN, SASRec: early stopping on validation, AUC/UAUC, warm vs cold",
-        62, 64.9, "~8 min on a CPU (bench/cf_ml1m.json)"),
+        12.6, 92.0, "~8 min on a CPU (bench/cf_ml1m.json)",
+        time_note="(a warm cache holds the trained models)"),
     "03_llm_semantic_embeddings": Notebook(
         "What a real LLM (SmolLM2-135M) knows about items from their titles: neighbours, "
-        "genre structure, UMAP", 34, 30.0, "not measured (a UMAP of 3,000 items instead of 600)"),
+        "genre structure, UMAP", 19.8, 167.2,
+        "not measured (a UMAP of 3,000 items instead of 600)"),
     "04_semantic_alignment": Notebook(
         "MF + InfoNCE alignment with the LLM space: CKA, mutual k-NN, Recall@10 before/after, "
-        "UMAP, widget explorer", 184, 242, "~15 min on a CPU",
-        time_note="(the first run timed while a benchmark shared the cores)",
+        "UMAP, widget explorer", 22.1, 164.1, "~15 min on a CPU",
+        time_note="(a warm cache holds both trained models)",
         depends_on=("03_llm_semantic_embeddings",),
         depends_note="its cached model and item vectors; computed here when absent"),
     "05_special_tokens_prompting": Notebook(
         "SeLLa-Rec's `<User_ID>`/`<Item_ID>`/`<Warm_ID>` prompts against TALLRec- and "
         "CoLLM-style prompts on one LLM: LoRA stages, the cached text, AUC/UAUC with paired "
         "intervals, slot norms, a scoring widget",
-        299, 508, "not measured; every ML-1M row, on the same SmolLM2 unless the "
+        244.2, 323.3, "not measured; every ML-1M row, on the same SmolLM2 unless the "
         "notebook's `MODEL` names another", needs_gpu="advised for paper mode",
+        time_note="(a warm cache holds stage 1; the text cache and stage 3 run each time)",
         depends_on=("04_semantic_alignment",),
         depends_note="quick mode reads `build/aligned_mf.pt`; without it 05 aligns after "
-        "stage 1 itself, slower",
-        time_note="(the first run timed while a benchmark shared the cores)"),
+        "stage 1 itself, slower"),
     "06_kg_multisource_pretraining": Notebook(
         "DBP-5L's five KGs and links (or the derived stand-in), one data rule (training, "
         "selection, test facts), leakage removal, the joint RotatE teacher trained to "
-        "convergence, copies no link joins (UMAP, alignment Hits@k)", 16, 169.0, "not measured",
-        needs_gpu="advised for paper mode",
-        time_note="on DBP-5L (the first run trains the teacher); 9 s on the derived stand-in"),
+        "convergence, copies no link joins (UMAP, alignment Hits@k)", 22.1, 169.0,
+        "not measured", needs_gpu="advised for paper mode",
+        time_note="on DBP-5L (the first run trains the teacher); 16 s (first run 33 s) on the "
+        "derived stand-in"),
     "07_kg_distillation": Notebook(
         "Linked subgraph, warm-started student with feature/prediction KD vs scratch and J1 "
-        "with paired intervals (J2 too in paper mode), an ablation, time vs MRR, a widget", 305, 305.0,
-        "not measured",
+        "with paired intervals (J2 too in paper mode), an ablation, time vs MRR, a widget",
+        137.8, 137.8, "not measured",
         needs_gpu="advised for paper mode", depends_on=("06_kg_multisource_pretraining",),
         depends_note="its cached teacher; trained here when absent",
-        time_note="on DBP-5L; 32 s on the derived stand-in (first run)"),
+        time_note="on DBP-5L; 25-33 s on the derived stand-in"),
 }
 
 
