@@ -37,7 +37,7 @@ from sellakit.cache import cached_state
 from sellakit.cf.models import MF
 from sellakit.cf.train import (CFConfig, fit_and_evaluate, score_valid_and_test,
                                train_cf)
-from sellakit.config import seed_everything
+from sellakit.config import pick_device, seed_everything
 from sellakit.data.protocol import CTRSplit
 from sellakit.errors import DataError
 from sellakit.selection import TrainResult
@@ -342,7 +342,7 @@ def _cached_alignment(split: CTRSplit, semantic: np.ndarray, config: AlignConfig
                       temperature=config.temperature)
     model.load_state_dict(stored["state"])
     model.semantic.requires_grad_(config.train_semantic)
-    model.eval()
+    model.to(pick_device(config.device)).eval()  # where a fresh fit would have left it
     history = pd.DataFrame(stored["history"])
     history.attrs["from_cache"] = True
     train = TrainResult(model=model, history=history, best_step=stored["best_step"],

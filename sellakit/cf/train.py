@@ -246,7 +246,7 @@ def fit_and_evaluate(split: CTRSplit, config: CFConfig, *, progress: bool = True
         return fresh[0], {**stored["record"], "cached": False}
     model = _build(split, config)
     model.load_state_dict(stored["state"])
-    model.eval()
+    model.to(pick_device(config.device)).eval()  # where a fresh fit would have left it
     return (TrainResult(model=model, history=pd.DataFrame(stored["history"]),
                         best_step=stored["best_step"], best_valid=stored["best_valid"],
                         seconds=stored["seconds"], seed=config.seed, config=config,
