@@ -59,6 +59,14 @@ class Config:
                               f"{', '.join(cls.PRESETS)}.")
         return getattr(cls, name)(**overrides)
 
+    def cache_key(self, *inputs: str) -> str:
+        """A digest of ``inputs`` (fingerprints of the data a model is trained on) and every
+        setting but ``device``: the key of a trained model in the kit's cache."""
+        import hashlib
+
+        settings = {k: v for k, v in sorted(vars(self).items()) if k != "device"}
+        return hashlib.sha256("|".join([*inputs, repr(settings)]).encode()).hexdigest()[:24]
+
 
 def _literal_choices(hint) -> tuple | None:
     """The allowed values of a ``Literal[...]`` (or ``Literal[...] | None``) hint, else None."""

@@ -332,9 +332,8 @@ def _cached_alignment(split: CTRSplit, semantic: np.ndarray, config: AlignConfig
                 else torch.from_numpy(np.asarray(done.semantic_mean))}
 
     table = hashlib.sha256(np.ascontiguousarray(semantic, dtype=np.float32).tobytes())
-    settings = {k: v for k, v in sorted(vars(config).items()) if k != "device"}
-    key = hashlib.sha256(f"{split.fingerprint()}|{table.hexdigest()}|{settings!r}".encode())
-    stored, _ = cached_state("align", key.hexdigest()[:24], compute)
+    key = config.cache_key(split.fingerprint(), table.hexdigest())
+    stored, _ = cached_state("align", key, compute)
     if fresh:
         return fresh[0]
     model = AlignedMF(split.n_users, split.n_items, np.zeros(semantic.shape, np.float32),

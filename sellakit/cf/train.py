@@ -12,7 +12,6 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -265,6 +264,4 @@ def _fit_and_evaluate(split: CTRSplit, config: CFConfig, progress: bool
 
 def _fit_key(split: CTRSplit, config: CFConfig) -> str:
     """Changes with the split's rows and every setting but the device."""
-    settings = {k: v for k, v in sorted(vars(config).items()) if k != "device"}
-    digest = hashlib.sha256(f"{split.fingerprint()}|{settings!r}".encode())
-    return f"{config.model}-{digest.hexdigest()[:16]}"
+    return f"{config.model}-{config.cache_key(split.fingerprint())}"
