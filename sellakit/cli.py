@@ -68,8 +68,9 @@ def _bench_ctr(args) -> int:
         results = cf.cf_benchmark(split, models, preset=preset, seed=args.seed)
         markdown = cf.cf_markdown(results, command=args.command, dataset=split.name)
     elif args.target == "align":
-        results = align_bench.align_benchmark(split, preset=preset, seed=args.seed,
-                                              model=args.model)
+        results, scores = align_bench.align_benchmark(split, preset=preset, seed=args.seed,
+                                                      model=args.model)
+        results["scores_file"] = _write_beside(args.out, scores, ".scores.parquet")
         markdown = align_bench.align_markdown(results, command=args.command)
     else:
         from accelerate import PartialState

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from sellakit.benchmarks.report import markdown_table
 from sellakit.data.protocol import CTRSplit
 
@@ -9,22 +11,38 @@ __all__ = ["align_benchmark", "align_markdown"]
 
 
 def align_benchmark(split: CTRSplit, *, preset: str = "quick", seed: int = 2025,
-                    model: str = "smollm2-135m", progress: bool = True) -> dict:
-    """Plain vs aligned MF on ``split`` with the LLM's item vectors (see compare_alignment)."""
+                    model: str = "smollm2-135m", progress: bool = True
+                    ) -> tuple[dict, pd.DataFrame]:
+    """Plain vs aligned MF on ``split`` with the LLM's item vectors (see compare_alignment).
+
+    Returns the results (with DeLong's paired test AUC differences under ``_comparisons``) and
+    the per-row test scores of each model, written beside the JSON."""
     from sellakit.align import AlignConfig, compare_alignment, state_geometry
+    from sellakit.cf import predict
     from sellakit.llm import item_semantic_embeddings, load_backbone
+    from sellakit.stats import paired_delong
 
     config = AlignConfig.preset(preset, seed=seed)
     backbone = load_backbone(model)
     semantic = item_semantic_embeddings(backbone, split.item_titles, progress=progress)
-    _, _, record = compare_alignment(split, semantic, config, progress=progress)
+    plain, aligned, record = compare_alignment(split, semantic, config, progress=progress)
     # The same run toward the raw item states, for the choice of target (the kit keeps the
     # centred one): measures are against each run's own target.
-    _, _, raw = compare_alignment(split, semantic, AlignConfig.preset(
+    _, aligned_raw, raw = compare_alignment(split, semantic, AlignConfig.preset(
         preset, seed=seed, center_semantic=False), progress=progress)
-    return {**record, "raw_target": {k: raw[k] for k in ("aligned", "before", "after",
-                                                         "best_epoch", "seconds")},
-            "space": state_geometry(semantic), "preset": preset, "backbone": backbone.name}
+    scores = split.test[["uid", "iid", "label"]].reset_index(drop=True).assign(
+        plain=predict(plain.model, split.test), aligned=predict(aligned.model, split.test),
+        aligned_raw=predict(aligned_raw.model, split.test))
+    comparisons = {}
+    for a, b in (("aligned", "plain"), ("aligned_raw", "plain"), ("aligned", "aligned_raw")):
+        diff = paired_delong(scores.label, scores[a], scores[b])
+        verdict = "within noise" if diff["lo"] <= 0 <= diff["hi"] else \
+            "higher" if diff["lo"] > 0 else "lower"
+        comparisons[f"{a} vs {b}"] = {**diff, "verdict": verdict}
+    return ({**record, "raw_target": {k: raw[k] for k in ("aligned", "before", "after",
+                                                          "best_epoch", "seconds")},
+             "space": state_geometry(semantic), "preset": preset, "backbone": backbone.name,
+             "_comparisons": comparisons}, scores)
 
 
 def align_markdown(result: dict, *, command: str) -> str:
@@ -65,4 +83,9 @@ def align_markdown(result: dict, *, command: str) -> str:
                   f"{space['centred']['mean_pairwise_cosine']:.3f}. Measures are against each "
                   "run's own target; the kit aligns to the centred states (AlignConfig."
                   "center_semantic)."]
+    if "_comparisons" in result:
+        lines += ["", "Test AUC differences on the same rows (DeLong's paired test, 95% interval; "
+                  "per-row scores beside the JSON):", ""]
+        lines += [f"- {name}: {c['diff']:+.4f} [{c['lo']:+.4f}, {c['hi']:+.4f}], {c['verdict']}"
+                  for name, c in result["_comparisons"].items()]
     return "\n".join(lines) + "\n"
