@@ -17,13 +17,17 @@ Example::
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+from sellakit.cache import sweep_stale
 from sellakit.config import repo_root
 from sellakit.errors import DataError
+from sellakit.output import check_output_dir, replace_dir
 
 __all__ = ["build_book", "prepare_notebook", "PLOTLY_MIME"]
 
@@ -96,7 +100,12 @@ def build_book(source: Path | str | None = None, out: Path | str | None = None, 
     """Build the site from the executed notebooks in ``source`` (default ``build/notebooks``)
     into ``out`` (default ``build/book``); return the path of its ``index.html``.
 
-    Raises :class:`~sellakit.errors.DataError` when ``source`` holds no executed notebook.
+    The site is built beside ``out`` and then replaces it whole; ``out`` must be new, empty,
+    or a site the kit built (:func:`sellakit.output.check_output_dir`: a folder of anyone's
+    files, a link, the working directory or a repository folder is refused, never emptied).
+
+    Raises :class:`~sellakit.errors.DataError` when ``source`` holds no executed notebook or
+    one that cannot be read, :class:`~sellakit.errors.ConfigError` for such an ``out``.
     """
     import nbformat
     import plotly
@@ -104,32 +113,57 @@ def build_book(source: Path | str | None = None, out: Path | str | None = None, 
     from sellakit.runner import build_dir
 
     source = Path(source) if source else build_dir() / "notebooks"
-    out = Path(out) if out else build_dir() / "book"
+    site = check_output_dir(out if out is not None else build_dir() / "book", option="--site",
+                            replace=True)
     notebooks = sorted(source.glob("*.ipynb"))
     if not notebooks:
         raise DataError(f"No executed notebooks in {source}: run `make run` (or "
                         f"`sellakit run 00_overview 01_data`) first, then `make book`.")
-    stage = out.parent / f".{out.name}-src"
-    shutil.rmtree(stage, ignore_errors=True)
-    (stage / "_static").mkdir(parents=True)
-    for path in notebooks:
-        notebook = nbformat.read(path, as_version=4)
-        prepare_notebook(notebook)
-        nbformat.write(notebook, stage / path.name)
-    for name in DOCS:
-        text = (repo_root() / "docs" / f"{name}.md").read_text()
-        # links between the docs pages work as they are; links into the repository do not
-        (stage / f"{name}.md").write_text(text)
-    shutil.copy(Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
-                stage / "_static" / "plotly.min.js")
-    (stage / "conf.py").write_text(CONF)
-    (stage / "index.md").write_text(_index([p.stem for p in notebooks]))
-    shutil.rmtree(out, ignore_errors=True)
+    read = [_read_notebook(path) for path in notebooks]  # every file checked before writing
+    site.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(site.parent, f".{site.name}.*")  # what a killed build left (after an hour)
+    with tempfile.TemporaryDirectory(prefix=f".{site.name}.src-", dir=site.parent) as tmp:
+        stage = Path(tmp)
+        (stage / "_static").mkdir()
+        for path, notebook in zip(notebooks, read):
+            prepare_notebook(notebook)
+            nbformat.write(notebook, stage / path.name)
+        for name in DOCS:
+            text = (repo_root() / "docs" / f"{name}.md").read_text()
+            # links between the docs pages work as they are; links into the repository do not
+            (stage / f"{name}.md").write_text(text)
+        shutil.copy(Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
+                    stage / "_static" / "plotly.min.js")
+        (stage / "conf.py").write_text(CONF)
+        (stage / "index.md").write_text(_index([p.stem for p in notebooks]))
+        # built inside the temporary folder: myst-nb also writes beside its output folder
+        html = _sphinx(stage, stage / "_build" / "html", source, quiet=quiet)
+        with replace_dir(site) as staging:
+            for entry in html.iterdir():
+                os.replace(entry, staging / entry.name)
+    return site / "index.html"
+
+
+def _read_notebook(path: Path):
+    """The notebook at ``path``, or a :class:`DataError` naming it (truncated, not JSON)."""
+    import nbformat
+
+    try:
+        return nbformat.read(path, as_version=4)
+    except Exception as err:  # noqa: BLE001 - nbformat raises JSON, validation and key errors
+        raise DataError(f"{path} is not a readable notebook ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0] if str(err) else 'no detail'}). Fix: run "
+                        "it again (`sellakit run` or `make run`), or remove it from the "
+                        "source folder.") from err
+
+
+def _sphinx(stage: Path, html: Path, source: Path, *, quiet: bool) -> Path:
+    """Sphinx's HTML build of ``stage`` into ``html`` (returned), or a :class:`DataError` with
+    its log."""
     command = [sys.executable, "-m", "sphinx", "-b", "html", *(["-q"] if quiet else []),
-               str(stage), str(out)]
+               str(stage), str(html)]
     proc = subprocess.run(command, capture_output=True, text=True)
     if proc.returncode != 0:
         raise DataError(f"Sphinx could not build the book from {source} (exit "
                         f"{proc.returncode}):\n{(proc.stderr or proc.stdout)[-3000:]}")
-    shutil.rmtree(stage, ignore_errors=True)
-    return out / "index.html"
+    return html

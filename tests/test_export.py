@@ -24,18 +24,25 @@ def test_collm_pickles(ml1m_split, tmp_path):
     assert not list(tmp_path.parent.glob(f".{tmp_path.name}.*"))  # no staging left
 
 
-def test_export_refuses_a_folder_with_files_unless_forced(ml1m_split, tmp_path):
+def test_export_replaces_only_its_own_folder_and_only_when_forced(ml1m_split, tmp_path):
     from sellakit.errors import ConfigError
+    from sellakit.output import MARKER
 
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "mine.txt").write_text("keep me")
+    export_split(ml1m_split, out, "collm")  # a new folder: the kit's, with its marker
+    assert (out / MARKER).is_file()
     with pytest.raises(ConfigError, match="already holds files.*--force"):
         export_split(ml1m_split, out, "parquet")
-    assert (out / "mine.txt").exists()
     export_split(ml1m_split, out, "parquet", force=True)  # replaced whole, no mix
-    assert sorted(p.name for p in out.iterdir()) == ["items.parquet", "test.parquet",
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "items.parquet", "test.parquet",
                                                      "train.parquet", "valid.parquet"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="did not write.*never deletes them"):
+        export_split(ml1m_split, mine, "parquet", force=True)  # --force never deletes theirs
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    assert not list(tmp_path.glob(".*"))  # no staging left
 
 
 def test_parquet(ml1m_split, tmp_path):

@@ -8,7 +8,8 @@
   plus ``items.parquet`` (iid, item key, title) for everyone else.
 
 The folder is written atomically (staged beside it, then renamed whole): a failed or interrupted
-export leaves no partial files behind; stale staging folders are swept on the next export.
+export leaves no partial files behind; stale staging folders are swept on the next export. Only a
+new or empty folder, or one an earlier export made, is written: nothing of a user's is deleted.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from sellakit.cache import atomic_dir, sweep_stale
+from sellakit.cache import sweep_stale
 from sellakit.data.protocol import CTRSplit
 from sellakit.errors import ConfigError
+from sellakit.output import MARKER, check_output_dir, replace_dir
 
 __all__ = ["export_split", "collm_frame"]
 
@@ -43,19 +45,16 @@ def export_split(split: CTRSplit, out_dir: str | os.PathLike, fmt: str = "collm"
     """Write ``split`` into ``out_dir`` as ``"collm"`` pickles or ``"parquet"``; return the files.
 
     The files are written into a staging folder beside ``out_dir``, which then replaces it
-    whole, so an interrupted export leaves the old folder (or none), never a mix. A folder that
-    already holds files is refused unless ``force`` (its contents are then replaced).
+    whole, so an interrupted export leaves the old folder (or none), never a mix. A folder of
+    an earlier export (it carries :data:`sellakit.output.MARKER`) is replaced only with
+    ``force``; a folder holding anyone else's files, a link, the working directory, the home
+    folder or a folder of the repository is refused (:func:`sellakit.output.check_output_dir`).
     """
     if fmt not in {"collm", "parquet"}:
         raise ConfigError(f"format {fmt!r}: use 'collm' or 'parquet'.")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{out} is a file; give a folder to export into.")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise ConfigError(f"{out} already holds files. Fix: choose an empty or new folder, or "
-                          "pass --force (force=True) to replace its contents.")
+    out = check_output_dir(out_dir, option="the export folder", replace=force)
     sweep_stale(out.parent, f".{out.name}.*")
-    with atomic_dir(out) as staging:
+    with replace_dir(out) as staging:
         for name, frame in split.frames().items():
             table = collm_frame(split, frame)
             if fmt == "collm":
@@ -65,5 +64,5 @@ def export_split(split: CTRSplit, out_dir: str | os.PathLike, fmt: str = "collm"
         if fmt == "parquet":
             pd.DataFrame({"iid": range(1, split.n_items), "item": split.item_ids,
                           "title": split.item_titles[1:]}).to_parquet(staging / "items.parquet")
-        names = sorted(path.name for path in staging.iterdir())
-    return [out / name for name in names]
+        names = sorted(path.name for path in staging.iterdir() if path.name != MARKER)
+    return [Path(out_dir) / name for name in names]
