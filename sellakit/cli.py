@@ -64,7 +64,7 @@ def _bench_ctr(args) -> int:
     split = load_split(args.dataset, amazon_ratings=args.amazon_ratings,
                        amazon_meta=args.amazon_meta)
     if args.target == "cf":
-        models = [m.strip() for m in args.models.split(",") if m.strip()]
+        models = _names(args.models)
         results = cf.cf_benchmark(split, models, preset=preset, seed=args.seed)
         markdown = cf.cf_markdown(results, command=args.command, dataset=split.name)
     elif args.target == "align":
@@ -75,7 +75,7 @@ def _bench_ctr(args) -> int:
     else:
         from accelerate import PartialState
 
-        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        methods = _names(args.methods)
         results, scores = rec.rec_benchmark(split, methods, preset=preset, seed=args.seed,
                                             seeds=args.seeds, model=args.model,
                                             aligned=args.aligned)
@@ -114,7 +114,7 @@ def _bench_kg(args) -> int:
         before = torch.get_num_threads()
         torch.set_num_threads(args.threads)  # times are compared at one thread count
         try:
-            targets = list(ms.kgs) if args.kg_target == "all" else args.kg_target.split(",")
+            targets = list(ms.kgs) if args.kg_target == "all" else _names(args.kg_target)
             results, ranks = kg_bench.kg_benchmark(
                 ms, targets, preset=args.preset, seed=args.seed, seeds=args.seeds,
                 j2_seeds=args.j2_seeds, ablations=not args.no_ablations, model=args.model,
@@ -143,11 +143,17 @@ def _write_beside(out: str, frame, suffix: str) -> str:
 
 
 def _bench_cuda(args) -> int:
+    from pathlib import Path
+
+    from sellakit.align import AlignedTables
     from sellakit.benchmarks.cuda import cuda_check
 
+    if args.aligned and Path(args.aligned).exists():
+        AlignedTables.load(args.aligned)  # a bad file: one line now, not a part's traceback
+
     cuda_check(shape_dir=args.shape_dir, out=args.out, aligned=args.aligned, rows=args.rows,
-               parts=tuple(args.parts.split(",")),
-               sizes=tuple(int(x) for x in args.sizes.split(",")), score_rows=args.score_rows,
+               parts=tuple(_names(args.parts)),
+               sizes=tuple(int(x) for x in _names(args.sizes)), score_rows=args.score_rows,
                device=args.device, command=args.command)
     return 0
 
@@ -314,15 +320,51 @@ def _add_kg_targets(target) -> None:
                                 help="skip the KD ablations (one seed each)")
 
 
+#: (option, its attribute, smallest value): whole-number options, checked before any work.
+_AT_LEAST = (("--seed", "seed", 0), ("--seeds", "seeds", 1), ("--j2-seeds", "j2_seeds", 1),
+             ("--threads", "threads", 1), ("--rows", "rows", 1),
+             ("--batch-size", "batch_size", 1), ("--score-rows", "score_rows", 1))
+#: (option, its attribute): comma-separated lists that must name at least one entry.
+_LISTS = (("--models", "models"), ("--methods", "methods"), ("--parts", "parts"),
+          ("--target", "kg_target"), ("--sizes", "sizes"))
+
+
+def _names(text: str) -> list[str]:
+    """The entries of a comma-separated option, blanks dropped."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Every option's range and shape, before anything is loaded or trained (a
+    :class:`ConfigError` naming the option and what it takes)."""
+    from sellakit.errors import ConfigError
+
+    for option, attr, low in _AT_LEAST:
+        value = getattr(args, attr, None)
+        if value is not None and value < low:
+            raise ConfigError(f"{option} {value}: give a whole number of at least {low}.")
+    for option, attr in _LISTS:
+        text = getattr(args, attr, None)
+        if text is not None and not _names(text):
+            raise ConfigError(f"{option} {text!r} names nothing; give one or more names, "
+                              "comma-separated (see sellakit bench TARGET --help).")
+    if getattr(args, "sizes", None) is not None:
+        bad = [size for size in _names(args.sizes) if not size.isdigit() or int(size) < 1]
+        if bad:
+            raise ConfigError(f"--sizes {args.sizes!r}: {', '.join(bad)} is not a whole number "
+                              "of at least 1; give sizes such as 8,16,32.")
+    if getattr(args, "out", None) is not None:
+        from sellakit.benchmarks import check_out
+
+        check_out(args.out)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.command = "sellakit " + " ".join(argv)
     try:
-        if getattr(args, "out", None):
-            from sellakit.benchmarks import check_out
-
-            check_out(args.out)  # before minutes of work, not after
+        _check_args(args)  # before minutes of work, not after
         return args.func(args)
     except (SellakitError, OSError) as err:  # one paragraph a person can act on, no traceback
         print(f"sellakit: {err}", file=sys.stderr)

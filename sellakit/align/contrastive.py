@@ -246,18 +246,38 @@ class AlignedTables:
                     "config": self.config, "best_epoch": self.best_epoch}, path)
 
     @classmethod
-    def load(cls, path: str | Path) -> AlignedTables:
-        """Read a file written by :meth:`save` (or :meth:`AlignResult.save`)."""
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        missing = {"projector", "user_embedding", "item_embedding", "semantic"} - set(saved)
-        if missing:
-            raise DataError(f"{path}: no {sorted(missing)} in it. Fix: pass the file written "
-                            "by AlignResult.save (notebook 04: build/aligned_mf.pt).")
-        return cls(user=saved["user_embedding"].numpy(), item=saved["item_embedding"].numpy(),
-                   semantic=saved["semantic"].numpy(), projector_state=saved["projector"],
-                   config=saved.get("config", {}), best_epoch=saved.get("best_epoch"),
-                   semantic_mean=None if saved.get("semantic_mean") is None
-                   else saved["semantic_mean"].numpy())
+    def load(cls, path: str | Path, split: CTRSplit | None = None) -> AlignedTables:
+        """Read a file written by :meth:`save` (or :meth:`AlignResult.save`); with ``split``,
+        also check that its tables have one row per user and item of ``split``.
+
+        Raises :class:`~sellakit.errors.DataError` naming ``path`` for a file that is missing,
+        not such a file, or made for another split."""
+        fix = "Fix: pass the file written by AlignResult.save (notebook 04: build/aligned_mf.pt)."
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            missing = {"projector", "user_embedding", "item_embedding", "semantic"} - set(saved)
+            if missing:
+                raise DataError(f"{path}: no {sorted(missing)} in it. {fix}")
+            tables = cls(user=saved["user_embedding"].numpy(),
+                         item=saved["item_embedding"].numpy(),
+                         semantic=saved["semantic"].numpy(), projector_state=saved["projector"],
+                         config=saved.get("config", {}), best_epoch=saved.get("best_epoch"),
+                         semantic_mean=None if saved.get("semantic_mean") is None
+                         else saved["semantic_mean"].numpy())
+            Projector.dims(tables.projector_state)
+        except DataError:
+            raise
+        except Exception as err:  # noqa: BLE001 - torch raises many kinds for a bad file
+            raise DataError(f"{path} is not a saved aligned MF (reading it raised "
+                            f"{type(err).__name__}). {fix}") from err
+        if split is not None:
+            rows = (len(tables.user), len(tables.item), len(tables.semantic))
+            if rows != (split.n_users, split.n_items, split.n_items):
+                raise DataError(f"{path}: tables of {rows[0]:,} users and {rows[1]:,} items, "
+                                f"but {split.name} has {split.n_users:,} and "
+                                f"{split.n_items:,} (made for another split). Fix: align on "
+                                "this split (notebook 04), or leave --aligned out.")
+        return tables
 
 
 def train_aligned_mf(split: CTRSplit, semantic: np.ndarray, config: AlignConfig, *,

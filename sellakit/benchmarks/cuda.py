@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from sellakit.benchmarks.report import markdown_table, write_report
+from sellakit.errors import ConfigError
 
 __all__ = ["cuda_check", "cuda_markdown"]
 
@@ -266,6 +267,10 @@ def cuda_markdown(result: dict, *, command: str) -> str:
     return "\n".join(lines)
 
 
+#: The parts of the check, in the order they run by default.
+PARTS = ("padding", "stages", "sweep135m", "sweep7b")
+
+
 def cuda_check(*, shape_dir: str, out: str, aligned: str = "build/aligned_mf.pt",
                rows: int = 512, parts: tuple[str, ...] = ("padding", "stages", "sweep135m",
                                                           "sweep7b"),
@@ -273,6 +278,10 @@ def cuda_check(*, shape_dir: str, out: str, aligned: str = "build/aligned_mf.pt"
                device: str = "cuda", command: str = "sellakit bench cuda") -> dict:
     """Run the named ``parts`` (each on its own: one failure is reported and the others go on)
     and write the JSON after each part, then the markdown; returns the results."""
+    unknown = [part for part in parts if part not in PARTS]
+    if unknown or not parts:
+        raise ConfigError(f"--parts {','.join(parts)}: {', '.join(unknown) or 'none'} is not a "
+                          f"part; choose from {', '.join(PARTS)}.")
     global DEVICE
     DEVICE = device
     import peft

@@ -17,13 +17,23 @@ import pandas as pd
 import torch
 
 from sellakit.benchmarks.report import markdown_table
+from sellakit.errors import ConfigError
 from sellakit.kg import (MultiSourceKG, StudentConfig, TeacherConfig, compare_on_target,
                          evaluate, kd_comparisons, load_or_pretrain_teacher)
 from sellakit.kg.evaluate import rotate_tail_scorer
 from sellakit.kg.protocol import data_rule
 from sellakit.published import published
 
-__all__ = ["kg_benchmark", "kg_markdown", "kg_eval_benchmark", "kg_eval_markdown"]
+__all__ = ["kg_benchmark", "kg_markdown", "kg_eval_benchmark", "kg_eval_markdown",
+           "check_targets"]
+
+
+def check_targets(ms: MultiSourceKG, targets: list[str]) -> None:
+    """A :class:`ConfigError` unless ``targets`` are one or more of ``ms``'s KGs."""
+    unknown = [target for target in targets if target not in ms.kgs]
+    if unknown or not targets:
+        raise ConfigError(f"--target {','.join(unknown) or '(none)'}: {ms.name} has no such KG; "
+                          f"choose from {', '.join(ms.kgs)} (or all).")
 
 
 def kg_benchmark(ms: MultiSourceKG, targets: list[str], *, preset: str = "quick",
@@ -36,6 +46,7 @@ def kg_benchmark(ms: MultiSourceKG, targets: list[str], *, preset: str = "quick"
     seeds (``seed``, ``seed + 1``, ...), ``j2_seeds`` of them for J2 as well. Returns the
     JSON-ready results (per target: rows, ``_comparisons``, ``time``, ``aims``) and the
     per-query reciprocal ranks in long form (target, query, method, seed, rr)."""
+    check_targets(ms, targets)  # before the teacher trains
     arch = dict(seed=seed, model=model, encoder=encoder)
     tcfg = TeacherConfig.preset(preset)
     tcfg = replace(tcfg, train=replace(tcfg.train, **arch))
@@ -211,6 +222,7 @@ def kg_eval_benchmark(ms: MultiSourceKG, target: str, *, epochs: int = 5, dim: i
     and the target's test set (tails, filtered with train + valid + test, realistic ranks)."""
     from pykeen.evaluation import RankBasedEvaluator
 
+    check_targets(ms, [target])
     model = _train_pykeen(ms, target, epochs=epochs, dim=dim, seed=seed)
     model.eval()
     kg = ms.kgs[target]

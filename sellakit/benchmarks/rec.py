@@ -45,13 +45,17 @@ def rec_benchmark(split: CTRSplit, methods: list[str], *, preset: str = "quick",
 
     from sellakit.llm import load_backbone
 
+    from sellakit.align import AlignedTables
+
+    # read and checked against the split before the backbone loads or MF trains
+    tables = AlignedTables.load(aligned, split) if aligned is not None else None
     per_seed, frames, meta, first = {}, [], {}, None
     for k in range(seeds):
         config = RecConfig.preset(preset, seed=seed + k)
         accelerator = make_accelerator(config)
         started = time.perf_counter()
         backbone = first.backbone if first else load_backbone(model, device=accelerator.device)
-        run = _one_seed(split, methods, config, preset, backbone, aligned, accelerator,
+        run = _one_seed(split, methods, config, preset, backbone, tables, accelerator,
                         progress, first)
         first = first or run
         per_seed[config.seed] = {m: run.results[m] for m in methods}
@@ -73,19 +77,18 @@ def rec_benchmark(split: CTRSplit, methods: list[str], *, preset: str = "quick",
 
 
 def _one_seed(split: CTRSplit, methods: list[str], config, preset: str, backbone,
-              aligned: str | None, accelerator, progress: bool, first=None):
+              tables, accelerator, progress: bool, first=None):
     """One seed: plain MF, then :func:`~sellakit.rec.run_methods` (stage 2 after stage 1,
-    unless ``aligned`` is a file); stage 1 and the text cache come from ``first`` (the first
-    seed's run) when given, so seeds vary MF and stages 2-3 on one stage 1."""
-    from sellakit.align import AlignedTables
+    unless ``tables``, a saved aligned MF, are given); stage 1 and the text cache come from
+    ``first`` (the first seed's run) when given, so seeds vary MF and stages 2-3 on one
+    stage 1."""
     from sellakit.llm import item_semantic_embeddings
     from sellakit.rec import prepare_stage2, run_methods
 
     plain, align_config = prepare_stage2(split, preset=preset, seed=config.seed,
                                          progress=progress)
-    tables = semantic = None
-    if aligned is not None:
-        tables = AlignedTables.load(aligned)
+    semantic = None
+    if tables is not None:
         semantic = item_semantic_embeddings(backbone, split.item_titles, progress=progress)
         align_config = None
     return run_methods(split, methods, config, plain_mf=plain, aligned=tables,

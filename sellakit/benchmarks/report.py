@@ -15,13 +15,20 @@ from pathlib import Path
 from sellakit.cache import atomic_file
 from sellakit.errors import ConfigError
 
-__all__ = ["check_out", "write_report", "markdown_table"]
+__all__ = ["check_out", "write_report", "markdown_table", "BESIDE"]
+
+#: What a benchmark writes beside its JSON: the table, per-row scores, per-query ranks.
+BESIDE = (".md", ".scores.parquet", ".ranks.parquet")
 
 
 def check_out(path: str | Path) -> Path:
     """``path`` as the JSON file of a benchmark, or a :class:`ConfigError` saying why not: it
-    must end in ``.json`` (the table goes beside it as ``.md``), not be a folder, and its folder
-    must be writable (created if missing)."""
+    must be given, end in ``.json`` (the table goes beside it as ``.md``), not be a folder, its
+    folder must be writable (created if missing), and what goes beside it (:data:`BESIDE`)
+    must not be a folder."""
+    if str(path) == "":
+        raise ConfigError("--out is empty (an unset variable?); give a file such as "
+                          "bench/results.json.")
     out = Path(path)
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; give a file such as {out / 'results.json'}.")
@@ -34,6 +41,11 @@ def check_out(path: str | Path) -> Path:
         raise ConfigError(f"--out {out}: cannot create its folder ({err}).") from err
     if not os.access(out.parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
         raise ConfigError(f"--out {out}: not writable here; choose another path.")
+    for beside in map(out.with_suffix, BESIDE):
+        if beside.is_dir() or (beside.exists() and not os.access(beside, os.W_OK)):
+            raise ConfigError(f"--out {out}: {beside} is written beside it, but is "
+                              f"{'a folder' if beside.is_dir() else 'not writable'}; "
+                              "remove it or choose another --out.")
     return out
 
 
