@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import types
 import typing
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -28,8 +29,8 @@ import torch
 
 from sellakit.errors import ConfigError
 
-__all__ = ["Config", "quick_mode", "preset_name", "repo_root", "seed_everything",
-           "pick_device", "pick_dtype"]
+__all__ = ["Config", "Range", "bounded", "device_field", "quick_mode", "preset_name",
+           "repo_root", "seed_everything", "pick_device", "pick_dtype"]
 
 @dataclasses.dataclass(frozen=True)
 class Config:
@@ -44,12 +45,10 @@ class Config:
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
         for field in dataclasses.fields(self):
-            allowed = _literal_choices(hints.get(field.name))
-            value = getattr(self, field.name)
-            if allowed is not None and value not in allowed:
-                raise ConfigError(
-                    f"{type(self).__name__}.{field.name}={value!r} is not allowed; choose one "
-                    f"of {', '.join(repr(a) for a in allowed)}.")
+            problem = _field_problem(getattr(self, field.name), hints.get(field.name), field)
+            if problem:
+                raise ConfigError(f"{type(self).__name__}.{field.name}="
+                                  f"{getattr(self, field.name)!r} {problem}.")
 
     @classmethod
     def preset(cls, name: str, **overrides):
@@ -66,6 +65,94 @@ class Config:
 
         settings = {k: v for k, v in sorted(vars(self).items()) if k != "device"}
         return hashlib.sha256("|".join([*inputs, repr(settings)]).encode()).hexdigest()[:24]
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The values a numeric field takes: ``low``/``high`` bounds (None: none), each either
+    included or, with ``open_low``/``open_high``, excluded."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+
+    def __contains__(self, value) -> bool:
+        return not ((self.low is not None and (value <= self.low if self.open_low
+                                               else value < self.low)) or
+                    (self.high is not None and (value >= self.high if self.open_high
+                                                else value > self.high)))
+
+    def __str__(self) -> str:
+        parts = ([f"{'>' if self.open_low else '>='} {self.low:g}"] if self.low is not None
+                 else []) + ([f"{'<' if self.open_high else '<='} {self.high:g}"]
+                             if self.high is not None else [])
+        return " and ".join(parts)
+
+
+def bounded(default, *, at_least: float | None = None, above: float | None = None,
+            at_most: float | None = None, below: float | None = None):
+    """A config field with ``default`` whose value must lie in the range given (checked when
+    the config is made), e.g. ``dim: int = bounded(256, at_least=1)``."""
+    span = Range(low=above if above is not None else at_least,
+                 high=below if below is not None else at_most,
+                 open_low=above is not None, open_high=below is not None)
+    return dataclasses.field(default=default, metadata={"range": span})
+
+
+def _device_problem(value) -> str | None:
+    if value is None or isinstance(value, torch.device):
+        return None
+    try:
+        torch.device(value)
+    except (RuntimeError, TypeError):
+        return "is not a torch device; use 'cpu', 'cuda', 'cuda:N', 'mps' or None (pick one)"
+    return None
+
+
+def device_field():
+    """The ``device`` field of a config: None (pick one) or a name torch knows."""
+    return dataclasses.field(default=None, metadata={"check": _device_problem})
+
+
+#: A field's base type -> (what it must be, the test); bool is no int here, an int is a float.
+_TYPES = {
+    bool: ("True or False", lambda v: isinstance(v, (bool, np.bool_))),
+    int: ("a whole number", lambda v: isinstance(v, (int, np.integer))
+          and not isinstance(v, (bool, np.bool_))),
+    float: ("a number", lambda v: isinstance(v, (int, float, np.integer, np.floating))
+            and not isinstance(v, (bool, np.bool_))),
+    str: ("a string", lambda v: isinstance(v, str)),
+}
+
+
+def _field_problem(value, hint, field: dataclasses.Field) -> str | None:
+    """Why ``value`` does not fit its field (choices, type, range, own check), or None."""
+    allowed = _literal_choices(hint)
+    if allowed is not None:
+        return None if value in allowed else \
+            f"is not allowed; choose one of {', '.join(repr(a) for a in allowed)}"
+    kinds = [a for a in (typing.get_args(hint) if _is_union(hint) else (hint,))
+             if a is not type(None)]
+    if value is None:
+        return None if _is_union(hint) and type(None) in typing.get_args(hint) else \
+            f"is not allowed; give {_describe(kinds)}"
+    base = kinds[0] if len(kinds) == 1 else None
+    if base in _TYPES and not _TYPES[base][1](value):
+        return f"must be {_describe(kinds)}, not {type(value).__name__}"
+    if base in (int, float) and value not in field.metadata.get("range", Range()):
+        return f"is out of range; it must be {field.metadata['range']}"
+    check = field.metadata.get("check")
+    return check(value) if check else None
+
+
+def _is_union(hint) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
+def _describe(kinds: list) -> str:
+    return " or ".join(_TYPES[k][0] if k in _TYPES else getattr(k, "__name__", str(k))
+                       for k in kinds)
 
 
 def _literal_choices(hint) -> tuple | None:

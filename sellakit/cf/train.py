@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from sellakit.cache import cached_state
 from sellakit.cf.models import build_model
-from sellakit.config import Config, pick_device, seed_everything
+from sellakit.config import Config, bounded, device_field, pick_device, seed_everything
 from sellakit.data.protocol import CTRSplit
 from sellakit.metrics import ctr_metrics, evaluate_slices, require_both_labels
 from sellakit.selection import CheckpointSelector, TrainResult
@@ -51,19 +51,19 @@ class CFConfig(Config):
     """
 
     model: Literal["mf", "lightgcn", "sasrec"] = "mf"
-    dim: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    batch_size: int = 2048
-    max_epochs: int = 1000
-    patience: int = 100
-    eval_every: int = 1
-    n_layers: int = 2
-    n_heads: int = 1
-    dropout: float = 0.2
-    history_len: int = 25
-    seed: int = 2025
-    device: str | None = None
+    dim: int = bounded(256, at_least=1)
+    lr: float = bounded(1e-3, above=0)
+    weight_decay: float = bounded(1e-4, at_least=0)
+    batch_size: int = bounded(2048, at_least=1)
+    max_epochs: int = bounded(1000, at_least=1)
+    patience: int = bounded(100, at_least=1)
+    eval_every: int = bounded(1, at_least=1)
+    n_layers: int = bounded(2, at_least=0)
+    n_heads: int = bounded(1, at_least=1)
+    dropout: float = bounded(0.2, at_least=0, below=1)
+    history_len: int = bounded(25, at_least=1)
+    seed: int = bounded(2025, at_least=0)
+    device: str | None = device_field()
 
     @classmethod
     def paper(cls, model: str = "mf", **overrides) -> CFConfig:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from sellakit.config import Config
+from sellakit.config import Config, bounded
 from sellakit.errors import ConfigError
 from sellakit.kg.data import MultiSourceKG
 from sellakit.kg.distill import KD_TERMS, TEMPERATURES, Distiller, KDConfig, warm_start
@@ -49,7 +49,7 @@ class StudentConfig(Config):
     train: TrainConfig = field(default_factory=lambda: TrainConfig.quick(
         dim=32, lr=0.02, batch_size=2048, epochs=100, eval_every=2, patience=3))
     kd: KDConfig = field(default_factory=KDConfig)
-    fanout: int = 5
+    fanout: int = bounded(5, at_least=0)
     link_mode: str = "sharing"
     warm_start: bool = True
     predicted_links: bool = False

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sellakit.config import Config
+from sellakit.config import Config, bounded
 from sellakit.errors import ConfigError
 from sellakit.kg.data import canonical_ids, canonical_keys
 from sellakit.kg.models import KGEModel
@@ -58,11 +58,11 @@ class KDConfig(Config):
     feature: bool = True
     network: bool = True  # acts only on an encoder (see the module docstring)
     prediction: bool = True
-    w_feature: float = 1.0
-    w_network: float = 1.0
-    w_prediction: float = 1.0
-    temperature: float = 2.0
-    top_k: int = 32
+    w_feature: float = bounded(1.0, at_least=0)
+    w_network: float = bounded(1.0, at_least=0)
+    w_prediction: float = bounded(1.0, at_least=0)
+    temperature: float = bounded(2.0, above=0)
+    top_k: int = bounded(32, at_least=1)
 
     def without(self, term: str) -> "KDConfig":
         """The same config with ``term`` switched off."""

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from sellakit.cache import atomic_file, cache_dir, lock
-from sellakit.config import Config
+from sellakit.config import Config, bounded
 from sellakit.errors import ConfigError
 from sellakit.kg.data import MultiSourceKG, entity_offsets, linked_roots
 from sellakit.kg.evaluate import evaluate, validation_mrr
@@ -67,7 +67,7 @@ class TeacherConfig(Config):
     train: TrainConfig = field(default_factory=lambda: TrainConfig.quick(
         dim=64, lr=0.02, batch_size=4096, epochs=100, eval_every=2, patience=3))
     mode: Mode = "sharing"
-    align_weight: float = 1.0
+    align_weight: float = bounded(1.0, at_least=0)
 
     @classmethod
     def quick(cls, **overrides) -> "TeacherConfig":

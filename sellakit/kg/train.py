@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from sellakit.config import Config, pick_device, seed_everything
+from sellakit.config import Config, bounded, device_field, pick_device, seed_everything
 from sellakit.kg.models import Encoder, Interaction, KGEModel
 from sellakit.selection import CheckpointSelector, TrainResult
 
@@ -37,17 +37,17 @@ class TrainConfig(Config):
 
     model: Interaction = "rotate"
     encoder: Encoder = "none"
-    gnn_neighbours: int = 10
-    dim: int = 64
-    epochs: int = 30
-    batch_size: int = 1024
-    lr: float = 3e-3
-    n_negatives: int = 256
-    gamma: float = 6.0
-    eval_every: int = 2
-    patience: int = 3
-    seed: int = 2025
-    device: str | None = None
+    gnn_neighbours: int = bounded(10, at_least=1)
+    dim: int = bounded(64, at_least=1)
+    epochs: int = bounded(30, at_least=1)
+    batch_size: int = bounded(1024, at_least=1)
+    lr: float = bounded(3e-3, above=0)
+    n_negatives: int = bounded(256, at_least=1)
+    gamma: float = bounded(6.0, above=0)
+    eval_every: int = bounded(2, at_least=1)
+    patience: int = bounded(3, at_least=1)
+    seed: int = bounded(2025, at_least=0)
+    device: str | None = device_field()
 
     @classmethod
     def quick(cls, **overrides) -> "TrainConfig":

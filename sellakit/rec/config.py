@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 
 import torch
 
-from sellakit.config import Config
+from sellakit.config import Config, bounded
 
 __all__ = ["RecConfig", "make_accelerator"]
 
@@ -58,31 +58,31 @@ class RecConfig(Config):
 
     PRESETS: ClassVar[tuple[str, ...]] = ("quick", "compare", "paper")
 
-    history_len: int = 10
-    train_rows: int | None = None
-    valid_rows: int | None = None
-    test_rows: int | None = None
-    epochs: int = 1
-    batch_size: int = 8
-    grad_accum: int = 1
-    eval_every: int = 100
-    lr_lora: float = 1e-4
-    lr_tokens: float = 1e-3
-    weight_decay: float = 0.0
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
+    history_len: int = bounded(10, at_least=1)
+    train_rows: int | None = bounded(None, at_least=1)
+    valid_rows: int | None = bounded(None, at_least=1)
+    test_rows: int | None = bounded(None, at_least=1)
+    epochs: int = bounded(1, at_least=1)
+    batch_size: int = bounded(8, at_least=1)
+    grad_accum: int = bounded(1, at_least=1)
+    eval_every: int = bounded(100, at_least=1)
+    lr_lora: float = bounded(1e-4, above=0)
+    lr_tokens: float = bounded(1e-3, above=0)
+    weight_decay: float = bounded(0.0, at_least=0)
+    lora_r: int = bounded(8, at_least=1)
+    lora_alpha: int = bounded(16, above=0)
+    lora_dropout: float = bounded(0.05, at_least=0, below=1)
     lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
     tune_lora: bool = False
     gradient_checkpointing: bool = False
-    score_batch_size: int = 32
-    seed: int = 2025
-    sample_seed: int | None = None
+    score_batch_size: int = bounded(32, at_least=1)
+    seed: int = bounded(2025, at_least=0)
+    sample_seed: int | None = bounded(None, at_least=0)
     drop_empty_history: bool = False
     stratify: bool = False
-    token_epochs: int | None = None
-    lr_tables: float = 1e-4
-    warmup: float = 0.1
+    token_epochs: int | None = bounded(None, at_least=1)
+    lr_tables: float = bounded(1e-4, above=0)
+    warmup: float = bounded(0.1, at_least=0, below=1)
     freeze_cf: bool = False
     normalize_slots: bool = True
     loss: Literal["bce", "lm"] = "bce"
