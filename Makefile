@@ -29,8 +29,9 @@ run: install
 test: install
 	$(PY) -m pytest
 
-## lab: JupyterLab on the notebooks
+## lab: JupyterLab on the notebooks (kernels run in notebooks/: relative paths are made absolute)
 lab: install
+	$(foreach v,SELLAKIT_CACHE SELLAKIT_BUILD SELLAKIT_DBP5L,$(if $($(v)),$(v)=$(abspath $($(v))))) \
 	$(VENV)/bin/jupyter lab notebooks/
 
 ## bench: the README's CF table (paper preset; minutes on a CPU)

@@ -21,6 +21,7 @@ Commands::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from sellakit.data.catalog import DATASETS, load_split
@@ -182,9 +183,11 @@ def _cmd_cache(args) -> int:
     for path in sorted(root.glob("*/*")):
         if path.parent.name == "locks":
             continue
-        size = sum(p.stat().st_size for p in path.rglob("*")) if path.is_dir() \
-            else path.stat().st_size
-        print(f"  {path.relative_to(root)}  {size / 1e6:.1f} MB")
+        # lstat: a link (dangling or not) counts as itself, never stops the listing
+        size = sum(p.lstat().st_size for p in path.rglob("*")) if path.is_dir() \
+            and not path.is_symlink() else path.lstat().st_size
+        link = f" -> {os.readlink(path)}" if path.is_symlink() else ""
+        print(f"  {path.relative_to(root)}{link}  {size / 1e6:.1f} MB")
     return 0
 
 

@@ -1,7 +1,8 @@
 """Run settings shared by every stage: quick vs paper mode, seeds, device and dtype.
 
 Quick mode (the default, ``SELLAKIT_QUICK`` unset or ``1``) runs the whole series on a laptop
-CPU in minutes; ``SELLAKIT_QUICK=0`` selects the paper protocol, meant for a GPU. Both run the
+CPU in minutes; ``SELLAKIT_QUICK=0`` (or ``paper``, ``off``) selects the paper protocol, meant for
+a GPU; any other value is refused. Both run the
 same code; only the config presets differ.
 
 Every config of the kit is a frozen dataclass deriving from :class:`Config`: its choices are
@@ -173,9 +174,21 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
 
 
+#: ``SELLAKIT_QUICK`` spellings -> quick (True) or the paper protocol (False); unset: quick.
+QUICK_VALUES = {**dict.fromkeys(("1", "true", "yes", "on", "quick"), True),
+                **dict.fromkeys(("0", "false", "no", "off", "paper"), False)}
+
+
 def quick_mode() -> bool:
-    """True unless the environment sets ``SELLAKIT_QUICK`` to 0/false/no."""
-    return os.environ.get("SELLAKIT_QUICK", "1").strip().lower() not in {"0", "false", "no"}
+    """Quick mode unless ``SELLAKIT_QUICK`` says paper (0, false, no, off, paper); a value in
+    neither list of :data:`QUICK_VALUES` is a :class:`ConfigError`, never a silent guess."""
+    value = (os.environ.get("SELLAKIT_QUICK") or "1").strip().lower()
+    if value not in QUICK_VALUES:
+        quick = ", ".join(k for k, v in QUICK_VALUES.items() if v)
+        paper = ", ".join(k for k, v in QUICK_VALUES.items() if not v)
+        raise ConfigError(f"SELLAKIT_QUICK={value!r} is not a mode; set it to one of {quick} "
+                          f"(quick mode) or {paper} (the paper protocol), or unset it.")
+    return QUICK_VALUES[value]
 
 
 def preset_name(quick: bool | None = None) -> str:

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sellakit.cache import atomic_file
 from sellakit.config import repo_root
 
 __all__ = ["NOTEBOOKS", "Notebook", "Promise", "notebooks_table", "series_seconds", "should_see",
@@ -266,6 +267,20 @@ def _load_source(stem: str):
     return jupytext.read(source)
 
 
+#: Variables holding paths: a kernel runs in ``notebooks/``, so a relative one is made absolute
+#: against the directory the run started from.
+PATH_VARIABLES = ("SELLAKIT_CACHE", "SELLAKIT_BUILD", "SELLAKIT_DBP5L")
+
+
+def kernel_env() -> dict[str, str]:
+    """This process's environment for a notebook kernel, :data:`PATH_VARIABLES` absolute."""
+    env = dict(os.environ)
+    for name in PATH_VARIABLES:
+        if env.get(name):
+            env[name] = str(Path(env[name]).expanduser().absolute())
+    return env
+
+
 def run_notebook(stem: str, *, quick: bool = True, timeout: int = 1800, save: bool = True
                  ) -> dict:
     """Execute one notebook top to bottom; return ``{"seconds", "values", "path"}``.
@@ -293,10 +308,11 @@ def run_notebook(stem: str, *, quick: bool = True, timeout: int = 1800, save: bo
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         # The kernel inherits this environment, with the mode set for it alone.
-        client.execute(env={**os.environ, "SELLAKIT_QUICK": "1" if quick else "0"})
+        client.execute(env={**kernel_env(), "SELLAKIT_QUICK": "1" if quick else "0"})
     finally:
-        if save:
-            nbformat.write(notebook, out)
+        if save:  # whole or not at all: a kill mid-write leaves the previous copy
+            with atomic_file(out) as tmp:
+                nbformat.write(notebook, str(tmp))
     return {"seconds": round(time.perf_counter() - started, 1),
             "values": recorded_values(notebook), "path": str(out)}
 
@@ -310,8 +326,10 @@ def run_series(stems: Sequence[str] | None = None, *, quick: bool = True) -> dic
               flush=True)
         summary[stem] = run_notebook(stem, quick=quick)
         print(f"[sellakit]   done in {summary[stem]['seconds']} s", flush=True)
-    (build_dir() / "summary.json").write_text(json.dumps(summary, indent=1))
-    (build_dir() / "summary.md").write_text(summary_markdown(summary, quick=quick))
+    for name, text in (("summary.json", json.dumps(summary, indent=1)),
+                       ("summary.md", summary_markdown(summary, quick=quick))):
+        with atomic_file(build_dir() / name) as tmp:
+            tmp.write_text(text)
     return summary
 
 

@@ -50,26 +50,48 @@ def load_amazon_books(ratings_csv: str | os.PathLike, meta_jsonl: str | os.PathL
                             "and meta JSON lines), or use generate_amazon_book_synthetic() for "
                             "an offline stand-in.")
     ratings = _read_ratings_csv(ratings_csv)
-    rows, bad = [], 0
-    with open(meta_jsonl, "rb") as handle:
+    items = _read_meta(meta_jsonl)
+    return ratings, items
+
+
+#: Unreadable metadata lines or empty titles tolerated: at most this share, or this many.
+BAD_SHARE, BAD_LINES = 0.1, 10
+#: Ratings are 1-5 stars; timestamps (seconds) between Amazon's first review year and 2100.
+RATINGS, FIRST_TIME, LAST_TIME = range(1, 6), 788_918_400, 4_102_444_800
+
+
+def _read_meta(path: Path) -> pd.DataFrame:
+    """The metadata JSON lines as ``item, title, genres``; a :class:`DataError` naming ``path``
+    and a line when more than a few lines are unreadable or titles empty."""
+    rows, bad, untitled = [], [], []
+    with open(path, "rb") as handle:
         for number, raw in enumerate(handle, 1):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as err:
-                raise DataError(f"{meta_jsonl}, line {number}: not UTF-8 ({err.reason} at byte "
+                raise DataError(f"{path}, line {number}: not UTF-8 ({err.reason} at byte "
                                 f"{err.start}). Fix: pass the file as Amazon publishes it "
                                 "(UTF-8 JSON lines), or re-encode it.") from err
             try:
                 entry = json.loads(line)
-                rows.append({"item": entry["asin"], "title": str(entry.get("title", "")),
+                title = entry.get("title") or ""
+                rows.append({"item": entry["asin"], "title": str(title).strip(),
                              "genres": list(entry.get("category") or [])})
-            except (json.JSONDecodeError, KeyError, TypeError):
-                bad += 1
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+                bad.append(number)
+                continue
+            if not rows[-1]["title"]:
+                untitled.append(number)
     if not rows:
-        raise DataError(f"{meta_jsonl}: no JSON line with an 'asin' was found ({bad} unreadable). "
-                        "Fix: pass meta_Books.json (JSON lines) from Amazon 2018.")
-    items = pd.DataFrame(rows).drop_duplicates("item")
-    return ratings, items
+        raise DataError(f"{path}: no JSON line with an 'asin' was found ({len(bad)} "
+                        "unreadable). Fix: pass meta_Books.json (JSON lines) from Amazon 2018.")
+    for lines, what, total in ((bad, "are not JSON with an 'asin'", len(rows) + len(bad)),
+                               (untitled, "have no title", len(rows))):
+        if len(lines) > max(BAD_LINES, BAD_SHARE * total):
+            raise DataError(f"{path}: {len(lines):,} of {total:,} lines {what} (first: line "
+                            f"{lines[0]}). Fix: pass meta_Books.json from Amazon 2018 as "
+                            "published (JSON lines with asin and title).")
+    return pd.DataFrame(rows).drop_duplicates("item")
 
 
 def _read_ratings_csv(path: Path) -> pd.DataFrame:
@@ -88,6 +110,14 @@ def _read_ratings_csv(path: Path) -> pd.DataFrame:
         ratings["timestamp"] = ratings.timestamp.astype("int64")
     except ValueError as err:
         raise DataError(f"{path}: a rating or timestamp is not a number ({err}). {fix}") from err
+    for column, ok, wanted in (
+            ("rating", ratings.rating.isin(RATINGS), "1 to 5 stars"),
+            ("timestamp", ratings.timestamp.between(FIRST_TIME, LAST_TIME),
+             "seconds since 1970, between 1995 and 2100")):
+        if not ok.all():
+            first = int(np.flatnonzero(~ok.to_numpy())[0])
+            raise DataError(f"{path}, line {first + 1}: {column} {ratings[column].iloc[first]} "
+                            f"is outside {wanted} ({int((~ok).sum()):,} such rows). {fix}")
     return ratings
 
 

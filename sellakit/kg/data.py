@@ -187,8 +187,9 @@ def _is_complete(root: Path) -> bool:
 def _verify_folder(root: Path, given_as: str) -> None:
     """Raise :class:`DataError` unless ``root`` holds every DBP-5L file with its sha256."""
     if not root.is_dir():
+        what = "is a file, not a folder" if root.exists() else "does not exist"
         raise DataError(
-            f"DBP-5L folder {root} ({given_as}) does not exist. Fix: pass the folder that holds "
+            f"DBP-5L folder {root} ({given_as}) {what}. Fix: pass the folder that holds "
             "kg/, entity/, seed_alignlinks/ and relations.txt of the KEnS release "
             f"(--data-dir DIR on the command line, path= in Python, or {DBP5L_ENV}=DIR), or "
             f"leave it out to download the files from {DBP5L_HOME} when online.")
