@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from sellakit.errors import ConfigError
 from sellakit.rec.config import RecConfig
 from sellakit.rec.prefix import PrefixCache, cache_keyword
 from sellakit.rec.prompts import EncodedPrompt, collate
@@ -66,9 +67,10 @@ def add_lora(model, config: RecConfig):
     targets = [t for t in config.lora_targets
                if any(name.endswith(t) for name, _ in model.named_modules())]
     if not targets:
-        raise ValueError(f"None of lora_targets={config.lora_targets} names a module of "
-                         f"{type(model).__name__}. Fix: set RecConfig.lora_targets to its "
-                         "projection names (e.g. ('q_proj', 'v_proj') for Llama/Qwen).")
+        raise ConfigError(f"None of RecConfig.lora_targets={config.lora_targets} names a "
+                          f"module of {type(model).__name__}. Fix: set RecConfig.lora_targets "
+                          "to its projection names (e.g. ('q_proj', 'v_proj') for "
+                          "Llama/Qwen).")
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=targets, bias="none",
                       task_type="CAUSAL_LM")

@@ -32,36 +32,51 @@ import numpy as np
 import pandas as pd
 import torch
 
+from sellakit.data.catalog import MOVIE_WORDS, ItemWords
+from sellakit.errors import ConfigError
+
 __all__ = ["TEMPLATES", "SLOT_TOKENS", "PromptBuilder", "EncodedPrompt", "collate",
-           "add_slot_tokens", "answer_token_ids"]
+           "add_slot_tokens", "answer_token_ids", "slot_names", "with_item_words"]
 
 # The text every template shares comes first: instruction, history titles, target title. Its
 # key/value states under the frozen LLM are computed once per row and reused (prefix.py); the
-# slots and the answer cue follow the ``{suffix}`` marker.
-_TEXT = ('#Question: A user has given high ratings to the following movies: {history}. '
-         'Will the user enjoy the movie "{target}"? Answer with "Yes" or "No".{suffix}')
+# slots and the answer cue follow the ``{suffix}`` marker. ``{item_noun}`` and ``{item_nouns}``
+# are the data set's words for its items (:class:`~sellakit.data.catalog.ItemWords`).
+_TEXT = ('#Question: A user has given high ratings to the following {item_nouns}: {history}. '
+         'Will the user enjoy the {item_noun} "{target}"? Answer with "Yes" or "No".{suffix}')
 _CUE = "\n#Answer:"
 
-#: Prompt templates per method (CoLLM's wording, reordered so the text comes first; the answer
-#: follows "#Answer:").
+#: Prompt templates, by the key a method's row names (CoLLM's wording, reordered so the text
+#: comes first; the answer follows "#Answer:").
 TEMPLATES: dict[str, str] = {
     # TALLRec-style: titles only.
     "text": _TEXT + _CUE,
     # CoLLM-style: one token for the user, one for the target item.
-    "collm": _TEXT + " Features: user{user}, movie{item}." + _CUE,
+    "collm": _TEXT + " Features: user{user}, {item_noun}{item}." + _CUE,
     # SeLLa-Rec: user and item collaborative tokens plus the item's semantic token.
-    "sella": _TEXT + " Features: user{user}, movie{item}{warm}." + _CUE,
+    "sella": _TEXT + " Features: user{user}, {item_noun}{item}{warm}." + _CUE,
 }
 # SeLLa-Rec without <Warm_ID> (an ablation): the CoLLM wording with SeLLa-Rec's tokens.
 TEMPLATES["sella_no_warm"] = TEMPLATES["collm"]
 
-#: Which special token fills each slot, per method family.
+#: Which special token fills each slot, per slot family.
 SLOT_TOKENS: dict[str, dict[str, str]] = {
     "collm": {"user": "<UserID>", "item": "<TargetItemID>"},
     "sella": {"user": "<User_ID>", "item": "<Item_ID>", "warm": "<Warm_ID>"},
 }
 
 _SLOT = re.compile(r"\{(user|item|warm|suffix)\}")
+
+
+def slot_names(template: str) -> list[str]:
+    """The slots of ``template`` in order (``["user", "item", "warm"]``), the marker aside."""
+    return [name for name in _SLOT.findall(template) if name != "suffix"]
+
+
+def with_item_words(template: str, words: ItemWords) -> str:
+    """``template`` speaking of ``words``' items: its ``{item_noun}`` and ``{item_nouns}``
+    filled in (every other field is left for the builder)."""
+    return template.replace("{item_nouns}", words.plural).replace("{item_noun}", words.noun)
 
 
 def add_slot_tokens(tokenizer, model) -> list[str]:
@@ -90,9 +105,9 @@ def answer_token_ids(tokenizer) -> tuple[int, int]:
         elif len(bare) == 1:
             ids.append(bare[0])
         else:
-            raise ValueError(f"The tokenizer splits {word!r} into several tokens ({spaced}); "
-                             "the Yes/No score needs one token per answer. Fix: use a model "
-                             "whose tokenizer has single tokens for ' Yes' and ' No'.")
+            raise ConfigError(f"The tokenizer splits {word!r} into several tokens ({spaced}); "
+                              "the Yes/No score needs one token per answer. Fix: use a model "
+                              "whose tokenizer has single tokens for ' Yes' and ' No'.")
     return ids[0], ids[1]
 
 
@@ -116,23 +131,27 @@ class PromptBuilder:
         template: one of :data:`TEMPLATES` (or your own with the same fields).
         slot_tokens: slot name -> special token (default SeLLa-Rec's).
         history_len: how many of the user's most recent liked titles to show.
+        words: how the prompt speaks of the items (default MovieLens' *movie(s)*; a split's
+            are :func:`sellakit.data.catalog.item_words` of its name).
     """
 
     def __init__(self, tokenizer, template: str, *, slot_tokens: dict[str, str] | None = None,
-                 history_len: int = 10):
+                 history_len: int = 10, words: ItemWords = MOVIE_WORDS):
         self.tokenizer = tokenizer
-        self.template = template
+        # The words go in once, here, so a title holding "{item_noun}" is quoted as it is.
+        self.template = with_item_words(template, words)
         self.history_len = history_len
         if template.count("{suffix}") != 1:
-            raise ValueError("A template needs one {suffix} marker after its text part (where "
-                             "the cached text ends and the slots begin); see TEMPLATES.")
-        self.slot_names = [name for name in _SLOT.findall(template) if name != "suffix"]
+            raise ConfigError("A prompt template needs exactly one {suffix} marker after its "
+                              "text part (where the cached text ends and the slots begin). Fix: "
+                              "start from one of sellakit.rec.TEMPLATES.")
+        self.slot_names = slot_names(template)
         tokens = slot_tokens or SLOT_TOKENS["sella"]
         vocab = tokenizer.get_vocab()
         for name in self.slot_names:
             if tokens.get(name) not in vocab:
-                raise ValueError(f"Slot {{{name}}}: token {tokens.get(name)!r} is not in the "
-                                 "tokenizer. Fix: call add_slot_tokens(tokenizer, model) first.")
+                raise ConfigError(f"Slot {{{name}}}: token {tokens.get(name)!r} is not in the "
+                                  "tokenizer. Fix: call add_slot_tokens(tokenizer, model) first.")
         self.slot_ids = {name: vocab[tokens[name]] for name in self.slot_names}
         self.prefix = tokenizer("", add_special_tokens=True).input_ids  # BOS where the model has one
 
