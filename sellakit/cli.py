@@ -267,9 +267,10 @@ def _add_bench(sub) -> None:
     target("cf", [ctr], _bench_ctr).add_argument("--models", default="mf,lightgcn,sasrec")
     target("align", [ctr, llm], _bench_ctr)
     rec = target("rec", [ctr, llm], _bench_ctr)
-    rec.add_argument("--methods", default="mf,tallrec,collm,sella",
-                     help="from mf,tallrec,collm,sella and the ablations sella_no_align,"
-                          "sella_random_init,sella_no_warm,sella_frozen_cf,collm_aligned")
+    from sellakit.rec.methods import METHODS, method_help
+
+    rec.add_argument("--methods", default=",".join(METHODS),
+                     help="comma-separated, from the method table: " + method_help())
     rec.add_argument("--aligned", help="a saved aligned MF (notebook 04 writes "
                                        "build/aligned_mf.pt); left out: aligned here after "
                                        "stage 1, on the stage-1 model's item states")

@@ -5,6 +5,7 @@ selection, every method end to end, and the two-process (accelerate launch) path
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -332,3 +333,108 @@ def test_cached_text_scores_and_trains_like_the_whole_prompt(tiny, template):
     other = PrefixCache.build(tiny.model, prompts[::-1])
     with pytest.raises(ValueError, match="text differs"):
         score_prompts(model, prompts, frame, pad_id=pad, prefix=other)
+
+
+# The templates as they were written before the data sets' words came from the dataset table:
+# ML-1M's prompts must stay these, token for token.
+_ML1M_TEXT = ('#Question: A user has given high ratings to the following movies: {history}. '
+              'Will the user enjoy the movie "{target}"? Answer with "Yes" or "No".{suffix}')
+_ML1M_TEMPLATES = {
+    "text": _ML1M_TEXT + "\n#Answer:",
+    "collm": _ML1M_TEXT + " Features: user{user}, movie{item}.\n#Answer:",
+    "sella": _ML1M_TEXT + " Features: user{user}, movie{item}{warm}.\n#Answer:",
+    "sella_no_warm": _ML1M_TEXT + " Features: user{user}, movie{item}.\n#Answer:",
+}
+
+
+@pytest.mark.parametrize("template", sorted(_ML1M_TEMPLATES))
+def test_ml1m_prompts_are_the_movie_prompts_token_for_token(tiny, template):
+    from sellakit.data.catalog import DATASET_TABLE, item_words
+
+    words = item_words("ml-1m")
+    assert words is DATASET_TABLE["ml-1m"].words and words.item_template == "Movie: {title}"
+    slots = SLOT_TOKENS["collm" if template == "collm" else "sella"]
+    new = PromptBuilder(tiny.tokenizer, TEMPLATES[template], slot_tokens=slots, words=words)
+    old = PromptBuilder(tiny.tokenizer, _ML1M_TEMPLATES[template], slot_tokens=slots)
+    assert new.template == _ML1M_TEMPLATES[template]
+    for history in ([], ["Heat (1995)"], ["Heat (1995)", "Casino (1995)"]):
+        assert new.text(history, "Toy Story (1995)") == old.text(history, "Toy Story (1995)")
+        assert new.encode(history, "Toy Story (1995)") == old.encode(history, "Toy Story (1995)")
+
+
+def test_book_prompts_speak_of_books(tiny):
+    """A Book split's run builds its prompts with the dataset table's words (found by the
+    split's name), and its stage-2 item prompt says "Book"."""
+    from sellakit.data.catalog import load_split
+
+    split = load_split("amazon-book-synthetic")
+    config = RecConfig.quick(train_rows=16, valid_rows=16, test_rows=16, eval_every=2)
+    run = run_methods(split, ["tallrec"], config, plain_mf=None, backbone=tiny_random_llama(),
+                      progress=False)
+    text = run.builders["text"].text(["Silent Witness"], "Dragon Throne")
+    assert 'high ratings to the following books: "Silent Witness"' in text
+    assert 'enjoy the book "Dragon Throne"' in text and "movie" not in text
+    assert run.words.item_template == "Book: {title}"
+    sella = PromptBuilder(tiny.tokenizer, TEMPLATES["sella"], words=run.words)
+    assert "Features: user<User_ID>, book<Item_ID><Warm_ID>." in sella.text([], "Dragon Throne")
+
+
+def test_dataset_rows_describe_their_splits():
+    from sellakit.data import DATASETS, load_split
+    from sellakit.data.catalog import DATASET_TABLE, dataset_of_split, item_words
+    from sellakit.errors import ConfigError
+
+    assert DATASETS == ("ml-1m", "amazon-book", "amazon-book-synthetic")
+    split = load_split("amazon-book-synthetic")
+    row = dataset_of_split(split.name)
+    assert row is DATASET_TABLE["amazon-book-synthetic"] and split.spec == row.spec
+    assert row.published is None and DATASET_TABLE["amazon-book"].published == "amazon-book"
+    assert item_words("planted_unit_test") == item_words("ml-1m")  # unlisted: the movie words
+    with pytest.raises(ConfigError, match="choose from ml-1m, amazon-book"):
+        load_split("netflix")
+
+
+def test_adding_a_method_is_one_table_row(small_split, monkeypatch):
+    """A new method is one RecMethod row: the table checks it, run_methods accepts it, asks
+    for the inputs its fields imply, builds its prompt from its template and its stage-3 model
+    from its fields. (The row goes into a copy of the table, never the real one.)"""
+    from dataclasses import replace
+
+    from sellakit.cf import CFConfig, fit_and_evaluate
+    from sellakit.errors import ConfigError
+    from sellakit.rec import methods
+
+    new = methods.RecMethod("sella_plain_frozen", "SeLLa-Rec on the plain MF, CF fixed",
+                            "tokens", template="sella", slots="sella", tables="plain",
+                            projector="fresh", warm=True, ablation=True)
+    real = tuple(methods.METHOD_TABLE.values())
+    table = methods.method_table([*real, new])
+    assert "sella_plain_frozen" not in methods.METHOD_TABLE  # the real table is untouched
+    monkeypatch.setattr(methods, "METHOD_TABLE", table)
+    assert methods.template_for("sella_plain_frozen") == "sella"
+    assert "sella_plain_frozen: SeLLa-Rec on the plain MF" in methods.method_help()
+    with pytest.raises(ConfigError, match=r"sella_plain_frozen needs the LLM's raw item table"):
+        run_methods(small_split, ["sella_plain_frozen"], RecConfig.quick(), plain_mf=None)
+
+    plain, _ = fit_and_evaluate(small_split, CFConfig.quick("mf", dim=16, max_epochs=3),
+                                progress=False)
+    backbone = tiny_random_llama()
+    semantic = np.random.default_rng(0).normal(size=(small_split.n_items, backbone.hidden_size))
+    config = RecConfig.quick(train_rows=32, valid_rows=32, test_rows=32, eval_every=2)
+    run = run_methods(small_split, ["sella_plain_frozen"], config, plain_mf=plain.model,
+                      semantic=semantic, backbone=backbone, progress=False)
+    assert set(run.results) == {"sella_plain_frozen"} and "tallrec" in run.models
+    model = run.models["sella_plain_frozen"]
+    assert model.semantic is not None and not model.user_table.weight.requires_grad
+    np.testing.assert_allclose(model.item_table.weight.numpy(),
+                               plain.model.item_embedding.weight.detach().numpy())
+    assert run.builders["sella"].slot_names == ["user", "item", "warm"]
+
+    # Rows whose fields contradict each other or their template are refused, with the fix.
+    for bad, message in ((replace(new, warm=False), "needs no {warm} slot"),
+                         (replace(new, projector="alignment"), "projector='fresh'"),
+                         (replace(new, template="nope"), "not a key of TEMPLATES"),
+                         (replace(new, slots="collm"), "family fills"),
+                         (replace(new, name="sella"), "two rows")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            methods.method_table([*real, bad])

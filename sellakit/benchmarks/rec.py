@@ -82,6 +82,7 @@ def _one_seed(split: CTRSplit, methods: list[str], config, preset: str, backbone
     unless ``tables``, a saved aligned MF, are given); stage 1 and the text cache come from
     ``first`` (the first seed's run) when given, so seeds vary MF and stages 2-3 on one
     stage 1."""
+    from sellakit.data.catalog import item_words
     from sellakit.llm import item_semantic_embeddings
     from sellakit.rec import prepare_stage2, run_methods
 
@@ -89,7 +90,8 @@ def _one_seed(split: CTRSplit, methods: list[str], config, preset: str, backbone
                                          progress=progress)
     semantic = None
     if tables is not None:
-        semantic = item_semantic_embeddings(backbone, split.item_titles, progress=progress)
+        semantic = item_semantic_embeddings(backbone, split.item_titles, progress=progress,
+                                            template=item_words(split.name).item_template)
         align_config = None
     return run_methods(split, methods, config, plain_mf=plain, aligned=tables,
                        align_config=align_config, semantic=semantic, backbone=backbone,

@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -41,6 +43,7 @@ from sellakit.align import AlignConfig, AlignedTables, Projector, train_aligned_
 from sellakit.cache import cached_state
 from sellakit.cf import CFConfig, fit_and_evaluate, predict
 from sellakit.config import seed_everything
+from sellakit.data.catalog import ItemWords, item_words
 from sellakit.data.protocol import CTRSplit
 from sellakit.errors import ConfigError
 from sellakit.llm import Backbone, item_semantic_embeddings, load_backbone
@@ -50,19 +53,160 @@ from sellakit.llm import center_items
 from sellakit.rec.model import (ScaledDirection, SpecialTokenRec, add_lora, collm_mapping,
                                 copy_table, input_embedding_norm, score_prompts)
 from sellakit.rec.prefix import PrefixCache
-from sellakit.rec.prompts import SLOT_TOKENS, TEMPLATES, PromptBuilder, add_slot_tokens, \
-    answer_token_ids
+from sellakit.rec.prompts import (SLOT_TOKENS, TEMPLATES, PromptBuilder, add_slot_tokens,
+                                  answer_token_ids, slot_names)
 from sellakit.rec.train import train_rec
 from sellakit.selection import TrainResult
 
-__all__ = ["METHODS", "ABLATIONS", "RecRun", "run_methods", "sample_rows", "sample_splits",
+__all__ = ["METHODS", "ABLATIONS", "METHOD_NAMES", "METHOD_TABLE", "RecMethod", "method_table",
+           "method_help", "RecRun", "run_methods", "sample_rows", "sample_splits",
            "prepare_stage2", "template_for", "fresh_stage3_model"]
 
-METHODS = ("mf", "tallrec", "collm", "sella")
-ABLATIONS = ("sella_no_align", "sella_random_init", "sella_no_warm", "sella_frozen_cf",
-             "collm_aligned")
-_TOKEN_METHODS = ("collm", "sella") + ABLATIONS
-_COLLM_FAMILY = ("collm", "collm_aligned")
+
+@dataclass(frozen=True)
+class RecMethod:
+    """One method :func:`run_methods` trains and scores: what it reads and what it trains.
+
+    Attributes:
+        name: as ``run_methods`` and ``--methods`` spell it.
+        help: one line for the command line.
+        stage: ``"cf"`` (the plain MF alone, no LLM), ``"text"`` (stage 1: LoRA on text-only
+            prompts; the one stage-1 method, whose LoRA every ``"tokens"`` method starts from)
+            or ``"tokens"`` (stage 3: slot vectors into the frozen stage-1 model).
+        template: its key in :data:`~sellakit.rec.prompts.TEMPLATES` (None: no prompt).
+        slots: the slot family: ``"collm"`` (CoLLM's mapping into ``<UserID>`` /
+            ``<TargetItemID>``) or ``"sella"`` (SeLLa-Rec's projector into ``<User_ID>`` /
+            ``<Item_ID>``, and ``<Warm_ID>`` when ``warm``; users rescaled to the items' norm,
+            ``RecConfig.normalize_slots`` applies).
+        tables: the CF tables read: ``"plain"`` (the plain MF; with ``warm``, the LLM's raw
+            item table) or ``"aligned"`` (stage 2's aligned MF and its semantic table).
+        projector: where the CF projector starts: ``"alignment"`` (the alignment projector's
+            weights) or ``"fresh"`` (random; the alignment projector's shape on aligned tables,
+            SeLLa-Rec's width otherwise; CoLLM's mapping is always fresh).
+        warm: a ``<Warm_ID>`` slot carries the item's semantic vector.
+        cf_trainable: the CF tables train in stage 3 (``RecConfig.freeze_cf`` fixes them for
+            every method).
+        ablation: listed in :data:`ABLATIONS` rather than :data:`METHODS`.
+    """
+
+    name: str
+    help: str
+    stage: Literal["cf", "text", "tokens"]
+    template: str | None = None
+    slots: Literal["collm", "sella"] | None = None
+    tables: Literal["plain", "aligned"] | None = None
+    projector: Literal["alignment", "fresh"] | None = None
+    warm: bool = False
+    cf_trainable: bool = False
+    ablation: bool = False
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """What :func:`run_methods` needs for it: ``plain_mf`` (every method but stage 1),
+        ``aligned`` (``aligned=`` or ``align_config=``), ``semantic`` (``semantic=`` or
+        ``align_config=``)."""
+        if self.stage == "text":
+            return ()
+        if self.stage == "cf":
+            return ("plain_mf",)
+        extra = {"aligned": ("aligned",), "plain": ("semantic",) if self.warm else ()}
+        return ("plain_mf", *extra[self.tables])
+
+
+_METHOD_ROWS = (
+    RecMethod("mf", "the plain MF alone", "cf"),
+    RecMethod("tallrec", "stage 1: LoRA on text-only prompts (TALLRec-style)", "text",
+              template="text"),
+    RecMethod("collm", "CoLLM: the plain MF, frozen, through CoLLM's mapping", "tokens",
+              template="collm", slots="collm", tables="plain", projector="fresh"),
+    RecMethod("sella", "SeLLa-Rec: aligned MF and semantic table, alignment projector, "
+              "<Warm_ID>", "tokens", template="sella", slots="sella", tables="aligned",
+              projector="alignment", warm=True, cf_trainable=True),
+    RecMethod("sella_no_align", "SeLLa-Rec on the plain MF and the LLM's raw item table, "
+              "projector from scratch", "tokens", template="sella", slots="sella",
+              tables="plain", projector="fresh", warm=True, cf_trainable=True, ablation=True),
+    RecMethod("sella_random_init", "SeLLa-Rec with the projector from scratch", "tokens",
+              template="sella", slots="sella", tables="aligned", projector="fresh", warm=True,
+              cf_trainable=True, ablation=True),
+    RecMethod("sella_no_warm", "SeLLa-Rec without <Warm_ID>", "tokens",
+              template="sella_no_warm", slots="sella", tables="aligned",
+              projector="alignment", cf_trainable=True, ablation=True),
+    RecMethod("sella_frozen_cf", "SeLLa-Rec with the CF tables fixed in stage 3", "tokens",
+              template="sella", slots="sella", tables="aligned", projector="alignment",
+              warm=True, ablation=True),
+    RecMethod("collm_aligned", "CoLLM's mapping on the aligned MF, frozen", "tokens",
+              template="collm", slots="collm", tables="aligned", projector="fresh",
+              ablation=True),
+)
+
+
+def method_table(rows: Sequence[RecMethod]) -> Mapping[str, RecMethod]:
+    """``rows`` by name, each checked (:class:`ConfigError` naming the row and the fix): a new
+    method is one more row here (see tests/test_rec.py)."""
+    table = {}
+    for row in rows:
+        if row.name in table:
+            raise ConfigError(f"Method {row.name!r} has two rows; give each row its own name.")
+        _check_row(row)
+        table[row.name] = row
+    for template in {row.template for row in rows if row.template}:
+        families = {row.slots for row in rows if row.template == template}
+        if len(families) > 1:  # run.builders holds one builder per template key
+            raise ConfigError(f"Template {template!r} is read with slot families "
+                              f"{sorted(map(str, families))}; give each family its own key "
+                              "in TEMPLATES (as sella_no_warm has).")
+    if [row.stage for row in rows].count("text") != 1:
+        raise ConfigError("The method table needs exactly one stage-1 ('text') row: every "
+                          "'tokens' method starts from its LoRA.")
+    return MappingProxyType(table)
+
+
+def _check_row(row: RecMethod) -> None:
+    """A :class:`ConfigError` when ``row``'s fields contradict each other or its template."""
+    fix = f"Fix the row of {row.name!r} in sellakit/rec/methods.py"
+    if row.stage == "cf":
+        if row.template or row.slots or row.tables:
+            raise ConfigError(f"{fix}: a 'cf' method reads no prompt, slots or tables.")
+        return
+    if row.template not in TEMPLATES:
+        raise ConfigError(f"{fix}: template {row.template!r} is not a key of TEMPLATES "
+                          f"({', '.join(TEMPLATES)}).")
+    slots = slot_names(TEMPLATES[row.template])
+    if row.stage == "text":
+        if slots or row.slots or row.tables:
+            raise ConfigError(f"{fix}: stage 1 reads text only (no slots, no tables).")
+        return
+    if row.slots not in SLOT_TOKENS or row.tables not in ("plain", "aligned") \
+            or row.projector not in ("alignment", "fresh"):
+        raise ConfigError(f"{fix}: a 'tokens' method names its slots ({', '.join(SLOT_TOKENS)}), "
+                          "tables ('plain', 'aligned') and projector ('alignment', 'fresh').")
+    if not set(slots) <= set(SLOT_TOKENS[row.slots]) or row.warm != ("warm" in slots):
+        raise ConfigError(f"{fix}: template {row.template!r} has the slots {slots}; the "
+                          f"{row.slots} family fills {sorted(SLOT_TOKENS[row.slots])}, and "
+                          f"warm={row.warm} needs {'a' if row.warm else 'no'} {{warm}} slot.")
+    if row.projector == "alignment" and (row.tables != "aligned" or row.slots != "sella"):
+        raise ConfigError(f"{fix}: only SeLLa-Rec's projector on aligned tables can start from "
+                          "the alignment projector; use projector='fresh'.")
+
+
+#: Every method by name: the table :func:`run_methods`, its checks and ``--methods`` read.
+METHOD_TABLE: Mapping[str, RecMethod] = method_table(_METHOD_ROWS)
+#: Every method's name, in table order (``run_methods`` and ``--methods`` accept these).
+METHOD_NAMES: tuple[str, ...] = tuple(METHOD_TABLE)
+METHODS = tuple(m.name for m in METHOD_TABLE.values() if not m.ablation)
+ABLATIONS = tuple(m.name for m in METHOD_TABLE.values() if m.ablation)
+
+
+def method_help() -> str:
+    """One line per method (``name: help``), for ``--methods``."""
+    return "; ".join(f"{m.name}: {m.help}" for m in METHOD_TABLE.values())
+
+
+def _method(name: str) -> RecMethod:
+    """The row of ``name``, or a :class:`ConfigError` with the choices."""
+    if name not in METHOD_TABLE:
+        raise ConfigError(f"Unknown method {name!r}; choose from {tuple(METHOD_TABLE)}.")
+    return METHOD_TABLE[name]
 
 
 @dataclass
@@ -77,6 +221,7 @@ class RecRun:
     backbone: Backbone
     config: RecConfig
     titles: np.ndarray
+    words: ItemWords
     scores: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     prefixes: dict[str, PrefixCache] = field(default_factory=dict)
     aligned: AlignedTables | None = None
@@ -85,9 +230,12 @@ class RecRun:
 
 
 def template_for(method: str) -> str:
-    """The key in :data:`TEMPLATES` of the prompt ``method`` reads."""
-    return {"tallrec": "text", "collm": "collm", "collm_aligned": "collm",
-            "sella_no_warm": "sella_no_warm"}.get(method, "sella")
+    """The key in :data:`TEMPLATES` of the prompt ``method`` reads (its row's ``template``)."""
+    row = _method(method)
+    if row.template is None:
+        raise ConfigError(f"Method {method!r} reads no prompt ({row.help}); template_for "
+                          "takes a method with an LLM.")
+    return row.template
 
 
 def sample_rows(frame: pd.DataFrame, n: int | None, seed: int, *, stratify: bool = False
@@ -149,33 +297,35 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
         use_cache: stage 1's LoRA and validation record kept in (and read back from) the
             kit's cache on one process; its text cache and test scores are computed anew.
     """
-    _check_inputs(methods, aligned, align_config, semantic)
+    _check_inputs(methods, aligned, align_config, semantic, plain_mf)
     seed_everything(config.seed)
     accelerator = accelerator or make_accelerator(config)
     rows = sample_splits(split, config)
     run = RecRun(results={}, models={}, training={}, builders={}, rows=rows,
                  backbone=backbone or load_backbone(model, device=accelerator.device),
-                 config=config, titles=split.item_titles, aligned=aligned,
+                 config=config, titles=split.item_titles, words=item_words(split.name),
+                 aligned=aligned,
                  semantic=None if semantic is None else center_items(semantic)[0])
     add_slot_tokens(run.backbone.tokenizer, run.backbone.model)
     answers = answer_token_ids(run.backbone.tokenizer)
-    if "mf" in methods:
-        _score_mf(run, plain_mf)
-    llm_methods = [m for m in methods if m != "mf"]
-    if not llm_methods:
+    stages = {m: METHOD_TABLE[m].stage for m in methods}
+    for name in [m for m in methods if stages[m] == "cf"]:
+        _score_cf(run, name, plain_mf)
+    if all(stage == "cf" for stage in stages.values()):
         return run
     show = progress and accelerator.is_main_process
 
     # Stage 1: LoRA on text-only prompts (the TALLRec-style baseline).
+    stage1 = _stage1_method()
     if stage1_from is None:
         llm = add_lora(run.backbone.model, config)
-        _fit(run, "tallrec", SpecialTokenRec(llm, answers), config.lr_lora, accelerator, show,
+        _fit(run, stage1, SpecialTokenRec(llm, answers), config.lr_lora, accelerator, show,
              use_cache=use_cache)
     else:
         llm = _reuse_stage1(run, stage1_from)
-    if "tallrec" not in methods:
-        run.results.pop("tallrec", None)
-    token_methods = [m for m in llm_methods if m in _TOKEN_METHODS]
+    if stage1 not in methods:
+        run.results.pop(stage1, None)
+    token_methods = [m for m in methods if stages[m] == "tokens"]
     if token_methods and aligned is None and align_config is not None:
         _stage2_after_stage1(run, split, align_config, show)
     if token_methods:
@@ -200,10 +350,15 @@ def _stage3(run: RecRun, methods: list[str], llm, answers, plain_mf: nn.Module, 
         _fit(run, name, model_, config.lr_tokens, accelerator, show)
 
 
-def _score_mf(run: RecRun, plain_mf: nn.Module) -> None:
-    """The ``mf`` baseline on every scored split of the run."""
-    run.scores["mf"] = {s: predict(plain_mf, f) for s, f in run.rows.items() if s != "train"}
-    run.results["mf"] = _method_results(run.rows, run.scores["mf"], seconds=0.0,
+def _stage1_method() -> str:
+    """The name of the table's one stage-1 (``"text"``) method, ``tallrec``."""
+    return next(m.name for m in METHOD_TABLE.values() if m.stage == "text")
+
+
+def _score_cf(run: RecRun, name: str, plain_mf: nn.Module) -> None:
+    """The plain-MF baseline ``name`` on every scored split of the run."""
+    run.scores[name] = {s: predict(plain_mf, f) for s, f in run.rows.items() if s != "train"}
+    run.results[name] = _method_results(run.rows, run.scores[name], seconds=0.0,
                                         backbone="none (MF alone)", seed=run.config.seed)
 
 
@@ -214,50 +369,62 @@ def _reuse_stage1(run: RecRun, earlier: RecRun):
     if not same or earlier.backbone is not run.backbone:
         raise ConfigError("stage1_from must be a run on the same rows (a fixed sample_seed) and "
                           "the same backbone object.")
+    stage1 = _stage1_method()
     for part in ("training", "models", "scores", "results"):
-        if "tallrec" in getattr(earlier, part):
-            getattr(run, part)["tallrec"] = getattr(earlier, part)["tallrec"]
+        if stage1 in getattr(earlier, part):
+            getattr(run, part)[stage1] = getattr(earlier, part)[stage1]
     run.prefixes, run.builders = earlier.prefixes, earlier.builders
     run.seconds["prefix_cache"] = earlier.seconds.get("prefix_cache")
-    return earlier.models["tallrec"].llm
+    return earlier.models[stage1].llm
 
 
 def _stage2_after_stage1(run: RecRun, split: CTRSplit, align_config: AlignConfig,
                          progress: bool) -> None:
     """Item states from the stage-1 model (LoRA active), then MF aligned to them."""
     started = time.perf_counter()
-    raw = item_semantic_embeddings(run.backbone, split.item_titles, progress=progress)
+    raw = item_semantic_embeddings(run.backbone, split.item_titles,
+                                   template=run.words.item_template, progress=progress)
     result = train_aligned_mf(split, raw, align_config, progress=progress)
     run.aligned, run.semantic = result.tables(), center_items(raw)[0]
     run.seconds["stage2"] = round(time.perf_counter() - started, 1)
 
 
 def _check_inputs(methods: Sequence[str], aligned: AlignedTables | None,
-                  align_config: AlignConfig | None, semantic: np.ndarray | None) -> None:
-    """A :class:`ConfigError` naming the fix for unknown methods or missing stage-2 inputs."""
-    unknown = sorted(set(methods) - set(METHODS) - set(ABLATIONS))
+                  align_config: AlignConfig | None, semantic: np.ndarray | None,
+                  plain_mf: nn.Module | None) -> None:
+    """A :class:`ConfigError` naming the fix for unknown methods or missing inputs (each
+    method's row says what it needs: :attr:`RecMethod.inputs`)."""
+    unknown = sorted(set(methods) - set(METHOD_TABLE))
     if unknown:
-        raise ConfigError(f"Unknown methods {unknown}; choose from {METHODS + ABLATIONS}.")
-    needs_aligned = [m for m in methods if (m.startswith("sella") and m != "sella_no_align")
-                     or m == "collm_aligned"]
-    if needs_aligned and aligned is None and align_config is None:
-        raise ConfigError(f"{needs_aligned} need the aligned MF of stage 2. Fix: pass "
+        raise ConfigError(f"Unknown methods {unknown}; choose from {tuple(METHOD_TABLE)}.")
+
+    def needing(what: str) -> list[str]:
+        return [m for m in methods if what in METHOD_TABLE[m].inputs]
+
+    if needing("aligned") and aligned is None and align_config is None:
+        raise ConfigError(f"{needing('aligned')} need the aligned MF of stage 2. Fix: pass "
                           "align_config=AlignConfig.quick() (aligned here, after stage 1) or "
                           "aligned=AlignedTables.load('build/aligned_mf.pt') (notebook 04).")
-    if "sella_no_align" in methods and semantic is None and align_config is None:
-        raise ConfigError("sella_no_align needs the LLM's raw item table. Fix: pass semantic="
-                          "item_semantic_embeddings(backbone, split.item_titles).")
+    if needing("semantic") and semantic is None and align_config is None:
+        names = needing("semantic")
+        raise ConfigError(f"{' and '.join(names)} need{'s' if len(names) == 1 else ''} the "
+                          "LLM's raw item table. Fix: pass semantic=item_semantic_embeddings("
+                          "backbone, split.item_titles).")
+    if needing("plain_mf") and plain_mf is None:
+        raise ConfigError(f"{needing('plain_mf')} need the plain MF. Fix: pass plain_mf= the "
+                          "model of sellakit.cf.fit_and_evaluate (or prepare_stage2).")
 
 
 def _prompt_sets(run: RecRun, method: str) -> dict:
-    """``{split: (encoded prompts, rows)}`` of ``method``'s template (one builder each)."""
-    template = template_for(method)
-    if template not in run.builders:
-        family = "collm" if method in _COLLM_FAMILY else "sella"
-        run.builders[template] = PromptBuilder(run.backbone.tokenizer, TEMPLATES[template],
-                                               slot_tokens=SLOT_TOKENS[family],
-                                               history_len=run.config.history_len)
-    builder = run.builders[template]
+    """``{split: (encoded prompts, rows)}`` of ``method``'s template (one builder per template
+    key, filled with its slot family's tokens and the data set's item words)."""
+    row = METHOD_TABLE[method]
+    if row.template not in run.builders:
+        run.builders[row.template] = PromptBuilder(
+            run.backbone.tokenizer, TEMPLATES[row.template],
+            slot_tokens=SLOT_TOKENS[row.slots] if row.slots else None,
+            history_len=run.config.history_len, words=run.words)
+    builder = run.builders[row.template]
     return {s: (builder.encode_rows(f, run.titles), f) for s, f in run.rows.items()}
 
 
@@ -271,7 +438,7 @@ def _fit(run: RecRun, name: str, model: SpecialTokenRec, lr: float, accelerator,
     config, pad_id = run.config, run.backbone.tokenizer.pad_token_id
     data = _prompt_sets(run, name)
     model.to(accelerator.device)
-    stage3 = name != "tallrec"
+    stage3 = METHOD_TABLE[name].stage == "tokens"
 
     def train() -> TrainResult:
         return train_rec(model, data["train"], data["valid"], config, lr=lr, pad_id=pad_id,
@@ -352,31 +519,46 @@ def _stage1_key(run: RecRun, model: SpecialTokenRec, data: dict, lr: float) -> s
 
 def _stage3_model(name: str, llm, answers, plain_mf: nn.Module, run: RecRun, d_cf: int,
                   d_llm: int) -> SpecialTokenRec:
-    """The stage-3 model of ``name``: which tables, which projectors, what trains."""
-    plain_user = plain_mf.user_embedding.weight.detach().cpu().numpy()
-    plain_item = plain_mf.item_embedding.weight.detach().cpu().numpy()
-    aligned, config = run.aligned, run.config
-    if name in _COLLM_FAMILY:  # CoLLM default: the CF model frozen, only the mapping trained
-        user, item = (plain_user, plain_item) if name == "collm" else (aligned.user, aligned.item)
-        return SpecialTokenRec(llm, answers, user_table=copy_table(user, trainable=False),
-                               item_table=copy_table(item, trainable=False),
-                               cf_projector=collm_mapping(d_cf, d_llm))
-    if name == "sella_no_align":  # plain MF, the LLM's table, SeLLa-Rec's projector width
-        user, item, semantic_table = plain_user, plain_item, run.semantic
+    """The stage-3 model of ``name``, as its row says: which tables, which projectors, what
+    trains."""
+    row = METHOD_TABLE[name]
+    if row.tables == "plain":  # the plain MF (and with <Warm_ID>, the LLM's raw item table)
+        tables = (plain_mf.user_embedding.weight.detach().cpu().numpy(),
+                  plain_mf.item_embedding.weight.detach().cpu().numpy(), run.semantic)
+    else:
+        tables = (run.aligned.user, run.aligned.item, run.aligned.semantic)
+    cf_trainable = row.cf_trainable and not run.config.freeze_cf
+    build = {"collm": _collm_model, "sella": _sella_model}[row.slots]
+    return build(row, llm, answers, tables, cf_trainable, run, d_cf, d_llm)
+
+
+def _collm_model(row: RecMethod, llm, answers, tables: tuple, cf_trainable: bool, run: RecRun,
+                 d_cf: int, d_llm: int) -> SpecialTokenRec:
+    """CoLLM: the CF tables into ``<UserID>``/``<TargetItemID>`` through its mapping (fresh)."""
+    user, item, _ = tables
+    return SpecialTokenRec(llm, answers, user_table=copy_table(user, trainable=cf_trainable),
+                           item_table=copy_table(item, trainable=cf_trainable),
+                           cf_projector=collm_mapping(d_cf, d_llm))
+
+
+def _sella_model(row: RecMethod, llm, answers, tables: tuple, cf_trainable: bool, run: RecRun,
+                 d_cf: int, d_llm: int) -> SpecialTokenRec:
+    """SeLLa-Rec: one projector for users and items, the semantic table into ``<Warm_ID>``
+    when the row has it."""
+    user, item, semantic_table = tables
+    if row.tables == "aligned":  # the alignment projector's shape; its weights unless fresh
+        projector = run.aligned.projector(trained=row.projector == "alignment")
+    else:  # no alignment to copy: SeLLa-Rec's projector width
         projector = Projector(d_cf, d_llm, hidden=1024)
-    else:  # the alignment projector's shape; its weights unless sella_random_init
-        user, item, semantic_table = aligned.user, aligned.item, aligned.semantic
-        projector = aligned.projector(trained=name != "sella_random_init")
     # The shared projector was fitted to item vectors: users enter at the items' scale.
     user = user * (np.median(np.linalg.norm(item[1:], axis=1))
                    / max(np.median(np.linalg.norm(user[1:], axis=1)), 1e-12))
-    warm = name != "sella_no_warm"
+    warm = row.warm
     semantic_projector = nn.Linear(d_llm, d_llm) if warm else None
-    if config.normalize_slots:
+    if run.config.normalize_slots:
         scale = input_embedding_norm(llm)
         projector = ScaledDirection(projector, scale)
         semantic_projector = ScaledDirection(semantic_projector, scale) if warm else None
-    cf_trainable = not (config.freeze_cf or name == "sella_frozen_cf")
     return SpecialTokenRec(
         llm, answers, user_table=copy_table(user, trainable=cf_trainable),
         item_table=copy_table(item, trainable=cf_trainable), cf_projector=projector,
@@ -387,8 +569,8 @@ def _stage3_model(name: str, llm, answers, plain_mf: nn.Module, run: RecRun, d_c
 def fresh_stage3_model(run: RecRun, name: str, plain_mf: nn.Module) -> SpecialTokenRec:
     """``name``'s stage-3 model as it starts, before training (for before/after pictures);
     its randomly initialised parts come from torch's global random state."""
-    llm = run.models["tallrec"].llm
-    return _stage3_model(name, llm, run.models["tallrec"].answer_ids, plain_mf, run,
+    stage1 = run.models[_stage1_method()]
+    return _stage3_model(name, stage1.llm, stage1.answer_ids, plain_mf, run,
                          plain_mf.item_embedding.weight.shape[1], run.backbone.hidden_size)
 
 
