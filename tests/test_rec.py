@@ -438,3 +438,39 @@ def test_adding_a_method_is_one_table_row(small_split, monkeypatch):
                          (replace(new, name="sella"), "two rows")):
         with pytest.raises(ConfigError, match=re.escape(message)):
             methods.method_table([*real, bad])
+
+
+def test_warmup_cosine_schedule_is_the_hand_written_one():
+    """Warm-up reaches its first step at 1/warm (transformers' get_cosine_schedule_with_warmup
+    spends its step 0 at learning rate 0), decays to 0 at the last step and stays there (the
+    library's cosine rises again past it, as Accelerate's scheduler, stepped once per process,
+    can reach)."""
+    import math
+
+    from transformers import get_cosine_schedule_with_warmup
+
+    from sellakit.rec.train import _warmup_cosine
+
+    factor = _warmup_cosine(100, 0.1)
+    assert [factor(s) for s in (0, 4, 9)] == pytest.approx([0.1, 0.5, 1.0])
+    assert factor(55) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert factor(100) == factor(130) == 0.0
+    assert _warmup_cosine(10, 0.0)(0) == 1.0  # no warm-up: cosine from the first step
+    optimiser = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    library = get_cosine_schedule_with_warmup(optimiser, 10, 100).lr_lambdas[0]
+    assert library(0) == 0.0 != factor(0) and library(130) > 0.0 == factor(130)
+
+
+def test_every_rec_preset_names_its_stage2_presets():
+    from sellakit.align import AlignConfig
+    from sellakit.cf import CFConfig
+    from sellakit.errors import ConfigError
+    from sellakit.rec import prepare_stage2
+
+    assert tuple(RecConfig.STAGE2_PRESETS) == RecConfig.PRESETS
+    assert dict(RecConfig.STAGE2_PRESETS) == {"quick": "quick", "compare": "quick",
+                                              "paper": "paper"}
+    for base in RecConfig.STAGE2_PRESETS.values():
+        assert base in CFConfig.PRESETS and base in AlignConfig.PRESETS
+    with pytest.raises(ConfigError, match="not a rec preset; choose one of quick, compare"):
+        prepare_stage2(None, preset="huge")

@@ -6,7 +6,8 @@ Stage order: data -> cf -> llm -> align -> rec. ``rec`` reads the aligned MF onl
 """
 
 from sellakit.rec.config import RecConfig, make_accelerator
-from sellakit.rec.methods import (ABLATIONS, METHODS, RecRun, fresh_stage3_model,
+from sellakit.rec.methods import (ABLATIONS, METHOD_NAMES, METHOD_TABLE, METHODS, RecMethod,
+                                  RecRun, fresh_stage3_model, method_help, method_table,
                                   prepare_stage2, run_methods, sample_rows, sample_splits,
                                   template_for)
 from sellakit.rec.model import (ScaledDirection, SpecialTokenRec, add_lora, collate_rows,
@@ -21,5 +22,6 @@ __all__ = ["TEMPLATES", "SLOT_TOKENS", "PromptBuilder", "EncodedPrompt", "collat
            "SpecialTokenRec", "collm_mapping", "add_lora", "copy_table", "collate_rows",
            "score_prompts", "ScaledDirection", "input_embedding_norm", "PrefixCache",
            "RecConfig", "make_accelerator", "train_rec", "slot_norms",
-           "METHODS", "ABLATIONS", "RecRun", "run_methods", "sample_rows", "sample_splits",
+           "METHODS", "ABLATIONS", "METHOD_NAMES", "METHOD_TABLE", "RecMethod", "method_table",
+           "method_help", "RecRun", "run_methods", "sample_rows", "sample_splits",
            "prepare_stage2", "template_for", "fresh_stage3_model"]

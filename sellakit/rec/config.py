@@ -3,7 +3,9 @@ them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import ClassVar, Literal
 
 import torch
@@ -57,6 +59,10 @@ class RecConfig(Config):
     """
 
     PRESETS: ClassVar[tuple[str, ...]] = ("quick", "compare", "paper")
+    #: The CF and alignment preset (``CFConfig``, ``AlignConfig``) each preset's stage 2 runs:
+    #: the CPU comparison keeps the quick MF and alignment, whose cost it cannot carry.
+    STAGE2_PRESETS: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {"quick": "quick", "compare": "quick", "paper": "paper"})
 
     history_len: int = bounded(10, at_least=1)
     train_rows: int | None = bounded(None, at_least=1)

@@ -10,12 +10,15 @@ Stages (as in the paper):
    the semantic table, ``P_C`` (initialised from the alignment projector) and ``P_S``; the
    text's key/value states are cached once (:class:`~sellakit.rec.PrefixCache`).
 
-Methods (:data:`METHODS`): ``mf`` (the CF model alone), ``tallrec`` (stage 1), ``collm`` (plain
-MF, frozen, through CoLLM's mapping into ``<UserID>``/``<TargetItemID>``), ``sella``; ablations
-(:data:`ABLATIONS`): ``sella_no_align`` (plain MF and the LLM's raw semantic table, projector from
-scratch), ``sella_random_init`` (aligned tables, projector from scratch), ``sella_no_warm``
-(no ``<Warm_ID>``), ``sella_frozen_cf`` (CF tables fixed in stage 3), ``collm_aligned``
-(CoLLM's mapping on the aligned MF, frozen). Every method is selected on validation AUC and
+Methods are the rows of :data:`METHOD_TABLE` (:class:`RecMethod`: template, slot family,
+tables, projector start, warm slot, CF trainable; the inputs each needs follow from these), so
+adding a method is one row. Methods (:data:`METHODS`): ``mf`` (the CF model alone), ``tallrec``
+(stage 1), ``collm`` (plain MF, frozen, through CoLLM's mapping into
+``<UserID>``/``<TargetItemID>``), ``sella``; ablations (:data:`ABLATIONS`): ``sella_no_align``
+(plain MF and the LLM's raw semantic table, projector from scratch), ``sella_random_init``
+(aligned tables, projector from scratch), ``sella_no_warm`` (no ``<Warm_ID>``),
+``sella_frozen_cf`` (CF tables fixed in stage 3), ``collm_aligned`` (CoLLM's mapping on the
+aligned MF, frozen). Every method is selected on validation AUC and
 scored once on test, on the same sampled rows.
 
 Example::
@@ -588,12 +591,15 @@ def _method_results(rows: dict[str, pd.DataFrame], scores: dict[str, np.ndarray]
 def prepare_stage2(split: CTRSplit, *, preset: str = "quick", seed: int = 2025,
                    progress: bool = True, use_cache: bool = False
                    ) -> tuple[nn.Module, AlignConfig]:
-    """What stage 3 needs besides the LLM: a plain MF (``CFConfig.<preset>``, epoch chosen on
-    validation) and the settings of stage 2 (``AlignConfig.<preset>``), which
-    :func:`run_methods` runs after stage 1 on the stage-1 model's item states. The ``compare``
-    preset uses the quick CF and alignment settings. ``use_cache``: the MF of notebook 02 (same
-    settings) from the kit's cache, trained once."""
-    base = "quick" if preset == "compare" else preset
+    """What stage 3 needs besides the LLM: a plain MF (``CFConfig``, epoch chosen on
+    validation) and the settings of stage 2 (``AlignConfig``), which :func:`run_methods` runs
+    after stage 1 on the stage-1 model's item states; both in the preset that the rec preset
+    ``preset`` names in :attr:`RecConfig.STAGE2_PRESETS` (``compare`` runs the quick ones).
+    ``use_cache``: the MF of notebook 02 (same settings) from the kit's cache, trained once."""
+    if preset not in RecConfig.STAGE2_PRESETS:
+        raise ConfigError(f"prepare_stage2(preset={preset!r}): not a rec preset; choose one of "
+                          f"{', '.join(RecConfig.STAGE2_PRESETS)}.")
+    base = RecConfig.STAGE2_PRESETS[preset]
     plain, _ = fit_and_evaluate(split, CFConfig.preset(base, model="mf", seed=seed),
                                 progress=progress, use_cache=use_cache)
     return plain.model, AlignConfig.preset(base, seed=seed)

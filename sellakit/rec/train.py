@@ -54,30 +54,15 @@ def train_rec(model: SpecialTokenRec, train: tuple[list[EncodedPrompt], pd.DataF
     prompts, frame = train
     prefixes = prefixes or {}
     epochs = epochs or config.epochs
-    loader = torch.utils.data.DataLoader(
-        range(len(prompts)), batch_size=config.batch_size, shuffle=True,
-        generator=torch.Generator().manual_seed(config.seed))
-    total = max(1, epochs * len(loader) // config.grad_accum)
-    optimiser = torch.optim.AdamW(_param_groups(model, config, lr))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, _warmup_cosine(total, config.warmup))
-    wrapped, optimiser, loader, schedule = accelerator.prepare(model, optimiser, loader, schedule)
+    total, (wrapped, optimiser, loader, schedule) = _prepared(model, len(prompts), epochs,
+                                                              config, lr, accelerator)
     inner = accelerator.unwrap_model(wrapped)
-
-    selector = CheckpointSelector(snapshot=_trainable_state)
-
-    def validate(step: int, loss: float) -> None:
-        scores = score_prompts(inner, valid[0], valid[1], pad_id=pad_id, accelerator=accelerator,
-                               batch_size=config.score_batch_size, desc=f"{desc}: valid",
-                               progress=progress and accelerator.is_main_process,
-                               prefix=prefixes.get("valid"))
-        rows.append({"step": step, "train_loss": loss, "valid_auc": auc(valid[1].label, scores),
-                     **slot_norms(inner, valid[1])})
-        selector.update(step, rows[-1]["valid_auc"], inner, {"auc": rows[-1]["valid_auc"]},
-                        keep=scores)
-
-    rows, step, running = [], 0, []
+    show = progress and accelerator.is_main_process
+    validate = _Validation(inner, valid, config, pad_id, accelerator, desc, show,
+                           prefixes.get("valid"))
+    step, running = 0, []
     validate(0, float("nan"))
-    bar = tqdm(total=total, desc=desc, disable=not progress or not accelerator.is_main_process)
+    bar = tqdm(total=total, desc=desc, disable=not show)
     wrapped.train()
     if "train" in prefixes:  # the LLM reads cached states of its eval mode: keep it there
         inner.llm.eval()
@@ -95,21 +80,62 @@ def train_rec(model: SpecialTokenRec, train: tuple[list[EncodedPrompt], pd.DataF
             bar.set_postfix(loss=f"{np.mean(running[-20:]):.3f}")
             if step % config.eval_every == 0:
                 validate(step, float(np.mean(running[-config.eval_every * config.grad_accum:])))
-        if not rows or rows[-1]["step"] != step:
+        if validate.rows[-1]["step"] != step:
             validate(step, float(np.mean(running[-len(loader):])))
     bar.close()
-    return _selected(inner, selector, rows, started, config, len(prompts))
+    return _selected(inner, validate, started, config, len(prompts))
 
 
-def _selected(inner: SpecialTokenRec, selector: CheckpointSelector, rows: list[dict],
-              started: float, config: RecConfig, n_train: int) -> TrainResult:
+def _prepared(model: SpecialTokenRec, rows: int, epochs: int, config: RecConfig, lr: float,
+              accelerator) -> tuple[int, tuple]:
+    """The optimiser steps of the run, and ``(model, optimiser, loader, schedule)`` through
+    Accelerate: seeded shuffled batches of row indices, AdamW on :func:`_param_groups`, the
+    warm-up + cosine factor of :func:`_warmup_cosine`."""
+    loader = torch.utils.data.DataLoader(
+        range(rows), batch_size=config.batch_size, shuffle=True,
+        generator=torch.Generator().manual_seed(config.seed))
+    total = max(1, epochs * len(loader) // config.grad_accum)
+    optimiser = torch.optim.AdamW(_param_groups(model, config, lr))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, _warmup_cosine(total, config.warmup))
+    return total, accelerator.prepare(model, optimiser, loader, schedule)
+
+
+class _Validation:
+    """Scores the validation rows at a step, records the curve (``rows``) and keeps the best
+    checkpoint on validation AUC (``selector``)."""
+
+    def __init__(self, model: SpecialTokenRec, valid: tuple[list[EncodedPrompt], pd.DataFrame],
+                 config: RecConfig, pad_id: int, accelerator, desc: str, progress: bool,
+                 prefix: PrefixCache | None):
+        self.model, self.valid, self.config, self.pad_id = model, valid, config, pad_id
+        self.accelerator, self.desc, self.progress, self.prefix = (accelerator, desc, progress,
+                                                                   prefix)
+        self.rows: list[dict] = []
+        self.selector = CheckpointSelector(snapshot=_trainable_state)
+
+    def __call__(self, step: int, loss: float) -> None:
+        prompts, frame = self.valid
+        scores = score_prompts(self.model, prompts, frame, pad_id=self.pad_id,
+                               accelerator=self.accelerator,
+                               batch_size=self.config.score_batch_size,
+                               desc=f"{self.desc}: valid", progress=self.progress,
+                               prefix=self.prefix)
+        self.rows.append({"step": step, "train_loss": loss, "valid_auc": auc(frame.label, scores),
+                          **slot_norms(self.model, frame)})
+        value = self.rows[-1]["valid_auc"]
+        self.selector.update(step, value, self.model, {"auc": value}, keep=scores)
+
+
+def _selected(inner: SpecialTokenRec, validation: _Validation, started: float,
+              config: RecConfig, n_train: int) -> TrainResult:
     """The best checkpoint restored, in eval mode, with its learning curve."""
+    selector = validation.selector
     selector.restore(inner)
     inner.eval()
-    return TrainResult(model=inner, history=pd.DataFrame(rows), best_step=selector.best_step,
-                       best_valid=selector.best_metrics, seconds=time.perf_counter() - started,
-                       seed=config.seed, config=config, n_train=n_train,
-                       valid_scores=selector.best_kept)
+    return TrainResult(model=inner, history=pd.DataFrame(validation.rows),
+                       best_step=selector.best_step, best_valid=selector.best_metrics,
+                       seconds=time.perf_counter() - started, seed=config.seed, config=config,
+                       n_train=n_train, valid_scores=selector.best_kept)
 
 
 def _param_groups(model: nn.Module, config: RecConfig, lr: float) -> list[dict]:
