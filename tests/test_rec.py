@@ -390,6 +390,13 @@ def test_dataset_rows_describe_their_splits():
     assert row is DATASET_TABLE["amazon-book-synthetic"] and split.spec == row.spec
     assert row.published is None and DATASET_TABLE["amazon-book"].published == "amazon-book"
     assert item_words("planted_unit_test") == item_words("ml-1m")  # unlisted: the movie words
+    # bench rec's table stands beside the published rows of the data set's key, if it has one
+    from sellakit.benchmarks.rec import _published_rows
+    assert [r.method for r in _published_rows("ml-1m")] == ["MF", "TALLRec", "CoLLM-MF",
+                                                            "BinLLM"]
+    assert [(r.method, r.dataset) for r in _published_rows("amazon_book")] == \
+        [("MF", "amazon-book")]
+    assert _published_rows(split.name) == _published_rows("planted_unit_test") == []
     with pytest.raises(ConfigError, match="choose from ml-1m, amazon-book"):
         load_split("netflix")
 

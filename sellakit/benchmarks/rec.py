@@ -98,6 +98,15 @@ def _one_seed(split: CTRSplit, methods: list[str], config, preset: str, backbone
                        accelerator=accelerator, progress=progress, stage1_from=first)
 
 
+def _published_rows(split_name: str) -> list:
+    """The published rows a table of ``split_name``'s split stands beside: its data set's
+    (the dataset table's ``published`` key), none for a stand-in or a split it does not list."""
+    from sellakit.data.catalog import dataset_of_split
+
+    row = dataset_of_split(split_name)
+    return llm_rec_context(row.published) if row is not None and row.published else []
+
+
 def _long_scores(run, methods: list[str], seed: int) -> pd.DataFrame:
     """Per-row scores in long form: split, row, uid, iid, label, not_cold, method, seed,
     score (``test_item_cold`` rows are the split ``item_cold``)."""
@@ -221,7 +230,7 @@ def rec_markdown(results: dict, *, command: str) -> str:
                       cell(r, "test_warm"), cell(r, "test_cold"), cell(r, "test_item_cold"),
                       f"{r['seconds']:.0f}"])
     table += [[row.label, None, f"{row.metrics['auc']:.4f}", None, f"{row.metrics['uauc']:.4f}"]
-              + [None] * 4 for row in llm_rec_context(meta["dataset"])]
+              + [None] * 4 for row in _published_rows(meta["dataset"])]
     lines += markdown_table(["method", "valid AUC", "test AUC", "95% interval", "test UAUC",
                              "warm AUC", "cold AUC", "item-cold AUC", "seconds"], table)
     lines += ["", "Paired differences on the same test rows (pooled over seeds):", ""]
