@@ -22,8 +22,12 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import hmac
+import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -31,9 +35,10 @@ import tempfile
 import time
 import urllib.request
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from filelock import FileLock, Timeout
@@ -41,7 +46,14 @@ from filelock import FileLock, Timeout
 from sellakit.errors import CacheError
 
 __all__ = ["Asset", "CacheError", "cache_dir", "fetch", "sha256_of", "atomic_dir", "atomic_file",
-           "cached_arrays", "cached_state", "lock", "sweep_stale"]
+           "cached_arrays", "cached_state", "lock", "sweep_stale", "seal", "seal_folder",
+           "sealed_folder", "warn_unusable", "warn_not_written"]
+
+#: Temporaries of :func:`atomic_file` / :func:`atomic_dir` end so; older ones are swept.
+_TMP_SUFFIX = ".sellakit-tmp"
+#: Errors of a cache write that cannot be done (disk full, read-only): torch.save reports a
+#: full disk as RuntimeError.
+_WRITE_ERRORS = (OSError, RuntimeError, CacheError)
 
 
 @dataclass(frozen=True)
@@ -91,8 +103,12 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
 
 @contextlib.contextmanager
 def lock(name: str, timeout: float = 1800) -> Iterator[None]:
-    """Hold the cache-wide lock called ``name`` (one lock file per entry)."""
+    """Hold the cache-wide lock called ``name`` (one lock file per entry).
+
+    In a read-only cache no lock file can be made; nothing can be written there either, so
+    readers go on without one (writes are atomic renames, a reader never sees half a file)."""
     locks = cache_dir() / "locks"
+    held: FileLock | None = None
     try:
         locks.mkdir(exist_ok=True)
         held = FileLock(str(locks / f"{name}.lock"), timeout=timeout)
@@ -102,11 +118,14 @@ def lock(name: str, timeout: float = 1800) -> Iterator[None]:
                          f"sellakit process. Fix: let it finish, or remove "
                          f"{locks / (name + '.lock')} if no such process runs.") from err
     except OSError as err:
-        raise CacheError(_not_writable(cache_dir(), err)) from err
+        if err.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise CacheError(_not_writable(cache_dir(), err)) from err
+        held = None  # read-only: serve what is there; a write will say it cannot be done
     try:
         yield
     finally:
-        held.release()
+        if held is not None:
+            held.release()
 
 
 def sweep_stale(parent: Path, pattern: str, *, older_than: float = 3600) -> None:
@@ -117,27 +136,55 @@ def sweep_stale(parent: Path, pattern: str, *, older_than: float = 3600) -> None
     now = time.time()
     for stale in parent.glob(pattern):
         try:
-            if now - stale.stat().st_mtime > older_than:
-                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+            if now - stale.lstat().st_mtime > older_than:
+                if stale.is_dir() and not stale.is_symlink():
+                    shutil.rmtree(stale)
+                else:
+                    stale.unlink()
         except OSError:
             pass  # another process removed it, or it is not ours to remove
 
 
+def _staging_place(final: Path) -> Path:
+    """``final`` made absolute (``.`` and ``..`` resolved by name, so a temporary is made in
+    its real parent, never inside it); a symlink is refused (a rename would replace the
+    link, not what it points to)."""
+    final = Path(os.path.abspath(final))
+    if final.is_symlink():
+        raise CacheError(f"{final} is a symbolic link; the kit writes a real folder or file in "
+                         "its place only. Fix: pass the folder the link points to, or remove "
+                         "the link.")
+    if final.parent == final:
+        raise CacheError(f"{final} is a file-system root; nothing is written in its place. "
+                         "Fix: pass a folder below it.")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(final.parent, f".{final.name}.*{_TMP_SUFFIX}")  # left by a killed writer
+    return final
+
+
 @contextlib.contextmanager
 def atomic_dir(final: Path) -> Iterator[Path]:
-    """Yield a fresh temporary folder beside ``final``; rename it to ``final`` on success.
+    """Yield a fresh temporary folder beside ``final`` (in its parent, never inside it);
+    rename it to ``final`` on success.
 
     On any error the temporary folder is removed, so a reader sees either the complete entry or
-    none. An existing ``final`` is replaced.
+    none. An existing ``final`` is moved aside, replaced, then removed. A ``final`` that is a
+    symbolic link is refused (:class:`CacheError`). Temporaries older than an hour that a
+    killed process left beside ``final`` are swept.
     """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    final = _staging_place(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=_TMP_SUFFIX, dir=final.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would outlive the rename
         if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", suffix=_TMP_SUFFIX,
+                                        dir=final.parent))
+            os.replace(final, old / "entry")
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -148,10 +195,12 @@ def atomic_file(final: Path) -> Iterator[Path]:
     """Yield a unique temporary path beside ``final``; rename it to ``final`` on success.
 
     The writer writes the temporary path; on any error it is removed, so a reader sees either
-    the complete file or none (two writers never share a temporary name).
+    the complete file or none (two writers never share a temporary name). Temporaries older
+    than an hour that a killed process left beside ``final`` are swept.
     """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)
+    final = _staging_place(final)
+    handle, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=_TMP_SUFFIX,
+                                    dir=final.parent)
     os.close(handle)
     tmp = Path(name)
     try:
@@ -169,49 +218,234 @@ def _umask() -> int:
     return mask
 
 
-def cached_arrays(kind: str, key: str, compute: Callable[[], dict[str, np.ndarray]]
-                  ) -> dict[str, np.ndarray]:
+# --------------------------------------------------------------------------------------------
+# Sealed entries: a keyed digest of the contents, checked on every read
+
+
+def _secret() -> bytes | None:
+    """The cache's own key, ``<cache>/hmac.key`` (32 random bytes, mode 0600, made on first
+    use); None where it neither exists nor can be made (a read-only cache)."""
+    path = cache_dir() / "hmac.key"
+    with contextlib.suppress(FileNotFoundError):
+        return path.read_bytes()
+    try:
+        handle, name = tempfile.mkstemp(prefix=".hmac.", suffix=_TMP_SUFFIX, dir=path.parent)
+    except OSError:
+        return None
+    try:
+        os.write(handle, os.urandom(32))
+        os.close(handle)
+        with contextlib.suppress(FileExistsError):  # another process made it first: use theirs
+            os.link(name, path)
+    finally:
+        os.unlink(name)
+    return path.read_bytes()
+
+
+def _feed(value: Any, digest) -> None:
+    """Feed ``value`` (dicts, lists, tensors, arrays, JSON values) into ``digest`` canonically:
+    dict keys sorted, every array with its dtype and shape."""
+    if isinstance(value, dict):
+        digest.update(b"{")
+        for key in sorted(value, key=str):
+            digest.update(json.dumps(str(key)).encode() + b":")
+            _feed(value[key], digest)
+        digest.update(b"}")
+    elif isinstance(value, (list, tuple)):
+        digest.update(b"[")
+        for item in value:
+            _feed(item, digest)
+        digest.update(b"]")
+    elif isinstance(value, np.ndarray):
+        digest.update(f"A{value.dtype.str}{value.shape}".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    elif hasattr(value, "detach") and hasattr(value, "dtype"):  # a torch tensor
+        flat = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"T{value.dtype}{tuple(value.shape)}".encode())
+        digest.update(flat.view(_torch_bytes()).numpy().tobytes())
+    else:
+        digest.update(json.dumps(value, sort_keys=True, default=repr).encode())
+
+
+def _torch_bytes():
+    import torch
+
+    return torch.uint8
+
+
+def seal(value: Any) -> str | None:
+    """An HMAC-SHA256 (key: :func:`_secret`) of ``value``'s canonical form: stored with an
+    entry and recomputed on read, so an edited or forged entry (a record whose AUC was changed,
+    tensors cut to one row) is never served. Whoever cannot read the key file cannot make a
+    seal that passes. None where the cache has no key (read-only)."""
+    key = _secret()
+    if key is None:
+        return None
+    digest = hashlib.sha256()
+    _feed(value, digest)
+    return hmac.new(key, digest.digest(), hashlib.sha256).hexdigest()
+
+
+class _Unusable(Exception):
+    """A cache entry that must not be served (the reason is the message)."""
+
+
+def _check_seal(value: Any, stored_seal: Any) -> None:
+    expected = seal(value)
+    if expected is None or not isinstance(stored_seal, str) \
+            or not hmac.compare_digest(expected, stored_seal):
+        raise _Unusable("its digest does not match its contents: edited, forged, or written by "
+                        "an older kit")
+
+
+def warn_unusable(path: Path, reason: object) -> None:
+    """The one line said when a cache entry is not served: it is computed again."""
+    text = str(reason).splitlines()[0][:200] if str(reason) else type(reason).__name__
+    warnings.warn(f"sellakit cache: {path} cannot be used ({text}); computing it again.",
+                  stacklevel=4)
+
+
+def warn_not_written(path: Path, err: BaseException) -> None:
+    """The one line said when a cache write fails: the result is returned, not kept."""
+    text = (getattr(err, "strerror", None) or str(err) or type(err).__name__).splitlines()[0]
+    warnings.warn(f"sellakit cache: could not write {path} ({text[:200]}); the result is "
+                  "returned but not kept.", stacklevel=4)
+
+
+def _guarded_read(path: Path, read: Callable[[], Any]) -> tuple[bool, Any]:
+    """``(True, read())`` for a usable entry; ``(False, None)`` for a missing one, or a
+    damaged, forged or mismatched one, which is removed with a one-line warning naming it."""
+    if not path.exists():
+        return False, None
+    try:
+        return True, read()
+    except Exception as err:  # noqa: BLE001 - any unusable entry is replaced, never trusted
+        warn_unusable(path, err)
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return False, None
+
+
+def _guarded_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write ``path`` atomically with ``write(tmp)``; a write that fails (disk full, read-only)
+    warns in one line and leaves nothing, so the caller still returns what it computed."""
+    try:
+        with atomic_file(path) as tmp:
+            write(tmp)
+    except _WRITE_ERRORS as err:
+        warn_not_written(path, err)
+
+
+def _check_arrays(arrays: Mapping[str, np.ndarray],
+                  shapes: Mapping[str, tuple[int, ...]] | None) -> None:
+    if shapes is not None and set(arrays) != set(shapes):
+        raise _Unusable(f"it holds {sorted(arrays)}, expected {sorted(shapes)}")
+    for name, array in arrays.items():
+        if shapes is not None and tuple(array.shape) != tuple(shapes[name]):
+            raise _Unusable(f"{name} has shape {array.shape}, expected {tuple(shapes[name])}")
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            raise _Unusable(f"{name} holds non-finite values")
+
+
+def cached_arrays(kind: str, key: str, compute: Callable[[], dict[str, np.ndarray]], *,
+                  shapes: Mapping[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
     """Arrays derived from other entries, kept as ``<cache>/derived/<kind>/<key>.npz``.
 
     ``key`` must change whenever anything that ``compute`` reads changes (hash the inputs and
-    the settings). Under a lock per entry, a readable entry is returned; a missing or damaged
-    one is computed and written atomically, so two processes compute it once.
+    the settings). Under a lock per entry, a usable entry is returned; a missing one is computed
+    and written atomically, so two processes compute it once. An entry is used only when it
+    loads, its seal (:func:`seal`) matches, its arrays are finite and, given ``shapes``
+    (name -> shape), it holds exactly those arrays in those shapes; otherwise it is computed
+    again, with a one-line warning naming the file.
     """
     path = cache_dir() / "derived" / kind / f"{key}.npz"
+
+    def read() -> dict[str, np.ndarray]:
+        with np.load(path, allow_pickle=False) as stored:
+            arrays = {name: stored[name] for name in stored.files if name != "__seal__"}
+            stored_seal = str(stored["__seal__"]) if "__seal__" in stored.files else None
+        _check_seal(arrays, stored_seal)
+        _check_arrays(arrays, shapes)
+        return arrays
+
     with lock(f"{kind}-{key}"):
-        if path.exists():
-            try:
-                with np.load(path) as stored:
-                    return {name: stored[name] for name in stored.files}
-            except (OSError, ValueError, EOFError):
-                path.unlink()  # damaged: computed again below
+        found, arrays = _guarded_read(path, read)
+        if found:
+            return arrays
         arrays = compute()
-        with atomic_file(path) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
+        _guarded_write(path, lambda tmp: _savez(tmp, arrays))
     return arrays
 
 
-def cached_state(kind: str, key: str, compute: Callable[[], dict]) -> tuple[dict, bool]:
+def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as handle:
+        np.savez(handle, __seal__=np.array(seal(arrays) or ""), **arrays)
+
+
+def cached_state(kind: str, key: str, compute: Callable[[], dict], *,
+                 restore: Callable[[dict], Any] | None = None,
+                 refresh: bool = False) -> tuple[Any, bool]:
     """A trained model's state and record, kept as ``<cache>/derived/<kind>/<key>.pt``.
 
     ``compute`` returns a dict of tensors and plain values (``state_dict()``, histories as
-    lists, metrics); the same rules as :func:`cached_arrays` apply to ``key``. Returns the dict
-    and whether it came from the cache. It is read with ``weights_only=True`` (a planted pickle
-    never runs); an unreadable entry is computed again and replaced.
+    lists, metrics); the same rules as :func:`cached_arrays` apply to ``key``. It is read with
+    ``weights_only=True`` (a planted pickle never runs) and used only when its seal matches.
+    ``restore(stored)`` (e.g. building the model and ``load_state_dict`` with strict shapes)
+    runs inside the same guard: whatever it raises means the entry is computed again, with a
+    one-line warning naming the file. ``refresh=True`` computes and replaces the entry.
+
+    Returns ``(value, cached)``: on a hit, ``restore(stored)`` (the stored dict without
+    ``restore``) and True; otherwise ``compute()``'s dict and False.
     """
     import torch
 
     path = cache_dir() / "derived" / kind / f"{key}.pt"
+
+    def read() -> Any:
+        try:
+            entry = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as err:  # its own message would suggest unpickling it
+            raise _Unusable("it holds more than tensors and plain values; such a file is "
+                            "never unpickled") from err
+        if not isinstance(entry, dict) or set(entry) != {"payload", "seal"}:
+            raise _Unusable("not a sealed entry of this kit")
+        _check_seal(entry["payload"], entry["seal"])
+        return entry["payload"] if restore is None else restore(entry["payload"])
+
     with lock(f"{kind}-{key}"):
-        if path.exists():
-            try:
-                return torch.load(path, map_location="cpu", weights_only=True), True
-            except Exception:  # noqa: BLE001 - any unreadable entry is replaced, never trusted
-                path.unlink(missing_ok=True)
+        if not refresh:
+            found, value = _guarded_read(path, read)
+            if found:
+                return value, True
         stored = compute()
-        with atomic_file(path) as tmp:
-            torch.save(stored, tmp)
+        _guarded_write(path, lambda tmp: torch.save({"payload": stored, "seal": seal(stored)},
+                                                    tmp))
     return stored, False
+
+
+def seal_folder(folder: Path, record: dict) -> None:
+    """Write ``folder/done``: ``record``, the sha256 of every file in ``folder`` and a seal of
+    both, so :func:`sealed_folder` can tell the folder the kit wrote from an edited one."""
+    record = {**record, "sha256": {p.name: sha256_of(p) for p in sorted(folder.iterdir())
+                                   if p.is_file() and p.name != "done"}}
+    (folder / "done").write_text(json.dumps({**record, "seal": seal(record)}, indent=1))
+
+
+def sealed_folder(folder: Path) -> dict | None:
+    """The record of a folder written with :func:`seal_folder` when its seal and every file's
+    sha256 still match and no file was added; else None."""
+    try:
+        record = json.loads((folder / "done").read_text())
+        stored_seal = record.pop("seal")
+        _check_seal(record, stored_seal)
+        files = {p.name for p in folder.iterdir() if p.name != "done"}
+        digests = record["sha256"]
+        if not digests or files != set(digests):
+            return None
+        return record if all(sha256_of(folder / name) == digest
+                             for name, digest in digests.items()) else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, _Unusable):
+        return None
 
 
 def fetch(asset: Asset, *, allow_pip: bool = True, allow_urls: bool = True) -> Path:

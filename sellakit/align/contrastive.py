@@ -353,24 +353,25 @@ def _cached_alignment(split: CTRSplit, semantic: np.ndarray, config: AlignConfig
 
     table = hashlib.sha256(np.ascontiguousarray(semantic, dtype=np.float32).tobytes())
     key = config.cache_key(split.fingerprint(), table.hexdigest())
-    stored, _ = cached_state("align", key, compute)
-    if fresh:
-        return fresh[0]
-    model = AlignedMF(split.n_users, split.n_items, np.zeros(semantic.shape, np.float32),
-                      dim=config.dim, hidden=config.projector_hidden,
-                      temperature=config.temperature)
-    model.load_state_dict(stored["state"])
-    model.semantic.requires_grad_(config.train_semantic)
-    model.to(pick_device(config.device)).eval()  # where a fresh fit would have left it
-    history = pd.DataFrame(stored["history"])
-    history.attrs["from_cache"] = True
-    train = TrainResult(model=model, history=history, best_step=stored["best_step"],
-                        best_valid=stored["best_valid"], seconds=stored["seconds"],
-                        seed=config.seed, config=config, n_train=stored["n_train"])
-    mean = stored["semantic_mean"]
-    return AlignResult(train=train, snapshot_iids=stored["snapshot_iids"].numpy(),
-                       snapshots={int(e): a.numpy() for e, a in stored["snapshots"].items()},
-                       semantic_mean=None if mean is None else mean.numpy())
+    def restore(stored: dict) -> AlignResult:
+        model = AlignedMF(split.n_users, split.n_items, np.zeros(semantic.shape, np.float32),
+                          dim=config.dim, hidden=config.projector_hidden,
+                          temperature=config.temperature)
+        model.load_state_dict(stored["state"])  # strict: every name and shape must match
+        model.semantic.requires_grad_(config.train_semantic)
+        model.to(pick_device(config.device)).eval()  # where a fresh fit would have left it
+        history = pd.DataFrame(stored["history"])
+        history.attrs["from_cache"] = True
+        train = TrainResult(model=model, history=history, best_step=stored["best_step"],
+                            best_valid=stored["best_valid"], seconds=stored["seconds"],
+                            seed=config.seed, config=config, n_train=stored["n_train"])
+        mean = stored["semantic_mean"]
+        return AlignResult(train=train, snapshot_iids=stored["snapshot_iids"].numpy(),
+                           snapshots={int(e): a.numpy() for e, a in stored["snapshots"].items()},
+                           semantic_mean=None if mean is None else mean.numpy())
+
+    restored, _ = cached_state("align", key, compute, restore=restore)
+    return fresh[0] if fresh else restored
 
 
 def compare_alignment(split: CTRSplit, semantic: np.ndarray, config: AlignConfig, *,

@@ -240,17 +240,18 @@ def fit_and_evaluate(split: CTRSplit, config: CFConfig, *, progress: bool = True
                 "best_step": result.best_step, "best_valid": result.best_valid,
                 "seconds": result.seconds, "record": record}
 
-    stored, cached = cached_state("cf", _fit_key(split, config), compute)
-    if fresh:
-        return fresh[0], {**stored["record"], "cached": False}
-    model = _build(split, config)
-    model.load_state_dict(stored["state"])
-    model.to(pick_device(config.device)).eval()  # where a fresh fit would have left it
-    return (TrainResult(model=model, history=pd.DataFrame(stored["history"]),
-                        best_step=stored["best_step"], best_valid=stored["best_valid"],
-                        seconds=stored["seconds"], seed=config.seed, config=config,
-                        n_train=len(split.train)),
-            {**stored["record"], "cached": cached})
+    def restore(stored: dict) -> tuple[TrainResult, dict]:
+        model = _build(split, config)
+        model.load_state_dict(stored["state"])  # strict: every name and shape must match
+        model.to(pick_device(config.device)).eval()  # where a fresh fit would have left it
+        return (TrainResult(model=model, history=pd.DataFrame(stored["history"]),
+                            best_step=stored["best_step"], best_valid=stored["best_valid"],
+                            seconds=stored["seconds"], seed=config.seed, config=config,
+                            n_train=len(split.train)),
+                {**stored["record"], "cached": True})
+
+    value, _ = cached_state("cf", _fit_key(split, config), compute, restore=restore)
+    return (fresh[0], {**value["record"], "cached": False}) if fresh else value
 
 
 def _fit_and_evaluate(split: CTRSplit, config: CFConfig, progress: bool

@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sellakit.cache import Asset, atomic_dir, cache_dir, fetch, lock, sha256_of
+from sellakit.cache import (Asset, atomic_dir, cache_dir, fetch, lock, seal_folder,
+                            sealed_folder, sha256_of, warn_not_written, warn_unusable)
 from sellakit.errors import CacheError, ConfigError, DataError
 
 __all__ = ["MovieLens", "load_movielens_1m", "load_movielens_100k", "ML1M_WHEEL", "ML100K_WHEEL",
@@ -63,7 +64,7 @@ ML1M_N_RATINGS = 1_000_209
 ML1M_RATINGS_SHA256 = "f5d12c783763662a2fa37aa6d1bf0f87509a3422a91ba72b4d3624b8c1d79fc9"
 ML1M_RATING_COUNTS = {1: 56_174, 2: 107_557, 3: 261_197, 4: 348_971, 5: 226_310}
 ML100K_N_RATINGS = 100_000
-_PARSED_VERSION = "v1"  # bump when the parsed layout changes, so old cache entries are not read
+_PARSED_VERSION = "v2"  # bump when the parsed layout changes, so old cache entries are not read
 
 
 @dataclass
@@ -147,25 +148,36 @@ def _load_file(path: Path, name: str) -> MovieLens:
     digest = sha256_of(path)
     parsed = cache_dir() / "derived" / f"{name}-{_PARSED_VERSION}-{digest[:16]}"
     with lock(parsed.name):
-        if (parsed / "done").exists():
+        record = sealed_folder(parsed)
+        if record is not None:
             try:  # checked like a fresh parse: an edited or damaged entry is never served
-                return _read_parsed(parsed, name, path)
-            except Exception:  # noqa: BLE001 - whatever is wrong, parse the source again
-                shutil.rmtree(parsed, ignore_errors=True)
+                return _read_parsed(parsed, name, path, record)
+            except Exception as err:  # noqa: BLE001 - whatever is wrong, parse the source again
+                warn_unusable(parsed, err)
+        elif parsed.exists():
+            warn_unusable(parsed, "its files do not match their sealed digests")
+        shutil.rmtree(parsed, ignore_errors=True)
         data = _parse(path, name, digest)
-        with atomic_dir(parsed) as tmp:
-            data.ratings.to_parquet(tmp / "ratings.parquet")
-            data.items.to_parquet(tmp / "items.parquet")
-            data.users.to_parquet(tmp / "users.parquet")
-            (tmp / "done").write_text(data.source)
-        return _read_parsed(parsed, name, path)
+        try:
+            with atomic_dir(parsed) as tmp:
+                data.ratings.to_parquet(tmp / "ratings.parquet")
+                data.items.to_parquet(tmp / "items.parquet")
+                data.users.to_parquet(tmp / "users.parquet")
+                seal_folder(tmp, {"source": data.source})
+        except (OSError, CacheError) as err:  # disk full, read-only: the parse is still good
+            warn_not_written(parsed, err)
+            return data
+        return _read_parsed(parsed, name, path, {"source": data.source})
 
 
-def _read_parsed(parsed: Path, name: str, source: Path) -> MovieLens:
+def _read_parsed(parsed: Path, name: str, source: Path, record: dict) -> MovieLens:
+    """The frames of a parsed entry. Its ``done`` record seals the sha256 of each parquet file
+    (every column: ids, titles, years, genres, users, ratings), checked by
+    :func:`sealed_folder` before this is called."""
     data = MovieLens(name=name, ratings=pd.read_parquet(parsed / "ratings.parquet"),
                      items=pd.read_parquet(parsed / "items.parquet"),
                      users=pd.read_parquet(parsed / "users.parquet"),
-                     source=(parsed / "done").read_text())
+                     source=record.get("source", ""))
     _check_shape(data, source)
     return data
 

@@ -79,14 +79,21 @@ class CTRSplit:
         return len(self.item_ids) + 1
 
     def fingerprint(self) -> str:
-        """A digest of the rows (ids, labels, histories) and the item count: cache keys of
-        models trained on this split change with it."""
+        """A digest of everything a model or a record could read: every column of every frame
+        in row order (ids, labels, timestamps, months, warm/cold flags, each history's items),
+        the id maps, titles and genres, and the split's months: cache keys of models trained on
+        this split change with any of it."""
         import hashlib
+        import json
 
-        digest = hashlib.sha256(f"{self.name}|{self.n_users}|{self.n_items}".encode())
-        for frame in self.frames().values():
-            columns = frame[["uid", "iid", "label"]].assign(his=frame.his.map(len))
-            digest.update(pd.util.hash_pandas_object(columns, index=False).to_numpy().tobytes())
+        digest = hashlib.sha256(f"{self.name}|{self.n_users}|{self.n_items}|{self.spec}".encode())
+        for name, frame in self.frames().items():
+            digest.update(f"{name}|{list(frame.columns)}|{len(frame)}".encode())
+            for column in frame.columns:
+                digest.update(_column_bytes(frame[column]))
+        for ids in (self.user_ids, self.item_ids, self.item_titles):
+            digest.update(pd.util.hash_pandas_object(pd.Series(ids), index=False).to_numpy())
+        digest.update(json.dumps([list(map(str, g)) for g in self.item_genres]).encode())
         return digest.hexdigest()
 
     def frames(self) -> dict[str, pd.DataFrame]:
@@ -175,6 +182,17 @@ def split_by_months(
     genres = [[]] + [list(g) if isinstance(g, (list, np.ndarray)) else [] for g in meta["genres"]]
     return CTRSplit(name, *parts, user_ids=user_ids, item_ids=item_ids, item_titles=titles,
                     item_genres=genres, spec=spec)
+
+
+def _column_bytes(column: pd.Series) -> bytes:
+    """The values of one column as bytes: a column of arrays (histories) as their lengths and
+    their concatenated items, any other through pandas' row hash."""
+    if column.dtype == object and len(column) and isinstance(column.iloc[0], (np.ndarray, list)):
+        lengths = column.map(len).to_numpy(dtype=np.int64)
+        items = np.concatenate([np.asarray(v, dtype=np.int64) for v in column]) \
+            if lengths.sum() else np.zeros(0, np.int64)
+        return lengths.tobytes() + items.tobytes()
+    return pd.util.hash_pandas_object(column, index=False).to_numpy().tobytes()
 
 
 def collm_split(data) -> CTRSplit:

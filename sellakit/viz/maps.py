@@ -52,7 +52,9 @@ def fit_frame(reference: np.ndarray, others: dict[str, np.ndarray] | None = None
     others = others or {}
     names = sorted(others)
     key = _key(reference, *[others[n] for n in names], settings={**settings, "n": names})
-    return cached_arrays("umap", key, lambda: _fit(reference, others, names, settings))
+    shapes = {"reference": (len(reference), 2)} | {n: (len(others[n]), 2) for n in names}
+    return cached_arrays("umap", key, lambda: _fit(reference, others, names, settings),
+                         shapes=shapes)
 
 
 def _fit(reference: np.ndarray, others: dict[str, np.ndarray], names: list[str],
