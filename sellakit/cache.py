@@ -10,6 +10,17 @@ URLs tried in order. :func:`fetch` returns the verified local path:
   the checksum matches, so nothing half-written is ever visible under the final name;
 * an entry whose checksum no longer matches (truncated, tampered) is removed and fetched again.
 
+Derived entries (:func:`cached_arrays`, :func:`cached_state`, folders sealed with
+:func:`seal_folder`) go through one guarded read path: an entry is served only when it loads,
+its seal matches, its restore succeeds and its arrays have the shapes the caller expects and
+finite values; anything else is computed again once, with one warning line naming the file. A
+seal is an HMAC-SHA256 of the entry's canonical contents (JSON values, tensors' and arrays'
+dtype, shape and bytes) keyed by ``<cache>/hmac.key``: 32 random bytes, created with mode 0600
+on first use. Whoever cannot read that file cannot forge an entry that passes (a record with
+another AUC, another model's folder with a fresh ``done``); it does not protect against the
+account that owns the cache. A cache write that fails (disk full, read-only) warns and the
+computed result is still returned; temporaries a killed writer left are swept after an hour.
+
 Example::
 
     >>> from sellakit.cache import Asset, fetch

@@ -57,7 +57,8 @@ def item_semantic_embeddings(backbone: Backbone, titles: Sequence[str], *,
         batch_size: prompts per forward pass (sorted by length, so little padding).
         adapter: a PEFT (LoRA) adapter folder to apply during extraction (stage 1), or None.
         use_cache: read and write ``<cache>/derived/semantic/<key>.npz`` (the key hashes the
-            model, template, adapter and titles).
+            weights, tokenizer, template, adapter and titles in order; an entry of another shape
+            or with non-finite values is computed again).
     """
     if "{title}" not in template:
         raise ConfigError(f"template {template!r} has no {{title}} placeholder.")
