@@ -90,7 +90,7 @@ class Asset:
 
 def cache_dir() -> Path:
     """The cache root: ``$SELLAKIT_CACHE`` or ``~/.cache/sellakit`` (created on demand)."""
-    root = Path(os.environ.get("SELLAKIT_CACHE") or Path.home() / ".cache" / "sellakit")
+    root = _cache_root()
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -169,8 +169,20 @@ def _staging_place(final: Path) -> Path:
         raise CacheError(f"{final} is a file-system root; nothing is written in its place. "
                          "Fix: pass a folder below it.")
     final.parent.mkdir(parents=True, exist_ok=True)
-    sweep_stale(final.parent, f".{final.name}.*{_TMP_SUFFIX}")  # left by a killed writer
+    # Left by a killed writer: the kit's temporaries anywhere; in the cache's own folders
+    # (derived/, models/, ...) also those of older kits, whose names lacked the suffix.
+    sweep_stale(final.parent, ".*" if _in_cache(final) else f".*{_TMP_SUFFIX}")
     return final
+
+
+def _in_cache(path: Path) -> bool:
+    """True for an entry two or more levels below the cache root (never the root itself)."""
+    root = Path(os.path.abspath(_cache_root()))
+    return root in path.parents and path.parent != root
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("SELLAKIT_CACHE") or Path.home() / ".cache" / "sellakit")
 
 
 @contextlib.contextmanager
@@ -450,7 +462,7 @@ def sealed_folder(folder: Path) -> dict | None:
         record = json.loads((folder / "done").read_text())
         stored_seal = record.pop("seal")
         _check_seal(record, stored_seal)
-        files = {p.name for p in folder.iterdir() if p.name != "done"}
+        files = {p.name for p in folder.iterdir() if p.is_file() and p.name != "done"}
         digests = record["sha256"]
         if not digests or files != set(digests):
             return None

@@ -687,7 +687,8 @@ def test_stage1_lora_cut_to_one_row_is_refused(small_split, tmp_cache):
 def test_a_forged_teacher_record_is_trained_again(tmp_cache):
     import torch
 
-    from sellakit.kg import TeacherConfig, TrainConfig, derived_multisource, load_or_pretrain_teacher
+    from sellakit.kg import (TeacherConfig, TrainConfig, derived_multisource,
+                             load_or_pretrain_teacher)
     from sellakit.kg.pretrain import teacher_cache_path
     from sellakit.kg.protocol import data_rule
 
@@ -764,8 +765,8 @@ def test_stale_temporaries_are_swept_where_the_kit_writes(tmp_cache):
     from sellakit.cache import atomic_dir, atomic_file
 
     derived, models = tmp_cache / "derived", tmp_cache / "models"
-    old_parse = derived / ".ml-1m-v2-0b500e6225b7a5bd.x1y2.sellakit-tmp"
-    old_model = models / ".smollm2-135m.a1b2.sellakit-tmp"
+    old_parse = derived / ".ml-1m-v1-0b500e6225b7a5bd.x1y2"  # an older kit's name, no suffix
+    old_model = models / ".other-model.a1b2.sellakit-tmp"  # another entry's
     old_entry = derived / "cf" / ".mf-key.pt.q9.sellakit-tmp"
     live = derived / ".ml-1m-v2-0b500e6225b7a5bd.live.sellakit-tmp"
     for folder in (old_parse, old_model, live):
@@ -783,6 +784,22 @@ def test_stale_temporaries_are_swept_where_the_kit_writes(tmp_cache):
         tmp.write_bytes(b"")
     assert not old_parse.exists() and not old_model.exists() and not old_entry.exists()
     assert live.exists()
+
+
+def test_outside_the_cache_only_the_kits_own_temporaries_are_swept(tmp_path):
+    import os
+    import time
+
+    from sellakit.cache import atomic_dir
+
+    users, kits = tmp_path / ".profile", tmp_path / ".site.k2j3.sellakit-tmp"
+    users.write_text("a user's dotfile")
+    kits.mkdir()
+    for old in (users, kits):
+        os.utime(old, (time.time() - 7200, time.time() - 7200))
+    with atomic_dir(tmp_path / "site") as tmp:
+        (tmp / "index.html").write_text("")
+    assert users.read_text() == "a user's dotfile" and not kits.exists()
 
 
 def test_atomic_dir_stages_beside_its_target_and_refuses_a_link(tmp_path, monkeypatch):
