@@ -158,13 +158,8 @@ def sweep_stale(parent: Path, pattern: str, *, older_than: float = 3600) -> None
 
 def _staging_place(final: Path) -> Path:
     """``final`` made absolute (``.`` and ``..`` resolved by name, so a temporary is made in
-    its real parent, never inside it); a symlink is refused (a rename would replace the
-    link, not what it points to)."""
+    its real parent, never inside it)."""
     final = Path(os.path.abspath(final))
-    if final.is_symlink():
-        raise CacheError(f"{final} is a symbolic link; the kit writes a real folder or file in "
-                         "its place only. Fix: pass the folder the link points to, or remove "
-                         "the link.")
     if final.parent == final:
         raise CacheError(f"{final} is a file-system root; nothing is written in its place. "
                          "Fix: pass a folder below it.")
@@ -196,6 +191,10 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     killed process left beside ``final`` are swept.
     """
     final = _staging_place(final)
+    if final.is_symlink():  # a rename would replace the link, not the folder it points to
+        raise CacheError(f"{final} is a symbolic link; the kit writes a real folder in its "
+                         "place only. Fix: pass the folder the link points to, or remove the "
+                         "link.")
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=_TMP_SUFFIX, dir=final.parent))
     try:
         yield tmp

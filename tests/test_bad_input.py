@@ -928,7 +928,8 @@ def test_a_read_only_cache_serves_what_it_holds(parsed_ml1m, tmp_cache, monkeypa
 
 
 def _other_history(split):
-    split.train.at[split.train.index[5], "his"] = np.array([3, 2, 1])
+    row = next(i for i, his in split.train.his.items() if len(his) >= 2)
+    split.train.at[row, "his"] = np.asarray(split.train.his[row]) % (split.n_items - 1) + 1
 
 
 def _flipped_warm(split):
