@@ -249,7 +249,11 @@ def _secret() -> bytes | None:
     use); None where it neither exists nor can be made (a read-only cache)."""
     path = cache_dir() / "hmac.key"
     with contextlib.suppress(FileNotFoundError):
-        return path.read_bytes()
+        key = path.read_bytes()
+        if len(key) == 32:
+            return key
+        with contextlib.suppress(OSError):  # truncated or replaced: entries sealed with it
+            path.unlink()                   # cannot be trusted either, a new key is made
     try:
         handle, name = tempfile.mkstemp(prefix=".hmac.", suffix=_TMP_SUFFIX, dir=path.parent)
     except OSError:
@@ -282,17 +286,13 @@ def _feed(value: Any, digest) -> None:
         digest.update(f"A{value.dtype.str}{value.shape}".encode())
         digest.update(np.ascontiguousarray(value).tobytes())
     elif hasattr(value, "detach") and hasattr(value, "dtype"):  # a torch tensor
+        import torch
+
         flat = value.detach().cpu().contiguous().reshape(-1)
         digest.update(f"T{value.dtype}{tuple(value.shape)}".encode())
-        digest.update(flat.view(_torch_bytes()).numpy().tobytes())
+        digest.update(flat.view(torch.uint8).numpy())
     else:
         digest.update(json.dumps(value, sort_keys=True, default=repr).encode())
-
-
-def _torch_bytes():
-    import torch
-
-    return torch.uint8
 
 
 def seal(value: Any) -> str | None:

@@ -577,6 +577,29 @@ def test_a_damaged_array_entry_is_computed_again(case, tmp_cache):
     assert not _temporaries(tmp_cache)
 
 
+def test_the_seal_key_is_private_and_a_seal_needs_it(tmp_cache):
+    """<cache>/hmac.key is made 0600 on first use; an entry sealed under another key (a file
+    planted from elsewhere) is not served."""
+    from sellakit.cache import cached_arrays
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"x": np.arange(3.0)}
+
+    cached_arrays("unit", "k", compute)
+    key = tmp_cache / "hmac.key"
+    assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_bytes()) == 32
+    with _silent():
+        cached_arrays("unit", "k", compute)
+    assert len(calls) == 1  # a hit
+    key.write_bytes(b"k" * 32)  # the entry now carries another key's seal
+    with pytest.warns(UserWarning, match="its digest does not match"):
+        cached_arrays("unit", "k", compute)
+    assert len(calls) == 2
+
+
 def test_a_truncated_item_vector_entry_is_computed_again(tmp_cache):
     """The real call site (notebooks 03-05): item_semantic_embeddings' .npz, truncated."""
     from sellakit.llm import item_semantic_embeddings, tiny_random_llama
