@@ -121,8 +121,10 @@ def build_book(source: Path | str | None = None, out: Path | str | None = None, 
                         f"`sellakit run 00_overview 01_data`) first, then `make book`.")
     read = [_read_notebook(path) for path in notebooks]  # every file checked before writing
     site.parent.mkdir(parents=True, exist_ok=True)
-    sweep_stale(site.parent, f".{site.name}.*")  # what a killed build left (after an hour)
-    with tempfile.TemporaryDirectory(prefix=f".{site.name}.src-", dir=site.parent) as tmp:
+    # What a killed build left (after an hour); only the kit's own names, never a user's dotfile.
+    sweep_stale(site.parent, f".{site.name}.src-*.sellakit-tmp")
+    with tempfile.TemporaryDirectory(prefix=f".{site.name}.src-", suffix=".sellakit-tmp",
+                                     dir=site.parent) as tmp:
         stage = Path(tmp)
         (stage / "_static").mkdir()
         for path, notebook in zip(notebooks, read):

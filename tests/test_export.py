@@ -51,3 +51,15 @@ def test_parquet(ml1m_split, tmp_path):
     assert len(test) == 7_331 and test.not_cold.sum() == 4_153
     items = pd.read_parquet(tmp_path / "items.parquet")
     assert len(items) == 3_255 and items.iid.min() == 1
+
+
+def test_export_leaves_a_users_old_dotfiles_beside_the_folder(small_split, tmp_path):
+    """The kit sweeps only its own stale temporaries: a user's ``.out.bak`` from last year
+    beside the target survives an export."""
+    import os
+
+    mine = tmp_path / ".out.bak"
+    mine.write_text("keep me")
+    os.utime(mine, (0, 0))  # far older than the hour after which the kit's temporaries go
+    export_split(small_split, tmp_path / "out", "parquet")
+    assert mine.read_text() == "keep me"

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from sellakit.cache import sweep_stale
 from sellakit.data.protocol import CTRSplit
 from sellakit.errors import ConfigError
 from sellakit.output import MARKER, check_output_dir, replace_dir
@@ -53,7 +52,6 @@ def export_split(split: CTRSplit, out_dir: str | os.PathLike, fmt: str = "collm"
     if fmt not in {"collm", "parquet"}:
         raise ConfigError(f"format {fmt!r}: use 'collm' or 'parquet'.")
     out = check_output_dir(out_dir, option="the export folder", replace=force)
-    sweep_stale(out.parent, f".{out.name}.*")
     with replace_dir(out) as staging:
         for name, frame in split.frames().items():
             table = collm_frame(split, frame)
