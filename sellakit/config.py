@@ -23,25 +23,53 @@ import random
 import types
 import typing
 from pathlib import Path
-from typing import ClassVar, Literal
+from types import MappingProxyType
+from typing import ClassVar, Literal, Mapping
 
 import numpy as np
 import torch
 
 from sellakit.errors import ConfigError
 
-__all__ = ["Config", "Range", "bounded", "device_field", "quick_mode", "preset_name",
-           "repo_root", "seed_everything", "pick_device", "pick_dtype"]
+__all__ = ["Config", "PresetSpec", "Range", "bounded", "device_field", "quick_mode",
+           "preset_name", "repo_root", "seed_everything", "pick_device", "pick_dtype"]
+
+@dataclasses.dataclass(frozen=True)
+class PresetSpec:
+    """One preset of the kit: what it is for, and which preset a config without it runs instead
+    (``stand_in``: a stage under a ``compare`` run of the rec target uses its quick settings)."""
+
+    purpose: str
+    stand_in: str | None = None
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Base of the kit's configs: frozen, ``Literal`` fields checked, presets by name.
 
-    A subclass defines a classmethod per preset it offers (``quick``, ``paper``, and
-    ``compare`` where a CPU comparison preset exists) and lists them in ``PRESETS``.
+    ``PRESET_TABLE`` is every preset of the kit, once. A subclass lists the presets it offers
+    in ``PRESETS`` (a subset of the table, in its order) and defines a classmethod of each
+    name; the command line offers exactly those, with the table's purposes as help.
     """
 
-    PRESETS: ClassVar[tuple[str, ...]] = ("quick", "paper")
+    PRESET_TABLE: ClassVar[Mapping[str, PresetSpec]] = MappingProxyType({
+        "quick": PresetSpec("minutes on a 2-core laptop CPU, what the tests use"),
+        "compare": PresetSpec("the smallest CPU run whose paired intervals say something",
+                              stand_in="quick"),
+        "paper": PresetSpec("the full protocol, meant for a GPU"),
+    })
+    PRESETS: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in cls.PRESET_TABLE:  # listed <=> defined: neither can drift from the other
+            if (name in cls.PRESETS) != callable(getattr(cls, name, None)):
+                raise ConfigError(f"{cls.__name__}: preset {name!r} must be both listed in "
+                                  f"PRESETS and defined as a classmethod, or neither.")
+        unknown = [name for name in cls.PRESETS if name not in cls.PRESET_TABLE]
+        if unknown:
+            raise ConfigError(f"{cls.__name__}.PRESETS names {unknown}, not in "
+                              f"Config.PRESET_TABLE ({', '.join(cls.PRESET_TABLE)}).")
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
@@ -58,6 +86,20 @@ class Config:
             raise ConfigError(f"{cls.__name__} has no preset {name!r}; choose one of "
                               f"{', '.join(cls.PRESETS)}.")
         return getattr(cls, name)(**overrides)
+
+    @classmethod
+    def preset_for(cls, name: str) -> str:
+        """The preset of this config that a run in preset ``name`` uses: ``name`` itself where
+        the config has it, else the table's stand-in (``compare`` -> ``quick``)."""
+        spec = cls.PRESET_TABLE.get(name)
+        if name not in cls.PRESETS and spec is not None and spec.stand_in in cls.PRESETS:
+            return spec.stand_in
+        return name  # unknown names fail in :meth:`preset`, with the choices
+
+    @classmethod
+    def preset_help(cls) -> str:
+        """One line per offered preset, ``name: purpose``, for the command line's help."""
+        return "; ".join(f"{name}: {cls.PRESET_TABLE[name].purpose}" for name in cls.PRESETS)
 
     def cache_key(self, *inputs: str) -> str:
         """A digest of ``inputs`` (fingerprints of the data a model is trained on) and every

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from sellakit.cli import main
+from sellakit.config import Config
+from sellakit.errors import ConfigError
 
 
 def test_data_export_collm(tmp_path, ml1m_split):
@@ -110,3 +114,59 @@ def test_bench_kg_writes_ranks_beside_the_json(tmp_cache, tmp_path):
         assert rows.seed.nunique() == (2 if method != "j2" else 1)
         assert abs(rows.groupby("seed").rr.mean().mean() - results[method]["mrr"]) < 1e-3
     assert (tmp_path / "kg.md").read_text().count("| s0 |") > 3
+
+
+def _bench_option(target: str, option: str):
+    """The argparse action of ``option`` in ``sellakit bench TARGET``."""
+    from sellakit.cli import build_parser
+
+    def subcommand(parser, name):
+        subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        return subs.choices[name]
+
+    parser = subcommand(subcommand(build_parser(), "bench"), target)
+    return next((a for a in parser._actions if option in a.option_strings), None)
+
+
+def test_bench_offers_exactly_the_presets_of_its_config():
+    from sellakit.align.contrastive import AlignConfig
+    from sellakit.cf import CFConfig
+    from sellakit.kg import StudentConfig, TeacherConfig
+    from sellakit.rec.config import RecConfig
+
+    expected = {"cf": [CFConfig], "align": [AlignConfig], "rec": [RecConfig],
+                "kg": [TeacherConfig, StudentConfig]}  # bench kg runs both at one preset
+    for target, configs in expected.items():
+        action = _bench_option(target, "--preset")
+        for config in configs:
+            assert tuple(action.choices) == config.PRESETS, (target, config)
+            assert all(config.preset(name) for name in config.PRESETS)
+        assert action.default in action.choices
+        for name in action.choices:  # the help describes each offered preset, from the table
+            assert f"{name}: {Config.PRESET_TABLE[name].purpose}" in action.help
+    for target in ("rec-scoring", "rec-prefix", "kg-eval", "cuda"):
+        assert _bench_option(target, "--preset") is None, target
+    # a stage of a compare run of bench rec runs the table's stand-in
+    assert CFConfig.preset_for("compare") == AlignConfig.preset_for("compare") == "quick"
+    assert RecConfig.preset_for("compare") == "compare"
+
+
+@pytest.mark.parametrize("target", ["cf", "align"])
+def test_an_unoffered_preset_exits_2_with_one_line(target, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", target, "--preset", "compare", "--out", str(tmp_path / "x.json")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "invalid choice: 'compare'" in err, err
+    assert err.startswith(f"sellakit bench {target}: ") and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_preset_listed_and_defined_must_agree():
+    """PRESETS and the preset classmethods cannot drift apart, nor name a preset the table
+    lacks: the class is refused when it is made."""
+    for body in ({"PRESETS": ("quick",)},  # listed, not defined
+                 {"compare": classmethod(lambda cls: cls())},  # defined, not listed
+                 {"PRESETS": ("huge",), "huge": classmethod(lambda cls: cls())}):
+        with pytest.raises(ConfigError):
+            type("Broken", (Config,), body)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -49,6 +49,8 @@ class CFConfig(Config):
     ``CFConfig.preset("paper", model="mf")`` (CoLLM's budgets: up to 1,000 epochs, patience
     100 for MF). ``patience`` counts evaluations (every ``eval_every`` epochs).
     """
+
+    PRESETS: ClassVar[tuple[str, ...]] = ("quick", "paper")
 
     model: Literal["mf", "lightgcn", "sasrec"] = "mf"
     dim: int = bounded(256, at_least=1)

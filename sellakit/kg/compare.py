@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import numpy as np
 
@@ -45,6 +46,8 @@ METRICS = ("mrr", "hits@1", "hits@3", "hits@10")
 @dataclass(frozen=True)
 class StudentConfig(Config):
     """The student (half the teacher's width), its subgraph, its start and its KD terms."""
+
+    PRESETS: ClassVar[tuple[str, ...]] = ("quick", "paper")
 
     train: TrainConfig = field(default_factory=lambda: TrainConfig.quick(
         dim=32, lr=0.02, batch_size=2048, epochs=100, eval_every=2, patience=3))

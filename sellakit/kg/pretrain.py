@@ -30,7 +30,7 @@ import json
 from functools import partial
 from pathlib import Path
 from dataclasses import asdict, dataclass, field, replace
-from typing import Literal, get_args
+from typing import ClassVar, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -63,6 +63,8 @@ class TeacherConfig(Config):
     The defaults are the quick preset (2 CPU cores: RotatE d=64, at most 100 epochs, stopped
     after 3 checks without gain); ``paper`` is a d=512 teacher for a GPU.
     """
+
+    PRESETS: ClassVar[tuple[str, ...]] = ("quick", "paper")
 
     train: TrainConfig = field(default_factory=lambda: TrainConfig.quick(
         dim=64, lr=0.02, batch_size=4096, epochs=100, eval_every=2, patience=3))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,8 @@ class TrainConfig(Config):
     ``model`` picks the interaction (:data:`sellakit.kg.models.MODELS`), ``encoder`` the entity
     encoder (``"none"``: shallow tables; ``"gnn"``: aggregate ``gnn_neighbours`` in-edges).
     """
+
+    PRESETS: ClassVar[tuple[str, ...]] = ("quick", "paper")
 
     model: Interaction = "rotate"
     encoder: Encoder = "none"
