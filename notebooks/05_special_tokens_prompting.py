@@ -163,7 +163,7 @@ figures["05_valid_curves"]
 # differences here to be *within noise*.
 
 # %%
-from sellakit.stats import auc_interval, paired_delong
+from sellakit.stats import auc_interval, paired_delong, verdict
 
 test = run.rows["test"]
 table = pd.DataFrame({
@@ -181,8 +181,7 @@ pairs = [(a, b) for i, b in enumerate(BASES) for a in run.results if a not in BA
 paired = pd.DataFrame([{"comparison": f"{a} vs {b}",
                         **paired_delong(test.label, run.scores[a]["test"],
                                         run.scores[b]["test"])} for a, b in pairs])
-paired["verdict"] = ["better" if lo > 0 else "worse" if hi < 0 else "within noise"
-                     for lo, hi in zip(paired.lo, paired.hi)]
+paired["verdict"] = [verdict(lo, hi) for lo, hi in zip(paired.lo, paired.hi)]
 paired.round(4)
 
 # %%

@@ -8,7 +8,8 @@ scored on the same rows.
   with replacement, the difference recomputed on each draw; with several seeds per method the
   difference is the mean over seeds, so one interval pools the seeds on shared rows.
 
-A difference is a claim only where its 95% interval excludes 0; otherwise it is within noise.
+A difference is a claim only where its 95% interval excludes 0; otherwise it is within noise
+(:func:`verdict`, the one rule every benchmark and notebook states its comparisons with).
 A method compared with itself gives difference 0 and p = 1.
 
 Example::
@@ -19,6 +20,8 @@ Example::
     1.0
     >>> round(auc_interval(y, a)["auc"], 4)
     0.8889
+    >>> verdict(-0.01, 0.02)
+    'within noise'
 """
 
 from __future__ import annotations
@@ -32,9 +35,18 @@ from scipy.stats import rankdata
 from sellakit.errors import DataError
 from sellakit.metrics import per_user_auc
 
-__all__ = ["auc_interval", "paired_delong", "paired_bootstrap"]
+__all__ = ["auc_interval", "paired_delong", "paired_bootstrap", "verdict", "VERDICTS"]
 
 Z95 = 1.959963984540054
+#: The words of :func:`verdict`: the method above its baseline, below it, or neither.
+VERDICTS = ("better", "worse", "within noise")
+
+
+def verdict(lo: float, hi: float) -> str:
+    """``"better"`` where the paired interval ``[lo, hi]`` of (method - baseline) lies above 0,
+    ``"worse"`` where it lies below, else ``"within noise"``: a claim only where it excludes 0.
+    """
+    return VERDICTS[0] if lo > 0 else VERDICTS[1] if hi < 0 else VERDICTS[2]
 
 
 def _components(labels: np.ndarray, scores: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:

@@ -447,7 +447,7 @@ def test_kg_markdown_shapes():
     results["_comparisons"] = kd_comparisons(ranks)
     results["time"] = time_accounting(results, 9.0, n_targets=5)
     results["aims"] = aims(results)
-    assert results["_comparisons"]["kd - j2"]["verdict"] == "KD higher"
+    assert results["_comparisons"]["kd - j2"]["verdict"] == "better"
     assert results["time"]["break_even_targets"] == round(9.0 / 8.0, 2)
     assert results["aims"]["student_at_most_half_of_j2"]
     table = kg_markdown(results, command="sellakit bench kg")

@@ -120,3 +120,28 @@ def test_bootstrap_of_per_query_means():
     assert alone["lo"] < rr.mean() < alone["hi"]
     with pytest.raises(DataError, match="same rows"):
         paired_bootstrap(None, rr, rr[:, :10], metric="mean")
+
+
+def test_one_verdict_rule():
+    """A claim only where the paired interval excludes 0; an interval touching 0 is noise."""
+    from sellakit.stats import verdict
+
+    assert verdict(0.001, 0.02) == "better" and verdict(-0.02, -0.001) == "worse"
+    assert {verdict(0.0, 0.02), verdict(-0.02, 0.0), verdict(-0.01, 0.01)} == {"within noise"}
+
+
+def test_the_verdict_words_are_written_once():
+    """Benchmarks and notebooks call :func:`sellakit.stats.verdict`; no other module spells
+    its words as string constants (a second copy of the rule would)."""
+    import ast
+    from pathlib import Path
+
+    from sellakit.stats import VERDICTS
+
+    root = Path(__file__).resolve().parents[1]
+    files = [p for p in (root / "sellakit").rglob("*.py") if p.name != "stats.py"]
+    offenders = [f"{path.relative_to(root)}:{node.lineno}"
+                 for path in files + sorted((root / "notebooks").glob("*.py"))
+                 for node in ast.walk(ast.parse(path.read_text()))
+                 if isinstance(node, ast.Constant) and node.value in VERDICTS]
+    assert not offenders, offenders

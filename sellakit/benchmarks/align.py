@@ -20,7 +20,7 @@ def align_benchmark(split: CTRSplit, *, preset: str = "quick", seed: int = 2025,
     from sellakit.align import AlignConfig, compare_alignment, state_geometry
     from sellakit.cf import predict
     from sellakit.llm import item_semantic_embeddings, load_backbone
-    from sellakit.stats import paired_delong
+    from sellakit.stats import paired_delong, verdict
 
     config = AlignConfig.preset(preset, seed=seed)
     backbone = load_backbone(model)
@@ -36,9 +36,7 @@ def align_benchmark(split: CTRSplit, *, preset: str = "quick", seed: int = 2025,
     comparisons = {}
     for a, b in (("aligned", "plain"), ("aligned_raw", "plain"), ("aligned", "aligned_raw")):
         diff = paired_delong(scores.label, scores[a], scores[b])
-        verdict = "within noise" if diff["lo"] <= 0 <= diff["hi"] else \
-            "higher" if diff["lo"] > 0 else "lower"
-        comparisons[f"{a} vs {b}"] = {**diff, "verdict": verdict}
+        comparisons[f"{a} vs {b}"] = {**diff, "verdict": verdict(diff["lo"], diff["hi"])}
     return ({**record, "raw_target": {k: raw[k] for k in ("aligned", "before", "after",
                                                           "best_epoch", "seconds")},
              "space": state_geometry(semantic), "preset": preset, "backbone": backbone.name,

@@ -162,9 +162,9 @@ def compare_methods(scores: pd.DataFrame, methods: list[str]) -> dict:
     """Each method against each baseline present (:data:`BASELINES`), on the same test rows:
     ``{"sella vs mf": {"auc": {diff, lo, hi, p}, "uauc": {...}, "delong": [per seed],
     "verdict"}}``. The pooled intervals resample rows (AUC) or users (UAUC), the difference
-    being the mean over seeds; the verdict is "better"/"worse" where the AUC interval excludes
-    0, else "within noise"."""
-    from sellakit.stats import paired_bootstrap, paired_delong
+    being the mean over seeds; the verdict (:func:`sellakit.stats.verdict`) reads the AUC
+    interval."""
+    from sellakit.stats import paired_bootstrap, paired_delong, verdict
 
     out = {}
     for base in [b for b in BASELINES if b in methods]:
@@ -177,8 +177,7 @@ def compare_methods(scores: pd.DataFrame, methods: list[str]) -> dict:
             out[f"{name} vs {base}"] = {
                 "auc": auc, "uauc": paired_bootstrap(labels, a, b, users=users, metric="uauc"),
                 "delong": [paired_delong(labels, x, y) for x, y in zip(a, b)],
-                "verdict": "better" if auc["lo"] > 0 else "worse" if auc["hi"] < 0
-                else "within noise"}
+                "verdict": verdict(auc["lo"], auc["hi"])}
     return out
 
 

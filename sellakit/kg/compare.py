@@ -34,7 +34,7 @@ from sellakit.kg.protocol import DataRule
 from sellakit.kg.subgraph import LinkedSubgraph, build_linked_subgraph
 from sellakit.kg.train import TrainConfig, build_model, train_kge
 from sellakit.selection import TrainResult
-from sellakit.stats import paired_bootstrap
+from sellakit.stats import paired_bootstrap, verdict
 
 __all__ = ["StudentConfig", "Fitted", "train_scratch", "train_student", "train_j2",
            "filtered_test_metrics", "compare_on_target", "ablation_configs", "kd_comparisons",
@@ -276,15 +276,14 @@ def _new_graph(config: StudentConfig, chosen: StudentConfig) -> bool:
 
 def kd_comparisons(ranks: dict[str, list[np.ndarray]]) -> dict:
     """KD against each baseline: paired bootstrap over test queries of the MRR difference
-    (each query's reciprocal rank averaged over the seeds of each side), with a verdict."""
+    (each query's reciprocal rank averaged over the seeds of each side), with its
+    :func:`~sellakit.stats.verdict` (better: KD's MRR is higher)."""
     kd = np.stack([1.0 / r for r in ranks["kd"]])
     out = {}
     for base in ("j2", "scratch", "j1", "teacher"):
         if base in ranks:
             diff = paired_bootstrap(None, kd, np.stack([1.0 / r for r in ranks[base]]),
                                     metric="mean")
-            verdict = ("within noise" if diff["lo"] <= 0 <= diff["hi"] else
-                       "KD higher" if diff["lo"] > 0 else "KD lower")
             out[f"kd - {base}"] = {k: round(v, 4) for k, v in diff.items()} | {
-                "verdict": verdict}
+                "verdict": verdict(diff["lo"], diff["hi"])}
     return out
