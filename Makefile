@@ -1,5 +1,5 @@
-# sellakit: two commands for a newcomer (`make run`, `make test`), plus `make lab`, `make book` and
-# `make bench`.
+# sellakit: two commands for a newcomer (`make run`, `make test`), plus `make check` (the unit
+# tests in minutes), `make lab`, `make book`, `make bench` and `make constraints`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,16 +7,19 @@ PY := $(VENV)/bin/python
 # machine where PyPI serves the CUDA build: make install TORCH="torch==2.13.0 --index-url
 # https://download.pytorch.org/whl/cpu"
 TORCH ?= torch==2.13.0
+# The exact versions the test suite last passed with (`make constraints` rewrites it from the
+# venv). A CUDA torch of another version than the file's: make install CONSTRAINTS=
+CONSTRAINTS ?= constraints.txt
 STAMP := $(VENV)/.sellakit-installed
 
-.PHONY: install run test lab bench sync book clean
+.PHONY: install run test check lab bench sync book constraints clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "sellakit needs Python >= 3.10 (3.11 advised): make PYTHON=python3.11 ...")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check $(TORCH)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[all]'
+	$(PY) -m pip install -q --disable-pip-version-check $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e '.[all]'
 	touch $@
 
 install: $(STAMP)
@@ -25,9 +28,20 @@ install: $(STAMP)
 run: install
 	$(VENV)/bin/sellakit run
 
-## test: unit tests, notebooks executed in quick mode, packaging checks
+## test: unit tests, notebooks executed in quick mode, packaging checks, browser tests
 test: install
 	$(PY) -m pytest
+
+## check: the unit tests without notebooks or browser (a few minutes)
+check: install
+	$(PY) -m pytest -q -m "not notebook and not browser"
+
+## constraints: record the venv's versions (after `make test` passed) in constraints.txt
+constraints: install
+	{ echo "# The versions \`make test\` last passed with; \`make constraints\` rewrites this file."; \
+	  $(PY) -m pip freeze --exclude-editable --disable-pip-version-check \
+	  | grep -iv '^sellakit[= @]' | sed -E 's/^(torch==[^+]+)\+.*/\1/'; } > constraints.txt
+	touch $(STAMP)  # the venv is what the file now says
 
 ## lab: JupyterLab on the notebooks (kernels run in notebooks/: relative paths are made absolute)
 lab: install

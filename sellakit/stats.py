@@ -33,7 +33,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from sellakit.errors import DataError
-from sellakit.metrics import per_user_auc
+from sellakit.metrics import per_user_auc, rank_auc
 
 __all__ = ["auc_interval", "paired_delong", "paired_bootstrap", "verdict", "VERDICTS"]
 
@@ -92,14 +92,6 @@ def paired_delong(labels: Sequence[int], a: Sequence[float], b: Sequence[float]
             "p": _normal_p(diff, se)}
 
 
-def _fast_auc(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """AUC of each row of ``scores`` (draws x rows) against the matching row of ``labels``."""
-    ranks = rankdata(scores, axis=1)
-    pos = labels.sum(1)
-    neg = labels.shape[1] - pos
-    return ((ranks * labels).sum(1) - pos * (pos + 1) / 2) / (pos * neg)
-
-
 def paired_bootstrap(labels: Sequence[int] | None, a: np.ndarray, b: np.ndarray | None, *,
                      users: Sequence[int] | None = None, metric: str = "auc",
                      draws: int = 2000, seed: int = 0) -> dict[str, float]:
@@ -140,15 +132,15 @@ def paired_bootstrap(labels: Sequence[int] | None, a: np.ndarray, b: np.ndarray 
         picks = rng.integers(0, len(per), size=(draws, len(per)))
         samples = per[picks].mean(1)
     elif metric == "auc":
-        observed = float(np.mean([_fast_auc(labels[None], x[None])[0]
-                                  - _fast_auc(labels[None], y[None])[0] for x, y in zip(a, b)]))
+        observed = float(np.mean([rank_auc(labels[None], x[None])[0]
+                                  - rank_auc(labels[None], y[None])[0] for x, y in zip(a, b)]))
         samples = np.zeros(draws)
         for start in range(0, draws, 250):
             picks = rng.integers(0, len(labels), size=(min(250, draws - start), len(labels)))
             drawn = labels[picks]
             # A draw with one class has no AUC; redraws are rare at the sizes used here.
             ok = (drawn.sum(1) > 0) & (drawn.sum(1) < len(labels))
-            diff = np.mean([_fast_auc(drawn, x[picks]) - _fast_auc(drawn, y[picks])
+            diff = np.mean([rank_auc(drawn, x[picks]) - rank_auc(drawn, y[picks])
                             for x, y in zip(a, b)], axis=0)
             samples[start:start + len(picks)] = np.where(ok, diff, np.nan)
         samples = samples[~np.isnan(samples)]

@@ -36,9 +36,57 @@ def test_environment_yml_mirrors_pyproject():
             continue
         assert conda.get(conda_name) == bound, f"{name}: pyproject {bound}, environment.yml " \
             f"{conda.get(conda_name)}"
-    extras = project["optional-dependencies"]
-    assert extras["all"] == [f"sellakit[{','.join(k for k in extras if k != 'all')}]"]
     assert conda["python"] == "==3.11"
+
+
+def _extra(extras: dict, name: str) -> set[str]:
+    """The requirements an extra installs, its ``sellakit[...]`` references expanded."""
+    out = set()
+    for spec in extras[name]:
+        nested = re.match(r"^sellakit\[(.*)\]$", spec)
+        out |= set().union(*(_extra(extras, n) for n in nested.group(1).split(","))) \
+            if nested else {spec}
+    return out
+
+
+def test_extras_split_course_from_dev():
+    """``course``: what a student needs to run the notebooks; ``dev``: tests, browser tests and
+    the book; ``all``: both, and every extra is in one of the two."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    assert extras["course"] == ["sellakit[notebooks,llm,align,kg]"]
+    assert extras["dev"] == ["sellakit[test,browser,book]"]
+    assert extras["all"] == ["sellakit[course,dev]"]
+    leaves = set(extras) - {"course", "dev", "all"}
+    assert _extra(extras, "all") == set().union(*(_extra(extras, n) for n in leaves))
+    course = {_requirement(s)[0] for s in _extra(extras, "course")}
+    assert not course & {"playwright", "sphinx", "pytest"}, course
+
+
+def test_every_imported_package_is_declared():
+    """Each third-party top-level import of the package, its tests and notebooks is a
+    requirement of pyproject.toml (core or an extra), and scikit-learn is not needed."""
+    import ast
+    import sys
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {_requirement(s)[0] for s in project["dependencies"]} | {
+        _requirement(s)[0] for e in project["optional-dependencies"].values() for s in e}
+    import_names = {"yaml": "pyyaml", "umap": "umap-learn", "IPython": "ipython",
+                    "sklearn": "scikit-learn"}  # import name -> distribution, where they differ
+    local = {"sellakit", "conftest", "test_browser", "test_notebooks"}
+    imported = set()
+    for folder in ("sellakit", "tests", "notebooks"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 \
+                    and node.module else []
+                imported |= {n.split(".")[0] for n in names}
+    imported -= set(sys.stdlib_module_names) | local | {"__future__"}
+    needed = {import_names.get(name, name).lower() for name in imported}
+    assert needed <= declared, sorted(needed - declared)
+    assert "scikit-learn" not in needed | declared
 
 
 @pytest.mark.parametrize("stem", list(NOTEBOOKS))

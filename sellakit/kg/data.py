@@ -357,8 +357,9 @@ def load_pykeen(name: str) -> KG:
     try:
         import pykeen.datasets as datasets
     except ImportError as err:
-        raise DataError("PyKEEN is not installed. Fix: pip install 'sellakit[kg]' "
-                        "(or pip install pykeen==1.11.1).") from err
+        raise DataError("PyKEEN is not installed. Fix: in the kit's checkout, pip install -c "
+                        "constraints.txt -e '.[kg]' (the tested version; or make install).") \
+            from err
     ds = getattr(datasets, _PYKEEN[name.lower()])()
     def by_id(mapping: dict[str, int]) -> list[str]:
         return [label for label, _ in sorted(mapping.items(), key=lambda kv: kv[1])]
