@@ -22,9 +22,10 @@ import os
 import random
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import ClassVar, Literal, Mapping
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -33,6 +34,7 @@ from sellakit.errors import ConfigError
 
 __all__ = ["Config", "PresetSpec", "Range", "bounded", "device_field", "quick_mode",
            "preset_name", "repo_root", "seed_everything", "pick_device", "pick_dtype"]
+
 
 @dataclasses.dataclass(frozen=True)
 class PresetSpec:
@@ -48,7 +50,7 @@ class Config:
     """Base of the kit's configs: frozen, ``Literal`` fields checked, presets by name.
 
     ``PRESET_TABLE`` is every preset of the kit, once. A subclass lists the presets it offers
-    in ``PRESETS`` (a subset of the table, in its order) and defines a classmethod of each
+    in ``PRESETS`` (a subset of the table) and defines a classmethod of each
     name; the command line offers exactly those, with the table's purposes as help.
     """
 
