@@ -20,13 +20,21 @@ def test_data_export_collm(tmp_path, ml1m_split):
     assert len(pd.read_pickle(tmp_path / "valid_ood2.pkl")) == 10_401
 
 
-def test_bench_cf_writes_json_and_markdown(tmp_path, ml1m_split):
+def test_bench_cf_writes_json_and_markdown(tmp_path, monkeypatch, ml1m_split):
+    """The real path (CLI, ML-1M, LightGCN, markdown) with 3 epochs instead of the quick
+    preset's budget: what is checked here is the files, not the model (tests/test_cf.py)."""
+    from sellakit.cf import CFConfig
+
+    quick = CFConfig.quick
+    monkeypatch.setattr(CFConfig, "quick", lambda model="mf", **overrides: quick(
+        model, **{"max_epochs": 3, **overrides}))
     out = tmp_path / "cf.json"
     assert main(["bench", "cf", "--dataset", "ml-1m", "--models", "lightgcn", "--preset",
                  "quick", "--out", str(out)]) == 0
     results = json.loads(out.read_text())
     record = results["lightgcn"]
     assert set(record) >= {"valid", "test", "test_warm", "test_cold", "seconds", "seed"}
+    assert 1 <= record["best_epoch"] <= 3
     assert set(record["test"]) >= {"auc", "uauc"}
     table = out.with_suffix(".md").read_text()
     assert "published, CoLLM Table II" in table and "Command: `" in table
