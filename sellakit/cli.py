@@ -264,16 +264,11 @@ def _add_bench(sub) -> None:
     ctr.add_argument("--quick", action="store_true", help="same as --preset quick")
     _add_amazon(ctr)
 
-    configs = _bench_configs()
-
     def target(name: str, parents: list, func) -> argparse.ArgumentParser:
         parser = targets.add_parser(name, parents=[common, *parents], help=TARGETS[name],
                                     description=TARGETS[name])
         parser.set_defaults(func=func)
-        if name in configs:  # exactly the presets its config has, described by the table
-            config, default = configs[name]
-            parser.add_argument("--preset", choices=config.PRESETS, default=default,
-                                help=config.preset_help())
+        _add_preset(parser, name)
         return parser
 
     target("cf", [ctr], _bench_ctr).add_argument("--models", default="mf,lightgcn,sasrec")
@@ -305,6 +300,15 @@ def _add_bench(sub) -> None:
                       help="micro-batch sizes of the 135M sweep (the 7B sweep: 4,8,16,32)")
     cuda.add_argument("--score-rows", type=int, default=512)
     cuda.add_argument("--device", default="cuda", help="cpu: a dry run with small sizes")
+
+
+def _add_preset(parser: argparse.ArgumentParser, target: str) -> None:
+    """``--preset`` where the target has a config: exactly its presets, the table's help."""
+    configs = _bench_configs()
+    if target in configs:
+        config, default = configs[target]
+        parser.add_argument("--preset", choices=config.PRESETS, default=default,
+                            help=config.preset_help())
 
 
 def _bench_configs() -> dict:

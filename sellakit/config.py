@@ -32,17 +32,8 @@ import torch
 
 from sellakit.errors import ConfigError
 
-__all__ = ["Config", "PresetSpec", "Range", "bounded", "device_field", "quick_mode",
+__all__ = ["Config", "Range", "bounded", "device_field", "quick_mode",
            "preset_name", "repo_root", "seed_everything", "pick_device", "pick_dtype"]
-
-
-@dataclasses.dataclass(frozen=True)
-class PresetSpec:
-    """One preset of the kit: what it is for, and which preset a config without it runs instead
-    (``stand_in``: a stage under a ``compare`` run of the rec target uses its quick settings)."""
-
-    purpose: str
-    stand_in: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,11 +45,11 @@ class Config:
     name; the command line offers exactly those, with the table's purposes as help.
     """
 
-    PRESET_TABLE: ClassVar[Mapping[str, PresetSpec]] = MappingProxyType({
-        "quick": PresetSpec("minutes on a 2-core laptop CPU, what the tests use"),
-        "compare": PresetSpec("the smallest CPU run whose paired intervals say something",
-                              stand_in="quick"),
-        "paper": PresetSpec("the full protocol, meant for a GPU"),
+    #: preset -> what it is for (the command line's help).
+    PRESET_TABLE: ClassVar[Mapping[str, str]] = MappingProxyType({
+        "quick": "minutes on a 2-core laptop CPU, what the tests use",
+        "compare": "the smallest CPU run whose paired intervals say something",
+        "paper": "the full protocol, meant for a GPU",
     })
     PRESETS: ClassVar[tuple[str, ...]] = ()
 
@@ -90,18 +81,9 @@ class Config:
         return getattr(cls, name)(**overrides)
 
     @classmethod
-    def preset_for(cls, name: str) -> str:
-        """The preset of this config that a run in preset ``name`` uses: ``name`` itself where
-        the config has it, else the table's stand-in (``compare`` -> ``quick``)."""
-        spec = cls.PRESET_TABLE.get(name)
-        if name not in cls.PRESETS and spec is not None and spec.stand_in in cls.PRESETS:
-            return spec.stand_in
-        return name  # unknown names fail in :meth:`preset`, with the choices
-
-    @classmethod
     def preset_help(cls) -> str:
         """One line per offered preset, ``name: purpose``, for the command line's help."""
-        return "; ".join(f"{name}: {cls.PRESET_TABLE[name].purpose}" for name in cls.PRESETS)
+        return "; ".join(f"{name}: {cls.PRESET_TABLE[name]}" for name in cls.PRESETS)
 
     def cache_key(self, *inputs: str) -> str:
         """A digest of ``inputs`` (fingerprints of the data a model is trained on) and every
