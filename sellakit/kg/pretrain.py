@@ -39,7 +39,7 @@ from torch import nn
 
 from sellakit.cache import cache_dir, cached_state
 from sellakit.config import Config, bounded
-from sellakit.errors import ConfigError
+from sellakit.errors import CacheError, ConfigError
 from sellakit.kg.data import MultiSourceKG, entity_offsets, linked_roots
 from sellakit.kg.evaluate import evaluate, validation_mrr
 from sellakit.kg.models import KGEModel
@@ -340,7 +340,7 @@ def load_or_pretrain_teacher(ms: MultiSourceKG, rule: DataRule,
         model.load_state_dict(stored["state"])  # strict: every name and shape must match
         model.eval()
         if set(stored["j1"]) != set(ms.kgs):
-            raise ValueError(f"its J1 rows are for {sorted(stored['j1'])}, not {sorted(ms.kgs)}")
+            raise CacheError(f"its J1 rows are for {sorted(stored['j1'])}, not {sorted(ms.kgs)}")
         j1 = {name: {**row, "metrics": {**row["metrics"],
                                         "ranks": row["metrics"]["ranks"].numpy()}}
               for name, row in stored["j1"].items()}

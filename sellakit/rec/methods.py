@@ -48,7 +48,7 @@ from sellakit.cf import CFConfig, fit_and_evaluate, predict
 from sellakit.config import seed_everything
 from sellakit.data.catalog import ItemWords, item_words
 from sellakit.data.protocol import CTRSplit
-from sellakit.errors import ConfigError
+from sellakit.errors import CacheError, ConfigError
 from sellakit.llm import Backbone, item_semantic_embeddings, load_backbone
 from sellakit.llm.backbone import tokenizer_digest, weights_digest
 from sellakit.metrics import ctr_metrics, evaluate_slices
@@ -492,9 +492,9 @@ def _cached_stage1(run: RecRun, model: SpecialTokenRec, data: dict, lr: float,
         params = {n: p for n, p in model.llm.named_parameters() if "lora_" in n}
         shapes = {n: tuple(v.shape) for n, v in stored["lora"].items()}
         if shapes != {n: tuple(p.shape) for n, p in params.items()}:  # never broadcast
-            raise ValueError("its LoRA tensors do not match the model's (names or shapes)")
+            raise CacheError("its LoRA tensors do not match the model's (names or shapes)")
         if len(stored["valid_scores"]) != len(data["valid"][1]):
-            raise ValueError("its validation scores do not match the validation rows")
+            raise CacheError("its validation scores do not match the validation rows")
         with torch.no_grad():
             for name, value in stored["lora"].items():
                 params[name].copy_(value)
