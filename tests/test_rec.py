@@ -384,7 +384,8 @@ def test_dataset_rows_describe_their_splits():
     from sellakit.data.catalog import DATASET_TABLE, dataset_of_split, item_words
     from sellakit.errors import ConfigError
 
-    assert DATASETS == ("ml-1m", "amazon-book", "amazon-book-synthetic")
+    assert DATASETS == ("ml-1m", "amazon-book", "amazon-book-synthetic", "ml-100k",
+                        "ml-100k-cold-items")
     split = load_split("amazon-book-synthetic")
     row = dataset_of_split(split.name)
     assert row is DATASET_TABLE["amazon-book-synthetic"] and split.spec == row.spec

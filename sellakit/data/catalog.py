@@ -4,7 +4,7 @@ per data set (:data:`DATASET_TABLE`), read by :func:`load_split`, the command li
 
 Adding a data set is one :class:`Dataset` row (plus its loader)::
 
-    Dataset("ml-100k", _load_ml100k, MOVIE_WORDS, split_name="ml-100k")
+    Dataset("ml-100k", _load_ml100k, MOVIE_WORDS, split_name="ml-100k", spec=ML100K_SPEC)
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from sellakit.data import amazon
+from sellakit.data import amazon, ml100k
 from sellakit.data.movielens import load_movielens_1m
 from sellakit.data.protocol import COLLM_ML1M, CTRSplit, SplitSpec, collm_split
 from sellakit.errors import ConfigError, DataError
@@ -44,7 +44,7 @@ class ItemWords:
 
 
 #: MovieLens' words, and the words of a split the table does not list (stand-ins built in
-#: tests, MovieLens-100k): the wording the kit's prompts have always used.
+#: tests): the wording the kit's prompts have always used.
 MOVIE_WORDS = ItemWords("movie", "movies", "Movie")
 BOOK_WORDS = ItemWords("book", "books", "Book")
 
@@ -77,6 +77,14 @@ def _load_ml1m(**_) -> CTRSplit:
     return collm_split(load_movielens_1m())
 
 
+def _load_ml100k(**_) -> CTRSplit:
+    return ml100k.ml100k_split()
+
+
+def _load_ml100k_cold_items(*, seed: int = ml100k.COLD_ITEMS_SEED, **_) -> CTRSplit:
+    return ml100k.ml100k_cold_items_split(seed=seed)
+
+
 def _load_amazon_book(*, amazon_ratings: str | None = None, amazon_meta: str | None = None,
                       **_) -> CTRSplit:
     if not (amazon_ratings and amazon_meta):
@@ -100,6 +108,11 @@ DATASET_TABLE: Mapping[str, Dataset] = MappingProxyType({row.name: row for row i
             spec=amazon.AMAZON_BOOK_SPEC, published="amazon-book"),
     Dataset("amazon-book-synthetic", _load_amazon_book_synthetic, BOOK_WORDS,
             split_name=amazon.SYNTHETIC_NAME, spec=amazon.AMAZON_BOOK_SPEC),
+    Dataset("ml-100k", _load_ml100k, MOVIE_WORDS, split_name="ml-100k",
+            spec=ml100k.ML100K_SPEC),
+    # ``seed`` (load_split's) draws the held-out fifth of the movies
+    Dataset("ml-100k-cold-items", _load_ml100k_cold_items, MOVIE_WORDS,
+            split_name="ml-100k-cold-items", spec=ml100k.ML100K_SPEC),
 )})
 
 #: Names :func:`load_split` accepts (and ``--dataset`` on the command line).
