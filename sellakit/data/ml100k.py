@@ -16,6 +16,10 @@ Splits (label 1 iff rating >= 4, history = the user's earlier liked items, as in
 * ``ml-100k-cold-items``: a seeded random fifth of the movies (:data:`COLD_ITEMS_SEED`) never
   appears in train; their rows (any month) go to valid or test by a seeded half of those
   movies, so valid and test hold different cold movies; every other row by the month split.
+
+Measured: ``ml-100k`` train 66,994 rows, valid 23,647, test 9,359 (8,016 user-cold; 264
+item-cold over 66 movies, 259 of those rows linked to the KG); ``ml-100k-cold-items`` (seed 0,
+336 movies held out, 168 per side) train 52,056, valid 29,264, test 18,680.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -34,7 +39,9 @@ from sellakit.cache import atomic_dir, cache_dir, fetch, lock, sha256_of
 from sellakit.data.movielens import ML100K_WHEEL, load_movielens_100k
 from sellakit.data.protocol import CTRSplit, SplitSpec, month_index, split_by_months
 from sellakit.errors import DataError
-from sellakit.kg.data import KG, MultiSourceKG
+
+if TYPE_CHECKING:  # sellakit.kg imports torch; the data loaders must not
+    from sellakit.kg.data import MultiSourceKG
 
 __all__ = ["FilmKG", "load_ml100k_kg", "ml100k_split", "ml100k_cold_items_split",
            "film_multisource", "ML100K_SPEC", "ML100K_MEMBER_SHA256", "COLD_ITEMS_SEED",
@@ -216,6 +223,8 @@ def film_multisource(split: CTRSplit, kg: FilmKG | None = None) -> MultiSourceKG
 
     Relations: the 24 film relations (sorted), then ``likes``.
     """
+    from sellakit.kg.data import KG, MultiSourceKG
+
     kg = load_ml100k_kg() if kg is None else kg
     entities = np.sort(pd.unique(kg.triples[["head", "tail"]].to_numpy().ravel()))
     relations = sorted(kg.triples.relation.unique())
