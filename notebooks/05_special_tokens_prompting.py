@@ -56,7 +56,7 @@ ABLATIONS = [] if QUICK else ["sella_no_align", "sella_random_init", "sella_no_w
 # >
 # > **Loss.** Binary cross-entropy on that score, $\ell = -y \log s - (1-y)\log(1-s)$
 # > (`RecConfig.loss="bce"`), or SeLLa-Rec's language-model loss on the answer token over the
-# > whole vocabulary, $-\log \operatorname{softmax}(z)_{a_y}$ (`loss="lm"`).
+# > whole vocabulary, $-\log \operatorname{softmax}(z)_{a_y}$ (`loss="answer_lm"`; `loss="lm"` is the LM loss on every token after the slots).
 # >
 # > **AUC** is the probability that a random positive row outscores a random negative one;
 # > **UAUC** averages that per user, over users with both labels (CoLLM's protocol).

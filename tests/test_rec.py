@@ -139,8 +139,10 @@ def planted_run(small_split):
     # Stage 2 runs inside, after stage 1, on the stage-1 model's item states (SeLLa-Rec's order).
     align = AlignConfig.quick(dim=16, max_epochs=20, lr=1e-2, projector_hidden=64)
     config = RecConfig.quick(train_rows=96, valid_rows=48, test_rows=64, eval_every=4)
-    return run_methods(split, METHODS + ABLATIONS, config, plain_mf=plain.model,
-                       align_config=align, backbone=tiny_random_llama(), progress=False)
+    run = run_methods(split, METHODS + ABLATIONS, config, plain_mf=plain.model,
+                      align_config=align, backbone=tiny_random_llama(), progress=False)
+    run.plain_for_tests = plain.model  # the run keeps no plain MF; fresh_stage3_model reads it
+    return run
 
 
 def test_every_method_selected_on_valid_and_scored_once(planted_run):
@@ -184,6 +186,51 @@ def test_stage3_keeps_stage1_lora_and_trains_only_its_parts(planted_run):
     collm = run.models["collm"]
     assert not collm.user_table.weight.requires_grad  # CoLLM: CF model frozen
     assert run.models["sella_no_warm"].semantic is None
+
+
+def _started(run, name: str, **switches) -> SpecialTokenRec:
+    """``name``'s stage-3 model as it starts under ``run.config`` with ``switches``."""
+    import dataclasses
+
+    from sellakit.rec import fresh_stage3_model
+
+    torch.manual_seed(0)
+    return fresh_stage3_model(
+        dataclasses.replace(run, config=dataclasses.replace(run.config, **switches)), name,
+        run.plain_for_tests)
+
+
+def test_each_stage3_switch_changes_only_its_part(planted_run):
+    """Slot scaling, P_C start and <Warm_ID> rows each change what they name, nothing else;
+    their defaults build today's models (CoLLM unscaled, SeLLa-Rec scaled)."""
+    from sellakit.rec import ScaledDirection, ShrunkStart
+
+    run = planted_run
+    base = {n: _started(run, n) for n in ("collm", "sella", "sella_random_init")}
+    assert not isinstance(base["collm"].cf_projector, ScaledDirection)
+    assert isinstance(base["sella"].cf_projector, ScaledDirection)
+
+    def same(a, b) -> bool:
+        sa, sb = a.state_dict(), b.state_dict()
+        return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+    scaled = {n: _started(run, n, slot_scale="input_norm") for n in ("collm", "sella")}
+    assert isinstance(scaled["collm"].cf_projector, ScaledDirection)
+    assert same(scaled["sella"], base["sella"])
+    assert not isinstance(_started(run, "sella", slot_scale="none").cf_projector,
+                          ScaledDirection)
+    shrunk = _started(run, "sella", projector_start="shrunk", shrink=0.2)
+    assert isinstance(shrunk.cf_projector.inner, ShrunkStart)
+    assert shrunk.cf_projector.inner.shrink == 0.2
+    torch.testing.assert_close(shrunk.cf_projector.inner.inner.state_dict(),
+                               base["sella"].cf_projector.inner.state_dict())
+    assert same(_started(run, "sella_random_init", projector_start="shrunk"),
+                base["sella_random_init"])  # a fresh row stays fresh
+    raw = _started(run, "sella", warm_rows="raw")
+    rows = base["sella"].semantic.weight[1:]
+    torch.testing.assert_close(raw.semantic.weight[1:] - rows,
+                               torch.as_tensor(run.semantic_mean).expand_as(rows))
+    assert torch.equal(raw.item_table.weight, base["sella"].item_table.weight)
 
 
 def test_projector_initialised_from_alignment(planted_run):
@@ -297,10 +344,14 @@ def test_gradient_checkpointing_trains_lora_and_slots(small_split):
     assert model.semantic_projector.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("layout", ["after_text", "before_title"])
 @pytest.mark.parametrize("template", ["text", "collm", "sella"])
-def test_cached_text_scores_and_trains_like_the_whole_prompt(tiny, template):
+def test_cached_text_scores_and_trains_like_the_whole_prompt(tiny, template, layout):
     """The text's key/value cache, reused: scores agree within 1e-4 with the whole prompt run
-    at once (rows of different text lengths in one batch), and so do the slot gradients."""
+    at once (rows of different text lengths in one batch), and so do the slot gradients; in
+    both slot positions (``before_title``: the cache holds instruction and history only)."""
+    from sellakit.rec import LAYOUTS
+
     import pandas as pd
 
     from sellakit.rec import PrefixCache, ScaledDirection, collate_rows
@@ -311,7 +362,7 @@ def test_cached_text_scores_and_trains_like_the_whole_prompt(tiny, template):
         model.cf_projector = ScaledDirection(model.cf_projector, 3.0)
     model.eval()
     slot_tokens = SLOT_TOKENS["collm" if template == "collm" else "sella"]
-    builder = PromptBuilder(tiny.tokenizer, TEMPLATES[template], slot_tokens=slot_tokens)
+    builder = PromptBuilder(tiny.tokenizer, LAYOUTS[layout][template], slot_tokens=slot_tokens)
     prompts = [builder.encode(["Heat (1995)"] * k, f"Casino {k} (1995)") for k in range(6)]
     frame = pd.DataFrame({"uid": [1, 2, 3, 4, 1, 2], "iid": [1, 2, 3, 1, 2, 3],
                           "label": [1, 0, 1, 0, 1, 0]})

@@ -10,17 +10,18 @@ from sellakit.rec.methods import (ABLATIONS, METHOD_NAMES, METHOD_TABLE, METHODS
                                   RecRun, fresh_stage3_model, method_help, method_table,
                                   prepare_stage2, run_methods, sample_rows, sample_splits,
                                   template_for)
-from sellakit.rec.model import (ScaledDirection, SpecialTokenRec, add_lora, collate_rows,
+from sellakit.rec.model import (ScaledDirection, ShrunkStart, SpecialTokenRec, add_lora, collate_rows,
                                 collm_mapping, copy_table, input_embedding_norm, score_prompts)
 from sellakit.rec.prefix import PrefixCache
-from sellakit.rec.prompts import (SLOT_TOKENS, TEMPLATES, EncodedPrompt, PromptBuilder,
+from sellakit.rec.prompts import (LAYOUTS, SLOT_TOKENS, TEMPLATES, TEMPLATES_BEFORE_TITLE,
+                                  EncodedPrompt, PromptBuilder,
                                   add_slot_tokens, answer_token_ids, collate)
 from sellakit.rec.train import slot_norms, train_rec
 
-__all__ = ["TEMPLATES", "SLOT_TOKENS", "PromptBuilder", "EncodedPrompt", "collate",
+__all__ = ["TEMPLATES", "TEMPLATES_BEFORE_TITLE", "LAYOUTS", "SLOT_TOKENS", "PromptBuilder", "EncodedPrompt", "collate",
            "add_slot_tokens", "answer_token_ids",
            "SpecialTokenRec", "collm_mapping", "add_lora", "copy_table", "collate_rows",
-           "score_prompts", "ScaledDirection", "input_embedding_norm", "PrefixCache",
+           "score_prompts", "ScaledDirection", "ShrunkStart", "input_embedding_norm", "PrefixCache",
            "RecConfig", "make_accelerator", "train_rec", "slot_norms",
            "METHODS", "ABLATIONS", "METHOD_NAMES", "METHOD_TABLE", "RecMethod", "method_table",
            "method_help", "RecRun", "run_methods", "sample_rows", "sample_splits",

@@ -50,13 +50,42 @@ class RecConfig(Config):
         normalize_slots: each SeLLa-Rec slot vector is a unit direction times a learnable
             scale, initialised to the median norm of the LLM's input embeddings (the projector
             then sets directions, not magnitudes).
-        loss: ``"bce"`` on the Yes/No score, or ``"lm"``: cross-entropy of the answer token over
-            the whole vocabulary (SeLLa-Rec's LM loss on the tokens after the slots).
+        loss: ``"bce"`` (now): binary cross-entropy of the Yes/No score; ``"answer_lm"``:
+            cross-entropy of the answer token over the whole vocabulary (the kit's former
+            ``"lm"``); ``"lm"``: SeLLa-Rec's LM loss, cross-entropy over the whole vocabulary
+            of every token after the first slot (the target title with ``slot_position=
+            "before_title"``, the cue) and of the answer, averaged over those tokens (slot
+            tokens are not targets).
+        slot_position: ``"after_text"`` (now): the slots follow all the text, target title
+            included; ``"before_title"``: the authors' prompt, the slots after the history and
+            before the target title (the cached text is then the instruction and history,
+            stored once per distinct history). Stage 1's text prompt is cut at the same place.
+        projector_start: where SeLLa-Rec's ``P_C`` starts for rows whose ``projector`` is
+            ``"alignment"``: ``"row"`` (now: as the row says), ``"alignment"``, ``"fresh"``, or
+            ``"shrunk"`` (a learned shared direction plus ``shrink`` times the alignment
+            projector's output; :class:`~sellakit.rec.model.ShrunkStart`).
+        shrink: the multiple of the alignment projector's output in a ``"shrunk"`` start.
+        warm_rows: the ``<Warm_ID>`` table's rows ``"centred"`` (now: the mean item state
+            subtracted, as stage 2 aligns to) or ``"raw"`` (the LLM's states, as the authors).
+        slot_scale: the rule that rescales slot vectors, for every token method:
+            ``"family"`` (now: SeLLa-Rec's slots per ``normalize_slots``, CoLLM's unscaled),
+            ``"none"`` (no method's), ``"input_norm"`` (every method's, CoLLM's included:
+            :class:`~sellakit.rec.model.ScaledDirection` at the input embeddings' median norm).
+        stage3_optim: stage 3's optimiser for the SeLLa-Rec family: ``"kit"`` (now:
+            ``lr_tokens``, ``weight_decay``, betas (0.9, 0.999)) or ``"authors"`` (lr 2e-4,
+            weight decay 0.01, betas (0.9, 0.95); batch as the preset).
         cache_prefix: run each prompt's text once through the frozen LLM and reuse its
             key/value states in stage 3 and in scoring (:class:`~sellakit.rec.PrefixCache`).
         item_cold_rows: also score every test row whose item is unseen in train (slice
             ``test_item_cold``: where ``<Warm_ID>`` should matter).
     """
+
+    #: Stage 3's settings under ``stage3_optim="authors"`` (SeLLa-Rec's train_sella.sh).
+    AUTHORS_STAGE3: ClassVar[Mapping[str, object]] = MappingProxyType(
+        {"lr": 2e-4, "weight_decay": 0.01, "betas": (0.9, 0.95)})
+    #: Fields that change stage 3 only (stage 1's cache key leaves them out).
+    STAGE3_FIELDS: ClassVar[tuple[str, ...]] = (
+        "projector_start", "shrink", "warm_rows", "slot_scale", "stage3_optim")
 
     PRESETS: ClassVar[tuple[str, ...]] = ("quick", "compare", "paper")
     #: The CF and alignment preset (``CFConfig``, ``AlignConfig``) each preset's stage 2 runs:
@@ -91,7 +120,13 @@ class RecConfig(Config):
     warmup: float = bounded(0.1, at_least=0, below=1)
     freeze_cf: bool = False
     normalize_slots: bool = True
-    loss: Literal["bce", "lm"] = "bce"
+    loss: Literal["bce", "answer_lm", "lm"] = "bce"
+    slot_position: Literal["after_text", "before_title"] = "after_text"
+    projector_start: Literal["row", "alignment", "fresh", "shrunk"] = "row"
+    shrink: float = bounded(0.1, at_least=0)
+    warm_rows: Literal["centred", "raw"] = "centred"
+    slot_scale: Literal["family", "none", "input_norm"] = "family"
+    stage3_optim: Literal["kit", "authors"] = "kit"
     cache_prefix: bool = True
     item_cold_rows: bool = False
 

@@ -54,10 +54,10 @@ from sellakit.llm.backbone import tokenizer_digest, weights_digest
 from sellakit.metrics import ctr_metrics, evaluate_slices
 from sellakit.rec.config import RecConfig, make_accelerator
 from sellakit.llm import center_items
-from sellakit.rec.model import (ScaledDirection, SpecialTokenRec, add_lora, collm_mapping,
-                                copy_table, input_embedding_norm, score_prompts)
+from sellakit.rec.model import (ScaledDirection, ShrunkStart, SpecialTokenRec, add_lora,
+                                collm_mapping, copy_table, input_embedding_norm, score_prompts)
 from sellakit.rec.prefix import PrefixCache
-from sellakit.rec.prompts import (SLOT_TOKENS, TEMPLATES, PromptBuilder, add_slot_tokens,
+from sellakit.rec.prompts import (LAYOUTS, SLOT_TOKENS, TEMPLATES, PromptBuilder, add_slot_tokens,
                                   answer_token_ids, slot_names)
 from sellakit.rec.train import train_rec
 from sellakit.selection import TrainResult
@@ -85,8 +85,11 @@ class RecMethod:
         tables: the CF tables read: ``"plain"`` (the plain MF; with ``warm``, the LLM's raw
             item table) or ``"aligned"`` (stage 2's aligned MF and its semantic table).
         projector: where the CF projector starts: ``"alignment"`` (the alignment projector's
-            weights) or ``"fresh"`` (random; the alignment projector's shape on aligned tables,
-            SeLLa-Rec's width otherwise; CoLLM's mapping is always fresh).
+            weights), ``"fresh"`` (random; the alignment projector's shape on aligned tables,
+            SeLLa-Rec's width otherwise; CoLLM's mapping is always fresh) or ``"shrunk"`` (a
+            learned shared direction plus ``RecConfig.shrink`` times the alignment projector's
+            output, :class:`~sellakit.rec.model.ShrunkStart`). ``RecConfig.projector_start``
+            overrides the start of the rows that say ``"alignment"``.
         warm: a ``<Warm_ID>`` slot carries the item's semantic vector.
         cf_trainable: the CF tables train in stage 3 (``RecConfig.freeze_cf`` fixes them for
             every method).
@@ -99,7 +102,7 @@ class RecMethod:
     template: str | None = None
     slots: Literal["collm", "sella"] | None = None
     tables: Literal["plain", "aligned"] | None = None
-    projector: Literal["alignment", "fresh"] | None = None
+    projector: Literal["alignment", "fresh", "shrunk"] | None = None
     warm: bool = False
     cf_trainable: bool = False
     ablation: bool = False
@@ -116,6 +119,9 @@ class RecMethod:
         extra = {"aligned": ("aligned",), "plain": ("semantic",) if self.warm else ()}
         return ("plain_mf", *extra[self.tables])
 
+
+#: Where a row's CF projector can start (:attr:`RecMethod.projector`).
+_PROJECTOR_STARTS = ("alignment", "fresh", "shrunk")
 
 _METHOD_ROWS = (
     RecMethod("mf", "the plain MF alone", "cf"),
@@ -181,14 +187,14 @@ def _check_row(row: RecMethod) -> None:
             raise ConfigError(f"{fix}: stage 1 reads text only (no slots, no tables).")
         return
     if row.slots not in SLOT_TOKENS or row.tables not in ("plain", "aligned") \
-            or row.projector not in ("alignment", "fresh"):
+            or row.projector not in _PROJECTOR_STARTS:
         raise ConfigError(f"{fix}: a 'tokens' method names its slots ({', '.join(SLOT_TOKENS)}), "
-                          "tables ('plain', 'aligned') and projector ('alignment', 'fresh').")
+                          f"tables ('plain', 'aligned') and projector {_PROJECTOR_STARTS}.")
     if not set(slots) <= set(SLOT_TOKENS[row.slots]) or row.warm != ("warm" in slots):
         raise ConfigError(f"{fix}: template {row.template!r} has the slots {slots}; the "
                           f"{row.slots} family fills {sorted(SLOT_TOKENS[row.slots])}, and "
                           f"warm={row.warm} needs {'a' if row.warm else 'no'} {{warm}} slot.")
-    if row.projector == "alignment" and (row.tables != "aligned" or row.slots != "sella"):
+    if row.projector != "fresh" and (row.tables != "aligned" or row.slots != "sella"):
         raise ConfigError(f"{fix}: only SeLLa-Rec's projector on aligned tables can start from "
                           "the alignment projector; use projector='fresh'.")
 
@@ -230,6 +236,8 @@ class RecRun:
     prefixes: dict[str, PrefixCache] = field(default_factory=dict)
     aligned: AlignedTables | None = None
     semantic: np.ndarray | None = None
+    #: the mean item state taken off ``semantic`` (``RecConfig.warm_rows="raw"`` adds it back).
+    semantic_mean: np.ndarray | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -308,8 +316,9 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
     run = RecRun(results={}, models={}, training={}, builders={}, rows=rows,
                  backbone=backbone or load_backbone(model, device=accelerator.device),
                  config=config, titles=split.item_titles, words=item_words(split.name),
-                 aligned=aligned,
-                 semantic=None if semantic is None else center_items(semantic)[0])
+                 aligned=aligned)
+    if semantic is not None:
+        run.semantic, run.semantic_mean = center_items(semantic)
     add_slot_tokens(run.backbone.tokenizer, run.backbone.model)
     answers = answer_token_ids(run.backbone.tokenizer)
     stages = {m: METHOD_TABLE[m].stage for m in methods}
@@ -370,9 +379,10 @@ def _reuse_stage1(run: RecRun, earlier: RecRun):
     """Copy stage 1 (LoRA model, TALLRec-style results, text cache) from ``earlier``."""
     same = all(earlier.rows[s][["uid", "iid", "timestamp"]].equals(f[["uid", "iid", "timestamp"]])
                for s, f in run.rows.items())
-    if not same or earlier.backbone is not run.backbone:
-        raise ConfigError("stage1_from must be a run on the same rows (a fixed sample_seed) and "
-                          "the same backbone object.")
+    same_layout = earlier.config.slot_position == run.config.slot_position
+    if not same or not same_layout or earlier.backbone is not run.backbone:
+        raise ConfigError("stage1_from must be a run on the same rows (a fixed sample_seed), "
+                          "the same backbone object and the same RecConfig.slot_position.")
     stage1 = _stage1_method()
     for part in ("training", "models", "scores", "results"):
         if stage1 in getattr(earlier, part):
@@ -389,7 +399,8 @@ def _stage2_after_stage1(run: RecRun, split: CTRSplit, align_config: AlignConfig
     raw = item_semantic_embeddings(run.backbone, split.item_titles,
                                    template=run.words.item_template, progress=progress)
     result = train_aligned_mf(split, raw, align_config, progress=progress)
-    run.aligned, run.semantic = result.tables(), center_items(raw)[0]
+    run.aligned = result.tables()
+    run.semantic, run.semantic_mean = center_items(raw)
     run.seconds["stage2"] = round(time.perf_counter() - started, 1)
 
 
@@ -425,7 +436,7 @@ def _prompt_sets(run: RecRun, method: str) -> dict:
     row = METHOD_TABLE[method]
     if row.template not in run.builders:
         run.builders[row.template] = PromptBuilder(
-            run.backbone.tokenizer, TEMPLATES[row.template],
+            run.backbone.tokenizer, LAYOUTS[run.config.slot_position][row.template],
             slot_tokens=SLOT_TOKENS[row.slots] if row.slots else None,
             history_len=run.config.history_len, words=run.words)
     builder = run.builders[row.template]
@@ -443,12 +454,15 @@ def _fit(run: RecRun, name: str, model: SpecialTokenRec, lr: float, accelerator,
     data = _prompt_sets(run, name)
     model.to(accelerator.device)
     stage3 = METHOD_TABLE[name].stage == "tokens"
+    authors_optim = (stage3 and METHOD_TABLE[name].slots == "sella"
+                     and config.stage3_optim == "authors")
 
     def train() -> TrainResult:
         return train_rec(model, data["train"], data["valid"], config, lr=lr, pad_id=pad_id,
                          accelerator=accelerator, progress=progress, desc=name,
                          epochs=(config.token_epochs or config.epochs) if stage3
-                         else config.epochs, prefixes=run.prefixes if stage3 else None)
+                         else config.epochs, prefixes=run.prefixes if stage3 else None,
+                         authors_optim=authors_optim)
 
     cached = use_cache and not stage3 and accelerator.num_processes == 1
     trained = _cached_stage1(run, model, data, lr, train) if cached else train()
@@ -513,17 +527,26 @@ def _cached_stage1(run: RecRun, model: SpecialTokenRec, data: dict, lr: float,
 
 def _stage1_key(run: RecRun, model: SpecialTokenRec, data: dict, lr: float) -> str:
     """Changes with the backbone (name, every weight's bytes but the LoRA adapter and the slot
-    tokens' rows, never read; the tokenizer), every setting, and the token ids and labels of
-    the training and validation prompts."""
+    tokens' rows, never read; the tokenizer), every setting stage 1 reads (not stage 3's, nor
+    ``slot_position``, which the prompts' ids carry), and the token ids and labels of the
+    training and validation prompts."""
     digest = hashlib.sha256(repr((run.backbone.name, weights_digest(run.backbone),
                                   tokenizer_digest(run.backbone.tokenizer), lr,
-                                  sorted(vars(run.config).items()))).encode())
+                                  sorted(_stage1_settings(run.config).items()))).encode())
     for part in ("train", "valid"):
         prompts, frame = data[part]
         for prompt in prompts:
             digest.update(np.asarray(prompt.ids, dtype=np.int64).tobytes() + b"|")
         digest.update(frame.label.to_numpy(dtype=np.int8).tobytes())
     return digest.hexdigest()[:24]
+
+
+def _stage1_settings(config: RecConfig) -> dict:
+    """The settings in stage 1's cache key: all but stage 3's and the slot position (the
+    prompts' token ids, also in the key, carry it), so a stage 1 cached before these switches
+    existed is still found."""
+    omit = {*RecConfig.STAGE3_FIELDS, "slot_position"}
+    return {k: v for k, v in vars(config).items() if k not in omit}
 
 
 def _stage3_model(name: str, llm, answers, plain_mf: nn.Module, run: RecRun, d_cf: int,
@@ -536,18 +559,67 @@ def _stage3_model(name: str, llm, answers, plain_mf: nn.Module, run: RecRun, d_c
                   plain_mf.item_embedding.weight.detach().cpu().numpy(), run.semantic)
     else:
         tables = (run.aligned.user, run.aligned.item, run.aligned.semantic)
+    if row.warm and run.config.warm_rows == "raw":
+        tables = (*tables[:2], _raw_rows(tables[2], run.semantic_mean))
     cf_trainable = row.cf_trainable and not run.config.freeze_cf
     build = {"collm": _collm_model, "sella": _sella_model}[row.slots]
     return build(row, llm, answers, tables, cf_trainable, run, d_cf, d_llm)
+
+
+def _raw_rows(table: np.ndarray, mean: np.ndarray | None) -> np.ndarray:
+    """``table``'s item rows with the mean item state added back (``warm_rows="raw"``); the
+    padding row stays 0."""
+    if mean is None:
+        raise ConfigError("RecConfig.warm_rows='raw' needs the mean item state, known when the "
+                          "LLM's item table is at hand. Fix: pass semantic= or align_config= to "
+                          "run_methods (not a saved aligned= alone), or keep warm_rows='centred'.")
+    present = np.linalg.norm(table, axis=1, keepdims=True) > 0
+    return np.where(present, table + mean, 0.0).astype(np.float32)
+
+
+def _slot_scale(run: RecRun, family: str, llm) -> float | None:
+    """The norm slot vectors of ``family`` are rescaled to under ``RecConfig.slot_scale``
+    (None: not rescaled). ``"family"`` is the kit's rule: SeLLa-Rec's per ``normalize_slots``,
+    CoLLM's never."""
+    rule = run.config.slot_scale
+    scaled = (family == "sella" and run.config.normalize_slots) if rule == "family" \
+        else rule == "input_norm"
+    return input_embedding_norm(llm) if scaled else None
 
 
 def _collm_model(row: RecMethod, llm, answers, tables: tuple, cf_trainable: bool, run: RecRun,
                  d_cf: int, d_llm: int) -> SpecialTokenRec:
     """CoLLM: the CF tables into ``<UserID>``/``<TargetItemID>`` through its mapping (fresh)."""
     user, item, _ = tables
+    mapping = collm_mapping(d_cf, d_llm)
+    scale = _slot_scale(run, row.slots, llm)
     return SpecialTokenRec(llm, answers, user_table=copy_table(user, trainable=cf_trainable),
                            item_table=copy_table(item, trainable=cf_trainable),
-                           cf_projector=collm_mapping(d_cf, d_llm))
+                           cf_projector=mapping if scale is None
+                           else ScaledDirection(mapping, scale))
+
+
+def _projector_start(row: RecMethod, config: RecConfig) -> str:
+    """Where ``row``'s P_C starts: ``RecConfig.projector_start`` overrides ``"alignment"``."""
+    if row.projector == "alignment" and config.projector_start != "row":
+        return config.projector_start
+    return row.projector
+
+
+def _sella_projector(row: RecMethod, run: RecRun, item: np.ndarray, d_cf: int,
+                     d_llm: int) -> nn.Module:
+    """SeLLa-Rec's P_C as it starts: the alignment projector (its weights unless fresh;
+    ``"shrunk"``: :class:`ShrunkStart` whose shared direction starts at the mean output over
+    the items), or SeLLa-Rec's width from scratch on plain tables."""
+    if row.tables != "aligned":  # no alignment to copy: SeLLa-Rec's projector width
+        return Projector(d_cf, d_llm, hidden=1024)
+    start = _projector_start(row, run.config)
+    projector = run.aligned.projector(trained=start != "fresh")
+    if start != "shrunk":
+        return projector
+    with torch.no_grad():
+        shared = projector(torch.as_tensor(item[1:], dtype=torch.float32)).mean(0)
+    return ShrunkStart(projector, shared, run.config.shrink)
 
 
 def _sella_model(row: RecMethod, llm, answers, tables: tuple, cf_trainable: bool, run: RecRun,
@@ -555,17 +627,14 @@ def _sella_model(row: RecMethod, llm, answers, tables: tuple, cf_trainable: bool
     """SeLLa-Rec: one projector for users and items, the semantic table into ``<Warm_ID>``
     when the row has it."""
     user, item, semantic_table = tables
-    if row.tables == "aligned":  # the alignment projector's shape; its weights unless fresh
-        projector = run.aligned.projector(trained=row.projector == "alignment")
-    else:  # no alignment to copy: SeLLa-Rec's projector width
-        projector = Projector(d_cf, d_llm, hidden=1024)
+    projector = _sella_projector(row, run, item, d_cf, d_llm)
     # The shared projector was fitted to item vectors: users enter at the items' scale.
     user = user * (np.median(np.linalg.norm(item[1:], axis=1))
                    / max(np.median(np.linalg.norm(user[1:], axis=1)), 1e-12))
     warm = row.warm
     semantic_projector = nn.Linear(d_llm, d_llm) if warm else None
-    if run.config.normalize_slots:
-        scale = input_embedding_norm(llm)
+    scale = _slot_scale(run, row.slots, llm)
+    if scale is not None:
         projector = ScaledDirection(projector, scale)
         semantic_projector = ScaledDirection(semantic_projector, scale) if warm else None
     return SpecialTokenRec(

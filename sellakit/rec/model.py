@@ -32,7 +32,7 @@ from sellakit.rec.prefix import PrefixCache, cache_keyword
 from sellakit.rec.prompts import EncodedPrompt, collate
 
 __all__ = ["SpecialTokenRec", "collm_mapping", "add_lora", "collate_rows", "score_prompts",
-           "copy_table", "ScaledDirection", "input_embedding_norm"]
+           "copy_table", "ScaledDirection", "ShrunkStart", "input_embedding_norm"]
 
 
 def collm_mapping(d_cf: int, d_llm: int) -> nn.Module:
@@ -53,6 +53,22 @@ class ScaledDirection(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.scale * nn.functional.normalize(self.inner(x), dim=-1)
+
+
+class ShrunkStart(nn.Module):
+    """``shared + shrink * inner(x)``: a learned direction every row shares plus a small
+    multiple of the alignment projector's output (``RecConfig.projector_start="shrunk"``); the
+    alignment's item geometry survives at a size that does not swamp what the LLM reads, and
+    the slot-scaling rule (:class:`ScaledDirection`) rescales the sum."""
+
+    def __init__(self, inner: nn.Module, shared: torch.Tensor, shrink: float):
+        super().__init__()
+        self.inner = inner
+        self.shared = nn.Parameter(shared.detach().clone().float())
+        self.shrink = float(shrink)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shared + self.shrink * self.inner(x)
 
 
 def input_embedding_norm(llm) -> float:
@@ -121,8 +137,8 @@ class SpecialTokenRec(nn.Module):
             vectors["warm"] = self.semantic_projector(self.semantic(batch["iid"]))
         return vectors
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """``logit(Yes) - logit(No)`` at the answer position, one per row (float32)."""
+    def hidden_states(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The final hidden states at every position of the batch (rows x tokens x d_llm)."""
         ids, mask = batch["input_ids"], batch["attention_mask"]
         embeds = self.llm.get_input_embeddings()(ids)
         rows = torch.arange(len(ids), device=ids.device)
@@ -133,13 +149,41 @@ class SpecialTokenRec(nn.Module):
         # cached text (``past``, prefix.py) the batch holds the suffix alone and its positions.
         decoder = self.llm.get_decoder()
         past = {cache_keyword(decoder): batch["past"]} if "past" in batch else {}
-        hidden = decoder(inputs_embeds=embeds, attention_mask=mask, use_cache=bool(past),
-                         position_ids=batch.get("position_ids"), **past
-                         ).last_hidden_state[rows, batch["last"]]
+        return decoder(inputs_embeds=embeds, attention_mask=mask, use_cache=bool(past),
+                       position_ids=batch.get("position_ids"), **past).last_hidden_state
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``logit(Yes) - logit(No)`` at the answer position, one per row (float32); with
+        ``batch["lm_loss"]`` the batch's :meth:`lm_loss` (a scalar)."""
+        if batch.get("lm_loss"):
+            return self.lm_loss(batch)
+        rows = torch.arange(len(batch["input_ids"]), device=batch["input_ids"].device)
+        hidden = self.hidden_states(batch)[rows, batch["last"]]
         if batch.get("full_vocabulary"):
             return self.answer_logits(hidden, None)
         logits = self.answer_logits(hidden, list(self.answer_ids))
         return logits[:, 0] - logits[:, 1]
+
+    def lm_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """SeLLa-Rec's LM loss (``RecConfig.loss="lm"``): the mean cross-entropy, over the
+        whole vocabulary, of every token after the first slot (the target title when the slots
+        precede it, and the answer cue) and of the answer (Yes/No by ``label``) at the last
+        position. Slot tokens are no targets (their inputs are overwritten); a prompt without
+        slots contributes its answer alone."""
+        ids, last = batch["input_ids"], batch["last"]
+        rows = torch.arange(len(ids), device=ids.device)
+        positions = torch.arange(ids.shape[1], device=ids.device)[None]
+        names = [k for k in batch if k.startswith("slot_")]
+        slots = torch.stack([batch[k] for k in names], 1) if names else last[:, None]
+        next_is_slot = (positions[..., None] + 1 == slots[:, None]).any(-1)
+        keep = (positions >= slots.min(1).values[:, None]) & (positions < last[:, None]) \
+            & ~next_is_slot
+        targets = torch.where(keep, torch.roll(ids, -1, dims=1), -100)
+        answer = torch.where(batch["label"] > 0.5, self.answer_ids[0], self.answer_ids[1])
+        targets[rows, last] = answer
+        chosen = targets != -100
+        logits = self.answer_logits(self.hidden_states(batch)[chosen], None)
+        return nn.functional.cross_entropy(logits, targets[chosen])
 
     def answer_logits(self, hidden: torch.Tensor, token_ids: list[int] | None) -> torch.Tensor:
         """Next-token logits (float32) from final hidden states, for ``token_ids`` only (the

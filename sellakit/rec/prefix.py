@@ -42,13 +42,17 @@ class PrefixCache:
             so a cache is never paired with other rows' text).
     """
 
-    def __init__(self, states: list[torch.Tensor], text_ids: list[tuple[int, ...]]):
+    def __init__(self, states: list[torch.Tensor], text_ids: list[tuple[int, ...]],
+                 row_state: Sequence[int] | None = None):
         self.states = states
         self.text_ids = text_ids
+        #: Row ``i``'s states are ``states[row_state[i]]``: rows sharing a text (one history
+        #: under ``slot_position="before_title"``) share one entry.
+        self.row_state = np.arange(len(states)) if row_state is None else np.asarray(row_state)
         self.lengths = np.array([len(t) for t in text_ids])
 
     def __len__(self) -> int:
-        return len(self.states)
+        return len(self.text_ids)
 
     @property
     def nbytes(self) -> int:
@@ -59,12 +63,16 @@ class PrefixCache:
     @torch.no_grad()
     def build(cls, llm, prompts: Sequence[EncodedPrompt], *, batch_size: int = 16,
               progress: bool = False, desc: str = "text prefix") -> PrefixCache:
-        """Run each prompt's text through ``llm`` (in eval mode, batched by length)."""
+        """Run each distinct text of the prompts through ``llm`` once (in eval mode, batched by
+        length)."""
         if any(p.prefix_len < 1 for p in prompts):
             raise ConfigError("A prompt has no text before its suffix. Fix: build prompts with "
                               "a template holding the {suffix} marker (TEMPLATES).")
-        text_ids = [tuple(p.ids[:p.prefix_len]) for p in prompts]
-        states: list[torch.Tensor | None] = [None] * len(prompts)
+        row_text = [tuple(p.ids[:p.prefix_len]) for p in prompts]
+        first = {}
+        row_state = [first.setdefault(t, len(first)) for t in row_text]
+        text_ids = list(first)
+        states: list[torch.Tensor | None] = [None] * len(text_ids)
         device = next(llm.parameters()).device
         decoder = llm.get_decoder()
         was_training = llm.training
@@ -88,7 +96,7 @@ class PrefixCache:
             for row, i in enumerate(index):
                 states[i] = layers[row, :, :, :, :len(text_ids[i])].contiguous()
         llm.train(was_training)
-        return cls(states, text_ids)
+        return cls(states, row_text, row_state)
 
     def batch(self, index: Sequence[int], prompts: Sequence[EncodedPrompt], device
               ) -> dict[str, torch.Tensor]:
@@ -108,11 +116,11 @@ class PrefixCache:
         (width_suffix,) = suffix_len
         lengths = torch.as_tensor(self.lengths[list(index)])
         width = int(lengths.max())
-        first = self.states[index[0]]
+        first = self.states[self.row_state[index[0]]]
         stacked = first.new_zeros((len(index),) + first.shape[:-2] + (width, first.shape[-1]))
         mask = torch.zeros((len(index), width + width_suffix), dtype=torch.long)
         for row, i in enumerate(index):
-            stacked[row, ..., :self.lengths[i], :] = self.states[i]
+            stacked[row, ..., :self.lengths[i], :] = self.states[self.row_state[i]]
             mask[row, :self.lengths[i]] = 1
         mask[:, width:] = 1
         stacked = stacked.to(device)

@@ -35,7 +35,7 @@ import torch
 from sellakit.data.catalog import MOVIE_WORDS, ItemWords
 from sellakit.errors import ConfigError
 
-__all__ = ["TEMPLATES", "SLOT_TOKENS", "PromptBuilder", "EncodedPrompt", "collate",
+__all__ = ["TEMPLATES", "TEMPLATES_BEFORE_TITLE", "LAYOUTS", "SLOT_TOKENS", "PromptBuilder", "EncodedPrompt", "collate",
            "add_slot_tokens", "answer_token_ids", "slot_names", "with_item_words"]
 
 # The text every template shares comes first: instruction, history titles, target title. Its
@@ -58,6 +58,23 @@ TEMPLATES: dict[str, str] = {
 }
 # SeLLa-Rec without <Warm_ID> (an ablation): the CoLLM wording with SeLLa-Rec's tokens.
 TEMPLATES["sella_no_warm"] = TEMPLATES["collm"]
+
+# The authors' order (``RecConfig.slot_position="before_title"``): the slots after the history,
+# before the target title. The cached text is the instruction and history alone.
+_HEAD = "#Question: A user has given high ratings to the following {item_nouns}: {history}."
+_ASK = ' Will the user enjoy the {item_noun} "{target}"? Answer with "Yes" or "No".' + _CUE
+
+#: The same keys as :data:`TEMPLATES`, with the slots before the target title.
+TEMPLATES_BEFORE_TITLE: dict[str, str] = {
+    "text": _HEAD + "{suffix}" + _ASK,
+    "collm": _HEAD + "{suffix} Features: user{user}, {item_noun}{item}." + _ASK,
+    "sella": _HEAD + "{suffix} Features: user{user}, {item_noun}{item}{warm}." + _ASK,
+}
+TEMPLATES_BEFORE_TITLE["sella_no_warm"] = TEMPLATES_BEFORE_TITLE["collm"]
+
+#: The templates of each slot position (``RecConfig.slot_position``).
+LAYOUTS: dict[str, dict[str, str]] = {"after_text": TEMPLATES,
+                                      "before_title": TEMPLATES_BEFORE_TITLE}
 
 #: Which special token fills each slot, per slot family.
 SLOT_TOKENS: dict[str, dict[str, str]] = {

@@ -34,10 +34,11 @@ _TABLES = ("user_table", "item_table", "semantic")
 def train_rec(model: SpecialTokenRec, train: tuple[list[EncodedPrompt], pd.DataFrame],
               valid: tuple[list[EncodedPrompt], pd.DataFrame], config: RecConfig, *, lr: float,
               pad_id: int, accelerator=None, progress: bool = True, desc: str = "train",
-              epochs: int | None = None, prefixes: dict[str, PrefixCache] | None = None
-              ) -> TrainResult:
+              epochs: int | None = None, prefixes: dict[str, PrefixCache] | None = None,
+              authors_optim: bool = False) -> TrainResult:
     """Train the parameters of ``model`` that require grad with BCE on the Yes/No score (or the
-    answer token's cross-entropy, ``config.loss="lm"``).
+    answer token's cross-entropy, ``config.loss="answer_lm"``, or SeLLa-Rec's LM loss on the
+    tokens after the slots, ``"lm"``: :meth:`SpecialTokenRec.lm_loss`).
 
     Projectors (and LoRA) at ``lr`` with decoupled ``weight_decay``, tables at ``lr_tables``
     without; linear warm-up over ``config.warmup`` of the steps, then cosine decay. Validation
@@ -47,6 +48,8 @@ def train_rec(model: SpecialTokenRec, train: tuple[list[EncodedPrompt], pd.DataF
     Args:
         epochs: passes over ``train`` (default ``config.epochs``).
         prefixes: cached text of the ``"train"`` and ``"valid"`` rows (frozen LLM only).
+        authors_optim: every trained parameter at SeLLa-Rec's stage-3 settings
+            (:attr:`RecConfig.AUTHORS_STAGE3`) instead of ``lr`` / ``lr_tables``.
     """
     require_both_labels(valid[1].label, f"the validation rows of {desc}")
     accelerator = accelerator or make_accelerator(config)
@@ -55,7 +58,8 @@ def train_rec(model: SpecialTokenRec, train: tuple[list[EncodedPrompt], pd.DataF
     prefixes = prefixes or {}
     epochs = epochs or config.epochs
     total, (wrapped, optimiser, loader, schedule) = _prepared(model, len(prompts), epochs,
-                                                              config, lr, accelerator)
+                                                              config, lr, accelerator,
+                                                              authors_optim)
     inner = accelerator.unwrap_model(wrapped)
     show = progress and accelerator.is_main_process
     validate = _Validation(inner, valid, config, pad_id, accelerator, desc, show,
@@ -87,7 +91,7 @@ def train_rec(model: SpecialTokenRec, train: tuple[list[EncodedPrompt], pd.DataF
 
 
 def _prepared(model: SpecialTokenRec, rows: int, epochs: int, config: RecConfig, lr: float,
-              accelerator) -> tuple[int, tuple]:
+              accelerator, authors_optim: bool = False) -> tuple[int, tuple]:
     """The optimiser steps of the run, and ``(model, optimiser, loader, schedule)`` through
     Accelerate: seeded shuffled batches of row indices, AdamW on :func:`_param_groups`, the
     warm-up + cosine factor of :func:`_warmup_cosine`."""
@@ -95,7 +99,13 @@ def _prepared(model: SpecialTokenRec, rows: int, epochs: int, config: RecConfig,
         range(rows), batch_size=config.batch_size, shuffle=True,
         generator=torch.Generator().manual_seed(config.seed))
     total = max(1, epochs * len(loader) // config.grad_accum)
-    optimiser = torch.optim.AdamW(_param_groups(model, config, lr))
+    if authors_optim:
+        authors = RecConfig.AUTHORS_STAGE3
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+        optimiser = torch.optim.AdamW(groups, lr=authors["lr"], betas=authors["betas"],
+                                      weight_decay=authors["weight_decay"])
+    else:
+        optimiser = torch.optim.AdamW(_param_groups(model, config, lr))
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, _warmup_cosine(total, config.warmup))
     return total, accelerator.prepare(model, optimiser, loader, schedule)
 
@@ -183,7 +193,9 @@ def _micro_step(wrapped, batch: dict, optimiser, schedule, accelerator,
     """The loss of one micro-batch; the optimiser and the schedule step when Accelerate's
     gradient accumulation says so. Returns the loss."""
     with accelerator.accumulate(wrapped):
-        if loss_name == "lm":  # the answer token among the whole vocabulary
+        if loss_name == "lm":  # every token after the first slot, and the answer
+            loss = wrapped({**batch, "lm_loss": True})
+        elif loss_name == "answer_lm":  # the answer token among the whole vocabulary
             logits = wrapped({**batch, "full_vocabulary": True})
             target = torch.where(batch["label"] > 0.5, answer_ids[0], answer_ids[1])
             loss = nn.functional.cross_entropy(logits, target)
