@@ -47,7 +47,8 @@ class RecConfig(Config):
             ``lr_tokens``); no weight decay on tables.
         warmup: share of the optimiser steps with a linear warm-up, then cosine decay to 0.
         freeze_cf: keep the CF user/item tables fixed in stage 3.
-        normalize_slots: each SeLLa-Rec slot vector is a unit direction times a learnable
+        normalize_slots: (under ``slot_scale="family"``) each SeLLa-Rec slot vector is a unit
+            direction times a learnable
             scale, initialised to the median norm of the LLM's input embeddings (the projector
             then sets directions, not magnitudes).
         loss: ``"bce"`` (now): binary cross-entropy of the Yes/No score; ``"answer_lm"``:

@@ -11,9 +11,9 @@ embeddings at its slot tokens, per sample, with projected vectors:
 
 The score is ``P(Yes) / (P(Yes) + P(No))`` from the next-token distribution at the last
 position, i.e. ``sigmoid(logit_Yes - logit_No)``; training (:mod:`sellakit.rec.train`)
-minimises the binary cross-entropy of that same score (CoLLM trains on the answer too;
-SeLLa-Rec's code uses the LM loss over the whole prompt, which spends most of its signal on
-reproducing the prompt).
+minimises the binary cross-entropy of that same score (CoLLM trains on the answer too), or,
+as SeLLa-Rec's code, the LM loss on the tokens after the slots (:meth:`SpecialTokenRec.lm_loss`,
+``RecConfig.loss="lm"``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,10 @@
 
 A prompt is ``text + suffix``: the text (instruction, history titles, target title) comes first
 and is the same for every method; the suffix holds the slot tokens and the answer cue
-(:data:`~sellakit.rec.prompts.TEMPLATES`). While the LLM is frozen (stage 3, and every scoring
+(:data:`~sellakit.rec.prompts.TEMPLATES`). With the slots before the target title
+(``RecConfig.slot_position="before_title"``, :data:`~sellakit.rec.prompts.LAYOUTS`) the text is
+the instruction and history, and the suffix carries the slots, the target title and the cue;
+rows sharing a text (a user's history) share one cached entry. While the LLM is frozen (stage 3, and every scoring
 pass), the text's keys and values never change, so :class:`PrefixCache` computes them once per
 row, without grad, and a step runs only the ~10 suffix tokens through the LLM, attending to the
 cached text. Epochs, stage-3 methods and scoring all reuse one cache.
