@@ -634,3 +634,30 @@ def test_authors_stage3_optimiser_is_one_group_at_their_settings(tiny):
     _, (_, kit, _, _) = _prepared(model, 16, 1, RecConfig(), 1e-3, Plain())
     assert [g["initial_lr"] for g in kit.param_groups] == [1e-3, 1e-4]
     assert RecConfig(stage3_optim="authors").lr_tokens == RecConfig().lr_tokens
+
+
+def test_stage3_switches_leave_stage1s_cache_key_alone():
+    """A stage 1 cached before the switches existed is still found: stage 3's switches and the
+    slot position (whose prompts' ids the key holds) are not in its settings; stage 1's are."""
+    from sellakit.rec.methods import _stage1_settings
+
+    base = _stage1_settings(RecConfig())
+    for switch in ({"slot_position": "before_title"}, {"projector_start": "shrunk"},
+                   {"warm_rows": "raw"}, {"slot_scale": "none"}, {"stage3_optim": "authors"},
+                   {"shrink": 0.5}):
+        assert _stage1_settings(RecConfig(**switch)) == base
+    assert _stage1_settings(RecConfig(loss="lm")) != base
+
+
+def test_a_shrunk_start_is_a_row_of_the_sella_family_on_aligned_tables():
+    from sellakit.errors import ConfigError
+    from sellakit.rec import RecMethod, method_table
+
+    rows = [RecMethod("tallrec", "stage 1", "text", template="text"),
+            RecMethod("sella_shrunk", "shrunk start", "tokens", template="sella", slots="sella",
+                      tables="aligned", projector="shrunk", warm=True)]
+    assert method_table(rows)["sella_shrunk"].projector == "shrunk"
+    collm = RecMethod("collm_shrunk", "no", "tokens", template="collm", slots="collm",
+                      tables="aligned", projector="shrunk")
+    with pytest.raises(ConfigError, match="alignment projector"):
+        method_table([rows[0], collm])
