@@ -368,7 +368,7 @@ def test_cached_text_scores_and_trains_like_the_whole_prompt(tiny, template, lay
     prompts = [builder.encode(["Heat (1995)"] * k, f"Casino {k} (1995)") for k in range(6)]
     frame = pd.DataFrame({"uid": [1, 2, 3, 4, 1, 2], "iid": [1, 2, 3, 1, 2, 3],
                           "label": [1, 0, 1, 0, 1, 0]})
-    cache = PrefixCache.build(tiny.model, prompts, batch_size=4)
+    cache = PrefixCache.build(tiny.model, prompts, batch_size=4, share=layout == "before_title")
     assert len({len(t) for t in cache.text_ids}) > 1  # the batches mix text lengths
     pad = tiny.tokenizer.pad_token_id
     whole = score_prompts(model, prompts, frame, pad_id=pad, batch_size=4)
@@ -559,9 +559,10 @@ def test_before_title_puts_the_slots_before_the_title_and_caches_each_history_on
     # The cached text ends where the slots' clause begins: instruction and history only.
     prefix = tiny.tokenizer.decode(prompts[2].ids[:prompts[2].prefix_len])
     assert prefix.endswith('"Heat (1995)".') and "Casino" not in prefix
-    cache = PrefixCache.build(tiny.model, prompts, batch_size=4)
+    cache = PrefixCache.build(tiny.model, prompts, batch_size=4, share=True)
     assert len(cache) == 6 and len(cache.states) == 3  # one entry per distinct history
     assert list(cache.row_state) == [0, 0, 1, 1, 2, 2]
+    assert len(PrefixCache.build(tiny.model, prompts, batch_size=4).states) == 6
 
 
 def test_lm_loss_targets_the_title_and_answer_and_agrees_cached(tiny):
@@ -572,7 +573,7 @@ def test_lm_loss_targets_the_title_and_answer_and_agrees_cached(tiny):
     model = _model(tiny)
     model.eval()
     pad = tiny.tokenizer.pad_token_id
-    cache = PrefixCache.build(tiny.model, prompts, batch_size=4)
+    cache = PrefixCache.build(tiny.model, prompts, batch_size=4, share=True)
     losses, grads = [], []
     for kwargs in ({}, {"prefix": cache, "index": np.arange(6)}):
         model.zero_grad()

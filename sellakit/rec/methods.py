@@ -469,8 +469,10 @@ def _fit(run: RecRun, name: str, model: SpecialTokenRec, lr: float, accelerator,
     run.training[name], run.models[name] = trained, trained.model
     if not stage3 and config.cache_prefix and not config.tune_lora:
         started = time.perf_counter()
+        share = config.slot_position == "before_title"  # the text is the history alone
         run.prefixes = {s: PrefixCache.build(model.llm, prompts, batch_size=config.score_batch_size,
-                                             progress=progress, desc=f"text of {s} rows")
+                                             progress=progress, desc=f"text of {s} rows",
+                                             share=share)
                         for s, (prompts, _) in data.items()}
         run.seconds["prefix_cache"] = round(time.perf_counter() - started, 1)
     # Validation scores come from the selection itself; test is scored once, here.

@@ -65,16 +65,20 @@ class PrefixCache:
     @classmethod
     @torch.no_grad()
     def build(cls, llm, prompts: Sequence[EncodedPrompt], *, batch_size: int = 16,
-              progress: bool = False, desc: str = "text prefix") -> PrefixCache:
-        """Run each distinct text of the prompts through ``llm`` once (in eval mode, batched by
-        length)."""
+              progress: bool = False, desc: str = "text prefix",
+              share: bool = False) -> PrefixCache:
+        """Run each prompt's text through ``llm`` (in eval mode, batched by length); with
+        ``share``, each distinct text once (rows with one history under
+        ``slot_position="before_title"``). Without it every row keeps its own entry, so the
+        batches, and the numbers, stay those of a cache built before sharing existed."""
         if any(p.prefix_len < 1 for p in prompts):
             raise ConfigError("A prompt has no text before its suffix. Fix: build prompts with "
                               "a template holding the {suffix} marker (TEMPLATES).")
         row_text = [tuple(p.ids[:p.prefix_len]) for p in prompts]
         first = {}
-        row_state = [first.setdefault(t, len(first)) for t in row_text]
-        text_ids = list(first)
+        row_state = [first.setdefault(t, len(first)) if share else i
+                     for i, t in enumerate(row_text)]
+        text_ids = list(first) if share else row_text
         states: list[torch.Tensor | None] = [None] * len(text_ids)
         device = next(llm.parameters()).device
         decoder = llm.get_decoder()
