@@ -6,6 +6,10 @@ without improvement (``patience`` is counted in evaluations, whatever a step is)
 the best state at the end. Every trainer returns the same :class:`TrainResult`. Test data never
 passes through here.
 
+The loops share their hooks too: the model's ``configure_optimizers(...)`` returns its optimisers
+(as nanoGPT's GPT does), an optional :class:`ExtraLoss` adds a term to each batch's loss (and
+its own optimisers), and :func:`optimiser_step` takes the step.
+
 Example::
 
     >>> selector = CheckpointSelector(patience=3)
@@ -27,9 +31,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from torch import nn
 
-__all__ = ["CheckpointSelector", "TrainResult"]
+__all__ = ["CheckpointSelector", "TrainResult", "ExtraLoss", "optimiser_step", "add_parts"]
 
 
 class CheckpointSelector:
@@ -110,3 +115,38 @@ class TrainResult:
     n_train: int = 0
     valid_scores: np.ndarray | None = None
     per_name: dict[str, CheckpointSelector] | None = None
+
+
+class ExtraLoss(nn.Module):
+    """The one ``extra_loss`` contract of the kit's training loops (:func:`sellakit.cf.train_cf`,
+    :func:`sellakit.kg.train.train_kge`).
+
+    Called once per batch as ``extra_loss(model, batch)``, ``batch`` the loop's tensors by name
+    (each loop documents its names), it returns ``(loss, parts)``: the weighted term added to
+    the loop's own loss, and its parts by name (detached), whose epoch means the loop writes
+    into its learning curve. A term with parameters of its own (the KD projections) returns
+    their optimisers from :meth:`configure_optimizers`; they step with the model's.
+    """
+
+    def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def configure_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
+        """Optimisers of this term's own trainable parameters (none by default)."""
+        return []
+
+
+def optimiser_step(optimisers: list[torch.optim.Optimizer], loss: torch.Tensor) -> None:
+    """Clear the gradients, back-propagate ``loss``, step every optimiser."""
+    for optimiser in optimisers:
+        optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    for optimiser in optimisers:
+        optimiser.step()
+
+
+def add_parts(sums: dict[str, float], parts: dict[str, torch.Tensor]) -> None:
+    """Add an :class:`ExtraLoss`'s ``parts`` of one batch into the epoch's running ``sums``."""
+    for name, value in parts.items():
+        sums[name] = sums.get(name, 0.0) + float(value)

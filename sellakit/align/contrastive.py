@@ -41,10 +41,10 @@ from sellakit.cf.train import (CFConfig, fit_and_evaluate, score_valid_and_test,
 from sellakit.config import bounded, pick_device, seed_everything
 from sellakit.data.protocol import CTRSplit
 from sellakit.errors import DataError
-from sellakit.selection import TrainResult
+from sellakit.selection import ExtraLoss, TrainResult
 
-__all__ = ["AlignConfig", "Projector", "AlignedMF", "info_nce", "train_aligned_mf",
-           "AlignResult", "AlignedTables", "compare_alignment"]
+__all__ = ["AlignConfig", "Projector", "AlignedMF", "AlignmentTerm", "info_nce",
+           "train_aligned_mf", "AlignResult", "AlignedTables", "compare_alignment"]
 
 
 @dataclass(frozen=True)
@@ -130,14 +130,15 @@ class AlignedMF(MF):
         self.semantic = nn.Parameter(torch.as_tensor(semantic, dtype=torch.float32).clone())
         self.temperature = temperature
 
-    def param_groups(self, weight_decay: float) -> list[dict]:
-        """MF's decay on the tables and projector, none on the semantic table (the optimiser's
-        parameter groups; see :func:`sellakit.cf.train_cf`)."""
+    def configure_optimizers(self, lr: float, weight_decay: float
+                             ) -> list[torch.optim.Optimizer]:
+        """MF's Adam with its decay on the tables and projector, none on the semantic table
+        (see :func:`sellakit.cf.train_cf`)."""
         others = [p for name, p in self.named_parameters() if name != "semantic"]
         groups = [{"params": others, "weight_decay": weight_decay}]
         if self.semantic.requires_grad:
             groups.append({"params": [self.semantic], "weight_decay": 0.0})
-        return groups
+        return [torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)]
 
     def project_items(self, iid: torch.Tensor) -> torch.Tensor:
         """``P(e_i)``: the items' CF vectors in the LLM space."""
@@ -147,6 +148,20 @@ class AlignedMF(MF):
         """InfoNCE over the batch's items (the first ``rows`` of them; the batch is shuffled)."""
         iid = iid[:rows] if rows else iid
         return info_nce(self.semantic[iid], self.project_items(iid), iid, self.temperature)
+
+
+class AlignmentTerm(ExtraLoss):
+    """``weight`` times the aligned MF's InfoNCE over the first ``rows`` of each batch's items:
+    the alignment as :func:`sellakit.cf.train_cf`'s extra loss (part ``"info_nce"``)."""
+
+    def __init__(self, weight: float, rows: int | None = None):
+        super().__init__()
+        self.weight, self.rows = weight, rows
+
+    def forward(self, model: AlignedMF, batch: dict[str, torch.Tensor]
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss = model.alignment_loss(batch["iid"], self.rows)
+        return self.weight * loss, {"info_nce": loss.detach()}
 
 
 def info_nce(anchors: torch.Tensor, positives: torch.Tensor, ids: torch.Tensor,
@@ -325,10 +340,8 @@ def train_aligned_mf(split: CTRSplit, semantic: np.ndarray, config: AlignConfig,
     def every_few_epochs(m: AlignedMF, epoch: int) -> dict:
         return {} if epoch % config.measure_every else measure(m, epoch)
 
-    def extra_loss(m: AlignedMF, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return config.align_weight * m.alignment_loss(batch["iid"], config.align_rows)
-
-    result.train = train_cf(split, config, model=model, extra_loss=extra_loss,
+    result.train = train_cf(split, config, model=model,
+                            extra_loss=AlignmentTerm(config.align_weight, config.align_rows),
                             on_epoch=every_few_epochs, progress=progress)
     # The selected epoch's measures and snapshot (the restored model), whatever its number.
     history, best = result.train.history, result.train.best_step

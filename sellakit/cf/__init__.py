@@ -1,7 +1,8 @@
-"""Collaborative-filtering models (MF, LightGCN, SASRec) and their one trainer."""
+"""Collaborative-filtering models (MF, LightGCN, SASRec), their table and their one trainer."""
 
-from sellakit.cf.models import MF, LightGCN, SASRec, build_model
+from sellakit.cf.models import (CF_MODELS, MF, CFModel, CFModelSpec, LightGCN, SASRec,
+                                build_model, with_model)
 from sellakit.cf.train import CFConfig, TrainResult, fit_and_evaluate, predict, train_cf
 
-__all__ = ["MF", "LightGCN", "SASRec", "build_model", "CFConfig", "TrainResult", "predict",
-           "train_cf", "fit_and_evaluate"]
+__all__ = ["CFModel", "MF", "LightGCN", "SASRec", "CFModelSpec", "CF_MODELS", "with_model",
+           "build_model", "CFConfig", "TrainResult", "predict", "train_cf", "fit_and_evaluate"]

@@ -1,17 +1,28 @@
-"""Three collaborative-filtering models for click-through prediction, as CoLLM uses them.
+"""The CF models of the kit for click-through prediction, as CoLLM uses them, and their table.
 
 All take the same batch (``uid``, ``iid``, ``his``: the last ``L`` liked items, left-padded with 0)
-and return one logit per row, so one trainer serves them all. Each exposes ``user_embedding``
-and ``item_embedding`` tables for the later stages (alignment, special tokens).
+and return one logit per row, so one trainer serves them all. Each has an ``item_embedding``
+table, and a ``user_embedding`` table where :attr:`CFModel.uses_user_embedding` says so, for the
+later stages (alignment, special tokens).
 
 * :class:`MF`: dot product of user and item vectors, no bias.
 * :class:`LightGCN`: user and item vectors smoothed over the train graph of positive
   interactions (mean of the layer outputs), then a dot product.
 * :class:`SASRec`: a causal self-attention encoder over the liked-item history; the last
   position's output is the user, dotted with the target item's vector.
+
+**The table.** :data:`CF_MODELS` holds one frozen :class:`CFModelSpec` per model: its class,
+CoLLM's tuned settings, the preset budgets and the settings its constructor takes. The config's
+``model`` choices, the command line's ``--models`` and :func:`build_model` read it; a new model
+is its class (a :class:`CFModel`) plus one row (see :func:`with_model`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -19,10 +30,30 @@ from torch import nn
 
 from sellakit.errors import ConfigError
 
-__all__ = ["MF", "LightGCN", "SASRec", "build_model"]
+__all__ = ["CFModel", "MF", "LightGCN", "SASRec", "CFModelSpec", "CF_MODELS", "CFModelName",
+           "model_spec", "with_model", "build_model"]
 
 
-class MF(nn.Module):
+class CFModel(nn.Module):
+    """What the trainer (:func:`sellakit.cf.train_cf`) asks of a CF model.
+
+    ``forward(uid, iid, his)`` returns one logit per row. :attr:`max_len` is how many history
+    slots the model reads (what :func:`sellakit.cf.predict` builds by default; a model that
+    reads no history ignores ``his``). :meth:`configure_optimizers` returns its optimisers.
+    """
+
+    #: whether the model has a ``user_embedding`` table (SASRec: the sequence is the user)
+    uses_user_embedding: ClassVar[bool] = True
+    #: history slots the model reads (25: CoLLM's); a model that reads none ignores ``his``
+    max_len: int = 25
+
+    def configure_optimizers(self, lr: float, weight_decay: float
+                             ) -> list[torch.optim.Optimizer]:
+        """Adam with L2 in the gradient (CoLLM's settings) over every parameter."""
+        return [torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)]
+
+
+class MF(CFModel):
     """Matrix factorisation: ``logit = <e_u, e_i>`` (CoLLM's MF, no bias)."""
 
     def __init__(self, n_users: int, n_items: int, dim: int = 256, init_std: float = 0.1):
@@ -37,7 +68,7 @@ class MF(nn.Module):
         return (self.user_embedding(uid) * self.item_embedding(iid)).sum(-1)
 
 
-class LightGCN(nn.Module):
+class LightGCN(CFModel):
     """LightGCN (He et al., 2020) on the symmetric-normalised user-item graph.
 
     Args:
@@ -84,8 +115,10 @@ def _normalised_adjacency(edges: np.ndarray, n_users: int, n_items: int) -> torc
                                    (size, size), check_invariants=True).coalesce()
 
 
-class SASRec(nn.Module):
+class SASRec(CFModel):
     """SASRec (Kang & McAuley, 2018) used as a CTR model over the liked-item history."""
+
+    uses_user_embedding: ClassVar[bool] = False  # the sequence is the user
 
     def __init__(self, n_users: int, n_items: int, dim: int = 64, max_len: int = 25,
                  n_layers: int = 2, n_heads: int = 1, dropout: float = 0.2):
@@ -93,8 +126,6 @@ class SASRec(nn.Module):
         self.max_len = max_len
         self.item_embedding = nn.Embedding(n_items, dim, padding_idx=0)
         self.position_embedding = nn.Embedding(max_len, dim)
-        # Kept for a uniform interface: SASRec has no user table; the sequence is the user.
-        self.user_embedding = None
         layer = nn.TransformerEncoderLayer(dim, n_heads, dim_feedforward=dim, dropout=dropout,
                                            batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
@@ -119,19 +150,84 @@ class SASRec(nn.Module):
     def forward(self, uid: torch.Tensor, iid: torch.Tensor, his: torch.Tensor | None = None
                 ) -> torch.Tensor:
         if his is None:
-            raise ConfigError("SASRec needs the history tensor `his`.")
+            raise ConfigError("SASRec needs the history tensor `his` (the last liked items, "
+                              "from sellakit.cf.batch_tensors); pass it as the third argument.")
         return (self.encode(his) * self.item_embedding(iid)).sum(-1)
 
 
-def build_model(name: str, n_users: int, n_items: int, *, dim: int, train_edges: np.ndarray,
-                n_layers: int = 2, n_heads: int = 1, dropout: float = 0.2,
-                history_len: int = 25) -> nn.Module:
-    """Build ``"mf"``, ``"lightgcn"`` or ``"sasrec"`` with the given sizes."""
-    name = name.lower()
-    if name == "mf":
-        return MF(n_users, n_items, dim)
-    if name == "lightgcn":
-        return LightGCN(n_users, n_items, train_edges, dim, n_layers)
-    if name == "sasrec":
-        return SASRec(n_users, n_items, dim, history_len, n_layers, n_heads, dropout)
-    raise ConfigError(f"Unknown CF model {name!r}; choose mf, lightgcn or sasrec.")
+@dataclass(frozen=True)
+class CFModelSpec:
+    """One CF model of the kit: its class and the settings that go with it.
+
+    Attributes:
+        name: the ``CFConfig.model`` value (and ``--models`` entry) that picks it.
+        model_class: the :class:`CFModel` subclass.
+        arguments: constructor keyword -> the ``CFConfig`` field it is read from (only these
+            reach the constructor).
+        defaults: CoLLM's tuned settings (sellakit/research: CoLLM ``baseline_train_*.py``),
+            the base of both presets.
+        quick: the quick preset's settings on top of ``defaults`` and the common quick budget.
+        paper: the paper preset's settings on top of ``defaults``.
+        takes_train_edges: the constructor also takes ``edges``, the positive training pairs.
+    """
+
+    name: str
+    model_class: type[CFModel]
+    arguments: Mapping[str, str]
+    defaults: Mapping[str, float] = field(default_factory=dict)
+    quick: Mapping[str, float] = field(default_factory=dict)
+    paper: Mapping[str, float] = field(default_factory=dict)
+    takes_train_edges: bool = False
+
+
+_COLLM = {"weight_decay": 1e-4}
+#: The CF model table, name -> row (read-only).
+CF_MODELS: Mapping[str, CFModelSpec] = MappingProxyType({spec.name: spec for spec in (
+    # MF: CoLLM's patience 100; the others peak within ~10 epochs here, 20 suffices.
+    CFModelSpec("mf", MF, {"dim": "dim"}, {"dim": 256, "lr": 1e-3, **_COLLM},
+                paper={"patience": 100}),
+    CFModelSpec("lightgcn", LightGCN, {"dim": "dim", "n_layers": "n_layers"},
+                {"dim": 64, "lr": 1e-2, **_COLLM}, paper={"patience": 20},
+                takes_train_edges=True),
+    # quick: attention over 25 slots costs ~1 s a batch on 2 cores, so a shorter history
+    CFModelSpec("sasrec", SASRec, {"dim": "dim", "max_len": "history_len",
+                                   "n_layers": "n_layers", "n_heads": "n_heads",
+                                   "dropout": "dropout"},
+                {"dim": 64, "lr": 1e-2, **_COLLM}, paper={"patience": 20},
+                quick={"history_len": 10, "max_epochs": 30, "patience": 5}),
+)})
+#: The names of :data:`CF_MODELS` as a type, read from the table (``CFConfig.model``, checked
+#: when a config is made).
+CFModelName = Literal[tuple(CF_MODELS)]  # type: ignore[valid-type]
+
+
+def model_spec(name: str, table: Mapping[str, CFModelSpec] | None = None) -> CFModelSpec:
+    """The row of ``name`` in ``table`` (default :data:`CF_MODELS`)."""
+    table = CF_MODELS if table is None else table
+    if name not in table:
+        raise ConfigError(f"Unknown CF model {name!r}; choose one of {', '.join(table)} (the "
+                          "rows of sellakit.cf.models.CF_MODELS).")
+    return table[name]
+
+
+def with_model(spec: CFModelSpec, table: Mapping[str, CFModelSpec] | None = None
+               ) -> Mapping[str, CFModelSpec]:
+    """A copy of ``table`` (default :data:`CF_MODELS`) with ``spec`` added: how a new model is
+    tried before its row joins the table in this module (and its name ``CFModelName``)."""
+    return MappingProxyType({**(CF_MODELS if table is None else table), spec.name: spec})
+
+
+def build_model(name: str, n_users: int, n_items: int, *, train_edges: np.ndarray | None = None,
+                table: Mapping[str, CFModelSpec] | None = None, **settings) -> CFModel:
+    """A fresh model ``name`` (a row of ``table``, default :data:`CF_MODELS`) of the given
+    sizes; of ``settings`` (``CFConfig`` fields) only those its row names reach it, the
+    others keep the constructor's defaults."""
+    spec = model_spec(name.lower(), table)
+    kwargs = {arg: settings[source] for arg, source in spec.arguments.items()
+              if source in settings}
+    if spec.takes_train_edges:
+        if train_edges is None:
+            raise ConfigError(f"CF model {spec.name!r} needs train_edges=, the (2, E) array of "
+                              "positive training (uid, iid) pairs.")
+        kwargs["edges"] = train_edges
+    return spec.model_class(n_users, n_items, **kwargs)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -24,22 +24,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sellakit.cache import cached_state
-from sellakit.cf.models import build_model
+from sellakit.cf.models import CFModel, CFModelName, build_model, model_spec
 from sellakit.config import Config, bounded, device_field, pick_device, seed_everything
 from sellakit.data.protocol import CTRSplit
 from sellakit.metrics import ctr_metrics, evaluate_slices, require_both_labels
-from sellakit.selection import CheckpointSelector, TrainResult
+from sellakit.selection import (CheckpointSelector, ExtraLoss, TrainResult, add_parts,
+                                optimiser_step)
 
 __all__ = ["CFConfig", "TrainResult", "train_cf", "predict", "batch_tensors", "fit_and_evaluate",
            "score_valid_and_test"]
-
-# CoLLM's tuned settings per model (sellakit/research: CoLLM baseline_train_*.py).
-_MODEL_DEFAULTS = {
-    "mf": {"dim": 256, "lr": 1e-3, "weight_decay": 1e-4},
-    "lightgcn": {"dim": 64, "lr": 1e-2, "weight_decay": 1e-4},
-    "sasrec": {"dim": 64, "lr": 1e-2, "weight_decay": 1e-4},
-}
-
 
 @dataclass(frozen=True)
 class CFConfig(Config):
@@ -52,7 +45,7 @@ class CFConfig(Config):
 
     PRESETS: ClassVar[tuple[str, ...]] = ("quick", "paper")
 
-    model: Literal["mf", "lightgcn", "sasrec"] = "mf"
+    model: CFModelName = "mf"
     dim: int = bounded(256, at_least=1)
     lr: float = bounded(1e-3, above=0)
     weight_decay: float = bounded(1e-4, at_least=0)
@@ -69,23 +62,21 @@ class CFConfig(Config):
 
     @classmethod
     def paper(cls, model: str = "mf", **overrides) -> CFConfig:
-        """CoLLM's per-model settings and budgets."""
-        # MF: CoLLM's patience 100; the others peak within ~10 epochs here, 20 suffices.
-        patience = 100 if model == "mf" else 20
-        return cls(model=model, **{**_MODEL_DEFAULTS.get(model, {}), "patience": patience,
-                                   **overrides})
+        """CoLLM's per-model settings and budgets (the model's row of
+        :data:`sellakit.cf.models.CF_MODELS`)."""
+        spec = model_spec(model)
+        return cls(model=model, **{**spec.defaults, **spec.paper, **overrides})
 
     @classmethod
     def quick(cls, model: str = "mf", **overrides) -> CFConfig:
         """The same settings with a smaller budget, for a laptop CPU.
 
         MF and LightGCN keep CoLLM's settings with fewer epochs allowed; SASRec also reads a
-        shorter history (10 items instead of 25).
+        shorter history (10 items instead of 25); each row's ``quick`` says what it changes.
         """
-        base = {**_MODEL_DEFAULTS.get(model, {}), "max_epochs": 400, "patience": 50}
-        if model == "sasrec":  # attention over 25 slots costs ~1 s a batch on 2 cores
-            base.update(history_len=10, max_epochs=30, patience=5)
-        return cls(model=model, **{**base, **overrides})
+        spec = model_spec(model)
+        return cls(model=model, **{**spec.defaults, "max_epochs": 400, "patience": 50,
+                                   **spec.quick, **overrides})
 
 
 def batch_tensors(frame: pd.DataFrame, history_len: int) -> dict[str, torch.Tensor]:
@@ -104,10 +95,11 @@ def batch_tensors(frame: pd.DataFrame, history_len: int) -> dict[str, torch.Tens
 
 
 @torch.no_grad()
-def predict(model: nn.Module, frame: pd.DataFrame, batch_size: int = 8192,
+def predict(model: CFModel, frame: pd.DataFrame, batch_size: int = 8192,
             history_len: int | None = None) -> np.ndarray:
-    """Probabilities for the rows of ``frame`` (model in eval mode; restored afterwards)."""
-    history_len = history_len or getattr(model, "max_len", 25)
+    """Probabilities for the rows of ``frame`` (model in eval mode; restored afterwards);
+    ``history_len`` defaults to the history the model reads (:attr:`CFModel.max_len`)."""
+    history_len = history_len or model.max_len
     tensors = batch_tensors(frame, history_len)
     return _predict_tensors(model, tensors, batch_size)
 
@@ -126,15 +118,18 @@ def _predict_tensors(model: nn.Module, tensors: dict[str, torch.Tensor], batch_s
     return torch.cat(out).numpy()
 
 
-def train_cf(split: CTRSplit, config: CFConfig, *, model: nn.Module | None = None,
-             extra_loss: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor] | None = None,
-             on_epoch: Callable[[nn.Module, int], dict | None] | None = None,
+def train_cf(split: CTRSplit, config: CFConfig, *, model: CFModel | None = None,
+             extra_loss: ExtraLoss | None = None,
+             on_epoch: Callable[[CFModel, int], dict | None] | None = None,
              progress: bool = True) -> TrainResult:
     """Train ``config.model`` on ``split.train``; early-stop on ``split.valid`` AUC.
 
     Args:
-        model: a prebuilt model (e.g. the aligned MF); default: built from ``config``.
-        extra_loss: added to the BCE loss of each batch (e.g. the alignment term).
+        model: a prebuilt model (e.g. the aligned MF); default: built from ``config``. Its
+            ``configure_optimizers(lr, weight_decay)`` gives the optimisers.
+        extra_loss: an :class:`~sellakit.selection.ExtraLoss` added to the BCE loss of each
+            batch (e.g. the alignment term), called with the batch ``{"uid", "iid", "his",
+            "label"}``; the epoch means of its parts join the learning curve.
         on_epoch: called after each evaluated epoch (and once before training, with epoch 0);
             a returned dict is merged into that epoch's row of the learning curve.
 
@@ -145,11 +140,9 @@ def train_cf(split: CTRSplit, config: CFConfig, *, model: nn.Module | None = Non
     seed_everything(config.seed)
     device = pick_device(config.device)
     model = (_build(split, config) if model is None else model).to(device)
-    # Adam with L2 in the gradient (CoLLM's settings); a model with parameter groups (the
-    # aligned MF: no decay on its semantic table) sets the decay per group.
-    groups = model.param_groups(config.weight_decay) if hasattr(model, "param_groups") \
-        else model.parameters()
-    optimiser = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
+    optimisers = model.configure_optimizers(config.lr, config.weight_decay)
+    if extra_loss is not None:
+        optimisers += extra_loss.to(device).configure_optimizers(config.lr)
     train = batch_tensors(split.train, config.history_len)
     valid = batch_tensors(split.valid, config.history_len)
     generator = torch.Generator().manual_seed(config.seed)
@@ -160,11 +153,12 @@ def train_cf(split: CTRSplit, config: CFConfig, *, model: nn.Module | None = Non
                disable=not progress, leave=False)
     for epoch in bar:
         order = torch.randperm(len(train["uid"]), generator=generator)
-        total = _train_epoch(model, train, order, config.batch_size, optimiser, extra_loss)
+        total, parts = _train_epoch(model, train, order, config.batch_size, optimisers,
+                                    extra_loss)
         if epoch % config.eval_every:
             continue
         metrics = ctr_metrics(split.valid, _predict_tensors(model, valid, 8192))
-        rows.append({"epoch": epoch, "train_loss": total / len(order),
+        rows.append({"epoch": epoch, "train_loss": total / len(order), **parts,
                      "valid_auc": metrics["auc"], "valid_uauc": metrics["uauc"],
                      **((on_epoch(model, epoch) or {}) if on_epoch is not None else {})})
         bar.set_postfix(loss=f"{total / len(order):.4f}", valid_auc=f"{metrics['auc']:.4f}")
@@ -181,37 +175,42 @@ def train_cf(split: CTRSplit, config: CFConfig, *, model: nn.Module | None = Non
                        n_train=len(split.train))
 
 
-def _train_epoch(model: nn.Module, train: dict[str, torch.Tensor], order: torch.Tensor,
-                 batch_size: int, optimiser: torch.optim.Optimizer, extra_loss) -> float:
+def _train_epoch(model: CFModel, train: dict[str, torch.Tensor], order: torch.Tensor,
+                 batch_size: int, optimisers: list[torch.optim.Optimizer],
+                 extra_loss: ExtraLoss | None) -> tuple[float, dict[str, float]]:
     """One pass over ``train`` in ``order``: BCE (+ ``extra_loss``) per batch; the summed
-    loss times rows."""
+    loss times rows, and the batch means of ``extra_loss``'s parts."""
     model.train()
     device = next(model.parameters()).device
-    total = 0.0
+    total, parts_sum, steps = 0.0, {}, 0
     for start in range(0, len(order), batch_size):
         index = order[start:start + batch_size]
         part = {k: v[index].to(device) for k, v in train.items()}
         loss = nn.functional.binary_cross_entropy_with_logits(
             model(part["uid"], part["iid"], part["his"]), part["label"])
         if extra_loss is not None:
-            loss = loss + extra_loss(model, part)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
+            added, parts = extra_loss(model, part)
+            loss = loss + added
+            add_parts(parts_sum, parts)
+        optimiser_step(optimisers, loss)
         total += loss.item() * len(index)
-    return total
+        steps += 1
+    return total, {name: value / max(steps, 1) for name, value in parts_sum.items()}
 
 
-def _build(split: CTRSplit, config: CFConfig) -> nn.Module:
-    """A fresh ``config.model`` for ``split`` (LightGCN's graph: the positive training pairs)."""
-    positives = split.train[split.train.label == 1]
-    edges = np.vstack([positives.uid.to_numpy(), positives.iid.to_numpy()])
-    return build_model(config.model, split.n_users, split.n_items, dim=config.dim,
-                       train_edges=edges, n_layers=config.n_layers, n_heads=config.n_heads,
-                       dropout=config.dropout, history_len=config.history_len)
+def _build(split: CTRSplit, config: CFConfig) -> CFModel:
+    """A fresh ``config.model`` for ``split``, given the settings its row of the table names
+    (LightGCN's graph: the positive training pairs)."""
+    spec = model_spec(config.model)
+    edges = None
+    if spec.takes_train_edges:
+        positives = split.train[split.train.label == 1]
+        edges = np.vstack([positives.uid.to_numpy(), positives.iid.to_numpy()])
+    return build_model(config.model, split.n_users, split.n_items, train_edges=edges,
+                       **{source: getattr(config, source) for source in spec.arguments.values()})
 
 
-def score_valid_and_test(model: nn.Module, split: CTRSplit, *, history_len: int = 25) -> dict:
+def score_valid_and_test(model: CFModel, split: CTRSplit, *, history_len: int = 25) -> dict:
     """``{"valid", "test", "test_warm", "test_cold"}`` metrics of a trained, selected model."""
     record = {"valid": ctr_metrics(split.valid, predict(model, split.valid,
                                                         history_len=history_len))}
