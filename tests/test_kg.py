@@ -13,7 +13,8 @@ from sellakit.kg.data import (DBP5L_ENV, DataError, canonical_ids, derived_multi
                               leak_free_triples, load_dbp5l, load_multisource, load_pykeen,
                               locate_dbp5l)
 from sellakit.kg.evaluate import evaluate, metrics_from_ranks, ranks_from_scores
-from sellakit.kg.models import KGEModel
+from sellakit.errors import ConfigError
+from sellakit.kg.models import Interaction, KGEModel
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +145,75 @@ def test_models_score_shapes(model):
     q = m.query(h, r)
     assert torch.allclose(m.score_query(q, torch.tensor([[3], [4]])).squeeze(1),
                           m.score_tails(h, r)[[0, 1], [3, 4]], atol=1e-5)
+
+
+def test_config_and_cli_choices_come_from_the_interaction_table():
+    import typing
+
+    from sellakit.cli import build_parser
+    from sellakit.kg.models import INTERACTIONS, MODELS, resolve_interaction
+    from sellakit.kg.train import TrainConfig
+
+    assert typing.get_args(typing.get_type_hints(TrainConfig)["model"]) == tuple(INTERACTIONS)
+    assert MODELS == tuple(INTERACTIONS) == ("rotate", "transe", "complex")
+    for name in INTERACTIONS:
+        assert build_parser().parse_args(["bench", "kg", "--model", name, "--out", "x.json"]
+                                         ).model == name
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bench", "kg", "--model", "distmult", "--out", "x.json"])
+    with pytest.raises(ConfigError, match="choose one of rotate, transe, complex"):
+        resolve_interaction("distmult")
+
+
+class DistMult(Interaction):
+    """``<e_h * w_r, e_t>`` in real coordinates: the kind of interaction a student adds (here
+    only in a test)."""
+
+    name = "distmult"
+    entity_reals = relation_reals = 1
+    distance = False
+
+    @staticmethod
+    def transform(e, w):
+        return e * w
+
+
+def test_a_new_interaction_is_its_class_plus_one_row(ms):
+    """One class (its facts as ClassVars) and one row of the resolver: the model scores,
+    trains, and a narrower student warm-starts from it."""
+    from sellakit.kg.distill import warm_start
+    from sellakit.kg.models import INTERACTIONS, resolve_interaction
+    from sellakit.kg.train import TrainConfig, train_kge
+
+    table = {**INTERACTIONS, DistMult.name: DistMult}
+    assert resolve_interaction("distmult", table) is DistMult and "distmult" not in INTERACTIONS
+    kg = ms.kgs["s0"]
+    model = KGEModel(kg.n_entities, ms.n_relations, 8, resolve_interaction("distmult", table))
+    assert model.width == 8 and model.relation.weight.shape == (2 * ms.n_relations, 8)
+    h, r = torch.tensor([0, 1]), torch.tensor([0, 1])
+    e_h, e_t = model.entity.weight[h], model.entity.weight
+    assert torch.allclose(model.score_tails(h, r), (e_h * model.relation.weight[r]) @ e_t.T,
+                          atol=1e-6)
+    config = TrainConfig(dim=8, epochs=3, batch_size=256, n_negatives=16, lr=0.05)
+    before = model.score_tails(h, r).detach().clone()
+    result = train_kge(kg.train, kg.n_entities, ms.n_relations, config, model=model,
+                       progress=False)
+    assert result.model is model and not torch.equal(model.score_tails(h, r), before)
+    narrow = KGEModel(kg.n_entities, ms.n_relations, 4, DistMult)
+    coords = warm_start(narrow, model, np.arange(kg.n_entities))
+    assert torch.equal(narrow.relation.weight, model.relation.weight[:, coords])
+
+
+def test_configure_optimizers_leaves_the_model_as_built():
+    """The tables are sparse from construction (SparseAdam's rows), so configuring the
+    optimisers changes nothing on the model it is asked of."""
+    model = KGEModel(7, 3, 4, "rotate")
+    assert model.entity.sparse and model.relation.sparse
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    optimisers = model.configure_optimizers(0.01)
+    assert [type(o).__name__ for o in optimisers] == ["SparseAdam"]
+    assert model.entity.sparse and all(torch.equal(state[k], v)
+                                       for k, v in model.state_dict().items())
 
 
 def test_neighbour_table_lists_in_edges():
@@ -298,7 +368,8 @@ def test_kd_terms_read_precomputed_targets(ms):
     logits = torch.cat([student.score_query(q, t[:, None]), student.score_query(q, neg)], 1)
     full = Distiller(teacher, sub.teacher_ids, student.width, KDConfig(top_k=5), **kwargs)
     assert full.candidates.shape[1] == 5 and int(full.candidates.max()) < n_t
-    loss, parts = full(student, h, r, t, neg, q, logits)
+    batch = {"h": h, "r": r, "t": t, "negatives": neg, "query": q, "logits": logits}
+    loss, parts = full(student, batch)
     assert set(parts) == {"kd_feature", "kd_prediction"}  # network folds into feature here
     loss.backward()
     assert student.entity.weight.grad is not None
@@ -306,12 +377,11 @@ def test_kd_terms_read_precomputed_targets(ms):
     # the teacher's targets are read, not recomputed: a changed teacher changes nothing
     with torch.no_grad():
         teacher.entity.weight.mul_(3)
-    again, _ = full(student, h, r, t, neg, q, logits)
+    again, _ = full(student, batch)
     assert torch.allclose(again, loss)
     for term in ("feature", "prediction"):
         _, parts = Distiller(teacher, sub.teacher_ids, student.width,
-                             KDConfig(top_k=5).without(term), **kwargs)(
-            student, h, r, t, neg, q, logits)
+                             KDConfig(top_k=5).without(term), **kwargs)(student, batch)
         assert f"kd_{term}" not in parts and len(parts) == 1
     assert KD_TERMS == ("feature", "network", "prediction")
 

@@ -40,6 +40,7 @@ from sellakit.errors import ConfigError
 from sellakit.kg.data import canonical_ids, canonical_keys
 from sellakit.kg.models import KGEModel
 from sellakit.kg.train import with_reciprocals
+from sellakit.selection import ExtraLoss
 
 __all__ = ["KDConfig", "Distiller", "KD_TERMS", "TEMPERATURES", "warm_start",
            "strongest_coordinates"]
@@ -82,38 +83,41 @@ def strongest_coordinates(teacher: KGEModel, dim: int) -> torch.Tensor:
     if dim > teacher.dim:
         raise ConfigError(f"The student (dim={dim}) is wider than the teacher "
                           f"(dim={teacher.dim}); a warm start needs dim <= the teacher's.")
-    rows = teacher.entity.weight.detach()
-    energy = rows ** 2 if teacher.interaction == "transe" else \
-        rows[:, :teacher.dim] ** 2 + rows[:, teacher.dim:] ** 2
+    # |x|^2 per coordinate: the squares of its reals, the halves [re | im] (or one [x])
+    energy = sum(half ** 2 for half in teacher.entity.weight.detach().split(teacher.dim, 1))
     return torch.sort(torch.topk(energy.mean(0), dim).indices).values
 
 
-def _columns(model_like: KGEModel, coords: torch.Tensor) -> torch.Tensor:
-    """Real columns of the table layout that hold ``coords`` (both halves when complex)."""
-    if model_like.interaction == "transe":
-        return coords
-    return torch.cat([coords, coords + model_like.dim])
+def _columns(coords: torch.Tensor, dim: int, reals: int) -> torch.Tensor:
+    """Real columns that hold coordinates ``coords`` in a table of ``reals`` reals per
+    coordinate (:class:`~sellakit.kg.models.Interaction`'s layout: each half's when 2)."""
+    return torch.cat([coords + k * dim for k in range(reals)]) if reals > 1 else coords
+
+
+def _entity_columns(model_like: KGEModel, coords: torch.Tensor) -> torch.Tensor:
+    return _columns(coords, model_like.dim, model_like.kind.entity_reals)
 
 
 @torch.no_grad()
 def warm_start(student: KGEModel, teacher: KGEModel, teacher_ids: np.ndarray) -> torch.Tensor:
     """Copy the teacher's rows (``teacher_ids[i]`` for student entity ``i``) and relations on
     its strongest ``student.dim`` coordinates into ``student``; returns those coordinates."""
-    if (student.interaction, student.encoder) != (teacher.interaction, teacher.encoder):
+    if (student.kind, student.encoder) != (teacher.kind, teacher.encoder):
         raise ConfigError("A warm start needs the student and teacher of one kind (interaction "
                           f"and encoder); got {student.interaction}/{student.encoder} and "
-                          f"{teacher.interaction}/{teacher.encoder}.")
+                          f"{teacher.interaction}/{teacher.encoder}. Fix: give the student's "
+                          "TrainConfig the teacher's model and encoder.")
     coords = strongest_coordinates(teacher, student.dim)
     ids = torch.as_tensor(teacher_ids, dtype=torch.long)
-    cols = _columns(teacher, coords)
-    student.entity.weight.copy_(teacher.entity.weight[ids][:, cols])
-    rel_cols = coords if teacher.interaction == "rotate" else cols
+    student.entity.weight.copy_(teacher.entity.weight[ids][:, _entity_columns(teacher, coords)])
+    rel_cols = _columns(coords, teacher.dim, teacher.kind.relation_reals)
     student.relation.weight.copy_(teacher.relation.weight[:, rel_cols])
     return coords
 
 
-class Distiller(nn.Module):
-    """The KD loss module passed as ``extra_loss`` to :func:`sellakit.kg.train.train_kge`.
+class Distiller(ExtraLoss):
+    """The KD terms as :func:`sellakit.kg.train.train_kge`'s ``extra_loss``: only the
+    projections train (:meth:`trainable_parameters`, stepped by :meth:`configure_optimizers`).
 
     Args:
         teacher: the frozen teacher; teacher_ids: student entity -> teacher row.
@@ -143,7 +147,7 @@ class Distiller(nn.Module):
         if coords is not None:  # start from the warm start's coordinate embedding
             for layer in (self.project_feature, self.project_network):
                 nn.init.zeros_(layer.weight)
-                cols = _columns(teacher, coords)
+                cols = _entity_columns(teacher, coords)
                 layer.weight.data[cols, torch.arange(len(cols))] = 1.0
         if config.prediction:
             self._precompute_candidates(teacher, ids, queries, n_target, banned, canon)
@@ -189,15 +193,22 @@ class Distiller(nn.Module):
         return np.where(forward[:, None], np.stack([h, r, c], 1),
                         np.stack([c, r - n_rel, h], 1))
 
-    def parameters(self, recurse: bool = True):  # only the projections train
-        yield from self.project_feature.parameters()
-        if self.network_on:
-            yield from self.project_network.parameters()
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The projections that train: ``W_F``, and ``W_N`` when the network term is on."""
+        layers = [self.project_feature] + ([self.project_network] if self.network_on else [])
+        return [p for layer in layers for p in layer.parameters()]
 
-    def forward(self, model: KGEModel, h, r, t, neg, q, logits):
-        """``(weighted sum of the terms that are on, {"kd_<term>": detached value})``."""
+    def configure_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
+        """Adam over :meth:`trainable_parameters` (the tables' SparseAdam is the model's)."""
+        return [torch.optim.Adam(self.trainable_parameters(), lr=lr)]
+
+    def forward(self, model: KGEModel, batch: dict[str, torch.Tensor]
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``(weighted sum of the terms that are on, {"kd_<term>": detached value})`` of
+        ``train_kge``'s batch ``{"h", "r", "t", "negatives", "query", "logits"}``."""
+        h, r, t, neg, q = (batch[k] for k in ("h", "r", "t", "negatives", "query"))
         config, parts = self.config, {}
-        loss = logits.new_zeros(())
+        loss = batch["logits"].new_zeros(())
         if config.feature or self.network_on:
             entities = torch.unique(torch.cat([h, t, neg]))
         if config.feature:

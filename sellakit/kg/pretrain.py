@@ -35,7 +35,6 @@ from typing import ClassVar, Literal, get_args
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from sellakit.cache import cache_dir, cached_state
 from sellakit.config import Config, bounded
@@ -45,7 +44,7 @@ from sellakit.kg.evaluate import evaluate, validation_mrr
 from sellakit.kg.models import KGEModel
 from sellakit.kg.protocol import DataRule
 from sellakit.kg.train import TrainConfig, build_model, train_kge
-from sellakit.selection import TrainResult
+from sellakit.selection import ExtraLoss, TrainResult
 
 __all__ = ["MODES", "TeacherConfig", "JointGraph", "build_joint", "swap_triples",
            "AlignmentLoss", "kg_scorer", "pretrain_teacher", "load_or_pretrain_teacher",
@@ -152,15 +151,17 @@ def build_joint(ms: MultiSourceKG, rule: DataRule, *, mode: str = "sharing",
                       n_bridges)
 
 
-class AlignmentLoss(nn.Module):
-    """``weight * mean ||e_a - e_b||^2`` over a random batch of links (the *mapping* mode)."""
+class AlignmentLoss(ExtraLoss):
+    """``weight * mean ||e_a - e_b||^2`` over a random batch of links (the *mapping* mode), as
+    :func:`~sellakit.kg.train.train_kge`'s ``extra_loss`` (no parameters of its own)."""
 
     def __init__(self, links: np.ndarray, weight: float = 1.0, batch: int = 1024):
         super().__init__()
         self.register_buffer("links", torch.as_tensor(links, dtype=torch.long))
         self.weight, self.batch = weight, batch
 
-    def forward(self, model, h, r, t, neg, q, logits):
+    def forward(self, model: KGEModel, batch: dict[str, torch.Tensor]
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         pick = torch.randint(0, len(self.links), (min(self.batch, len(self.links)),),
                              device=self.links.device)
         a, b = self.links[pick, 0], self.links[pick, 1]

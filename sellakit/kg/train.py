@@ -2,10 +2,11 @@
 
 Training is a sampled softmax: each (h, r, t) — and its reciprocal (t, r^-1, h) — is scored
 against its true tail and ``n_negatives`` uniformly drawn entities shared by the batch;
-cross-entropy on those logits. An optional ``extra_loss`` module adds loss terms (the distillation
-terms of :mod:`sellakit.kg.distill`, the alignment loss of the *mapping* mode); its parameters
-train with the model. Validation MRR (filtered, tails, on the target) is checked every
-``eval_every`` epochs and the best state is kept (early stopping with ``patience``).
+cross-entropy on those logits. An optional ``extra_loss`` (:class:`sellakit.selection.ExtraLoss`)
+adds loss terms (the distillation terms of :mod:`sellakit.kg.distill`, the alignment loss of
+the *mapping* mode); its optimisers step with the model's. Validation MRR (filtered, tails, on
+the target) is checked every ``eval_every`` epochs and the best state is kept (early stopping
+with ``patience``). The model's optimisers are its own (:meth:`KGEModel.configure_optimizers`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sellakit.config import Config, bounded, device_field, pick_device, seed_everything
-from sellakit.kg.models import Encoder, Interaction, KGEModel
-from sellakit.selection import CheckpointSelector, TrainResult
+from sellakit.kg.models import Encoder, InteractionName, KGEModel
+from sellakit.selection import (CheckpointSelector, ExtraLoss, TrainResult, add_parts,
+                                optimiser_step)
 
 __all__ = ["TrainConfig", "with_reciprocals", "build_model", "train_kge"]
 
@@ -32,13 +34,13 @@ __all__ = ["TrainConfig", "with_reciprocals", "build_model", "train_kge"]
 class TrainConfig(Config):
     """How one model is trained (preset ``quick`` for 2 CPU cores, ``paper`` for a GPU).
 
-    ``model`` picks the interaction (:data:`sellakit.kg.models.MODELS`), ``encoder`` the entity
-    encoder (``"none"``: shallow tables; ``"gnn"``: aggregate ``gnn_neighbours`` in-edges).
+    ``model`` picks the interaction (:data:`sellakit.kg.models.INTERACTIONS`), ``encoder`` the
+    entity encoder (``"none"``: shallow tables; ``"gnn"``: aggregate ``gnn_neighbours`` in-edges).
     """
 
     PRESETS: ClassVar[tuple[str, ...]] = ("quick", "paper")
 
-    model: Interaction = "rotate"
+    model: InteractionName = "rotate"
     encoder: Encoder = "none"
     gnn_neighbours: int = bounded(10, at_least=1)
     dim: int = bounded(64, at_least=1)
@@ -80,7 +82,7 @@ def build_model(config: TrainConfig, n_entities: int, n_relations: int,
 
 def train_kge(triples: np.ndarray, n_entities: int, n_relations: int, config: TrainConfig, *,
               valid_mrr: Callable[[KGEModel], dict[str, float]] | None = None,
-              extra_loss: nn.Module | None = None, model: KGEModel | None = None,
+              extra_loss: ExtraLoss | None = None, model: KGEModel | None = None,
               keep_each: bool = False, progress: bool = True, desc: str = "train"
               ) -> TrainResult:
     """Train a :class:`KGEModel` on ``triples`` (reciprocals are added here).
@@ -89,9 +91,10 @@ def train_kge(triples: np.ndarray, n_entities: int, n_relations: int, config: Tr
         valid_mrr: model -> {name: selection MRR} (:func:`sellakit.kg.evaluate.validation_mrr`);
             epochs are selected and stopped on their mean (None: keep the last epoch).
         keep_each: also keep each name's best state (``result.per_name``: the teacher's J1).
-        extra_loss: module called as ``extra_loss(model, h, r, t, negatives, q, logits)``
-            returning ``(loss, parts)``; its parameters are optimised too.
-        model: start from this model instead of a fresh one.
+        extra_loss: an :class:`~sellakit.selection.ExtraLoss` called with the batch
+            ``{"h", "r", "t", "negatives", "query", "logits"}``; its optimisers step with the
+            model's (:meth:`KGEModel.configure_optimizers`).
+        model: start from this model instead of a fresh one (trained in place and returned).
     """
     seed_everything(config.seed)
     device = pick_device(config.device)
@@ -99,9 +102,9 @@ def train_kge(triples: np.ndarray, n_entities: int, n_relations: int, config: Tr
     if model is None:
         model = build_model(config, n_entities, n_relations, triples)
     model = model.to(device)
+    optimisers = model.configure_optimizers(config.lr)
     if extra_loss is not None:
-        extra_loss.to(device)
-    optimisers = _optimisers(model, extra_loss, config.lr)
+        optimisers += extra_loss.to(device).configure_optimizers(config.lr)
     data = torch.from_numpy(with_reciprocals(triples, n_relations))
     generator = torch.Generator().manual_seed(config.seed)
     selector = CheckpointSelector(patience=config.patience if valid_mrr is not None else None)
@@ -109,24 +112,8 @@ def train_kge(triples: np.ndarray, n_entities: int, n_relations: int, config: Tr
     history = []
     bar = tqdm(range(1, config.epochs + 1), desc=desc, disable=not progress, leave=False)
     for epoch in bar:
-        model.train()
-        order = torch.randperm(len(data), generator=generator)
-        total, parts_sum, steps = 0.0, {}, 0
-        for start in range(0, len(data), config.batch_size):
-            batch = data[order[start:start + config.batch_size]].to(device)
-            loss, parts = _step_loss(model, batch, n_entities, config.n_negatives, generator,
-                                     extra_loss)
-            for k, v in parts.items():
-                parts_sum[k] = parts_sum.get(k, 0.0) + float(v)
-            for optimiser in optimisers:
-                optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            for optimiser in optimisers:
-                optimiser.step()
-            total += float(loss.detach())
-            steps += 1
-        row = {"epoch": epoch, "loss": total / max(steps, 1),
-               **{k: v / max(steps, 1) for k, v in parts_sum.items()}}
+        row = {"epoch": epoch, **_train_epoch(model, data, n_entities, config, generator,
+                                              optimisers, extra_loss)}
         if valid_mrr is not None and (epoch % config.eval_every == 0 or epoch == config.epochs):
             row.update(_validate(model, epoch, valid_mrr, selector,
                                  per_name if keep_each else None))
@@ -139,6 +126,27 @@ def train_kge(triples: np.ndarray, n_entities: int, n_relations: int, config: Tr
     return TrainResult(model, pd.DataFrame(history), selector.best_step or len(history),
                        selector.best_metrics, round(time.perf_counter() - started, 2),
                        config.seed, config, len(triples), per_name=per_name or None)
+
+
+def _train_epoch(model: KGEModel, data: torch.Tensor, n_entities: int, config: TrainConfig,
+                 generator: torch.Generator, optimisers: list[torch.optim.Optimizer],
+                 extra_loss: ExtraLoss | None) -> dict[str, float]:
+    """One pass over ``data`` (reciprocals included) in a seeded order, negatives drawn from
+    the first ``n_entities``: the batch means of the loss and of ``extra_loss``'s parts."""
+    model.train()
+    device = model.entity.weight.device
+    order = torch.randperm(len(data), generator=generator)
+    total, parts_sum, steps = 0.0, {}, 0
+    for start in range(0, len(data), config.batch_size):
+        batch = data[order[start:start + config.batch_size]].to(device)
+        loss, parts = _step_loss(model, batch, n_entities, config.n_negatives, generator,
+                                 extra_loss)
+        add_parts(parts_sum, parts)
+        optimiser_step(optimisers, loss)
+        total += float(loss.detach())
+        steps += 1
+    return {"loss": total / max(steps, 1),
+            **{k: v / max(steps, 1) for k, v in parts_sum.items()}}
 
 
 def _validate(model: KGEModel, epoch: int, valid_mrr, selector: CheckpointSelector,
@@ -157,25 +165,8 @@ def _validate(model: KGEModel, epoch: int, valid_mrr, selector: CheckpointSelect
     return row
 
 
-def _optimisers(model: KGEModel, extra_loss: nn.Module | None, lr: float
-                ) -> list[torch.optim.Optimizer]:
-    """SparseAdam for the tables, Adam for the rest (GNN map, ``extra_loss``'s parameters).
-
-    Sparse gradients for the tables: an Adam step then touches only the rows of the batch
-    (several times faster on CPU than a dense step over every entity).
-    """
-    model.entity.sparse = model.relation.sparse = True
-    tables = [model.entity.weight, model.relation.weight]
-    optimisers = [torch.optim.SparseAdam(tables, lr=lr)]
-    dense = [p for p in model.parameters() if all(p is not t for t in tables)]
-    dense += list(extra_loss.parameters()) if extra_loss is not None else []
-    if dense:
-        optimisers.append(torch.optim.Adam(dense, lr=lr))
-    return optimisers
-
-
 def _step_loss(model: KGEModel, batch: torch.Tensor, n_entities: int, n_negatives: int,
-               generator: torch.Generator, extra_loss: nn.Module | None
+               generator: torch.Generator, extra_loss: ExtraLoss | None
                ) -> tuple[torch.Tensor, dict]:
     """Sampled-softmax loss of one batch of (h, r, t) against ``n_negatives`` shared uniform
     negatives, plus ``extra_loss``'s terms; returns the loss and those terms."""
@@ -189,7 +180,8 @@ def _step_loss(model: KGEModel, batch: torch.Tensor, n_entities: int, n_negative
                                                            device=batch.device))
     if extra_loss is None:
         return loss, {}
-    added, parts = extra_loss(model, h, r, t, neg, q, logits)
+    added, parts = extra_loss(model, {"h": h, "r": r, "t": t, "negatives": neg, "query": q,
+                                      "logits": logits})
     return loss + added, parts
 
 
