@@ -271,7 +271,11 @@ def _add_bench(sub) -> None:
         _add_preset(parser, name)
         return parser
 
-    target("cf", [ctr], _bench_ctr).add_argument("--models", default="mf,lightgcn,sasrec")
+    from sellakit.cf.models import CF_MODELS
+
+    target("cf", [ctr], _bench_ctr).add_argument(
+        "--models", default=",".join(CF_MODELS),
+        help="comma-separated names from sellakit.cf.models.CF_MODELS (default: every one)")
     target("align", [ctr, llm], _bench_ctr)
     rec = target("rec", [ctr, llm], _bench_ctr)
     from sellakit.rec.methods import METHODS, method_help
@@ -324,6 +328,25 @@ def _bench_configs() -> dict:
             "rec": (RecConfig, "paper"), "kg": (TeacherConfig, "quick")}
 
 
+class _TableNames:
+    """The names of a variant table (``module.table``) as argparse choices, read when first
+    asked: the tables import torch, which ``sellakit --help`` or ``sellakit cache`` need not."""
+
+    def __init__(self, module: str, table: str):
+        self.module, self.table = module, table
+
+    def _names(self) -> list[str]:
+        import importlib
+
+        return list(getattr(importlib.import_module(self.module), self.table))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+
 def _add_kg_targets(target) -> None:
     for name in ("kg", "kg-eval"):
         parser = target(name, [], _bench_kg)
@@ -338,9 +361,11 @@ def _add_kg_targets(target) -> None:
                             help="target KG (el, ja, es, fr, en; for kg also comma-separated "
                                  "or all)")
         if name == "kg":
-            parser.add_argument("--model", choices=["rotate", "transe", "complex"],
+            parser.add_argument("--model", choices=_TableNames("sellakit.kg.models",
+                                                               "INTERACTIONS"),
                                 default="rotate", help="interaction of every model compared")
-            parser.add_argument("--encoder", choices=["none", "gnn"], default="none",
+            parser.add_argument("--encoder", choices=_TableNames("sellakit.kg.models",
+                                                                 "ENCODERS"), default="none",
                                 help="entity encoder (gnn: aggregate each entity's in-edges)")
             parser.add_argument("--seeds", type=int, default=3,
                                 help="seeds of the student and scratch (from --seed)")
