@@ -126,6 +126,29 @@ class SpecialTokenRec(nn.Module):
         self.user_table, self.item_table, self.cf_projector = user_table, item_table, cf_projector
         self.semantic, self.semantic_projector = semantic, semantic_projector
 
+    #: Parameter prefixes of the tables (no decay, ``RecConfig.lr_tables``).
+    TABLES = ("user_table", "item_table", "semantic")
+
+    def configure_optimizers(self, config: RecConfig, lr: float, *, authors: bool = False
+                             ) -> torch.optim.Optimizer:
+        """AdamW on the trainable parameters: the tables (no decay, ``config.lr_tables``) apart
+        from projectors and LoRA (``lr``, ``config.weight_decay``); with ``authors``, one group
+        with SeLLa-Rec's stage-3 settings (:attr:`RecConfig.AUTHORS_STAGE3`)."""
+        trainable = [(name, p) for name, p in self.named_parameters() if p.requires_grad]
+        if not trainable:
+            raise ConfigError("Nothing to train: no parameter of the model requires grad.")
+        if authors:
+            settings = RecConfig.AUTHORS_STAGE3
+            return torch.optim.AdamW([{"params": [p for _, p in trainable]}], lr=settings["lr"],
+                                     betas=settings["betas"],
+                                     weight_decay=settings["weight_decay"])
+        tables = [p for name, p in trainable if name.split(".")[0] in self.TABLES]
+        others = [p for name, p in trainable if name.split(".")[0] not in self.TABLES]
+        return torch.optim.AdamW(
+            [g for g in ({"params": others, "lr": lr, "weight_decay": config.weight_decay},
+                         {"params": tables, "lr": config.lr_tables, "weight_decay": 0.0})
+             if g["params"]])
+
     def slot_vectors(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The vector that goes into each slot of the batch (rows x d_llm)."""
         vectors = {}

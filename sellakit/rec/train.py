@@ -28,7 +28,6 @@ from sellakit.selection import CheckpointSelector, TrainResult
 __all__ = ["train_rec", "slot_norms"]
 
 
-_TABLES = ("user_table", "item_table", "semantic")
 
 
 def train_rec(model: SpecialTokenRec, train: tuple[list[EncodedPrompt], pd.DataFrame],
@@ -93,19 +92,13 @@ def train_rec(model: SpecialTokenRec, train: tuple[list[EncodedPrompt], pd.DataF
 def _prepared(model: SpecialTokenRec, rows: int, epochs: int, config: RecConfig, lr: float,
               accelerator, authors_optim: bool = False) -> tuple[int, tuple]:
     """The optimiser steps of the run, and ``(model, optimiser, loader, schedule)`` through
-    Accelerate: seeded shuffled batches of row indices, AdamW on :func:`_param_groups`, the
+    Accelerate: seeded shuffled batches of row indices, AdamW from the model's ``configure_optimizers``, the
     warm-up + cosine factor of :func:`_warmup_cosine`."""
     loader = torch.utils.data.DataLoader(
         range(rows), batch_size=config.batch_size, shuffle=True,
         generator=torch.Generator().manual_seed(config.seed))
     total = max(1, epochs * len(loader) // config.grad_accum)
-    if authors_optim:
-        authors = RecConfig.AUTHORS_STAGE3
-        groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
-        optimiser = torch.optim.AdamW(groups, lr=authors["lr"], betas=authors["betas"],
-                                      weight_decay=authors["weight_decay"])
-    else:
-        optimiser = torch.optim.AdamW(_param_groups(model, config, lr))
+    optimiser = model.configure_optimizers(config, lr, authors=authors_optim)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, _warmup_cosine(total, config.warmup))
     return total, accelerator.prepare(model, optimiser, loader, schedule)
 
@@ -146,19 +139,6 @@ def _selected(inner: SpecialTokenRec, validation: _Validation, started: float,
                        best_step=selector.best_step, best_valid=selector.best_metrics,
                        seconds=time.perf_counter() - started, seed=config.seed, config=config,
                        n_train=n_train, valid_scores=selector.best_kept)
-
-
-def _param_groups(model: nn.Module, config: RecConfig, lr: float) -> list[dict]:
-    """Tables (no decay, ``lr_tables``) apart from projectors and LoRA (``lr``, decay)."""
-    tables, others = [], []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            (tables if name.split(".")[0] in _TABLES else others).append(p)
-    if not tables and not others:
-        raise ConfigError("Nothing to train: no parameter of the model requires grad.")
-    return [g for g in ({"params": others, "lr": lr, "weight_decay": config.weight_decay},
-                        {"params": tables, "lr": config.lr_tables, "weight_decay": 0.0})
-            if g["params"]]
 
 
 def _warmup_cosine(total: int, warmup: float):
