@@ -24,7 +24,7 @@ from scipy.stats import rankdata
 from sellakit.errors import DataError
 
 __all__ = ["auc", "uauc", "rank_auc", "per_user_auc", "ctr_metrics", "evaluate_slices",
-           "require_both_labels"]
+           "auc_bounds", "require_both_labels"]
 
 
 def rank_auc(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -81,15 +81,27 @@ def evaluate_slices(frame: pd.DataFrame, scores: Sequence[float], prefix: str = 
                     ) -> dict[str, dict[str, float]]:
     """Metrics on all rows, on warm rows and on cold rows (``not_cold`` column).
 
-    Returns ``{prefix: {...}, prefix + "_warm": {...}, prefix + "_cold": {...}}``.
+    Returns ``{prefix: {...}, prefix + "_warm": {...}, prefix + "_cold": {...}}``, each with
+    its AUC's 95% interval (:func:`auc_bounds`).
     """
     scores = np.asarray(scores, dtype=np.float64)
     warm = frame.not_cold.to_numpy() == 1
-    return {
-        prefix: ctr_metrics(frame, scores),
-        f"{prefix}_warm": ctr_metrics(frame[warm], scores[warm]),
-        f"{prefix}_cold": ctr_metrics(frame[~warm], scores[~warm]),
-    }
+    return {name: {**ctr_metrics(frame[rows], scores[rows]),
+                   **auc_bounds(frame.label.to_numpy()[rows], scores[rows])}
+            for name, rows in ((prefix, np.ones(len(frame), bool)), (f"{prefix}_warm", warm),
+                               (f"{prefix}_cold", ~warm))}
+
+
+def auc_bounds(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """``{"auc_lo", "auc_hi"}``: DeLong's 95% interval of the AUC (NaN with fewer than two
+    rows of a label), so a bar chart of the slices can show how sure each bar is."""
+    from sellakit.stats import auc_interval  # stats builds on this module
+
+    labels = np.asarray(labels).astype(int)
+    if min(labels.sum(), len(labels) - labels.sum()) < 2:
+        return {"auc_lo": float("nan"), "auc_hi": float("nan")}
+    found = auc_interval(labels, scores)
+    return {"auc_lo": found["lo"], "auc_hi": found["hi"]}
 
 
 def require_both_labels(labels, what: str) -> None:

@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -31,9 +32,11 @@ from sellakit.config import repo_root
 
 __all__ = ["NOTEBOOKS", "Notebook", "Promise", "notebooks_table", "series_seconds", "should_see",
            "check_should_see", "record", "recorded_values", "run_notebook", "run_series",
-           "notebooks_dir", "build_dir"]
+           "notebooks_dir", "build_dir", "stable_values", "values_digest"]
 
 MIME = "application/vnd.sellakit.results+json"
+#: Set for a notebook's kernel: which notebook and which run draws the figures it saves.
+NOTEBOOK_VARIABLE, RUN_VARIABLE = "SELLAKIT_NOTEBOOK", "SELLAKIT_RUN"
 
 @dataclass(frozen=True)
 class Notebook:
@@ -246,6 +249,43 @@ def record(**values) -> dict:
     return values
 
 
+def _is_timing(key: str) -> bool:
+    return key == "seconds" or key.endswith("_seconds")
+
+
+def stable_values(values):
+    """``values`` without wall times (keys ``seconds``, ``*_seconds``), which differ from run
+    to run while the results do not."""
+    if isinstance(values, dict):
+        return {k: stable_values(v) for k, v in values.items() if not _is_timing(str(k))}
+    if isinstance(values, list):
+        return [stable_values(v) for v in values]
+    return values
+
+
+#: Significant digits a digest keeps: a last-digit wobble of a float (thread count, BLAS)
+#: leaves the digest of the same results unchanged.
+DIGEST_DIGITS = 3
+
+
+def _rounded(values):
+    if isinstance(values, dict):
+        return {k: _rounded(v) for k, v in values.items()}
+    if isinstance(values, list):
+        return [_rounded(v) for v in values]
+    if isinstance(values, float) and math.isfinite(values):
+        return float(f"{values:.{DIGEST_DIGITS}g}")
+    return values
+
+
+def values_digest(values: dict) -> str:
+    """sha256 of recorded values: timings out (:func:`stable_values`), floats to
+    :data:`DIGEST_DIGITS` significant digits, keys sorted. A figure carries the digest of the
+    values its notebook recorded in the run that drew it (:mod:`sellakit.viz.figures`)."""
+    text = json.dumps(_rounded(stable_values(values)), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def recorded_values(notebook) -> dict:
     """Merge every :func:`record` call's values found in an executed notebook."""
     found: dict = {}
@@ -306,15 +346,21 @@ def run_notebook(stem: str, *, quick: bool = True, timeout: int = 1800, save: bo
                             on_cell_executed=progress)
     out = build_dir() / "notebooks" / f"{stem}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
+    run = f"{stem}-{time.time_ns()}"  # names the figures this run draws (their sidecars)
     try:
-        # The kernel inherits this environment, with the mode set for it alone.
-        client.execute(env={**kernel_env(), "SELLAKIT_QUICK": "1" if quick else "0"})
+        # The kernel inherits this environment, with the mode and the run set for it alone.
+        client.execute(env={**kernel_env(), "SELLAKIT_QUICK": "1" if quick else "0",
+                            NOTEBOOK_VARIABLE: stem, RUN_VARIABLE: run})
     finally:
         if save:  # whole or not at all: a kill mid-write leaves the previous copy
             with atomic_file(out) as tmp:
                 nbformat.write(notebook, str(tmp))
-    return {"seconds": round(time.perf_counter() - started, 1),
-            "values": recorded_values(notebook), "path": str(out)}
+    values = recorded_values(notebook)
+    from sellakit.viz.figures import stamp_figures  # the runner is viz's one importer here
+
+    stamp_figures(stem, run, stable_values(values))
+    return {"seconds": round(time.perf_counter() - started, 1), "values": values,
+            "path": str(out)}
 
 
 def run_series(stems: Sequence[str] | None = None, *, quick: bool = True) -> dict:

@@ -43,12 +43,37 @@ def test_published_marker_sits_over_its_own_slice():
     results = {m: {"test": {"auc": 0.6}, "test_warm": {"auc": 0.7}, "test_cold": {"auc": 0.5}}
                for m in ("mf", "lightgcn", "sasrec")}
     fig = metric_bars(results, "auc", published={"mf": 0.65, "lightgcn": 0.6, "sasrec": 0.7})
-    shapes = fig.layout.shapes
+    shapes = [s for s in fig.layout.shapes if s.xref == "x"]  # the chance line spans the paper
     assert len(shapes) == 3
     for i, shape in enumerate(shapes):  # the first bar of group i spans [i - 0.4, i - 0.133]
         assert np.isclose(shape.x0, i - 0.4) and np.isclose(shape.x1, i - 0.4 + 0.8 / 3)
     per_slice = metric_bars(results, "auc", published={"mf": {"test_cold": 0.55}})
     assert np.isclose(per_slice.layout.shapes[0].x0, -0.4 + 2 * 0.8 / 3)
+
+
+def test_metric_bars_show_intervals_chance_and_start_at_zero():
+    """What a comparison table says: 95% whiskers, the chance line, bars from 0, slice names a
+    reader understands (not `test_warm`)."""
+    from sellakit.metrics import evaluate_slices
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"uid": rng.integers(0, 20, 400), "label": rng.integers(0, 2, 400),
+                          "not_cold": rng.integers(0, 2, 400)})
+    results = {m: evaluate_slices(frame, frame.label + rng.normal(0, s, 400))
+               for m, s in (("mf", 1.0), ("sasrec", 0.5))}
+    fig = metric_bars(results, "auc")
+    assert fig.layout.yaxis.range[0] == 0
+    chance = [s for s in fig.layout.shapes if s.y0 == 0.5 == s.y1]
+    assert len(chance) == 1
+    bars = [t for t in fig.data if t.type == "bar"]
+    assert {t.name for t in bars} == {"all test rows", "warm rows (user and item seen in train)",
+                                      "cold rows"}
+    for trace in bars:  # whiskers reach DeLong's bounds
+        assert trace.error_y.array is not None and all(v > 0 for v in trace.error_y.array)
+    test = results["mf"]["test"]
+    first = next(t for t in bars if t.name == "all test rows")
+    assert np.isclose(first.y[0] + first.error_y.array[0], test["auc_hi"])
+    assert np.isclose(first.y[0] - first.error_y.arrayminus[0], test["auc_lo"])
 
 
 def test_language_facets_one_panel_each():

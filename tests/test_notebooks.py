@@ -8,7 +8,8 @@ import jupytext
 import pytest
 
 from sellakit.config import repo_root
-from sellakit.runner import NOTEBOOKS, check_should_see, notebooks_dir, run_notebook
+from sellakit.runner import NOTEBOOKS, check_should_see, notebooks_dir, run_notebook, values_digest
+from sellakit.viz.figures import read_stamp
 
 ROOT = repo_root()
 
@@ -35,9 +36,27 @@ def executed(tmp_path_factory, series_build):
             source = jupytext.read(notebooks_dir() / f"{stem}.py")
             broken = check_should_see(source, cache[stem]["values"])
             assert not broken, f"{stem}: its 'What you should see' box is wrong: {broken}"
+            stale = committed_figures_behind(stem, cache[stem]["values"])
+            assert not stale, (f"{stem}: committed figures drawn from other values than this "
+                               f"run's: {stale}; run `sellakit run {stem}`, commit figures/")
         return cache[stem]
 
     return run
+
+
+def committed_figures_behind(stem: str, values: dict) -> list[str]:
+    """The committed PNGs of ``stem`` whose stamp holds another digest than ``values``' (a run
+    on other data, e.g. the KG stand-in against DBP-5L, is not compared)."""
+    behind = []
+    for png in sorted((ROOT / "figures").glob(f"{stem[:3]}*.png")):
+        stamp = read_stamp(png)
+        if not stamp or stamp.get("notebook") != stem:
+            continue  # unstamped figures: tests/test_figures.py's allow-list
+        if stamp["values"].get("dataset") != values.get("dataset"):
+            continue
+        if stamp["values_sha256"] != values_digest(values):
+            behind.append(png.name)
+    return behind
 
 
 def test_series_is_complete():

@@ -3,10 +3,18 @@
 PNG export goes through plotly + kaleido, which drives a system Chromium (Debian's
 ``chromium``; set ``BROWSER_PATH`` to use another). Without one, HTML is written and one clear
 warning says how to get PNGs too.
+
+Each figure gets a sidecar ``<name>.json``: the notebook and run that drew it and the PNG's
+sha256; after the notebook finished, the runner stamps into it the notebook's recorded values
+and their digest (:func:`stamp_figures`). A committed figure is then current when its stamp's
+values are the ones the notebook records now (``tests/test_figures.py``,
+``tests/test_notebooks.py``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import warnings
@@ -15,9 +23,11 @@ from pathlib import Path
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from sellakit.cache import atomic_file
 from sellakit.config import repo_root
+from sellakit.runner import NOTEBOOK_VARIABLE, RUN_VARIABLE, values_digest
 
-__all__ = ["figures_dir", "save_figures", "find_chromium"]
+__all__ = ["figures_dir", "save_figures", "find_chromium", "stamp_figures", "read_stamp"]
 
 _warned = False
 
@@ -64,4 +74,37 @@ def save_figures(figures: dict[str, go.Figure], *, png: bool = True, width: int 
         pngs = [out / f"{name}.png" for name in figures]
         pio.write_images(list(figures.values()), pngs, width=width, height=height)
         written += pngs
+        for png in pngs:
+            _write_sidecar(png, {"notebook": os.environ.get(NOTEBOOK_VARIABLE),
+                                 "run": os.environ.get(RUN_VARIABLE),
+                                 "png_sha256": file_sha256(png)})
     return written
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _write_sidecar(png: Path, stamp: dict) -> None:
+    with atomic_file(png.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps(stamp, indent=1, sort_keys=True) + "\n")
+
+
+def read_stamp(png: str | Path) -> dict | None:
+    """The sidecar of ``png`` (``<name>.json``) as a dict, or None when it has none."""
+    sidecar = Path(png).with_suffix(".json")
+    return json.loads(sidecar.read_text()) if sidecar.exists() else None
+
+
+def stamp_figures(stem: str, run: str, values: dict, folder: Path | None = None) -> list[Path]:
+    """Stamp the PNGs notebook ``stem`` drew in run ``run`` with the values it recorded (their
+    digest, :func:`sellakit.runner.values_digest`, and the values themselves); return them."""
+    stamped = []
+    for png in sorted((folder or figures_dir()).glob("*.png")):
+        stamp = read_stamp(png)
+        if stamp and stamp.get("notebook") == stem and stamp.get("run") == run:
+            _write_sidecar(png, {**stamp, "values_sha256": values_digest(values),
+                                 "values": values})
+            stamped.append(png)
+    return stamped

@@ -93,17 +93,33 @@ def learning_curves(histories: dict[str, pd.DataFrame], best_epochs: dict[str, i
                              xaxis_title="epoch", yaxis_title="valid AUC")
 
 
+#: Legend names of the evaluation slices (the keys a result dict holds them under).
+SLICE_NAMES = {"test": "all test rows", "test_warm": "warm rows (user and item seen in train)",
+               "test_cold": "cold rows", "test_item_cold": "rows of an unseen item",
+               "valid": "validation rows"}
+#: Where a metric's chance level lies (a random ranker), drawn as a dashed line.
+CHANCE = {"auc": 0.5, "uauc": 0.5}
+
+
 def metric_bars(results: dict[str, dict], metric: str = "auc",
                 slices: tuple[str, ...] = ("test", "test_warm", "test_cold"),
                 published: dict[str, float] | None = None) -> go.Figure:
-    """Grouped bars of ``metric`` per model and slice. ``published`` values (``{model: value}``
-    for all test rows, or ``{model: {slice: value}}``) are black bars drawn over the bar of
-    their own slice, not over the middle of the group."""
-    rows = [{"model": m, "slice": s, metric: r[s][metric]}
+    """Grouped bars of ``metric`` per model and slice, from 0, with the chance line and each
+    bar's 95% interval where the result holds one (``<metric>_lo`` / ``<metric>_hi``, e.g.
+    :func:`sellakit.metrics.auc_bounds`). ``published`` values (``{model: value}`` for all
+    test rows, or ``{model: {slice: value}}``) are black bars drawn over the bar of their own
+    slice, not over the middle of the group."""
+    rows = [{"model": m, "slice": SLICE_NAMES.get(s, s), metric: r[s][metric],
+             "plus": _gap(r[s], metric, "hi"), "minus": _gap(r[s], metric, "lo")}
             for m, r in results.items() for s in slices]
-    fig = px.bar(pd.DataFrame(rows), x="model", y=metric, color="slice", barmode="group",
-                 category_orders={"model": list(results), "slice": list(slices)},
-                 title=f"Test {metric.upper()} by model and slice")
+    frame = pd.DataFrame(rows)
+    shown = frame.plus.notna().any()
+    fig = px.bar(frame, x="model", y=metric, color="slice", barmode="group",
+                 error_y="plus" if shown else None, error_y_minus="minus" if shown else None,
+                 category_orders={"model": list(results),
+                                  "slice": [SLICE_NAMES.get(s, s) for s in slices]},
+                 title=f"Test {metric.upper()} by model and slice"
+                 + (" (whiskers: 95% interval, DeLong)" if shown else ""))
     gap = 0.2  # set below: each bar is (1 - gap) / len(slices) wide, groups centred on models
     width = (1 - gap) / len(slices)
     for i, model in enumerate(results):
@@ -116,9 +132,22 @@ def metric_bars(results: dict[str, dict], metric: str = "auc",
             fig.add_shape(type="line", x0=left, x1=left + width, y0=value, y1=value,
                           xref="x", yref="y", line={"color": "black", "width": 3})
     if published:  # one legend entry for the shapes
+        first = SLICE_NAMES.get(slices[0], slices[0])
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line={"color": "black",
-                                 "width": 3}, name=f"published (CoLLM), {slices[0]} rows"))
-    return fig.update_layout(yaxis_range=[0.4, 0.8], bargap=gap, bargroupgap=0)
+                                 "width": 3}, name=f"published (CoLLM), {first}"))
+    if metric in CHANCE:
+        fig.add_hline(y=CHANCE[metric], line_dash="dash", line_color="grey",
+                      annotation_text=f"chance ({CHANCE[metric]})")
+    return fig.update_layout(yaxis_range=[0, 1], bargap=gap, bargroupgap=0,
+                             legend_title_text="rows")
+
+
+def _gap(values: dict, metric: str, side: str) -> float:
+    """Distance from the value to its interval's ``side`` end (NaN where none is recorded)."""
+    end = values.get(f"{metric}_{side}")
+    if end is None or end != end:
+        return float("nan")
+    return abs(end - values[metric])
 
 
 def measure_curves(history: pd.DataFrame, columns: list[str]) -> go.Figure:
