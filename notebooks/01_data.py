@@ -95,6 +95,13 @@ figures["01_popularity_long_tail"]
 
 # %%
 figures["01_label_balance"] = plots.label_balance(split)
+figures["01_label_balance"]
+
+# %% [markdown]
+# A little over half of each split's rows are positive, so AUC's chance level (0.5) is a fair
+# floor and no class weighting is needed. Of the evaluation rows, many are cold:
+
+# %%
 figures["01_warm_cold"] = plots.warm_cold(split)
 figures["01_warm_cold"]
 
@@ -120,7 +127,8 @@ saved = save_figures(figures)
 # > * `test_warm` ≈ 4,153 ± 0 (so 43 % of the test rows are cold)
 # > * `test_users_with_both_labels` ≈ 224 ± 0 (the users UAUC averages over)
 # > * `empty_histories.train` ≈ 1,276 ± 0 (exercise 2)
-#
+
+# %% [markdown]
 # ## Summary and exercises
 #
 # The CoLLM protocol turns ML-1M into 33,891 train, 10,401 valid and 7,331 test rows over 838

@@ -176,7 +176,8 @@ saved = save_figures(figures)
 # >
 # > * `genre_agreement_nearest` ≈ 0.489 ± 0.02 against `genre_agreement_random` ≈ 0.336 ± 0.03
 # > * `n_nearest_without_shared_genre` ≈ 1,664 ± 60 (exercise 2)
-#
+
+# %% [markdown]
 # ## Summary and exercises
 #
 # A small LLM already places items by what their titles say: a nearest neighbour shares a genre
@@ -194,7 +195,8 @@ saved = save_figures(figures)
 #    model the gain, if any, is small; judge it against the random-item rate, not in absolute
 #    terms. (Not measured in the kit's runs.)
 #    </details>
-#
+
+# %% [markdown]
 # 2. Which titles have the least helpful neighbours? What do their titles have in common?
 #
 #    <details><summary>Answer</summary>
@@ -206,7 +208,8 @@ saved = save_figures(figures)
 #    often than a random pair does (`year_close` below). Short, generic or non-English titles
 #    give the model little else to go on.
 #    </details>
-#
+
+# %% [markdown]
 # 3. With a GPU, set `MODEL = "Qwen/Qwen2-0.5B"` (or larger). How does genre agreement change?
 #
 #    <details><summary>Answer</summary>

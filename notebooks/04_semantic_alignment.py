@@ -203,7 +203,9 @@ saved = save_figures(figures)
 
 # %% [markdown]
 # > **What you should see** (quick mode, seed 2025, SmolLM2-135M; the tests check the recorded
-# > values against these). The ± is the band accepted: about two standard errors of an AUC on
+# > values against these). The ± is the band accepted: about two standard errors (the
+# > spread of an estimate over resampled test sets; *standard error* in `docs/glossary.md`) of
+# > an AUC on
 # > the 7,331 test rows plus the differences between machines; the alignment measures get
 # > wider bands (they are read at the one epoch kept, which can move on another machine or
 # > thread count).
@@ -242,7 +244,8 @@ saved = save_figures(figures)
 #    and the softmax is nearly flat, so the alignment term barely separates items. CKA, a
 #    global measure, moves less.
 #    </details>
-#
+
+# %% [markdown]
 # 2. Freeze the semantic table: `AlignConfig.preset("quick", train_semantic=False)` with
 #    `compare_alignment`. Does Recall@10 go up or down?
 #
@@ -255,7 +258,8 @@ saved = save_figures(figures)
 #    (what `<Warm_ID>` should carry). The measures are against the original table in both
 #    cases.
 #    </details>
-#
+
+# %% [markdown]
 # 3. Which items stay far from their LLM vector after alignment? Look at their titles.
 #
 #    <details><summary>Answer</summary>
@@ -267,7 +271,8 @@ saved = save_figures(figures)
 #    term and lands on its LLM vector. The correlation of log(training rows) with the cosine
 #    is strongly negative (`rows_vs_cosine`).
 #    </details>
-#
+
+# %% [markdown]
 # 4. Weight decay: the aligned MF keeps MF's L2 decay on its tables and the projector and puts
 #    none on the semantic table. Try `weight_decay=0` and `weight_decay=1e-3`: how do the curves
 #    of section 4 change?

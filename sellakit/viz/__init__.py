@@ -12,7 +12,8 @@ import importlib
 
 #: Public name -> the submodule that defines it.
 _HOMES = {name: module for module, names in {
-    "figures": ["figures_dir", "save_figures", "find_chromium"],
+    "figures": ["figures_dir", "save_figures", "find_chromium", "stamp_figures", "read_stamp",
+                "file_sha256"],
     "kg": ["captioned", "linked_subgraph_figure", "QueryExplorer"],
     "maps": ["UMAPSettings", "fit_frame", "procrustes_onto", "map_scatter", "facet_map"],
     "palette": ["PALETTE", "colour_map"],

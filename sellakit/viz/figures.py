@@ -27,7 +27,8 @@ from sellakit.cache import atomic_file
 from sellakit.config import repo_root
 from sellakit.runner import NOTEBOOK_VARIABLE, RUN_VARIABLE, values_digest
 
-__all__ = ["figures_dir", "save_figures", "find_chromium", "stamp_figures", "read_stamp"]
+__all__ = ["figures_dir", "save_figures", "find_chromium", "stamp_figures", "read_stamp",
+           "file_sha256"]
 
 _warned = False
 
