@@ -112,3 +112,41 @@ def test_should_see_checks_only_the_box_of_the_data_that_ran():
     assert check_should_see(notebook, {"dataset": "umls-derived-3", "kd": {"mrr": 0.80}}) == []
     assert check_should_see(notebook, {"dataset": "dbp5l", "kd": {"mrr": 0.80}})
     assert check_should_see(notebook, {"dataset": "umls-derived-3", "kd": {"mrr": 0.55}})
+
+
+RESULTS = (ROOT / "docs" / "results.md").read_text()
+
+
+def test_results_page_blocks_are_the_benchmark_tables():
+    """docs/results.md shows each committed table as its benchmark wrote it."""
+    from sellakit.benchmarks.report import results_blocks
+
+    blocks = results_blocks(RESULTS)
+    assert {"bench/cf_ml1m.md", "bench/align_ml1m_quick.md", "bench/rec_ml1m_compare.md"} <= \
+        set(blocks)
+    for name, body in blocks.items():
+        assert body == (ROOT / name).read_text().strip(), \
+            f"docs/results.md's block of {name} differs from the file: rerun its command"
+
+
+def test_writing_a_benchmark_refreshes_its_block(tmp_path, monkeypatch):
+    from sellakit.benchmarks import report
+
+    root = tmp_path / "repo"
+    (root / "bench").mkdir(parents=True)
+    (root / "docs").mkdir()
+    marker = "written by the command it names; do not edit"
+    page = root / "docs" / "results.md"
+    page.write_text(f"# R\n<!-- bench/a.md: {marker} -->\nold\n<!-- end bench/a.md -->\n"
+                    f"<!-- bench/b.md: {marker} -->\nkept\n<!-- end bench/b.md -->\n")
+    monkeypatch.setattr(report, "repo_root", lambda: root)
+    report.write_report(root / "bench" / "a.json", {"x": 1}, "| new |\n")
+    assert report.results_blocks(page.read_text()) == {"bench/a.md": "| new |",
+                                                       "bench/b.md": "kept"}
+    report.write_report(tmp_path / "elsewhere.json", {"x": 1}, "| other |\n")  # not the repo's
+    assert "other" not in page.read_text()
+
+
+def test_results_page_stays_inside_the_repository():
+    for path in re.findall(r"\]\(((?!https?://|#)[^)\s]+)\)", RESULTS):
+        assert (ROOT / "docs" / path.split("#")[0]).exists(), f"docs/results.md: {path}"

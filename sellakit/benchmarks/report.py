@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from sellakit.cache import atomic_file
+from sellakit.config import repo_root
 from sellakit.errors import ConfigError
 
-__all__ = ["check_out", "write_report", "markdown_table", "BESIDE"]
+__all__ = ["check_out", "write_report", "markdown_table", "BESIDE", "results_blocks",
+           "refresh_results"]
 
 #: What a benchmark writes beside its JSON: the table, per-row scores, per-query ranks.
 BESIDE = (".md", ".scores.parquet", ".ranks.parquet")
@@ -58,7 +61,38 @@ def write_report(path: str | Path, results: dict, markdown: str) -> Path:
         tmp.write_text(json.dumps(results, indent=1, default=str) + "\n")
     with atomic_file(out.with_suffix(".md")) as tmp:
         tmp.write_text(markdown)
+    refresh_results(out.with_suffix(".md"))
     return out
+
+
+#: docs/results.md holds each committed benchmark table between two markers naming its file.
+_BLOCK = re.compile(r"<!-- (bench/[^ :]+\.md): written by the command it names; do not edit -->"
+                    r"\n(.*?)\n<!-- end \1 -->", re.S)
+
+
+def results_blocks(text: str) -> dict[str, str]:
+    """``{"bench/<name>.md": table}`` for every marked block of a results page."""
+    return {name: body for name, body in _BLOCK.findall(text)}
+
+
+def refresh_results(table: Path, page: Path | None = None) -> bool:
+    """Copy the benchmark table ``table`` into its marked block of ``docs/results.md`` (where
+    the page has one for it: a table written outside ``bench/`` of this repository, or one the
+    page does not show, leaves the page alone). Returns whether the page changed."""
+    root = repo_root()
+    page = page or root / "docs" / "results.md"
+    try:
+        name = Path(table).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return False
+    if not page.exists() or name not in results_blocks(text := page.read_text()):
+        return False
+    body = Path(table).read_text().strip()
+    fresh = _BLOCK.sub(lambda m: m.group(0) if m.group(1) != name else
+                       m.group(0).replace(m.group(2), body, 1), text)
+    with atomic_file(page) as tmp:
+        tmp.write_text(fresh)
+    return fresh != text
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence], *,
