@@ -29,7 +29,6 @@
 #
 # **Run time** (quick mode, 2 idle CPU cores): 20 s (first run 2 min 47 s). **Paper mode:** not
 # measured (a UMAP of 3,000 items instead of 600). **Needs a GPU:** no. **Depends on:** none.
-# (a UMAP of 3,000 items instead of 600). **Needs a GPU:** no. **Depends on:** none.
 
 # %% tags=["parameters"]
 from sellakit.config import quick_mode

@@ -13,7 +13,7 @@ Commands::
     accelerate launch -m sellakit bench rec --preset paper --model Qwen/Qwen2-7B --out F.json
     sellakit bench rec-scoring --out FILE.json         batched vs one-at-a-time prompts/s
     sellakit bench rec-prefix --out FILE.json          stage-3 step: cached text vs whole prompt
-    sellakit bench cuda --shape-dir DIR --out FILE.json  the CUDA path on a lent GPU
+    sellakit bench cuda --shape-dir DIR --out FILE.json  the CUDA path on a GPU
     sellakit cache                                      where the cache is, what it holds
     sellakit book [--source DIR] [--site DIR]           the static site of the executed notebooks
 """

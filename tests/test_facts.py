@@ -150,3 +150,43 @@ def test_writing_a_benchmark_refreshes_its_block(tmp_path, monkeypatch):
 def test_results_page_stays_inside_the_repository():
     for path in re.findall(r"\]\(((?!https?://|#)[^)\s]+)\)", RESULTS):
         assert (ROOT / "docs" / path.split("#")[0]).exists(), f"docs/results.md: {path}"
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_front_page_fits_one_screen_and_links_its_findings():
+    front = README.split("\n## ", 1)[0]
+    assert len(front.splitlines()) <= 45, "README's front page should fit one screen"
+    for words in ("**For:**", "**Prerequisites:**", "**Study time:** four 90-minute classes",
+                  "**You learn:**", "**What the kit found**"):
+        assert words in front, f"README's front page lacks {words}"
+    findings = re.findall(r"^\d\. .*?(?=^\d\. |\Z)", front.split("**What the kit found**")[1],
+                          flags=re.M | re.S)
+    assert len(findings) == 5, "five lines of what the kit found"
+    anchors = {_slug(h) for h in re.findall(r"^## (.+)$", RESULTS, flags=re.M)}
+    for finding in findings:
+        links = re.findall(r"\(docs/results\.md#([\w-]+)\)", finding)
+        assert links and set(links) <= anchors, f"link each finding to its table: {finding}"
+    hero = re.search(r"!\[[^\]]*\]\((figures/[^)]+\.png)\)", front, flags=re.S)
+    assert hero and (ROOT / hero.group(1)).exists(), "a current hero figure"
+    assert (ROOT / hero.group(1)).with_suffix(".json").exists(), "the hero figure is stamped"
+
+
+def test_readme_says_a_gpu_not_a_lent_one():
+    """A reader's GPU is their own; where a number came from, the machine is named."""
+    from sellakit.benchmarks import cuda
+
+    for text in (README, RESULTS, (ROOT / "bench" / "README.md").read_text(), cuda.__doc__,
+                 build_parser().format_help()):
+        assert not re.search(r"\blent\b", text), "say 'a GPU', and name the machine"
+
+
+def test_chance_recall_is_one_number():
+    """Recall@10 over the 3,087 train items: chance is 10 / 3,087 = 0.3 %, wherever quoted."""
+    assert round(100 * 10 / 3087, 1) == 0.3
+    glossary = (ROOT / "docs" / "glossary.md").read_text()
+    assert "0.3 % for $k = 10$ over 3,087" in glossary
+    assert "chance (0.5 %)" not in RESULTS + README

@@ -77,6 +77,7 @@ def test_stamp_goes_to_this_notebooks_run_only(tmp_path):
     stamp = read_stamp(tmp_path / "04_a.png")
     assert stamp["values_sha256"] == values_digest({"after": {"recall@10": 1.0}})
     assert "values" not in read_stamp(tmp_path / "04_b.png")
+    assert "run" not in stamp  # a rerun with the same values leaves the file as it was
 
 
 def test_gallery_gives_each_figure_a_takeaway():

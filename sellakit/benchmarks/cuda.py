@@ -23,7 +23,7 @@ Command (on the GPU machine, the kit's cache in ``$SELLAKIT_CACHE``)::
     sellakit bench cuda --shape-dir DIR --aligned build/aligned_mf.pt --out OUT.json
 
 ``DIR`` holds SmolLM2-135M's config.json and tokenizer files (no weights). ``--device cpu`` is a
-dry run with small sizes, to try the check before a GPU is lent.
+dry run with small sizes, to try the check before a GPU is at hand.
 """
 
 from __future__ import annotations
@@ -301,7 +301,7 @@ def cuda_check(*, shape_dir: str, out: str, aligned: str = "build/aligned_mf.pt"
         started = time.perf_counter()
         try:
             result[part] = jobs[part]()
-        except Exception:  # report and go on: one run of this check on a lent machine
+        except Exception:  # report and go on: one run of this check on a GPU machine
             result[part] = {"error": traceback.format_exc()[-3000:]}
         result[part]["part_seconds"] = round(time.perf_counter() - started, 1)
         print(part, json.dumps(result[part])[:2000], flush=True)

@@ -105,7 +105,8 @@ def stamp_figures(stem: str, run: str, values: dict, folder: Path | None = None)
     for png in sorted((folder or figures_dir()).glob("*.png")):
         stamp = read_stamp(png)
         if stamp and stamp.get("notebook") == stem and stamp.get("run") == run:
-            _write_sidecar(png, {**stamp, "values_sha256": values_digest(values),
+            kept = {k: v for k, v in stamp.items() if k != "run"}  # a rerun's stamp is equal
+            _write_sidecar(png, {**kept, "values_sha256": values_digest(values),
                                  "values": values})
             stamped.append(png)
     return stamped
