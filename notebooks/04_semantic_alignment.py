@@ -82,8 +82,10 @@ geometry.round(3)
 # ## 3. Training: BCE plus InfoNCE
 #
 # > **InfoNCE.** For a batch with semantic anchors $t_i$ and projected CF vectors $P(e_i)$,
+# >
 # > $$\mathcal{L}_\text{align} = -\frac{1}{B}\sum_i \log
 # >   \frac{\exp(\cos(t_i, P(e_i))/\tau)}{\sum_j \exp(\cos(t_i, P(e_j))/\tau)}$$
+# >
 # > *Each item's CF vector must pick out its own LLM vector among the batch's items; a small
 # > temperature $\tau$ sharpens the competition.* The total loss is
 # > $\text{BCE}(\langle e_u, e_i\rangle, y) + \mathcal{L}_\text{align}$.

@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,10 +30,13 @@ from sellakit.config import repo_root
 from sellakit.errors import DataError
 from sellakit.output import check_output_dir, replace_dir
 
-__all__ = ["build_book", "prepare_notebook", "PLOTLY_MIME"]
+__all__ = ["build_book", "prepare_notebook", "PLOTLY_MIME", "MATH_EXTENSIONS",
+           "unparsed_maths", "raw_formulas"]
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 DOCS = ("glossary", "syllabus")
+#: The myst extensions that turn `$...$` and `$$...$$` into maths (the book's configuration).
+MATH_EXTENSIONS = ("dollarmath", "amsmath")
 
 CONF = '''# Written by sellakit.book; edit there.
 project = "sellakit"
@@ -40,13 +44,39 @@ author = "sellakit contributors"
 copyright = "sellakit contributors; code MIT, text CC BY 4.0"
 extensions = ["myst_nb", "sphinx-mathjax-offline"]  # MathJax from the wheel, no CDN
 nb_execution_mode = "off"
-myst_enable_extensions = ["dollarmath", "amsmath"]
+myst_enable_extensions = {extensions!r}
 html_static_path = ["_static"]
 html_js_files = ["plotly.min.js"]
 html_title = "sellakit: the notebook series"
 exclude_patterns = ["_build"]
 suppress_warnings = ["mystnb.unknown_mime_type", "myst.header", "myst.xref_missing"]
 '''
+
+
+def unparsed_maths(markdown: str) -> list[str]:
+    """Text a markdown cell leaves with a `$` once the book's parser (myst with
+    :data:`MATH_EXTENSIONS`) has taken out its formulas: maths MathJax will never see, shown as
+    raw text with stray `$` signs (e.g. `$$...$$` continuing a line of a quoted box; give it a
+    paragraph of its own, with `>` lines above and below). Code spans are not text."""
+    from markdown_it.renderer import RendererHTML
+    from myst_parser.config.main import MdParserConfig
+    from myst_parser.parsers.mdit import create_md_parser
+
+    parser = create_md_parser(MdParserConfig(enable_extensions=set(MATH_EXTENSIONS)),
+                              RendererHTML)
+    found, tokens = [], list(parser.parse(markdown))
+    while tokens:
+        token = tokens.pop()
+        tokens += token.children or []
+        if token.type == "text" and "$" in token.content:
+            found.append(token.content)
+    return found
+
+
+def raw_formulas(text: str) -> list[str]:
+    """Formulas still `$`-delimited in a page's rendered text (after MathJax ran): a `$` pair
+    around TeX (a backslash, `^`, `_` or braces) on one line, or any `$$`."""
+    return re.findall(r"\$\$[^$]*\$\$|\$\$|\$[^$\n]*[\\^_{}][^$\n]*\$", text)
 
 
 def prepare_notebook(notebook) -> int:
@@ -136,7 +166,7 @@ def build_book(source: Path | str | None = None, out: Path | str | None = None, 
             (stage / f"{name}.md").write_text(text)
         shutil.copy(Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
                     stage / "_static" / "plotly.min.js")
-        (stage / "conf.py").write_text(CONF)
+        (stage / "conf.py").write_text(CONF.format(extensions=list(MATH_EXTENSIONS)))
         (stage / "index.md").write_text(_index([p.stem for p in notebooks]))
         # built inside the temporary folder: myst-nb also writes beside its output folder
         html = _sphinx(stage, stage / "_build" / "html", source, quiet=quiet)

@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from sellakit.book import PLOTLY_MIME, build_book
+from sellakit.book import PLOTLY_MIME, build_book, raw_formulas
 from sellakit.runner import NOTEBOOKS
 from sellakit.viz.figures import find_chromium
 from test_browser import CHROMIUM_FLAGS
@@ -81,7 +81,25 @@ def test_every_page_renders_its_figures_in_chromium(book):
                     assert drawn == expected, f"{stem}: {drawn} figures drawn, {expected} stored"
                 if stem == "glossary":  # formulas typeset by the bundled MathJax, offline
                     page.wait_for_selector("mjx-container", timeout=30_000)
+                left = raw_formulas(_prose_after_mathjax(page))
+                assert not left, f"{stem}: formulas MathJax did not typeset: {left[:3]}"
                 assert not errors, f"{stem}: JavaScript errors {errors}"
                 page.close()
         finally:
             browser.close()
+
+
+#: The page's prose once MathJax has typeset it: code, typeset maths and scripts left out.
+_PROSE = """async () => {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    await MathJax.startup.promise;
+  }
+  const body = document.body.cloneNode(true);
+  body.querySelectorAll('pre, code, script, style, mjx-container, .js-plotly-plot, .output')
+      .forEach(e => e.remove());
+  return body.innerText;
+}"""
+
+
+def _prose_after_mathjax(page) -> str:
+    return page.evaluate(_PROSE)
