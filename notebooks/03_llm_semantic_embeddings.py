@@ -37,6 +37,7 @@ QUICK = quick_mode()  # quick: the items of the split only
 SEED = 2025
 MODEL = "smollm2-135m"  # or any Hugging Face id / folder, e.g. "Qwen/Qwen2-7B" on a GPU
 TEMPLATE = "Movie: {title}"
+GENRE = "Thriller"  # the genre the map highlights (an item has several; any of them counts)
 
 # %% [markdown]
 # ## 1. The backbone
@@ -53,7 +54,7 @@ from IPython.display import display
 from sellakit.data import collm_split, load_movielens_1m
 from sellakit.llm import item_semantic_embeddings, load_backbone
 from sellakit.runner import record
-from sellakit.viz import maps, save_figures
+from sellakit.viz import maps, plots, save_figures
 
 backbone = load_backbone(MODEL)
 backbone
@@ -134,8 +135,9 @@ genre_agreement
 # ## 5. A map of the space
 #
 # UMAP (cosine, seeded) of the most frequent items in train plus a sample of items that never
-# occur in train (cold), coloured by first genre (18 genres, 18 colours), by popularity and by
-# warm/cold; hover for the title. Coordinates are cached. The LLM places cold items as easily as
+# occur in train (cold), coloured by whether `GENRE` is among an item's genres (MovieLens lists
+# several per film, alphabetically, so "the first genre" would mostly be Action or Adventure),
+# by popularity and by warm/cold; hover for the title. Coordinates are cached. The LLM places cold items as easily as
 # warm ones: it only needs the title.
 #
 # > **Concept: UMAP** (McInnes et al., 2018). A 2-D layout that keeps each point's nearest
@@ -149,14 +151,14 @@ shown = np.sort(np.concatenate([counts.index.to_numpy()[: 600 if QUICK else 3000
                                 rng.choice(cold, min(len(cold), 150), replace=False)]))
 coords = maps.fit_frame(semantic[shown], settings=maps.UMAPSettings(seed=SEED))["reference"]
 frame = pd.DataFrame({
-    "title": titles[shown], "genre": [genres[i][0] for i in shown],
+    "title": titles[shown], "genre": plots.genre_highlight([genres[i] for i in shown], GENRE),
     "log10 train rows": np.log10(counts.reindex(shown).fillna(0).to_numpy() + 1).round(2),
     "in train": np.where(counts.reindex(shown).notna(), "warm", "cold"),
 })
 name = backbone.name.split(" ")[0]
 figures = {
     "03_llm_space_umap": maps.map_scatter(coords, frame, "genre",
-                                          f"LLM item space ({name}), UMAP cosine: genre"),
+                                          f"LLM item space ({name}), UMAP cosine: {GENRE}"),
     "03_llm_space_popularity": maps.map_scatter(coords, frame, "log10 train rows",
                                                 f"LLM item space ({name}): popularity"),
     "03_llm_space_warm_cold": maps.map_scatter(coords, frame, "in train",

@@ -162,3 +162,22 @@ def test_unseen_items_keep_their_llm_rows(small_split):
 def test_semantic_table_must_match_items(small_split):
     with pytest.raises(ValueError, match="semantic table has 3 rows"):
         train_aligned_mf(small_split, np.zeros((3, 4), np.float32), AlignConfig.quick())
+
+
+def test_recall_by_group_searches_all_items_and_reports_chance():
+    from sellakit.align import own_cosine, own_ranks, pairwise_cosines, recall_by_group
+
+    rng = np.random.default_rng(0)
+    target = rng.normal(size=(41, 8))
+    projected = target + rng.normal(scale=1e-3, size=target.shape)  # trained: found
+    projected[21:] = rng.normal(size=(20, 8))  # never trained: random
+    curve = recall_by_group(projected, target, {"trained": np.arange(1, 21),
+                                                "held out": np.arange(21, 41)}, ks=(1, 10, 40))
+    trained = curve[curve.group == "trained"].set_index("k")
+    held = curve[curve.group == "held out"].set_index("k")
+    assert trained.recall.tolist() == [1.0, 1.0, 1.0]
+    assert held.loc[1, "recall"] < 0.3 and held.loc[40, "recall"] == 1.0
+    assert trained.chance.tolist() == [1 / 40, 10 / 40, 1.0]
+    assert own_ranks(target[:3], target[:3]).tolist() == [0, 0, 0]
+    assert np.allclose(own_cosine(target, 2 * target), 1.0)
+    assert len(pairwise_cosines(target, sample=10)) == 45

@@ -81,3 +81,24 @@ def test_language_facets_one_panel_each():
     coloured = [t for t in fig.data if t.showlegend is not False]
     assert sorted(t.name for t in coloured) == ["el", "en", "es", "fr", "ja"]
     assert len({t.xaxis for t in coloured}) == 5
+
+
+def test_alignment_pictures_show_chance_and_every_genre_of_an_item():
+    from sellakit.viz import cosine_histogram, genre_highlight, popularity_vs_cosine, recall_curve
+
+    curve = pd.DataFrame({"group": ["trained"] * 2 + ["held out"] * 2, "items": [30] * 2 +
+                          [10] * 2, "k": [1, 10] * 2, "recall": [0.9, 1.0, 0.0, 0.3],
+                          "chance": [0.025, 0.25] * 2})
+    fig = recall_curve(curve)
+    assert [t.name for t in fig.data] == ["trained (30 items)", "held out (10 items)",
+                                          "chance (k / n)"]
+    assert list(fig.data[-1].y) == [0.025, 0.25] and fig.layout.yaxis.range[0] == 0
+    # MovieLens lists genres alphabetically: a Comedy|Thriller film is a thriller too
+    assert genre_highlight([["Comedy", "Thriller"], ["Action"]], "Thriller") == \
+        ["Thriller", "other genres"]
+    rng = np.random.default_rng(0)
+    hist = cosine_histogram({"raw": rng.uniform(0.9, 1, 100), "centred": rng.normal(0, .1, 100)})
+    assert [round(sum(t.y), 6) for t in hist.data] == [1.0, 1.0]  # shares of pairs
+    scatter = popularity_vs_cosine(np.array([1, 10, 100]), np.array([0.9, 0.5, 0.1]),
+                                   np.array(["a", "b", "c"]))
+    assert "-1.00" in scatter.layout.title.text  # log(rows) falls in line with the cosine

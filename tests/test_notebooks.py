@@ -140,6 +140,13 @@ def test_04_semantic_alignment(executed):
     # exercise 3's solution: the items farthest from their LLM vector are popular ones
     assert values["rows_vs_cosine"] < -0.3
     assert values["far_from_llm_rows"] > 5 * values["median_rows"]
+    # the honest picture: DeLong's interval for the AUC cost; recall on items InfoNCE never saw
+    cost = values["auc_cost"]
+    assert cost["lo"] <= cost["diff"] <= cost["hi"] and cost["verdict"] == "within noise"
+    recall = values["recall_at_10"]
+    assert recall["trained"]["recall"] > 0.9 and recall["trained"]["items"] == 3_087
+    assert recall["held_out"]["recall"] < 0.1 and recall["held_out"]["chance"] < 0.01
+    assert values["cold_users"] > 0  # flagged in the widget's user list
 
 
 def test_05_special_tokens_prompting(executed):

@@ -21,7 +21,7 @@ def explorer():
                         histories={1: [3, 4], 2: [5]}, user_scores=lambda uid: base @ base[uid],
                         maps={0: rng.normal(size=(10, 2)), 5: rng.normal(size=(10, 2))},
                         reference_map=rng.normal(size=(10, 2)), map_iids=np.arange(1, 11),
-                        known=known)
+                        known=known, held_out={1: [5, 6]}, cold_users={2})
     return AlignmentExplorer(data, k=3)
 
 
@@ -46,6 +46,21 @@ def test_user_view_hides_history(explorer):
     view = explorer.last["user"]
     assert view["history"] == ["Movie 5"] and "Movie 5" not in view["top"]
     assert len(view["top"]) == 3
+
+
+def test_user_view_flags_cold_users_and_shows_later_likes(explorer):
+    labels = [label for label, _ in explorer.user.options]
+    assert labels == ["1", "2 (cold)"]
+    explorer.user.value = 2
+    assert explorer.last["user"]["cold"] and "cold user" in explorer.user_out.value
+    explorer.user.value = 1
+    view = explorer.last["user"]
+    assert not view["cold"] and view["held_out"] == ["Movie 5", "Movie 6"]
+    assert "liked later (held out)" in explorer.user_out.value
+    scores = explorer.data.user_scores(1)
+    scores[[0, 3, 4]] = -np.inf
+    top = set(np.argsort(-scores)[:3].tolist())
+    assert view["hits"] == len(top & {5, 6})
 
 
 def test_epoch_slider_redraws_the_map(explorer):

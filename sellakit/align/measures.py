@@ -14,10 +14,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 
 __all__ = ["linear_cka", "mutual_knn", "retrieval_recall", "alignment_uniformity",
-           "alignment_measures", "state_geometry"]
+           "alignment_measures", "state_geometry", "own_ranks", "recall_by_group",
+           "own_cosine", "pairwise_cosines"]
 
 
 def _as_tensor(x) -> torch.Tensor:
@@ -46,14 +48,52 @@ def mutual_knn(x, y, k: int = 10) -> float:
     return float(hits.double().mean() / k)
 
 
-def retrieval_recall(queries, keys, k: int = 10) -> float:
-    """Share of rows i whose ``keys[i]`` is among the k nearest keys to ``queries[i]``."""
+def own_ranks(queries, keys) -> np.ndarray:
+    """For each row i, how many of ``keys`` are nearer (cosine) to ``queries[i]`` than its own
+    ``keys[i]`` (0: its own is the nearest; ties count for it)."""
     q = torch.nn.functional.normalize(_as_tensor(queries), dim=1)
     keys = torch.nn.functional.normalize(_as_tensor(keys), dim=1)
     sims = q @ keys.T
     own = sims.diagonal().unsqueeze(1)
-    rank = (sims > own).sum(1)  # how many keys beat the item's own (ties count for it)
-    return float((rank < k).double().mean())
+    return (sims > own).sum(1).numpy()
+
+
+def retrieval_recall(queries, keys, k: int = 10) -> float:
+    """Share of rows i whose ``keys[i]`` is among the k nearest keys to ``queries[i]``."""
+    return float((own_ranks(queries, keys) < k).mean())
+
+
+def recall_by_group(projected: np.ndarray, target: np.ndarray, groups: dict[str, np.ndarray],
+                    ks: tuple[int, ...] = (1, 5, 10, 50, 100)) -> pd.DataFrame:
+    """Recall@k of each group of item ids (rows of ``projected`` and ``target``), every item
+    searched among the items of all groups, with chance ``k / n`` beside it.
+
+    Use it to ask whether an alignment generalises: one group the items InfoNCE trained on, one
+    it never saw. Returns one row per (group, k): ``group, items, k, recall, chance``."""
+    order = np.concatenate([np.asarray(ids) for ids in groups.values()])
+    ranks = own_ranks(projected[order], target[order])
+    rows, start = [], 0
+    for name, ids in groups.items():
+        part = ranks[start:start + len(ids)]
+        start += len(ids)
+        rows += [{"group": name, "items": len(ids), "k": k, "recall": float((part < k).mean()),
+                  "chance": min(1.0, k / len(order))} for k in ks]
+    return pd.DataFrame(rows)
+
+
+def own_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine of ``a[i]`` and ``b[i]``."""
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return (a * b).sum(1) / np.maximum(norms, 1e-12)
+
+
+def pairwise_cosines(table: np.ndarray, sample: int = 500, seed: int = 0) -> np.ndarray:
+    """Cosines of every pair of a seeded sample of the non-zero rows (the upper triangle)."""
+    rng = np.random.default_rng(seed)
+    present = np.flatnonzero(np.linalg.norm(table, axis=1) > 0)
+    rows = table[rng.choice(present, size=min(sample, len(present)), replace=False)]
+    unit = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return (unit @ unit.T)[np.triu_indices(len(rows), 1)]
 
 
 def alignment_uniformity(x, y, t: float = 2.0) -> dict[str, float]:

@@ -18,7 +18,8 @@ _HOMES = {name: module for module, names in {
     "maps": ["UMAPSettings", "fit_frame", "procrustes_onto", "map_scatter", "facet_map"],
     "palette": ["PALETTE", "colour_map"],
     "plots": ["monthly_activity", "popularity_long_tail", "label_balance", "warm_cold",
-              "history_lengths", "learning_curves", "metric_bars", "measure_curves"],
+              "history_lengths", "learning_curves", "metric_bars", "measure_curves",
+              "cosine_histogram", "popularity_vs_cosine", "recall_curve", "genre_highlight"],
     "rec": ["prompt_html", "nearest_vocabulary", "valid_curves", "ScoreExplorer"],
     "widgets": ["ExplorerData", "AlignmentExplorer", "nearest_items"],
 }.items() for name in names}

@@ -15,7 +15,8 @@ from sellakit.data.protocol import CTRSplit
 from sellakit.viz.palette import colour_map
 
 __all__ = ["monthly_activity", "popularity_long_tail", "label_balance", "warm_cold",
-           "history_lengths", "learning_curves", "metric_bars", "measure_curves"]
+           "history_lengths", "learning_curves", "metric_bars", "measure_curves",
+           "cosine_histogram", "popularity_vs_cosine", "recall_curve", "genre_highlight"]
 
 SPLIT_COLOURS = {"train": "#4C78A8", "valid": "#F58518", "test": "#54A24B"}
 
@@ -158,3 +159,50 @@ def measure_curves(history: pd.DataFrame, columns: list[str]) -> go.Figure:
         fig.add_trace(go.Scatter(x=part.epoch, y=part[column], mode="lines+markers", name=column))
     return fig.update_layout(title="Alignment measures and validation AUC over training",
                              xaxis_title="epoch", yaxis_title="value")
+
+
+def cosine_histogram(cosines: dict[str, np.ndarray]) -> go.Figure:
+    """Overlaid histograms of pairwise cosines, one per table (e.g. raw and centred states):
+    a table whose cosines crowd near 1 is mostly one shared direction."""
+    edges = np.linspace(-1, 1, 81)  # binned here: a figure of 10^5 raw values is slow to save
+    centres = (edges[:-1] + edges[1:]) / 2
+    fig = go.Figure([go.Bar(x=centres, y=np.histogram(values, edges)[0] / len(values),
+                            name=name, opacity=0.6, width=edges[1] - edges[0])
+                     for name, values in cosines.items()])
+    return fig.update_layout(barmode="overlay", xaxis_title="cosine of two items' vectors",
+                             yaxis_title="share of pairs", xaxis_range=[-1, 1],
+                             title="Pairwise cosines of the LLM's item states")
+
+
+def popularity_vs_cosine(rows: np.ndarray, cosine: np.ndarray, titles: np.ndarray
+                         ) -> go.Figure:
+    """Each trained item: its training rows (log axis) against the cosine of its projected CF
+    vector with its own LLM vector, the correlation with log(rows) in the title."""
+    r = float(np.corrcoef(np.log(rows), cosine)[0, 1])
+    fig = go.Figure(go.Scattergl(x=rows, y=cosine, mode="markers", text=titles,
+                                 marker={"size": 4, "opacity": 0.5}, name="item"))
+    return fig.update_layout(
+        xaxis_type="log", xaxis_title="training rows of the item", yaxis_title="cosine with "
+        "its own LLM vector", title=f"Training rows against the cosine with its own LLM vector "
+        f"(correlation with log rows: {r:.2f})")
+
+
+def recall_curve(curve: pd.DataFrame) -> go.Figure:
+    """Recall@k against k per item group (from :func:`sellakit.align.recall_by_group`), with
+    the chance line k / n."""
+    fig = go.Figure()
+    for name, part in curve.groupby("group", sort=False):
+        fig.add_trace(go.Scatter(x=part.k, y=part.recall, mode="lines+markers",
+                                 name=f"{name} ({part['items'].iloc[0]:,} items)"))
+    chance = curve.drop_duplicates("k")
+    fig.add_trace(go.Scatter(x=chance.k, y=chance.chance, mode="lines", name="chance (k / n)",
+                             line={"dash": "dash", "color": "grey"}))
+    return fig.update_layout(xaxis_type="log", yaxis_range=[0, 1.05], xaxis_title="k",
+                             yaxis_title="Recall@k: own LLM vector among the k nearest",
+                             title="Does each projected CF vector find its own LLM vector?")
+
+
+def genre_highlight(genres: list[list[str]], genre: str) -> list[str]:
+    """One label per item: ``genre`` where the item has it among its genres (MovieLens lists
+    several, alphabetically, so the first is no item's main genre), else "other genres"."""
+    return [genre if genre in item else "other genres" for item in genres]

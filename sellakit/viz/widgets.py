@@ -2,7 +2,9 @@
 
 * **Item search:** type a title; see its nearest neighbours (cosine) in the CF space, the LLM's
   semantic space and the aligned space (``P(e_i)``) side by side.
-* **User:** pick a user; see their liked history and the items the aligned MF scores highest.
+* **User:** pick a user; see their liked history, the items the aligned MF scores highest and,
+  beside them, what the user went on to like in test (held out). Cold users (absent from
+  train, so MF has no vector for them) are flagged in the list and in the view.
 * **Epoch slider:** redraws the UMAP map of the projected CF vectors at that saved epoch, in the
   frame of the LLM space (grey), so you see CF items travel towards their titles' meaning.
 
@@ -13,7 +15,7 @@ browser.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import ipywidgets as widgets
 import numpy as np
@@ -37,6 +39,8 @@ class ExplorerData:
         reference_map: (len(map_iids), 2) coordinates of the LLM vectors, same frame.
         map_iids: the items drawn on the map.
         known: mask over iids of items seen in train (neighbours are searched among them).
+        held_out: per user, the iids they liked later (test rows), shown beside the top items.
+        cold_users: users absent from train: the model's scores for them are noise.
     """
 
     titles: np.ndarray
@@ -47,6 +51,8 @@ class ExplorerData:
     reference_map: np.ndarray
     map_iids: np.ndarray
     known: np.ndarray
+    held_out: dict[int, list[int]] = field(default_factory=dict)
+    cold_users: set[int] = field(default_factory=set)
 
 
 def nearest_items(space: np.ndarray, iid: int, k: int = 8, candidates: np.ndarray | None = None
@@ -72,7 +78,9 @@ class AlignmentExplorer:
         self.search = widgets.Combobox(placeholder="Search a movie title", options=known_titles,
                                        ensure_option=True, description="Item",
                                        layout={"width": "460px"})
-        self.user = widgets.Dropdown(options=sorted(data.histories), description="User")
+        self.user = widgets.Dropdown(options=[(f"{u} (cold)" if u in data.cold_users else
+                                               str(u), u) for u in sorted(data.histories)],
+                                     description="User")
         epochs = sorted(data.maps)
         self.epoch = widgets.SelectionSlider(options=epochs, value=epochs[-1],
                                              description="Epoch", continuous_update=False)
@@ -112,19 +120,30 @@ class AlignmentExplorer:
         return table
 
     def show_user(self, uid: int) -> dict:
-        """The user's last liked titles and the top-k unseen items by the aligned MF score."""
+        """The user's last liked titles, the top-k unseen items by the aligned MF score and the
+        titles they liked later (held out, ✓ where a top item is one); cold users flagged."""
         history = self.data.histories.get(uid, [])
         scores = np.asarray(self.data.user_scores(uid), dtype=float).copy()
         scores[0] = -np.inf
         scores[list(history)] = -np.inf
         scores[~self.data.known] = -np.inf
         top = np.argsort(-scores)[: self.k]
+        later = set(self.data.held_out.get(uid, []))
         view = {"history": [self.data.titles[i] for i in history[-10:]],
-                "top": [self.data.titles[i] for i in top]}
+                "top": [self.data.titles[i] for i in top],
+                "held_out": [self.data.titles[i] for i in sorted(later)],
+                "hits": int(sum(int(i) in later for i in top)),
+                "cold": uid in self.data.cold_users}
         self.last["user"] = view
         frame = pd.DataFrame({"last liked": pd.Series(view["history"]),
-                              "top-scored (unseen)": pd.Series(view["top"])})
-        self.user_out.value = f"<b>user {uid}</b>" + \
+                              "top-scored (unseen)": pd.Series(
+                                  [f"{t} ✓" if int(i) in later else t
+                                   for i, t in zip(top, view["top"])]),
+                              "liked later (held out)": pd.Series(view["held_out"][:self.k])})
+        note = (" — <b>cold user</b>: not in train, so MF has no vector for them and these "
+                "scores are noise" if view["cold"] else
+                f" — {view['hits']} of the top {self.k} liked later")
+        self.user_out.value = f"<b>user {uid}</b>{note}" + \
             frame.fillna("").to_html(classes="sellakit-user")
         return view
 
