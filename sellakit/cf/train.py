@@ -249,7 +249,11 @@ def fit_and_evaluate(split: CTRSplit, config: CFConfig, *, progress: bool = True
                             best_step=stored["best_step"], best_valid=stored["best_valid"],
                             seconds=stored["seconds"], seed=config.seed, config=config,
                             n_train=len(split.train)),
-                {**stored["record"], "cached": True})
+                # scored again (the same numbers), so a record cached before a metric was added
+                # to the slices has it too
+                {**stored["record"], **score_valid_and_test(model, split,
+                                                            history_len=config.history_len),
+                 "cached": True})
 
     value, _ = cached_state("cf", _fit_key(split, config), compute, restore=restore)
     return (fresh[0], {**value["record"], "cached": False}) if fresh else value
