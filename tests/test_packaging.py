@@ -73,7 +73,8 @@ def test_every_imported_package_is_declared():
     declared = {_requirement(s)[0] for s in project["dependencies"]} | {
         _requirement(s)[0] for e in project["optional-dependencies"].values() for s in e}
     import_names = {"yaml": "pyyaml", "umap": "umap-learn", "IPython": "ipython",
-                    "sklearn": "scikit-learn"}  # import name -> distribution, where they differ
+                    "sklearn": "scikit-learn", "markdown_it": "markdown-it-py",
+                    "myst_parser": "myst-parser"}  # import name -> distribution, where they differ
     local = {"sellakit", "conftest", "test_browser", "test_notebooks"}
     imported = set()
     for folder in ("sellakit", "tests", "notebooks"):
