@@ -5,10 +5,11 @@ from __future__ import annotations
 import typing
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from sellakit.cf import (CF_MODELS, MF, CFConfig, CFModelSpec, build_model, fit_and_evaluate,
+from sellakit.cf import (CF_MODELS, MF, BiasedMF, CFConfig, CFModelSpec, build_model, fit_and_evaluate,
                          predict, train_cf, with_model)
 from sellakit.errors import ConfigError
 
@@ -88,9 +89,9 @@ def test_sasrec_handles_empty_history():
 
 
 def test_unknown_model_is_named():
-    with pytest.raises(ConfigError, match="choose one of mf, lightgcn, sasrec"):
+    with pytest.raises(ConfigError, match="choose one of mf, biased_mf, lightgcn, sasrec"):
         build_model("bpr", 3, 3, dim=4, train_edges=None)
-    with pytest.raises(ConfigError, match="'mf', 'lightgcn', 'sasrec'"):
+    with pytest.raises(ConfigError, match="'mf', 'biased_mf', 'lightgcn', 'sasrec'"):
         CFConfig(model="bpr")
 
 
@@ -120,37 +121,89 @@ def test_each_model_gets_only_the_settings_its_row_names():
         build_model("lightgcn", 5, 6, dim=8)
 
 
-class BiasedMF(MF):
-    """MF plus a bias per item: the kind of model a student adds (here only in a test)."""
+class ScaledMF(MF):
+    """MF times a learned temperature: the kind of model a student adds (here only in a
+    test)."""
 
     def __init__(self, n_users: int, n_items: int, dim: int = 8):
         super().__init__(n_users, n_items, dim)
-        self.item_bias = torch.nn.Embedding(n_items, 1)
-        torch.nn.init.zeros_(self.item_bias.weight)
+        self.temperature = torch.nn.Parameter(torch.ones(()))
 
     def forward(self, uid, iid, his=None):
-        return super().forward(uid, iid, his) + self.item_bias(iid).squeeze(-1)
+        return super().forward(uid, iid, his) * self.temperature
 
     def configure_optimizers(self, lr, weight_decay):
-        """No decay on the biases (the model owns its optimiser groups)."""
-        biases = [self.item_bias.weight]
-        tables = [p for p in self.parameters() if all(p is not b for b in biases)]
+        """No decay on the temperature (the model owns its optimiser groups)."""
+        tables = [p for p in self.parameters() if p is not self.temperature]
         return [torch.optim.Adam([{"params": tables, "weight_decay": weight_decay},
-                                  {"params": biases, "weight_decay": 0.0}], lr=lr)]
+                                  {"params": [self.temperature], "weight_decay": 0.0}], lr=lr)]
 
 
 def test_a_new_model_is_its_class_plus_one_row(small_split):
-    row = CFModelSpec("biased_mf", BiasedMF, {"dim": "dim"}, {"dim": 16, "lr": 1e-2})
+    row = CFModelSpec("scaled_mf", ScaledMF, {"dim": "dim"}, {"dim": 16, "lr": 1e-2})
     table = with_model(row)
-    assert list(table) == [*CF_MODELS, "biased_mf"] and "biased_mf" not in CF_MODELS
-    model = build_model("biased_mf", small_split.n_users, small_split.n_items, table=table,
+    assert list(table) == [*CF_MODELS, "scaled_mf"] and "scaled_mf" not in CF_MODELS
+    model = build_model("scaled_mf", small_split.n_users, small_split.n_items, table=table,
                         dim=16, n_layers=3, history_len=4)  # settings not in its row are left
     config = CFConfig.quick("mf", max_epochs=8, patience=8, batch_size=256, lr=1e-2,
                             weight_decay=1e-5)
     result = train_cf(small_split, config, model=model, progress=False)
-    assert result.model is model and model.item_bias.weight.abs().sum() > 0
+    assert result.model is model and model.temperature.item() != 1.0
     assert result.best_valid["auc"] > 0.6
     assert predict(model, small_split.valid).shape == (len(small_split.valid),)
+
+
+def _bias_split(seed: int = 0):
+    """GENERATED ratings whose label depends on a user and an item level only (no
+    interaction term), over months 0..5: train 0-3, valid 4, test 5 (the last 30 users arrive
+    in month 4: user-cold); and the planted levels."""
+    from sellakit.data.protocol import SplitSpec, split_by_months
+
+    rng = np.random.default_rng(seed)
+    n_users, n_items = 150, 60
+    user_level, item_level = rng.normal(0, 1.0, n_users), rng.normal(0, 1.5, n_items)
+    rows = []
+    for u in range(n_users):
+        for i in rng.choice(n_items, 25, replace=False):
+            liked = rng.random() < 1 / (1 + np.exp(-(user_level[u] + item_level[i])))
+            first_month = 4 if u >= n_users - 30 else 0
+            rows.append((u, f"item{i:03d}", 5 if liked else 2,
+                         int(rng.integers(first_month * 30 * 86400, 6 * 30 * 86400))))
+    ratings = pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"])
+    meta = pd.DataFrame({"item": [f"item{i:03d}" for i in range(n_items)],
+                         "title": [f"Item {i}" for i in range(n_items)],
+                         "genres": [["g"]] * n_items})
+    month = (ratings.timestamp // (30 * 86400)).clip(upper=5)
+    spec = SplitSpec(train_months=(0, 3), valid_months=(4, 4), test_months=(5, 5))
+    split = split_by_months(ratings, meta, spec, name="planted_bias_unit_test", month=month)
+    return split, user_level, item_level
+
+
+def test_biased_mf_learns_the_planted_user_and_item_levels():
+    """A real row of the table: its learned biases rank users and items as the planted levels
+    do; a user unseen in train keeps bias 0, so its rows are ranked by the item's bias (MF
+    scores them all alike)."""
+    from scipy.stats import spearmanr
+
+    split, user_level, item_level = _bias_split()
+    assert CF_MODELS["biased_mf"].model_class is BiasedMF
+    config = CFConfig.quick("biased_mf", dim=8, lr=1e-2, max_epochs=60, patience=10,
+                            batch_size=256)
+    result = train_cf(split, config, progress=False)
+    model = result.model
+    assert isinstance(model, BiasedMF) and result.best_valid["auc"] > 0.7
+    seen_items = np.unique(split.train.iid)
+    original = np.array([int(key[4:]) for key in split.item_ids])  # iid - 1 -> planted index
+    learned = model.item_bias.weight.detach().numpy()[seen_items, 0]
+    assert spearmanr(learned, item_level[original[seen_items - 1]]).statistic > 0.8
+    seen_users = np.unique(split.train.uid)
+    learned = model.user_bias.weight.detach().numpy()[seen_users, 0]
+    planted = user_level[split.user_ids[seen_users - 1].astype(int)]
+    assert spearmanr(learned, planted).statistic > 0.6
+    unseen = sorted(set(range(1, split.n_users)) - set(seen_users))
+    assert unseen and np.all(model.user_bias.weight.detach().numpy()[unseen] == 0)
+    cold = split.test[~split.test.uid.isin(split.train.uid) & split.test.iid.isin(seen_items)]
+    assert len(cold) > 20 and np.std(predict(model, cold)) > 0.05
 
 
 def test_mf_twice_with_one_seed_is_bit_identical(small_split):

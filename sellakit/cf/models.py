@@ -6,6 +6,9 @@ table, and a ``user_embedding`` table where :attr:`CFModel.uses_user_embedding` 
 later stages (alignment, special tokens).
 
 * :class:`MF`: dot product of user and item vectors, no bias.
+* :class:`BiasedMF`: the same plus a global, a user and an item bias (the classic biased MF,
+  Koren et al., 2009), the biases free of weight decay; a user or item unseen in training keeps
+  a bias near 0, so it is scored by the global and the other side's bias, not at 0.5.
 * :class:`LightGCN`: user and item vectors smoothed over the train graph of positive
   interactions (mean of the layer outputs), then a dot product.
 * :class:`SASRec`: a causal self-attention encoder over the liked-item history; the last
@@ -30,7 +33,7 @@ from torch import nn
 
 from sellakit.errors import ConfigError
 
-__all__ = ["CFModel", "MF", "LightGCN", "SASRec", "CFModelSpec", "CF_MODELS", "CFModelName",
+__all__ = ["CFModel", "MF", "BiasedMF", "LightGCN", "SASRec", "CFModelSpec", "CF_MODELS", "CFModelName",
            "model_spec", "with_model", "build_model"]
 
 
@@ -66,6 +69,39 @@ class MF(CFModel):
     def forward(self, uid: torch.Tensor, iid: torch.Tensor, his: torch.Tensor | None = None
                 ) -> torch.Tensor:
         return (self.user_embedding(uid) * self.item_embedding(iid)).sum(-1)
+
+
+class BiasedMF(MF):
+    """``logit = b + b_u + b_i + <e_u, e_i>``: MF with a global, a user and an item bias.
+
+    The biases start at 0 and are not decayed (:meth:`configure_optimizers`), so they carry
+    the popularity and taste levels that a bias-free MF can only fold into its vectors.
+    """
+
+    def __init__(self, n_users: int, n_items: int, dim: int = 256, init_std: float = 0.1):
+        super().__init__(n_users, n_items, dim, init_std)
+        self.global_bias = nn.Parameter(torch.zeros(()))
+        self.user_bias = nn.Embedding(n_users, 1, padding_idx=0)
+        self.item_bias = nn.Embedding(n_items, 1, padding_idx=0)
+        for table in (self.user_bias, self.item_bias):
+            nn.init.zeros_(table.weight)
+
+    def forward(self, uid: torch.Tensor, iid: torch.Tensor, his: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        return (super().forward(uid, iid, his) + self.global_bias
+                + self.user_bias(uid).squeeze(-1) + self.item_bias(iid).squeeze(-1))
+
+    def biases(self) -> list[nn.Parameter]:
+        """The global, user and item bias parameters."""
+        return [self.global_bias, self.user_bias.weight, self.item_bias.weight]
+
+    def configure_optimizers(self, lr: float, weight_decay: float
+                             ) -> list[torch.optim.Optimizer]:
+        """Adam; L2 on the vectors only (decayed biases would pull every score to 0.5)."""
+        biases = self.biases()
+        tables = [p for p in self.parameters() if all(p is not b for b in biases)]
+        return [torch.optim.Adam([{"params": tables, "weight_decay": weight_decay},
+                                  {"params": biases, "weight_decay": 0.0}], lr=lr)]
 
 
 class LightGCN(CFModel):
@@ -185,6 +221,9 @@ _COLLM = {"weight_decay": 1e-4}
 CF_MODELS: Mapping[str, CFModelSpec] = MappingProxyType({spec.name: spec for spec in (
     # MF: CoLLM's patience 100; the others peak within ~10 epochs here, 20 suffices.
     CFModelSpec("mf", MF, {"dim": "dim"}, {"dim": 256, "lr": 1e-3, **_COLLM},
+                paper={"patience": 100}),
+    # MF's settings (the kit's own baseline, not in CoLLM): only the biases differ.
+    CFModelSpec("biased_mf", BiasedMF, {"dim": "dim"}, {"dim": 256, "lr": 1e-3, **_COLLM},
                 paper={"patience": 100}),
     CFModelSpec("lightgcn", LightGCN, {"dim": "dim", "n_layers": "n_layers"},
                 {"dim": 64, "lr": 1e-2, **_COLLM}, paper={"patience": 20},
