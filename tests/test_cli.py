@@ -38,6 +38,11 @@ def test_bench_cf_writes_json_and_markdown(tmp_path, monkeypatch, ml1m_split):
     assert set(record["test"]) >= {"auc", "uauc"}
     table = out.with_suffix(".md").read_text()
     assert "published, CoLLM Table II" in table and "Command: `" in table
+    # the count-rate baselines stand in every CF table, settings chosen on validation
+    assert list(results)[:2] == ["item_rate", "item_user_rate"]
+    assert results["item_rate"]["test"]["auc"] == pytest.approx(0.7089, abs=5e-4)
+    assert results["item_user_rate"]["settings"]["user_weight"] > 0
+    assert "| item_user_rate |" in table and "item strength" in table
 
 
 def test_bench_rec_writes_per_row_scores_beside_the_json(tmp_path, monkeypatch, ml1m_split):

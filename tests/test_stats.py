@@ -92,7 +92,8 @@ def test_rec_summary_compares_on_the_same_rows_and_gates_on_warm_rows():
     assert comparisons["sella_no_warm vs mf"]["verdict"] == "worse"
     assert "mf vs tallrec" not in comparisons and "tallrec vs mf" in comparisons
     assert len(comparisons["sella vs mf"]["delong"]) == 2
-    assert results["_sanity"]["below_mf"] == ["sella_no_warm"]
+    assert results["_sanity"]["baseline"] == "mf"  # the one simple baseline present
+    assert results["_sanity"]["below_baseline"] == ["sella_no_warm"]
     lo, hi = results["sella"]["interval"]["auc"]["lo"], results["sella"]["interval"]["auc"]["hi"]
     assert lo < results["sella"]["test"]["auc"] < hi
     copy = scores[scores.method == "mf"].assign(method="copy")

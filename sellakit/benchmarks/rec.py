@@ -11,12 +11,19 @@ from sellakit.data.protocol import CTRSplit
 from sellakit.published import llm_rec_context
 
 __all__ = ["rec_benchmark", "rec_markdown", "summarise", "compare_methods", "sanity_gate",
+           "strongest_baseline", "baseline_scores",
            "rec_scoring_benchmark", "rec_scoring_markdown",
            "rec_prefix_benchmark", "rec_prefix_markdown", "expected_box",
-           "random_sella_scorer", "BASELINES"]
+           "random_sella_scorer", "BASELINES", "SIMPLE_BASELINES", "ADDED_BASELINES"]
 
-#: Baselines every other method is compared with, pairwise, on the same rows.
+#: Baselines every other method is compared with, pairwise, on the same rows (besides the
+#: strongest simple baseline, :func:`strongest_baseline`).
 BASELINES = ("mf", "tallrec", "collm")
+#: The baselines without an LLM, for every table: count rates (sellakit.cf.rates), MF with
+#: biases and CoLLM's bias-free MF. The strongest on validation stands in every verdict.
+SIMPLE_BASELINES = ("item_rate", "item_user_rate", "biased_mf", "mf")
+#: What :func:`rec_benchmark` scores beside the requested methods, on the same rows.
+ADDED_BASELINES = ("item_rate", "item_user_rate", "biased_mf")
 _SLICES = ("test", "test_warm", "test_cold", "test_item_cold")
 
 
@@ -28,6 +35,10 @@ def rec_benchmark(split: CTRSplit, methods: list[str], *, preset: str = "quick",
     ``seeds`` seeds (``seed``, ``seed + 1``, ...) on the same sampled rows. Stage 1 (the
     TALLRec-style LoRA) and the text cache are made once, with the first seed, and shared:
     seeds vary MF, stage 2 and stage 3 (so ``tallrec`` has one seed).
+
+    The simple baselines (:data:`ADDED_BASELINES`: count rates with settings chosen on the
+    validation rows, MF with biases, one per seed) are scored on the same rows and join
+    ``methods``; the strongest simple baseline on validation stands in every comparison.
 
     Returns ``(results, scores)``. ``results[method]`` holds the seed means of every slice
     (``test``, ``test_warm``, ``test_cold``, ``test_item_cold``, ``valid``: ``auc``, ``uauc``,
@@ -58,8 +69,13 @@ def rec_benchmark(split: CTRSplit, methods: list[str], *, preset: str = "quick",
         run = _one_seed(split, methods, config, preset, backbone, tables, accelerator,
                         progress, first)
         first = first or run
-        per_seed[config.seed] = {m: run.results[m] for m in methods}
-        frames.append(_long_scores(run, methods, config.seed))
+        added = baseline_scores(split, run.rows, preset=preset, seed=config.seed,
+                                progress=progress)
+        per_seed[config.seed] = {**{m: run.results[m] for m in methods},
+                                 **{m: record for m, (_, record) in added.items()}}
+        frames.append(_long_scores(run.rows, {**{m: run.scores[m] for m in methods},
+                                              **{m: v for m, (v, _) in added.items()}},
+                                   config.seed))
         meta = {"backbone": run.backbone.name, "device": str(accelerator.device),
                 "processes": accelerator.num_processes,
                 "rows": {s: len(f) for s, f in run.rows.items()}, "config": vars(config)}
@@ -70,7 +86,7 @@ def rec_benchmark(split: CTRSplit, methods: list[str], *, preset: str = "quick",
             "prefix_cache": run.seconds.get("prefix_cache"),
             "prefix_cache_gb": round(sum(c.nbytes for c in run.prefixes.values()) / 1e9, 2)}
     scores = pd.concat(frames, ignore_index=True)
-    results = summarise(scores, per_seed, methods)
+    results = summarise(scores, per_seed, [*ADDED_BASELINES, *methods])
     results["_run"] = {"preset": preset, "dataset": split.name, "seeds": sorted(per_seed),
                        "seconds": {s: r["_seconds"] for s, r in per_seed.items()}, **meta}
     return results, scores
@@ -107,17 +123,49 @@ def _published_rows(split_name: str) -> list:
     return llm_rec_context(row.published) if row is not None and row.published else []
 
 
-def _long_scores(run, methods: list[str], seed: int) -> pd.DataFrame:
+def baseline_scores(split: CTRSplit, rows: dict[str, pd.DataFrame], *, preset: str,
+                    seed: int, progress: bool = True) -> dict[str, tuple[dict, dict]]:
+    """The simple baselines of :data:`ADDED_BASELINES` on ``rows`` (a run's sampled frames;
+    ``"train"`` is not scored): name -> ``(scores per split, record)``. The count rates count
+    ``split.train`` and choose their settings on ``rows["valid"]``; MF with biases trains on
+    ``split.train`` in the CF preset of the rec ``preset`` (as the plain MF), epoch chosen on
+    ``split.valid``."""
+    import time
+
+    from sellakit.cf import CFConfig, fit_and_evaluate, predict
+    from sellakit.cf.rates import rate_scores
+    from sellakit.rec import RecConfig
+    from sellakit.rec.methods import _method_results
+
+    scored = {s: f for s, f in rows.items() if s != "train"}
+    started = time.perf_counter()
+    fits = rate_scores(split, scored)
+    seconds = time.perf_counter() - started
+    out = {name: (dict(fit.scores), _method_results(
+        scored, fit.scores, seconds=seconds, backbone="none (counts)", best_step=None,
+        seed=seed, settings=fit.settings())) for name, fit in fits.items()}
+    config = CFConfig.preset(RecConfig.STAGE2_PRESETS[preset], model="biased_mf", seed=seed)
+    biased, _ = fit_and_evaluate(split, config, progress=progress)
+    values = {s: predict(biased.model, f) for s, f in scored.items()}
+    out["biased_mf"] = (values, _method_results(
+        scored, values, seconds=biased.seconds, backbone="none (MF with biases alone)",
+        best_step=biased.best_step, seed=seed))
+    return {name: out[name] for name in ADDED_BASELINES}
+
+
+def _long_scores(rows: dict[str, pd.DataFrame], scores: dict[str, dict[str, np.ndarray]],
+                 seed: int) -> pd.DataFrame:
     """Per-row scores in long form: split, row, uid, iid, label, not_cold, method, seed,
-    score (``test_item_cold`` rows are the split ``item_cold``)."""
+    score (``test_item_cold`` rows are the split ``item_cold``), from ``scores[method][split]``
+    on the frames ``rows[split]``."""
     parts = []
-    for name in methods:
-        for part, values in run.scores[name].items():
-            rows = run.rows[part]
+    for name, by_split in scores.items():
+        for part, values in by_split.items():
+            frame = rows[part]
             parts.append(pd.DataFrame({
-                "split": part, "row": np.arange(len(rows)), "uid": rows.uid.to_numpy(),
-                "iid": rows.iid.to_numpy(), "label": rows.label.to_numpy(),
-                "not_cold": rows.not_cold.to_numpy(), "method": name, "seed": seed,
+                "split": part, "row": np.arange(len(frame)), "uid": frame.uid.to_numpy(),
+                "iid": frame.iid.to_numpy(), "label": frame.label.to_numpy(),
+                "not_cold": frame.not_cold.to_numpy(), "method": name, "seed": seed,
                 "score": np.asarray(values, dtype=np.float64)}))
     return pd.concat(parts, ignore_index=True)
 
@@ -158,19 +206,41 @@ def summarise(scores: pd.DataFrame, per_seed: dict, methods: list[str]) -> dict:
     return results
 
 
+def strongest_baseline(scores: pd.DataFrame, methods: list[str]) -> str | None:
+    """The simple baseline (:data:`SIMPLE_BASELINES`) among ``methods`` with the best
+    seed-mean AUC on the validation rows of ``scores`` (ties: the earlier in
+    :data:`SIMPLE_BASELINES`); the only one when one is present; None when none is."""
+    from sellakit.errors import DataError
+    from sellakit.metrics import auc
+
+    present = [m for m in SIMPLE_BASELINES if m in methods]
+    if len(present) <= 1:
+        return present[0] if present else None
+    if not (scores.split == "valid").any():
+        raise DataError(f"The per-row scores hold no validation rows, but the strongest of "
+                        f"{', '.join(present)} is chosen on them; score the valid split too.")
+    valid = {}
+    for name in present:
+        labels, _, matrix = _matrix(scores, "valid", name)
+        valid[name] = float(np.mean([auc(labels, row) for row in matrix]))
+    return max(present, key=valid.get)
+
+
 def compare_methods(scores: pd.DataFrame, methods: list[str]) -> dict:
-    """Each method against each baseline present (:data:`BASELINES`), on the same test rows:
-    ``{"sella vs mf": {"auc": {diff, lo, hi, p}, "uauc": {...}, "delong": [per seed],
-    "verdict"}}``. The pooled intervals resample rows (AUC) or users (UAUC), the difference
-    being the mean over seeds; the verdict (:func:`sellakit.stats.verdict`) reads the AUC
-    interval."""
+    """Each method against the strongest simple baseline (:func:`strongest_baseline`) and each
+    baseline of :data:`BASELINES` present, on the same test rows: ``{"sella vs mf": {"auc":
+    {diff, lo, hi, p}, "uauc": {...}, "delong": [per seed], "verdict"}}``; a method with an LLM
+    also carries ``strongest`` (the strongest baseline's name) and ``verdict_vs_strongest``,
+    so no verdict against a weaker baseline stands without it. The pooled intervals resample
+    rows (AUC) or users (UAUC), the difference being the mean over seeds; the verdict
+    (:func:`sellakit.stats.verdict`) reads the AUC interval."""
     from sellakit.stats import paired_bootstrap, paired_delong, verdict
 
+    strongest = strongest_baseline(scores, methods)
+    bases = list(dict.fromkeys([b for b in (strongest, *BASELINES) if b in methods]))
     out = {}
-    for base in [b for b in BASELINES if b in methods]:
-        for name in [m for m in methods if m != base and not (m in BASELINES and
-                                                              BASELINES.index(m)
-                                                              < BASELINES.index(base))]:
+    for k, base in enumerate(bases):
+        for name in [m for m in methods if m not in bases[:k + 1]]:
             labels, users, a = _matrix(scores, "test", name)
             _, _, b = _matrix(scores, "test", base)
             auc = paired_bootstrap(labels, a, b)
@@ -178,24 +248,31 @@ def compare_methods(scores: pd.DataFrame, methods: list[str]) -> dict:
                 "auc": auc, "uauc": paired_bootstrap(labels, a, b, users=users, metric="uauc"),
                 "delong": [paired_delong(labels, x, y) for x, y in zip(a, b)],
                 "verdict": verdict(auc["lo"], auc["hi"])}
+    for key, comparison in out.items():
+        name = key.split(" vs ")[0]
+        if strongest is not None and name not in SIMPLE_BASELINES:
+            comparison.update(strongest=strongest,
+                              verdict_vs_strongest=out[f"{name} vs {strongest}"]["verdict"])
     return out
 
 
 def sanity_gate(scores: pd.DataFrame, methods: list[str]) -> dict:
     """On warm test rows, the CF signal should reach the LLM: a token method whose seed-mean
-    AUC falls below the lower end of MF's 95% interval is flagged."""
+    AUC falls below the lower end of the strongest simple baseline's 95% interval
+    (:func:`strongest_baseline`) is flagged."""
     from sellakit.metrics import auc
     from sellakit.stats import paired_bootstrap
 
-    if "mf" not in methods:
+    base = strongest_baseline(scores, methods)
+    if base is None:
         return {}
-    labels, _, mf = _matrix(scores, "test", "mf", warm=True)
-    floor = paired_bootstrap(labels, mf, None)["lo"]
-    token = [m for m in methods if m not in ("mf", "tallrec")]
+    labels, _, matrix = _matrix(scores, "test", base, warm=True)
+    floor = paired_bootstrap(labels, matrix, None)["lo"]
+    token = [m for m in methods if m not in (*SIMPLE_BASELINES, "tallrec")]
     warm = {m: float(np.mean([auc(labels, row) for row in _matrix(scores, "test", m, True)[2]]))
             for m in token}
-    return {"mf_warm_interval_lo": floor, "warm_auc": warm,
-            "below_mf": sorted(m for m, v in warm.items() if v < floor)}
+    return {"baseline": base, "baseline_warm_interval_lo": floor, "warm_auc": warm,
+            "below_baseline": sorted(m for m, v in warm.items() if v < floor)}
 
 
 def rec_markdown(results: dict, *, command: str) -> str:
@@ -237,15 +314,16 @@ def rec_markdown(results: dict, *, command: str) -> str:
         ["comparison", "ΔAUC", "95% interval", "p", "ΔUAUC", "95% interval", "verdict"],
         [[key, f"{c['auc']['diff']:+.4f}", f"[{c['auc']['lo']:+.4f}, {c['auc']['hi']:+.4f}]",
           f"{c['auc']['p']:.3f}", f"{c['uauc']['diff']:+.4f}",
-          f"[{c['uauc']['lo']:+.4f}, {c['uauc']['hi']:+.4f}]", c["verdict"]]
+          f"[{c['uauc']['lo']:+.4f}, {c['uauc']['hi']:+.4f}]", _verdict_cell(key, c)]
          for key, c in results["_comparisons"].items()])
     gate = results.get("_sanity") or {}
     if gate:
-        below = ", ".join(gate["below_mf"]) or "none"
-        lines += ["", f"Sanity gate (warm test rows): MF's 95% interval starts at "
-                  f"{gate['mf_warm_interval_lo']:.4f}; token methods below it: {below}."
-                  + (" The CF signal does not reach the LLM through those methods' tokens."
-                     if gate["below_mf"] else "")]
+        below = ", ".join(gate["below_baseline"]) or "none"
+        lines += ["", f"Strongest simple baseline on validation: `{gate['baseline']}`. Sanity "
+                  f"gate (warm test rows): its 95% interval starts at "
+                  f"{gate['baseline_warm_interval_lo']:.4f}; token methods below it: {below}."
+                  + (" Those methods' tokens do not carry what the baseline knows."
+                     if gate["below_baseline"] else "")]
     seconds = list(meta["seconds"].values())[0]
     totals = ", ".join(f"{s}: {r['total']} s" for s, r in meta["seconds"].items())
     lines += ["", f"Seconds per seed, everything included: {totals}. First seed: stage 1 "
@@ -256,6 +334,15 @@ def rec_markdown(results: dict, *, command: str) -> str:
               "validation. Published rows: another backbone and the full protocol; for scale "
               "only."]
     return "\n".join(lines) + "\n"
+
+
+def _verdict_cell(key: str, comparison: dict) -> str:
+    """The verdict, and against a weaker baseline the verdict against the strongest too."""
+    strongest = comparison.get("strongest")
+    if strongest is None or key.endswith(f" vs {strongest}"):
+        return comparison["verdict"]
+    return f"{comparison['verdict']}; vs strongest ({strongest}): " \
+        f"{comparison['verdict_vs_strongest']}"
 
 
 def expected_box(path) -> tuple[str, dict]:
@@ -279,7 +366,7 @@ def expected_box(path) -> tuple[str, dict]:
                                   "hi": c["auc"]["hi"], "verdict": c["verdict"]}
                               for k, c in results["_comparisons"].items()
                               if k.split(" vs ")[0] == "sella"},
-              "below_mf": results.get("_sanity", {}).get("below_mf", [])}
+              **_gate_values(results.get("_sanity") or {})}
     lines = [f"**What you should see** (`{path.name}`: {len(meta['seeds'])} seeds, "
              f"{meta['rows']['test']:,} test rows, {meta['backbone']}). Test AUC, mean ± sd "
              "over seeds:", ""]
@@ -290,11 +377,20 @@ def expected_box(path) -> tuple[str, dict]:
     lines += ["", "SeLLa-Rec against each baseline (paired 95% interval of ΔAUC):", ""]
     lines += [f"- {k}: {c['diff']:+.3f} [{c['lo']:+.3f}, {c['hi']:+.3f}], {c['verdict']}"
               for k, c in values["comparisons"].items()]
-    below = values["below_mf"]
-    lines += ["", "Sanity gate on warm rows: " + (
-        f"{', '.join(below)} fall below MF's interval (the CF signal does not get through)."
-        if below else "every token method reaches MF's interval.")]
+    below, base = values["below_baseline"], values["baseline"]
+    lines += ["", f"Strongest simple baseline on validation: `{base}`. Sanity gate on warm "
+              "rows: " + (f"{', '.join(below)} fall below its interval (their tokens do not "
+                          "carry what it knows)." if below
+                          else "every token method reaches its interval.")]
     return "\n".join(lines), values
+
+
+def _gate_values(gate: dict) -> dict:
+    """The sanity gate's baseline and the methods below it; a file written before the simple
+    baselines joined the table gated on MF (``below_mf``)."""
+    if "baseline" in gate:
+        return {"baseline": gate["baseline"], "below_baseline": gate["below_baseline"]}
+    return {"baseline": "mf", "below_baseline": gate.get("below_mf", [])}
 
 
 def random_sella_scorer(llm, tokenizer, n_users: int, n_items: int, *, trainable: bool,

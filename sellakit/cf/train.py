@@ -115,7 +115,7 @@ def _predict_tensors(model: nn.Module, tensors: dict[str, torch.Tensor], batch_s
         part = {k: v[start:start + batch_size].to(device) for k, v in tensors.items()}
         out.append(torch.sigmoid(model(part["uid"], part["iid"], part["his"]).float()).cpu())
     model.train(was_training)
-    return torch.cat(out).numpy()
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)  # no rows: none
 
 
 def train_cf(split: CTRSplit, config: CFConfig, *, model: CFModel | None = None,
