@@ -16,9 +16,11 @@ __all__ = ["check_out", "markdown_table", "write_report", "expected_box", "TARGE
 
 #: ``sellakit bench`` targets -> what each measures.
 TARGETS = {
-    "cf": "MF, LightGCN, SASRec on a CTR split; CoLLM's published rows beside them",
+    "cf": "count rates, MF with and without biases, LightGCN, SASRec on a CTR split; CoLLM's "
+          "published rows beside them",
     "align": "plain against aligned MF; alignment measures before and after",
-    "rec": "MF, TALLRec-, CoLLM-style prompts and SeLLa-Rec (and ablations) with one LLM",
+    "rec": "MF, TALLRec-, CoLLM-style prompts and SeLLa-Rec (and ablations) with one LLM; "
+           "count rates and MF with biases beside them",
     "rec-scoring": "SeLLa-Rec scoring: length-sorted batches against one prompt at a time",
     "rec-prefix": "stage-3 step with the text's key/value cache against the whole prompt",
     "kg": "teacher once; scratch, joint retrain, student with KD and its ablations per target",
