@@ -14,18 +14,22 @@
 # ---
 
 # %% [markdown]
-# # 02 · Collaborative filtering: MF, LightGCN, SASRec
+# # 02 · Collaborative filtering: MF, LightGCN, SASRec, and the baselines to beat
 #
 # **Goals.** Train the three CF models CoLLM uses as baselines on the protocol of notebook 01,
-# choose each model's epoch on *validation* AUC, score *test* once, and read AUC and UAUC on
-# all, warm and cold rows.
+# and an MF with biases beside them; choose each model's epoch on *validation* AUC, score
+# *test* once, and read AUC and UAUC on all, warm and cold rows. Then meet the simplest
+# baselines of all, counts of how often an item (and a user) was liked in train, which every
+# later table carries: a method wins only against them.
 #
 # **Learning objectives.** After this notebook you can
 #
 # * define AUC, UAUC and the binary cross-entropy loss, and say what each one rewards;
 # * explain how MF, LightGCN and SASRec turn a (user, item) pair into a score;
 # * select a checkpoint on validation and report test once, and say why;
-# * explain why an ID-based model scores cold rows at chance and a history-based one does not.
+# * explain why an ID-based model scores cold rows at chance and a history-based one does not;
+# * build a smoothed count-rate baseline, choose its smoothing on validation, and say why a
+#   method must beat it (and an MF with biases), not only CoLLM's bias-free MF.
 #
 # **Run time** (quick mode, 2 idle CPU cores): 13 s (first run 92 s) (a warm cache holds the
 # trained models). **Paper mode:** ~8 min on a CPU (bench/cf_ml1m.json). **Needs a GPU:** no.
@@ -36,7 +40,7 @@ from sellakit.config import preset_name, quick_mode
 
 QUICK = quick_mode()  # quick: fewer epochs, shorter SASRec history
 SEED = 2025
-MODELS = ["mf", "lightgcn", "sasrec"]
+MODELS = ["mf", "biased_mf", "lightgcn", "sasrec"]
 
 # %% [markdown]
 # ## 1. Data and settings
@@ -53,6 +57,10 @@ MODELS = ["mf", "lightgcn", "sasrec"]
 # > self-attention encoder reads the user's liked items in order; its last state, dotted with
 # > the item's vector, is the score. *Intuition:* MF and LightGCN must have seen the user in
 # > training; SASRec only needs the history.
+# >
+# > **MF with biases** (Koren et al., 2009): $s(u, i) = b + b_u + b_i + \mathbf{e}_u^\top
+# > \mathbf{e}_i$, a global level, a user's and an item's own level (not decayed). CoLLM's MF has
+# > none: its vectors must carry "this film is liked by most" by themselves.
 
 # %%
 import numpy as np
@@ -119,24 +127,66 @@ collm = {row.method.lower(): row.metrics for row in published("ml-1m", kind="cf"
 table = pd.DataFrame([
     {"model": m, "valid AUC": r["valid"]["auc"], "test AUC": r["test"]["auc"],
      "test UAUC": r["test"]["uauc"], "warm AUC": r["test_warm"]["auc"],
-     "cold AUC": r["test_cold"]["auc"], "published AUC (CoLLM)": collm[m]["auc"],
-     "published UAUC (CoLLM)": collm[m]["uauc"], "seconds": r["seconds"]}
+     "cold AUC": r["test_cold"]["auc"],
+     "published AUC (CoLLM)": collm[m]["auc"] if m in collm else None,
+     "published UAUC (CoLLM)": collm[m]["uauc"] if m in collm else None,
+     "seconds": r["seconds"]}
     for m, r in results.items()
 ]).set_index("model").round(4)
 table
 
 # %% [markdown]
-# ## 4. Warm versus cold
+# ## 4. Baselines that need no training: count rates
+#
+# Before crediting a model with skill, ask what counting gives. The **item rate** scores a row
+# by how often its item was liked in train; the **item + user rate** adds how often its user
+# liked what they rated. Both are smoothed towards the overall rate, and their settings are
+# chosen on validation rows, like a model's epoch (`sellakit.cf.rates`).
+#
+# > **Concept: a smoothed rate.** With $n_i$ training rows of item $i$, $k_i$ of them liked,
+# > and $p$ the positive rate of all training rows,
+# > $r_i = (k_i + a\,p)/(n_i + a)$: an item seen twice is pulled hard towards $p$, one seen 500
+# > times hardly at all; an unseen item gets $p$. The item + user score is
+# > $\sigma\big(\operatorname{logit} r_i + w\,(\operatorname{logit} r_u - \operatorname{logit}
+# > p)\big)$, with $a$, the user's strength and $w$ chosen on validation AUC. *Intuition:* AUC
+# > pools all users, so knowing which films are liked by most people, and which people like
+# > most films, already ranks many rows.
+
+# %%
+from sellakit.cf.rates import evaluate_rates
+
+rates = evaluate_rates(split)
+baselines = {**rates, **results}
+pd.DataFrame([{"baseline": m, "valid AUC": r["valid"]["auc"], "test AUC": r["test"]["auc"],
+               "test UAUC": r["test"]["uauc"], "warm AUC": r["test_warm"]["auc"],
+               "cold AUC": r["test_cold"]["auc"], **r.get("settings", {})}
+              for m, r in baselines.items()]).set_index("baseline").round(4)
+
+# %% [markdown]
+# The item rate, with no training at all, is above MF, LightGCN and SASRec here and above
+# CoLLM's published rows of all three; the item + user rate goes further, above the MF with
+# biases too. Its UAUC equals the
+# item rate's: within one user the user's rate is a constant, so it cannot reorder that user's
+# items. The strongest of these on validation is the one every later table (notebook 05, the
+# README's rec tables) names in its verdicts.
+
+# %%
+strongest = max(baselines, key=lambda m: baselines[m]["valid"]["auc"])
+strongest
+
+# %% [markdown]
+# ## 5. Warm versus cold
 #
 # MF and LightGCN have nothing to say about an item or user absent from train: MF's cold-row
-# AUC is 0.5 and LightGCN's stays far below its warm AUC. SASRec reads the history instead of
-# a user vector, so it still ranks cold users' rows. Notebooks 03-05 give the LLM this job,
+# AUC is 0.5 and LightGCN's stays far below its warm AUC. MF with biases scores an unseen user
+# by the item's level, like the item rate. SASRec reads the history instead of a user vector,
+# so it still ranks cold users' rows. Notebooks 03-05 give the LLM this job,
 # through item titles. The black bars are CoLLM's published AUC on all test rows, drawn over
 # the "test" bar (the paper reports no warm/cold split for these baselines).
 
 # %%
 figures["02_auc_by_slice"] = plots.metric_bars(
-    results, "auc", published={m: v["auc"] for m, v in collm.items()})
+    baselines, "auc", published={m: v["auc"] for m, v in collm.items()})
 figures["02_auc_by_slice"]
 
 # %%
@@ -153,6 +203,10 @@ saved = save_figures(figures)
 # > * `lightgcn.test.auc` ≈ 0.612 ± 0.02, `lightgcn.test_cold.auc` ≈ 0.581 ± 0.03
 # > * `sasrec.test.auc` ≈ 0.702 ± 0.02, `sasrec.test.uauc` ≈ 0.673 ± 0.03
 # > * SASRec keeps its skill on cold rows: `sasrec.test_cold.auc` ≈ 0.679 ± 0.03
+# > * MF with biases: `biased_mf.test.auc` ≈ 0.726 ± 0.02, and on cold rows
+# >   `biased_mf.test_cold.auc` ≈ 0.687 ± 0.03 (the item's bias ranks an unseen user's rows)
+# > * counting, no training (the same on every machine): `item_rate.test.auc` ≈ 0.709 ± 0.002,
+# >   `item_user_rate.test.auc` ≈ 0.733 ± 0.002
 # > * one score for every cold row of MF (exercise 1): `mf_cold.distinct_scores` ≈ 1 ± 0
 #
 # ## Summary and exercises
@@ -160,7 +214,10 @@ saved = save_figures(figures)
 # Selected on validation and scored once on test, the three baselines land near CoLLM's
 # published numbers. The ID-based models lose their skill on cold rows (MF exactly: AUC 0.5);
 # SASRec, which reads the history, keeps most of it there (its cold AUC is well above 0.5, see
-# the bars and `results["sasrec"]["test_cold"]`).
+# the bars and `results["sasrec"]["test_cold"]`). Yet counting beats all three: the item rate
+# alone is above them, and the item + user rate (the strongest baseline on validation, in
+# `strongest`) is above the MF with biases as well. That is the bar the LLM recommenders of
+# notebook 05 must clear; beating CoLLM's bias-free MF is not enough.
 #
 # 1. Why is MF's cold AUC exactly 0.5, not merely near it? Would a smaller table
 #    (`CFConfig.preset("paper", model="mf", dim=64)`) help cold rows?
@@ -190,7 +247,19 @@ saved = save_figures(figures)
 #    spread of each model's mean score per user.
 #    </details>
 #
-# 3. Run with another `SEED`. How much do the test numbers move? What does that say about the
+# 3. MF scores every cold user's row at 0.5, yet MF *with biases* ranks cold rows nearly as
+#    well as the item rate (`biased_mf.test_cold.auc`). Why?
+#
+#    <details><summary>Answer</summary>
+#
+#    A user unseen in train keeps a zero vector (exercise 1) and a zero bias (nothing moves
+#    it, and biases are not decayed), so the score of such a row is $b + b_i$: the global level
+#    plus the item's own. The item bias learns what the item rate counts, how much the item is
+#    liked by everyone, so the cold rows are ordered by the item's popularity among those who
+#    rated it, exactly as the item rate orders them.
+#    </details>
+#
+# 4. Run with another `SEED`. How much do the test numbers move? What does that say about the
 #    third decimal in published tables?
 #
 #    <details><summary>Answer</summary>
@@ -220,5 +289,5 @@ mf_cold
 
 # %%
 record(**{m: {k: r[k] for k in ("valid", "test", "test_warm", "test_cold", "seconds", "seed",
-                                 "best_epoch")} for m, r in results.items()}, quick=QUICK,
-       mf_cold=mf_cold)
+                                 "best_epoch", "settings") if k in r}
+          for m, r in baselines.items()}, quick=QUICK, mf_cold=mf_cold, strongest=strongest)

@@ -105,9 +105,17 @@ def test_02_collaborative_filtering(executed):
     assert values["mf_cold"]["distinct_scores"] == 1
     assert values["mf_cold"]["largest_cold_user_weight"] < 1e-6
     assert values["mf_cold"]["share_with_cold_user"] > 0.9
-    for record in (mf, lightgcn, sasrec):
+    for record in (mf, lightgcn, sasrec, values["biased_mf"]):
         assert record["test"]["rows"] == 7_331 and record["seed"] == 2025
         assert record["best_epoch"] >= 1
+    # counting beats the bias-free models; MF with biases ranks cold rows (item bias)
+    item, blend = values["item_rate"], values["item_user_rate"]
+    assert item["test"]["auc"] > max(mf["test"]["auc"], lightgcn["test"]["auc"],
+                                     sasrec["test"]["auc"])
+    assert blend["settings"]["user_weight"] > 0 and blend["test"]["uauc"] == item["test"]["uauc"]
+    assert values["biased_mf"]["test_cold"]["auc"] > mf["test_cold"]["auc"] + 0.1
+    baselines = ("item_rate", "item_user_rate", "biased_mf", "mf", "lightgcn", "sasrec")
+    assert values["strongest"] == max(baselines, key=lambda m: values[m]["valid"]["auc"])
 
 
 def test_03_llm_semantic_embeddings(executed):
