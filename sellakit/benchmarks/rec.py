@@ -69,13 +69,9 @@ def rec_benchmark(split: CTRSplit, methods: list[str], *, preset: str = "quick",
         run = _one_seed(split, methods, config, preset, backbone, tables, accelerator,
                         progress, first)
         first = first or run
-        added = baseline_scores(split, run.rows, preset=preset, seed=config.seed,
-                                progress=progress)
-        per_seed[config.seed] = {**{m: run.results[m] for m in methods},
-                                 **{m: record for m, (_, record) in added.items()}}
-        frames.append(_long_scores(run.rows, {**{m: run.scores[m] for m in methods},
-                                              **{m: v for m, (v, _) in added.items()}},
-                                   config.seed))
+        per_seed[config.seed], frame = _with_baselines(split, run, methods, preset,
+                                                       config.seed, progress)
+        frames.append(frame)
         meta = {"backbone": run.backbone.name, "device": str(accelerator.device),
                 "processes": accelerator.num_processes,
                 "rows": {s: len(f) for s, f in run.rows.items()}, "config": vars(config)}
@@ -121,6 +117,17 @@ def _published_rows(split_name: str) -> list:
 
     row = dataset_of_split(split_name)
     return llm_rec_context(row.published) if row is not None and row.published else []
+
+
+def _with_baselines(split: CTRSplit, run, methods: list[str], preset: str, seed: int,
+                    progress: bool) -> tuple[dict, pd.DataFrame]:
+    """One seed's records of ``methods`` and of the simple baselines scored on the same rows
+    (:func:`baseline_scores`), and all their per-row scores in long form."""
+    added = baseline_scores(split, run.rows, preset=preset, seed=seed, progress=progress)
+    records = {**{m: run.results[m] for m in methods},
+               **{m: record for m, (_, record) in added.items()}}
+    scores = {**{m: run.scores[m] for m in methods}, **{m: v for m, (v, _) in added.items()}}
+    return records, _long_scores(run.rows, scores, seed)
 
 
 def baseline_scores(split: CTRSplit, rows: dict[str, pd.DataFrame], *, preset: str,
