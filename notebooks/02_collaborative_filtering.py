@@ -195,9 +195,10 @@ saved = save_figures(figures)
 
 # %% [markdown]
 # > **What you should see** (quick mode, seed 2025; the tests check the recorded values against
-# > these). The ± is the band accepted: about two standard errors of an AUC on these rows (0.006
-# > on all 7,331 test rows, 0.01 on the 3,178 cold rows, more for UAUC's 224 users) plus the
-# > differences between machines and thread counts.
+# > these). The ± is the band accepted: about two **standard errors** of an AUC on these rows
+# > (the spread an AUC would show over fresh draws of as many rows, roughly $0.6/\sqrt{n}$; see
+# > docs/glossary.md): 0.006 on all 7,331 test rows, 0.01 on the 3,178 cold rows, more for
+# > UAUC's 224 users; plus the differences between machines and thread counts.
 # >
 # > * `mf.test.auc` ≈ 0.644 ± 0.02, and on cold rows exactly chance: `mf.test_cold.auc` ≈ 0.5 ± 0
 # > * `lightgcn.test.auc` ≈ 0.612 ± 0.02, `lightgcn.test_cold.auc` ≈ 0.581 ± 0.03
@@ -208,7 +209,8 @@ saved = save_figures(figures)
 # > * counting, no training (the same on every machine): `item_rate.test.auc` ≈ 0.709 ± 0.002,
 # >   `item_user_rate.test.auc` ≈ 0.733 ± 0.002
 # > * one score for every cold row of MF (exercise 1): `mf_cold.distinct_scores` ≈ 1 ± 0
-#
+
+# %% [markdown]
 # ## Summary and exercises
 #
 # Selected on validation and scored once on test, the three baselines land near CoLLM's
@@ -218,7 +220,8 @@ saved = save_figures(figures)
 # alone is above them, and the item + user rate (the strongest baseline on validation, in
 # `strongest`) is above the MF with biases as well. That is the bar the LLM recommenders of
 # notebook 05 must clear; beating CoLLM's bias-free MF is not enough.
-#
+
+# %% [markdown]
 # 1. Why is MF's cold AUC exactly 0.5, not merely near it? Would a smaller table
 #    (`CFConfig.preset("paper", model="mf", dim=64)`) help cold rows?
 #
@@ -246,7 +249,8 @@ saved = save_figures(figures)
 #    shows the pattern (LightGCN: AUC 0.61, UAUC 0.66; MF: 0.64, 0.63). To check: compare the
 #    spread of each model's mean score per user.
 #    </details>
-#
+
+# %% [markdown]
 # 3. MF scores every cold user's row at 0.5, yet MF *with biases* ranks cold rows nearly as
 #    well as the item rate (`biased_mf.test_cold.auc`). Why?
 #

@@ -14,9 +14,9 @@ from sellakit.runner import NOTEBOOKS
 ROOT = repo_root()
 MAX_WORDS = 250
 #: Over-long markdown cells still in other helpers' notebooks, as (notebook, cell index).
-#: TODO(issue 26): their owners split them (02 recbase, 05 recstudy, 06-07 kgnew); the lead
+#: TODO(issue 26): their owners split them (05 recstudy, 06-07 kgnew); the lead
 #: then empties this set.
-LONG_CELLS_TODO = {("02_collaborative_filtering", 12), ("05_special_tokens_prompting", 23),
+LONG_CELLS_TODO = {("05_special_tokens_prompting", 23),
                    ("06_kg_multisource_pretraining", 0), ("06_kg_multisource_pretraining", 8),
                    ("06_kg_multisource_pretraining", 16),
                    ("07_kg_distillation", 0), ("07_kg_distillation", 7),
@@ -26,9 +26,8 @@ LONG_CELLS_TODO = {("02_collaborative_filtering", 12), ("05_special_tokens_promp
 TERMS = {r"\bLoRA\b": "LoRA", r"\bbridges?\b": "bridge", r"\"mapping\"|\bmapping mode": "mapping",
          r"\bstandard errors?\b": "standard error"}
 #: (notebook, term) first used without a definition. TODO(issue 26): 05 (recstudy) defines
-#: LoRA, 02 (recbase) standard error, 06-07 (kgnew) bridges, mapping and standard error; the lead then empties this set.
-UNDEFINED_TODO = {("02_collaborative_filtering", "standard error"),
-                  ("05_special_tokens_prompting", "LoRA"),
+#: LoRA, 06-07 (kgnew) bridges, mapping and standard error; the lead then empties this set.
+UNDEFINED_TODO = {("05_special_tokens_prompting", "LoRA"),
                   ("06_kg_multisource_pretraining", "bridge"),
                   ("06_kg_multisource_pretraining", "mapping"),
                   ("06_kg_multisource_pretraining", "standard error"),
