@@ -9,6 +9,7 @@ Commands::
     sellakit bench align --dataset ml-1m --quick --out FILE.json
     sellakit bench kg --data-dir DIR --target el [--preset quick|paper] --out FILE.json
     sellakit bench kg-eval --data-dir DIR --target el --out FILE.json
+    sellakit bench kg-protocols --target el --out FILE.json   KEnS's protocol, every switch
     sellakit bench rec --dataset ml-1m --preset quick --methods mf,tallrec,collm,sella --out F.json
     accelerate launch -m sellakit bench rec --preset paper --model Qwen/Qwen2-7B --out F.json
     sellakit bench rec-scoring --out FILE.json         batched vs one-at-a-time prompts/s
@@ -103,12 +104,15 @@ def _bench_rec_prefix(args) -> int:
 
 
 def _bench_kg(args) -> int:
-    """kg, kg-eval: DBP-5L (path, SELLAKIT_DBP5L, cache, download) or a derived split."""
+    """kg, kg-eval, kg-protocols: DBP-5L (path, SELLAKIT_DBP5L, cache, download) or a
+    derived split."""
     from sellakit.benchmarks import kg as kg_bench
     from sellakit.kg import derived_multisource, load_dbp5l
 
     ms = load_dbp5l(args.data_dir) if args.kg_dataset == "dbp5l" else \
         derived_multisource(args.kg_dataset.split("-")[0], seed=0)
+    if args.target == "kg-protocols":
+        return _bench_kg_protocols(args, ms)
     if args.target == "kg":
         import torch
 
@@ -127,6 +131,19 @@ def _bench_kg(args) -> int:
     else:
         results = kg_bench.kg_eval_benchmark(ms, args.kg_target, seed=args.seed)
         markdown = kg_bench.kg_eval_markdown(results, command=args.command)
+    return _report(args.out, results, markdown)
+
+
+def _bench_kg_protocols(args, ms) -> int:
+    """kg-protocols: the target-only model under the chosen switches and every other."""
+    from sellakit.benchmarks import kg_protocols
+    from sellakit.kg.switches import SWITCHES, KGProtocol
+
+    protocol = KGProtocol(**{name: getattr(args, name) for name in SWITCHES})
+    results, ranks = kg_protocols.kg_protocols_benchmark(ms, args.kg_target, protocol=protocol,
+                                                         preset=args.preset, seed=args.seed)
+    results["ranks_file"] = _write_beside(args.out, ranks, ".ranks.parquet")
+    markdown = kg_protocols.kg_protocols_markdown(results, command=args.command)
     return _report(args.out, results, markdown)
 
 
@@ -321,11 +338,13 @@ def _bench_configs() -> dict:
     that)."""
     from sellakit.align.contrastive import AlignConfig
     from sellakit.cf.train import CFConfig
+    from sellakit.kg.compare import StudentConfig
     from sellakit.kg.pretrain import TeacherConfig
     from sellakit.rec.config import RecConfig
 
     return {"cf": (CFConfig, "paper"), "align": (AlignConfig, "paper"),
-            "rec": (RecConfig, "paper"), "kg": (TeacherConfig, "quick")}
+            "rec": (RecConfig, "paper"), "kg": (TeacherConfig, "quick"),
+            "kg-protocols": (StudentConfig, "quick")}
 
 
 class _TableNames:
@@ -348,7 +367,7 @@ class _TableNames:
 
 
 def _add_kg_targets(target) -> None:
-    for name in ("kg", "kg-eval"):
+    for name in ("kg", "kg-eval", "kg-protocols"):
         parser = target(name, [], _bench_kg)
         parser.add_argument("--data-dir", default=None,
                             help="DBP-5L folder (KEnS data/); left out: $SELLAKIT_DBP5L, the "
@@ -375,6 +394,20 @@ def _add_kg_targets(target) -> None:
                                 help="torch threads: every time is measured at this count")
             parser.add_argument("--no-ablations", action="store_true",
                                 help="skip the KD ablations (one seed each)")
+        if name == "kg-protocols":
+            _add_switches(parser)
+
+
+def _add_switches(parser: argparse.ArgumentParser) -> None:
+    """One option per protocol switch (sellakit.kg.switches.SWITCHES): its options as the
+    choices, the table's meanings as help, KEnS's protocol as the default."""
+    from sellakit.kg.switches import KENS, SWITCHES, switch_help
+
+    for name, switch in SWITCHES.items():
+        parser.add_argument(f"--{name}", choices=list(switch.choices),
+                            default=getattr(KENS, name),
+                            help=f"{switch_help(name)} (default: KEnS's, %(default)s; the "
+                                 f"kit's: {switch.kit})")
 
 
 #: (option, its attribute, smallest value): whole-number options, checked before any work.

@@ -5,7 +5,8 @@ function making the table, which names the command that produced it; :func:`writ
 writes both (``sellakit bench TARGET --out FILE.json`` calls them). Published numbers stand
 beside ours, read from :mod:`sellakit.published`. Results live in ``bench/``.
 
-Targets: ``cf``, ``align``, ``rec``, ``rec-scoring``, ``rec-prefix``, ``kg``, ``kg-eval`` and ``cuda`` (the
+Targets: ``cf``, ``align``, ``rec``, ``rec-scoring``, ``rec-prefix``, ``kg``, ``kg-eval``,
+``kg-protocols`` and ``cuda`` (the
 GPU check).
 """
 
@@ -25,5 +26,7 @@ TARGETS = {
     "rec-prefix": "stage-3 step with the text's key/value cache against the whole prompt",
     "kg": "teacher once; scratch, joint retrain, student with KD and its ablations per target",
     "kg-eval": "our filtered evaluator against PyKEEN's RankBasedEvaluator (time, equality)",
+    "kg-protocols": "the target-only model under KEnS's protocol (or any switch) beside the "
+                    "published rows, and under every filter, direction and test subset",
     "cuda": "the CUDA path on a GPU: stages end to end, step sweeps (random weights)",
 }

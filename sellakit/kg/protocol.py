@@ -73,13 +73,16 @@ class DataRule:
         keys = canonical_keys(triples, self.canon[name], self.ms.n_relations)
         return np.isin(keys, self.banned_keys(protect))
 
-    def training(self, name: str, protect: Iterable[str] | None = None
-                 ) -> tuple[np.ndarray, int]:
+    def training(self, name: str, protect: Iterable[str] | None = None, *,
+                 rest_of_valid: bool = True) -> tuple[np.ndarray, int]:
         """KG ``name``'s training facts (train ∪ rest of valid, duplicates dropped) minus every
         re-expression of a protected KG's held-out facts (the rule of
-        :func:`sellakit.kg.data.leak_free_triples`); and how many were dropped."""
+        :func:`sellakit.kg.data.leak_free_triples`); and how many were dropped.
+        ``rest_of_valid=False``: train only (KEnS's and SS-AGA's target;
+        :mod:`sellakit.kg.switches`)."""
         kg = self.ms.kgs[name]
-        facts = np.unique(np.concatenate([kg.train, self.rest_of_valid[name]]), axis=0)
+        extra = [self.rest_of_valid[name]] if rest_of_valid else []
+        facts = np.unique(np.concatenate([kg.train, *extra]), axis=0)
         dropped = self._reexpressed(name, facts, protect)
         return facts[~dropped], int(dropped.sum())
 
