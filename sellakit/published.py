@@ -31,6 +31,18 @@ BINLLM_TABLE_2 = "BinLLM Table 2"
 DMKGC_TABLE_1 = "DMKGC Table 1 reprint"
 COLLM_PROTOCOL = "CoLLM's ML-1M / Amazon-Book CTR split, test rows, AUC and UAUC"
 DBP5L_PROTOCOL = "DBP-5L tail prediction, filtered, as reported (filters differ from ours)"
+#: What each DBP-5L method's released code does (research/dbp5l_anchors.md, section 1.2-1.3),
+#: where it is known: ``sellakit bench kg-protocols`` prints it beside the row.
+DBP5L_CODE_PROTOCOLS = {
+    "TransE": "single-KG baseline as SS-AGA's table assembled it; tails; filter not stated",
+    "RotatE": "single-KG baseline as SS-AGA's table assembled it; tails; filter not stated",
+    "KEnS": "KEnS code: tails, train tails filtered; target on train, supporter KGs on train "
+            "+ valid (holding many of the target's test facts through the links)",
+    "SS-AGA": "SS-AGA code: tails, raw ranks (default run); target on train, supporter KGs on "
+              "train + valid",
+    "DMKGC": "DMKGC code: tails, train + valid tails filtered; one joint model over the five "
+             "KGs; the released code keeps the epoch of best test MRR",
+}
 
 
 @dataclass(frozen=True)
@@ -76,7 +88,8 @@ def _dbp5l(method: str, rows: dict[str, tuple[float, float, float | None]]) -> l
     return [Published(method, "dbp5l", "kg",
                       {k: v for k, v in zip(("hits@1", "hits@10", "mrr"), values)
                        if v is not None},
-                      DMKGC_TABLE_1, DBP5L_PROTOCOL, target=language)
+                      DMKGC_TABLE_1, DBP5L_CODE_PROTOCOLS.get(method, DBP5L_PROTOCOL),
+                      target=language)
             for language, values in rows.items()]
 
 

@@ -140,7 +140,7 @@ def test_benchmark_on_a_derived_split_grids_every_switch_and_resumes(tmp_cache):
     from sellakit.kg.train import TrainConfig
 
     ms = derived_multisource("nations", n_sources=2, seed=0)
-    tiny = TrainConfig.quick(dim=4, epochs=2, eval_every=1, n_negatives=8, batch_size=256)
+    tiny = TrainConfig.quick(dim=4, epochs=1, n_negatives=8, batch_size=4096)
     results, ranks = kg_protocols_benchmark(ms, "s0", train=tiny, progress=False)
     n = len(ms.kgs["s0"].test)
     assert len(results["grid"]) == 2 * 4 * 2 * 2

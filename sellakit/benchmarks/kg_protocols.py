@@ -29,6 +29,7 @@ from sellakit.cache import cached_arrays
 from sellakit.kg.compare import StudentConfig, own_scorer
 from sellakit.kg.data import MultiSourceKG
 from sellakit.kg.evaluate import metrics_from_ranks, validation_mrr
+from sellakit.kg.models import INTERACTIONS
 from sellakit.kg.protocol import DataRule, data_rule
 from sellakit.kg.switches import (KENS, KIT, SWITCHES, KGProtocol, cross_lingual_duplicates,
                                   joint_training, pair_seen_elsewhere, protocol_ranks,
@@ -130,7 +131,7 @@ def kg_protocols_benchmark(ms: MultiSourceKG, target: str, *, protocol: KGProtoc
             lambda: fresh.append(1) or _train_and_rank(ms, rule, target, training, config,
                                                        progress))
         cached[training] = not fresh
-        phases[f"train and rank on {training}" + (" (cached)" if not fresh else "")] = \
+        phases[f"train and rank on {training} ({'read' if not fresh else 'run'})"] = \
             time.perf_counter() - began
     began = time.perf_counter()
     own = {KIT.training: KIT, protocol.training: protocol}
@@ -145,7 +146,7 @@ def kg_protocols_benchmark(ms: MultiSourceKG, target: str, *, protocol: KGProtoc
                               "source": row.source, "protocol": row.protocol,
                               "backbone": row.backbone}
                              for row in published(ms.name, kind="kg", target=target)],
-               "switches": {name: {option: f"{c.help} ({c.used_by})"
+               "switches": {name: {option: {"help": c.help, "used_by": c.used_by}
                                    for option, c in s.choices.items()}
                             for name, s in SWITCHES.items()},
                "config": {k: v for k, v in asdict(config).items() if k != "device"},
@@ -191,16 +192,16 @@ def _headline(results: dict) -> list[list]:
     rows of the target."""
     chosen = results["protocol"]
     config = results["config"]
-    ours = f"kit {config['model']} d={config['dim']}, target only"
+    backbone = INTERACTIONS[config["model"]].__name__
     rows = []
     for option in SWITCHES["duplicates"].choices:
         row = _grid_row(results, **(chosen | {"duplicates": option}))
-        rows.append([f"{ours}, duplicates {option}", _pct(row["mrr"]), _pct(row["hits@1"]),
-                     _pct(row["hits@10"]), "this run", config["model"],
-                     KGProtocol(**chosen | {"duplicates": option}).label])
-    rows += [[f"{p['method']} — published", p["metrics"].get("mrr", "–"),
-              p["metrics"].get("hits@1", "–"), p["metrics"].get("hits@10", "–"), p["source"],
-              p["backbone"] or "not stated", p["protocol"]] for p in results["published"]]
+        rows.append([f"kit {backbone} d={config['dim']}, target only", "this run", backbone,
+                     KGProtocol(**chosen | {"duplicates": option}).label, row["n"],
+                     _pct(row["mrr"]), _pct(row["hits@1"]), _pct(row["hits@10"])])
+    rows += [[f"{p['method']} — published", p["source"], p["backbone"] or "not stated",
+              p["protocol"], "–", p["metrics"].get("mrr", "–"), p["metrics"].get("hits@1", "–"),
+              p["metrics"].get("hits@10", "–")] for p in results["published"]]
     return rows
 
 
@@ -222,8 +223,8 @@ def kg_protocols_markdown(results: dict, *, command: str) -> str:
              f"Under the chosen protocol ({chosen.label}) beside the published rows "
              "(published rows as reported, %; their filters and training differ, see "
              "protocol):", ""]
-    lines += markdown_table(["model", "MRR", "H@1", "H@10", "source", "backbone", "protocol"],
-                            _headline(results), numeric_from=1)
+    lines += markdown_table(["model", "source", "backbone", "protocol", "queries", "MRR", "H@1",
+                             "H@10"], _headline(results), numeric_from=4)
     lines += ["", f"Every switch (kit: {kit.label}; chosen: {chosen.label}):", ""]
     lines += markdown_table(
         ["trained on", "filter", "direction", "duplicates", "queries", "MRR", "H@1", "H@3",
@@ -239,10 +240,18 @@ def kg_protocols_markdown(results: dict, *, command: str) -> str:
         [[r["training"], r["protocol"], ("" if r["inside"] else "not ") + r["subset"],
           r["facts"], _pct(r["mrr"]), _pct(r["hits@1"]), _pct(r["hits@10"])]
          for r in results["subsets"]], numeric_from=3)
-    lines += ["", "Time by phase (seconds; a cached model's phase is its read):", ""]
+    lines += ["", "Time by phase (seconds; a model read from the cache shows the read, its "
+              "recorded training and ranking below):", ""]
     lines += markdown_table(["phase", "seconds"], list(results["time"].items()))
+    lines += [""] + markdown_table(
+        ["trained on", "triples", "best epoch / max", "selection MRR", "train seconds",
+         "rank seconds", "this run"],
+        [[t, int(m["triples"]), f"{int(m['best_epoch'])} / {int(m['max_epochs'])}",
+          _pct(m["valid_mrr"]), round(m["train_seconds"], 1), round(m["rank_seconds"], 1),
+          "read from the cache" if m["cached"] else "trained"]
+         for t, m in results["models"].items()], numeric_from=1)
     lines += ["", "The switches:", ""]
-    lines += [f"- **{name}**: " + "; ".join(f"`{option}`: {text}"
-                                            for option, text in options.items())
-              for name, options in results["switches"].items()]
+    lines += [f"- **{name}** ({SWITCHES[name].what}): " + "; ".join(
+        f"`{option}`: {c['help']} — {c['used_by']}" for option, c in options.items())
+        for name, options in results["switches"].items()]
     return "\n".join(lines) + "\n"
