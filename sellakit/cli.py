@@ -122,7 +122,7 @@ def _bench_kg(args) -> int:
             targets = list(ms.kgs) if args.kg_target == "all" else _names(args.kg_target)
             results, ranks = kg_bench.kg_benchmark(
                 ms, targets, preset=args.preset, seed=args.seed, seeds=args.seeds,
-                j2_seeds=args.j2_seeds, ablations=not args.no_ablations, model=args.model,
+                j2_seeds=args.j2_seeds, ablations=_kg_ablations(args), model=args.model,
                 encoder=args.encoder)
         finally:
             torch.set_num_threads(before)
@@ -132,6 +132,28 @@ def _bench_kg(args) -> int:
         results = kg_bench.kg_eval_benchmark(ms, args.kg_target, seed=args.seed)
         markdown = kg_bench.kg_eval_markdown(results, command=args.command)
     return _report(args.out, results, markdown)
+
+
+def _kg_ablations(args) -> bool | tuple[str, ...]:
+    """``--ablations NAMES`` (checked against the ablation table of the student that runs),
+    else every ablation unless ``--no-ablations``."""
+    if not args.ablations:
+        return not args.no_ablations
+    from dataclasses import replace
+
+    from sellakit.errors import ConfigError
+    from sellakit.kg.compare import StudentConfig, ablation_configs
+
+    student = StudentConfig.preset(args.preset)
+    student = replace(student, train=replace(student.train, model=args.model,
+                                             encoder=args.encoder))
+    known, names = ablation_configs(student), tuple(_names(args.ablations))
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ConfigError(f"--ablations {args.ablations!r}: {', '.join(unknown)} is not an "
+                          f"ablation of this student (--encoder {args.encoder}); choose from "
+                          f"{', '.join(known)} (write --ablations=-network for a leading -).")
+    return names
 
 
 def _bench_kg_protocols(args, ms) -> int:
@@ -394,6 +416,11 @@ def _add_kg_targets(target) -> None:
                                 help="torch threads: every time is measured at this count")
             parser.add_argument("--no-ablations", action="store_true",
                                 help="skip the KD ablations (one seed each)")
+            parser.add_argument("--ablations", default=None,
+                                help="only these KD ablations, comma-separated names of "
+                                     "sellakit.kg.compare.ablation_configs (e.g. "
+                                     "--ablations=-network with --encoder gnn: the three KD "
+                                     "levels against KD without network KD)")
         if name == "kg-protocols":
             _add_switches(parser)
 

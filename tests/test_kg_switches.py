@@ -160,3 +160,20 @@ def test_benchmark_on_a_derived_split_grids_every_switch_and_resumes(tmp_cache):
     assert again["grid"] == results["grid"]
     text = kg_protocols_markdown(results, command="sellakit bench kg-protocols ...")
     assert "trained on train, filter train, tails, duplicates kept" in text
+
+
+def test_bench_kg_ablations_option_takes_names_of_the_ablation_table():
+    """Network KD where it acts: ``--encoder gnn --ablations=-network`` runs the three KD
+    levels and KD without network KD only; a name the student has not is refused."""
+    import argparse
+
+    from sellakit.cli import _kg_ablations
+
+    def args(**kw):
+        return argparse.Namespace(**{"preset": "quick", "model": "rotate", "encoder": "gnn",
+                                     "no_ablations": False, "ablations": None} | kw)
+
+    assert _kg_ablations(args(ablations="-network")) == ("-network",)
+    assert _kg_ablations(args()) is True and _kg_ablations(args(no_ablations=True)) is False
+    with pytest.raises(ConfigError, match="-network is not an ablation.*--encoder none"):
+        _kg_ablations(args(ablations="-network", encoder="none"))
