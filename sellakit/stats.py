@@ -7,6 +7,9 @@ scored on the same rows.
 - :func:`paired_bootstrap` — the same question by resampling: rows (AUC) or users (UAUC) drawn
   with replacement, the difference recomputed on each draw; with several seeds per method the
   difference is the mean over seeds, so one interval pools the seeds on shared rows.
+- :func:`seed_query_bootstrap` — two levels for per-query values of models trained at several
+  seeds: each draw resamples each method's seeds, then the queries (shared by both sides), so
+  the interval carries the spread between training runs as well as the test set's.
 
 A difference is a claim only where its 95% interval excludes 0; otherwise it is within noise
 (:func:`verdict`, the one rule every benchmark and notebook states its comparisons with).
@@ -35,7 +38,8 @@ from scipy.stats import rankdata
 from sellakit.errors import DataError
 from sellakit.metrics import per_user_auc, rank_auc
 
-__all__ = ["auc_interval", "paired_delong", "paired_bootstrap", "verdict", "VERDICTS"]
+__all__ = ["auc_interval", "paired_delong", "paired_bootstrap", "seed_query_bootstrap", "verdict",
+           "VERDICTS"]
 
 Z95 = 1.959963984540054
 #: The words of :func:`verdict`: the method above its baseline, below it, or neither.
@@ -172,3 +176,35 @@ def _mean_bootstrap(a: np.ndarray, b: np.ndarray | None, draws: int, seed: int
         return {"value": float(per.mean()), "lo": float(lo), "hi": float(hi)}
     p = min(1.0, 2 * min(np.mean(samples <= 0), np.mean(samples >= 0)))
     return {"diff": float(per.mean()), "lo": float(lo), "hi": float(hi), "p": float(p)}
+
+
+def seed_query_bootstrap(a: np.ndarray, b: np.ndarray, *, draws: int = 2000, seed: int = 0,
+                         chunk: int = 100) -> dict[str, float]:
+    """Two-level bootstrap of ``mean(a) - mean(b)`` for per-query values (reciprocal ranks) of
+    models trained at several seeds: ``a`` is ``(seeds_a, queries)``, ``b`` ``(seeds_b,
+    queries)`` on the same queries. Each draw resamples each side's seeds with replacement
+    (the seed level: training noise), then the queries once for both sides (the query level,
+    paired). With one seed per side the seed level is constant and this is the query bootstrap.
+
+    Returns ``{"diff", "lo", "hi", "p", "seeds_a", "seeds_b"}``: the observed difference of
+    the seed-mean values, the 2.5 and 97.5 percentiles of the drawn differences, a two-sided
+    bootstrap p-value and the seed counts."""
+    a, b = (np.atleast_2d(np.asarray(x, dtype=np.float64)) for x in (a, b))
+    if a.shape[1] != b.shape[1]:
+        raise DataError(f"{a.shape[1]} and {b.shape[1]} queries: a paired interval needs the "
+                        "same queries for both methods.")
+    rng = np.random.default_rng(seed)
+    n, samples = a.shape[1], []
+    for start in range(0, draws, chunk):
+        size = min(chunk, draws - start)
+        # seed level as weights: a draw's per-query value is the mean of its drawn seeds
+        weights = [rng.multinomial(len(x), np.full(len(x), 1 / len(x)), size) / len(x)
+                   for x in (a, b)]
+        per = weights[0] @ a - weights[1] @ b  # (size, queries)
+        picks = rng.integers(0, n, size=(size, n))
+        samples.append(np.take_along_axis(per, picks, 1).mean(1))
+    samples = np.concatenate(samples)
+    lo, hi = np.percentile(samples, [2.5, 97.5])
+    p = min(1.0, 2 * min(np.mean(samples <= 0), np.mean(samples >= 0)))
+    return {"diff": float(a.mean() - b.mean()), "lo": float(lo), "hi": float(hi),
+            "p": float(p), "seeds_a": len(a), "seeds_b": len(b)}

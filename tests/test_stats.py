@@ -123,6 +123,33 @@ def test_bootstrap_of_per_query_means():
         paired_bootstrap(None, rr, rr[:, :10], metric="mean")
 
 
+def test_two_level_bootstrap_carries_the_spread_between_seeds():
+    """Seeds resampled, then queries: a seed-to-seed shift widens the interval that the query
+    bootstrap alone leaves narrow; a real difference stays clear; one seed each is the query
+    bootstrap."""
+    from sellakit.stats import seed_query_bootstrap
+
+    rng = np.random.default_rng(1)
+    rr = 1.0 / rng.integers(1, 50, size=(1, 500))
+    same = seed_query_bootstrap(np.repeat(rr, 3, 0), np.repeat(rr, 3, 0))
+    assert same["diff"] == 0 and same["p"] == 1.0 and same["seeds_a"] == 3
+    shifted = rr + np.array([[-0.04], [0.0], [0.04]])  # training noise: whole seeds move
+    two = seed_query_bootstrap(shifted, rr)
+    one = paired_bootstrap(None, shifted, rr, metric="mean")
+    assert (two["hi"] - two["lo"]) > 2 * (one["hi"] - one["lo"])
+    assert two["lo"] < 0 < two["hi"] and one["lo"] > -0.01
+    clear = seed_query_bootstrap(shifted + 0.1, rr)
+    assert clear["lo"] > 0 and abs(clear["diff"] - 0.1) < 1e-12
+    other = rr + rng.normal(0, 0.05, rr.shape)
+    single, query = seed_query_bootstrap(rr, other), paired_bootstrap(None, rr, other,
+                                                                      metric="mean")
+    width = query["hi"] - query["lo"]
+    assert single["seeds_a"] == single["seeds_b"] == 1 and abs(single["diff"] - query["diff"]) \
+        < 1e-12 and abs((single["hi"] - single["lo"]) - width) < 0.15 * width
+    with pytest.raises(DataError, match="same queries"):
+        seed_query_bootstrap(rr, rr[:, :10])
+
+
 def test_one_verdict_rule():
     """A claim only where the paired interval excludes 0; an interval touching 0 is noise."""
     from sellakit.stats import verdict
