@@ -104,8 +104,10 @@ def _bench_rec_prefix(args) -> int:
 
 
 def _bench_kg(args) -> int:
-    """kg, kg-eval, kg-protocols: DBP-5L (path, SELLAKIT_DBP5L, cache, download) or a
-    derived split."""
+    """kg, kg-sweep, kg-eval, kg-protocols: DBP-5L (path, SELLAKIT_DBP5L, cache, download)
+    or a derived split."""
+    from pathlib import Path
+
     from sellakit.benchmarks import kg as kg_bench
     from sellakit.kg import derived_multisource, load_dbp5l
 
@@ -123,11 +125,14 @@ def _bench_kg(args) -> int:
             results, ranks = kg_bench.kg_benchmark(
                 ms, targets, preset=args.preset, seed=args.seed, seeds=args.seeds,
                 j2_seeds=args.j2_seeds, ablations=_kg_ablations(args), model=args.model,
-                encoder=args.encoder)
+                encoder=args.encoder, setting=args.setting,
+                parts=Path(args.out).with_suffix(".parts"))  # each finished target; resumes
         finally:
             torch.set_num_threads(before)
         results["ranks_file"] = _write_beside(args.out, ranks, ".ranks.parquet")
         markdown = kg_bench.kg_markdown(results, command=args.command)
+    elif args.target == "kg-sweep":
+        return _bench_kg_sweep(args, ms)
     else:
         results = kg_bench.kg_eval_benchmark(ms, args.kg_target, seed=args.seed)
         markdown = kg_bench.kg_eval_markdown(results, command=args.command)
@@ -167,6 +172,25 @@ def _bench_kg_protocols(args, ms) -> int:
     results["ranks_file"] = _write_beside(args.out, ranks, ".ranks.parquet")
     markdown = kg_protocols.kg_protocols_markdown(results, command=args.command)
     return _report(args.out, results, markdown)
+
+
+def _bench_kg_sweep(args, ms) -> int:
+    """kg-sweep: the low-resource or width sweep, each point written as it finishes."""
+    from pathlib import Path
+
+    import torch
+
+    from sellakit.benchmarks import kg_sweeps
+
+    torch.set_num_threads(args.threads)
+    floats = [float(x) for x in _names(args.facts)], [float(x) for x in _names(args.links)]
+    points = kg_sweeps.sweep_points(args.sweep, facts=floats[0], links=floats[1],
+                                    dims=[int(x) for x in _names(args.dims)], grid=args.grid)
+    results, ranks = kg_sweeps.kg_sweep(
+        ms, args.sweep, _names(args.kg_target), points=points, preset=args.preset,
+        seed=args.seed, epochs=args.epochs, parts=Path(args.out).with_suffix(".parts"))
+    results["ranks_file"] = _write_beside(args.out, ranks, ".ranks.parquet")
+    return _report(args.out, results, kg_sweeps.sweep_markdown(results, command=args.command))
 
 
 def _write_beside(out: str, frame, suffix: str) -> str:
@@ -366,7 +390,7 @@ def _bench_configs() -> dict:
 
     return {"cf": (CFConfig, "paper"), "align": (AlignConfig, "paper"),
             "rec": (RecConfig, "paper"), "kg": (TeacherConfig, "quick"),
-            "kg-protocols": (StudentConfig, "quick")}
+            "kg-protocols": (StudentConfig, "quick"), "kg-sweep": (TeacherConfig, "quick")}
 
 
 class _TableNames:
@@ -389,8 +413,21 @@ class _TableNames:
 
 
 def _add_kg_targets(target) -> None:
-    for name in ("kg", "kg-eval", "kg-protocols"):
-        parser = target(name, [], _bench_kg)
+    sweep = target("kg-sweep", [], _bench_kg)
+    sweep.add_argument("--sweep", choices=_TableNames("sellakit.benchmarks.kg_sweeps",
+                                                      "SWEEP_NAMES"), default="low-resource",
+                       help="low-resource: the target's facts and links cut to fractions; "
+                            "width: the student's d with and without KD")
+    sweep.add_argument("--facts", default="0.1,0.25,0.5,1", help="fractions of training facts")
+    sweep.add_argument("--links", default="0.2,0.5,1", help="fractions of links")
+    sweep.add_argument("--dims", default="8,16,32,64", help="student widths (width sweep)")
+    sweep.add_argument("--grid", choices=["axes", "cross"], default="axes",
+                       help="axes: facts with every link, links with every fact; cross: all")
+    sweep.add_argument("--epochs", type=int, default=None,
+                       help="cap every model's epochs (a smoke run; left out: the preset's)")
+    sweep.add_argument("--threads", type=int, default=2)
+    for name in ("kg-sweep", "kg", "kg-eval", "kg-protocols"):
+        parser = target(name, [], _bench_kg) if name != "kg-sweep" else sweep
         parser.add_argument("--data-dir", default=None,
                             help="DBP-5L folder (KEnS data/); left out: $SELLAKIT_DBP5L, the "
                                  "cache, or a download from GitHub when online")
@@ -408,10 +445,14 @@ def _add_kg_targets(target) -> None:
             parser.add_argument("--encoder", choices=_TableNames("sellakit.kg.models",
                                                                  "ENCODERS"), default="none",
                                 help="entity encoder (gnn: aggregate each entity's in-edges)")
+            parser.add_argument("--setting", choices=_TableNames("sellakit.kg.compare",
+                                                                 "SETTING_NAMES"),
+                                default="new-kg", help="new-kg: the teacher never saw the "
+                                "target (the paper's); all-kgs: a teacher of every KG")
             parser.add_argument("--seeds", type=int, default=3,
-                                help="seeds of the student and scratch (from --seed)")
-            parser.add_argument("--j2-seeds", type=int, default=1,
-                                help="how many of those seeds J2 runs (its cost dominates)")
+                                help="seeds of every row (from --seed)")
+            parser.add_argument("--j2-seeds", type=int, default=None,
+                                help="how many of those seeds the J2 rows run (default all)")
             parser.add_argument("--threads", type=int, default=2,
                                 help="torch threads: every time is measured at this count")
             parser.add_argument("--no-ablations", action="store_true",

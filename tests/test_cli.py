@@ -106,27 +106,35 @@ def test_bad_out_is_refused_before_the_run(tmp_path, capsys):
 
 
 def test_bench_kg_writes_ranks_beside_the_json(tmp_cache, tmp_path):
-    """End to end on a small DERIVED split: JSON with J1, J2, the temperature grid, paired
-    comparisons, the time account and the aims; per-query reciprocal ranks beside it that
-    reproduce the JSON's MRRs."""
+    """End to end on a small DERIVED split in the new-KG setting: JSON with every row at every
+    seed (J2 too), two-level comparisons, the time account and the aims; per-query reciprocal
+    ranks beside it that reproduce the JSON's MRRs; each finished target written as a part, so
+    a rerun reads it back instead of training."""
     import json
 
     import pandas as pd
 
     out = tmp_path / "kg.json"
-    assert main(["bench", "kg", "--dataset", "nations-derived", "--target", "s0", "--seeds", "2",
-                 "--no-ablations", "--threads", "1", "--out", str(out)]) == 0
+    argv = ["bench", "kg", "--dataset", "nations-derived", "--target", "s0", "--seeds", "2",
+            "--no-ablations", "--threads", "1", "--out", str(out)]
+    assert main(argv) == 0
     results = json.loads(out.read_text())
-    assert {"teacher", "j1", "j2", "joint", "scratch", "kd", "temperature", "_comparisons",
-            "time", "aims"} <= set(results)
-    assert results["teacher_config"]["best_epoch"] <= results["teacher_config"]["max_epochs"]
+    assert {"j2", "j2_warm", "joint", "scratch", "kd", "no_kd", "kd_cold", "_comparisons",
+            "time", "aims"} <= set(results) and "j1" not in results
+    assert results["setting"] == "new-kg" and "s0" not in results["teacher_config"]["kgs"]
     assert len(results["kd"]["seeds"]) == 2 and results["threads"] == 1
     ranks = pd.read_parquet(tmp_path / results["ranks_file"])
-    for method in ("kd", "scratch", "j2"):
+    for method in ("kd", "scratch", "j2", "j2_warm"):
         rows = ranks[ranks.method == method]
-        assert rows.seed.nunique() == (2 if method != "j2" else 1)
+        assert rows.seed.nunique() == 2
         assert abs(rows.groupby("seed").rr.mean().mean() - results[method]["mrr"]) < 1e-3
     assert (tmp_path / "kg.md").read_text().count("| s0 |") > 3
+    part = tmp_path / "kg.parts" / "s0.json"
+    assert part.exists()
+    stored = json.loads(part.read_text())
+    stored["kd"]["mrr"] = 0.123  # a rerun must read the part back, not train again
+    part.write_text(json.dumps(stored))
+    assert main(argv) == 0 and json.loads(out.read_text())["kd"]["mrr"] == 0.123
 
 
 def _bench_option(target: str, option: str):

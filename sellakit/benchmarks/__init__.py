@@ -5,8 +5,8 @@ function making the table, which names the command that produced it; :func:`writ
 writes both (``sellakit bench TARGET --out FILE.json`` calls them). Published numbers stand
 beside ours, read from :mod:`sellakit.published`. Results live in ``bench/``.
 
-Targets: ``cf``, ``align``, ``rec``, ``rec-scoring``, ``rec-prefix``, ``kg``, ``kg-eval``,
-``kg-protocols`` and ``cuda`` (the
+Targets: ``cf``, ``align``, ``rec``, ``rec-scoring``, ``rec-prefix``, ``kg``, ``kg-sweep``,
+``kg-eval``, ``kg-protocols`` and ``cuda`` (the
 GPU check).
 """
 
@@ -24,7 +24,10 @@ TARGETS = {
            "count rates and MF with biases beside them",
     "rec-scoring": "SeLLa-Rec scoring: length-sorted batches against one prompt at a time",
     "rec-prefix": "stage-3 step with the text's key/value cache against the whole prompt",
-    "kg": "teacher once; scratch, joint retrain, student with KD and its ablations per target",
+    "kg": "per target: the setting's teacher; J2 (cold, warm), scratch, the student with KD, "
+          "without KD, without warm start, every row at every seed",
+    "kg-sweep": "where KD should matter: low-resource targets (facts, links) or the student's "
+                "width, new-KG setting, each point written as it finishes",
     "kg-eval": "our filtered evaluator against PyKEEN's RankBasedEvaluator (time, equality)",
     "kg-protocols": "the target-only model under KEnS's protocol (or any switch) beside the "
                     "published rows, and under every filter, direction and test subset",

@@ -6,8 +6,9 @@ Data flows one way: ``data -> protocol -> pretrain -> subgraph -> distill -> com
 tables. See notebooks 06-07, which import from here.
 """
 
-from sellakit.kg.compare import (StudentConfig, ablation_configs, compare_on_target,
-                                 filtered_test_metrics, kd_comparisons)
+from sellakit.kg.compare import (METHODS, SETTINGS, StudentConfig, ablation_configs,
+                                 compare_on_target, filtered_test_metrics, kd_comparisons,
+                                 resolve_setting, teacher_kgs)
 from sellakit.kg.data import (DBP5L_ENV, KG, DataError, MultiSourceKG, derived_multisource,
                               leak_free_triples, load_dbp5l, load_multisource, load_pykeen,
                               locate_dbp5l)
@@ -26,4 +27,5 @@ __all__ = ["KG", "DataError", "MultiSourceKG", "DBP5L_ENV", "derived_multisource
            "build_joint", "kg_scorer", "load_or_pretrain_teacher", "alignment_hits",
            "unlinked_pairs", "LinkedSubgraph", "build_linked_subgraph", "TrainConfig",
            "train_kge", "StudentConfig", "compare_on_target", "ablation_configs",
-           "filtered_test_metrics", "kd_comparisons"]
+           "filtered_test_metrics", "kd_comparisons", "METHODS", "SETTINGS",
+           "resolve_setting", "teacher_kgs"]

@@ -1,46 +1,120 @@
-"""The comparison on one target KG: scratch, J1, J2, the student with KD, and its ablations.
+"""The comparison on one target KG, in one of two settings, every row at every seed.
+
+**Settings** (:data:`SETTINGS`): ``new-kg``, the paper's: the teacher is pre-trained on the
+other KGs only and the target arrives afterwards with its links; ``all-kgs``: a reused teacher
+that has trained on every KG (the target's training facts included), with its J1 row.
 
 Every model follows one data rule (:mod:`sellakit.kg.protocol`), is selected on the target's
 fixed selection facts and scored on its test facts once (filtered, tails, realistic ranks;
-per-query ranks kept for paired statistics). The models:
+per-query ranks kept for paired statistics). The rows (:data:`METHODS`):
 
-* **teacher**: the reused teacher as it is (selected on the mean over the KGs);
-* **J1**: a joint model on the teacher's data selected on the target (from the teacher's run);
-* **J2**: a teacher-size joint model retrained on everything but the target's held-out facts;
+* **J2**: a teacher-size joint model retrained on every KG, the target included, from scratch;
+* **J2 warm**: the same, started from the teacher's rows (unseen target entities: the mean of
+  their neighbours' rows, :func:`sellakit.kg.distill.teacher_rows`);
 * **scratch**: the student's architecture on the target's own training facts;
-* **KD**: the student on the linked subgraph, warm-started from the teacher, with KD; its
-  temperature chosen on the selection facts among :data:`sellakit.kg.distill.TEMPERATURES`.
+* **KD**: the student on the linked subgraph, warm-started from the teacher, with KD at the
+  fixed temperature (:mod:`sellakit.kg.distill`); **no KD**: the same without KD (KD apart
+  from the warm start); **KD cold**: KD without the warm start.
 
-Times are wall seconds end to end at the thread count in force: graph building, the teacher's
-precomputed targets, training and validation.
+Times are wall seconds end to end at the thread count in force, by phase: graph building, the
+teacher's views and the warm start (``precompute``), training and validation apart, with
+seconds per epoch and epochs run. A temperature search, when asked for, is counted in KD's time.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import ClassVar
+from typing import ClassVar, Literal, get_args
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from sellakit.config import Config, bounded
 from sellakit.errors import ConfigError
 from sellakit.kg.data import MultiSourceKG
-from sellakit.kg.distill import KD_TERMS, TEMPERATURES, Distiller, KDConfig, warm_start
+from sellakit.kg.distill import KD_TERMS, Distiller, KDConfig, warm_start
 from sellakit.kg.evaluate import validation_mrr
-from sellakit.kg.pretrain import (AlignmentLoss, Teacher, TeacherConfig, build_joint, kg_scorer,
-                                  score_test)
+from sellakit.kg.pretrain import (AlignmentLoss, JointGraph, Teacher, TeacherConfig, build_joint,
+                                  kg_scorer, score_test)
 from sellakit.kg.protocol import DataRule
 from sellakit.kg.subgraph import LinkedSubgraph, build_linked_subgraph
 from sellakit.kg.train import TrainConfig, build_model, train_kge
 from sellakit.selection import TrainResult
-from sellakit.stats import paired_bootstrap, verdict
+from sellakit.stats import seed_query_bootstrap, verdict
 
 __all__ = ["StudentConfig", "Fitted", "train_scratch", "train_student", "train_j2",
            "filtered_test_metrics", "compare_on_target", "ablation_configs", "kd_comparisons",
-           "METRICS"]
+           "METRICS", "SETTINGS", "SETTING_NAMES", "Setting", "resolve_setting", "teacher_kgs", "METHODS",
+           "Method", "COMPARISONS"]
 
 METRICS = ("mrr", "hits@1", "hits@3", "hits@10")
+
+SettingName = Literal["new-kg", "all-kgs"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of the comparison: whether the teacher has trained on the target."""
+
+    name: SettingName
+    teacher_sees_target: bool
+    help: str
+
+
+#: The settings, the paper's first (CLI ``--setting`` choices come from here).
+SETTINGS: tuple[Setting, ...] = (
+    Setting("new-kg", False, "the paper's: the teacher is pre-trained on the other KGs only; "
+            "the target arrives afterwards with its links"),
+    Setting("all-kgs", True, "a reused teacher pre-trained on every KG, the target's training "
+            "facts included (with its J1 row)"),
+)
+SETTING_NAMES: tuple[str, ...] = tuple(s.name for s in SETTINGS)
+assert SETTING_NAMES == get_args(SettingName)
+
+
+def resolve_setting(name: str) -> Setting:
+    """The row of :data:`SETTINGS` called ``name`` (a :class:`ConfigError` naming the choices
+    otherwise)."""
+    for setting in SETTINGS:
+        if setting.name == name:
+            return setting
+    raise ConfigError(f"setting={name!r} is not known; choose one of "
+                      f"{', '.join(s.name for s in SETTINGS)}.")
+
+
+def teacher_kgs(ms: MultiSourceKG, setting: Setting, target: str) -> tuple[str, ...] | None:
+    """The KGs the teacher of ``setting`` trains on for ``target`` (None: every KG)."""
+    return None if setting.teacher_sees_target else tuple(k for k in ms.kgs if k != target)
+
+
+@dataclass(frozen=True)
+class Method:
+    """One row of the comparison: which trainer, from the teacher's rows or not, with KD or
+    not."""
+
+    name: str
+    label: str
+    trainer: Literal["j2", "scratch", "student"]
+    warm_start: bool = False
+    kd: bool = False
+
+
+#: Every row of the comparison, each trained at every seed.
+METHODS: tuple[Method, ...] = (
+    Method("j2", "J2 (joint retrain with the target, scratch)", "j2"),
+    Method("j2_warm", "J2 warm-started from the teacher", "j2", warm_start=True),
+    Method("scratch", "scratch (target only)", "scratch"),
+    Method("kd", "student + KD (warm start)", "student", warm_start=True, kd=True),
+    Method("no_kd", "student, no KD (warm start only)", "student", warm_start=True),
+    Method("kd_cold", "student + KD, no warm start", "student", kd=True),
+)
+
+#: The paired differences every benchmark reports (left minus right, MRR).
+COMPARISONS: tuple[tuple[str, str], ...] = (
+    ("kd", "j2"), ("kd", "j2_warm"), ("kd", "scratch"), ("kd", "no_kd"), ("kd", "kd_cold"),
+    ("no_kd", "scratch"), ("kd_cold", "scratch"), ("j2_warm", "j2"), ("kd", "j1"),
+    ("kd", "teacher"))
 
 
 @dataclass(frozen=True)
@@ -49,8 +123,9 @@ class StudentConfig(Config):
 
     PRESETS: ClassVar[tuple[str, ...]] = ("quick", "paper")
 
+    # J2's batch (4,096): the student's epoch costs what J2's does per triple
     train: TrainConfig = field(default_factory=lambda: TrainConfig.quick(
-        dim=32, lr=0.02, batch_size=2048, epochs=100, eval_every=2, patience=3))
+        dim=32, lr=0.02, batch_size=4096, epochs=100, eval_every=2, patience=3))
     kd: KDConfig = field(default_factory=KDConfig)
     fanout: int = bounded(5, at_least=0)
     link_mode: str = "sharing"
@@ -76,9 +151,21 @@ class Fitted:
     seconds: dict = field(default_factory=dict)
 
     def row(self) -> dict:
-        """The JSON row: test metrics, seconds, best and maximum epoch, selection MRR."""
+        """The JSON row: test metrics, seconds (end to end and by phase, training apart from
+        validation), seconds per training epoch, epochs run, best and maximum epoch, selection
+        MRR, training triples."""
+        history = self.result.history
+        phases = {k: v for k, v in self.seconds.items() if k != "train"}
+        if "train_seconds" in history:
+            phases["epochs"] = float(history["train_seconds"].sum())
+            phases["validation"] = float(history.get("valid_seconds", history["epoch"] * 0
+                                                     ).fillna(0).sum())
         return {**{k: round(self.test[k], 4) for k in METRICS}, "n": self.test["n"],
                 "seconds": round(sum(self.seconds.values()), 2),
+                "phases": {k: round(v, 2) for k, v in phases.items()},
+                "seconds_per_epoch": round(float(history["train_seconds"].mean()), 3)
+                if "train_seconds" in history else None,
+                "epochs": int(len(history)),
                 "best_epoch": self.result.best_step,
                 "max_epochs": self.result.config.epochs,
                 "valid_mrr": round(self.result.best_valid.get("mrr", float("nan")), 4),
@@ -119,20 +206,17 @@ def train_student(ms: MultiSourceKG, rule: DataRule, target: str, teacher: Teach
     """The student on the linked subgraph: warm-started from the teacher (when
     ``config.warm_start``) and distilled with the terms of ``config.kd`` (none: plain)."""
     started = time.perf_counter()
-    sub = subgraph or build_linked_subgraph(ms, rule, teacher.joint, target,
-                                            fanout=config.fanout, link_mode=config.link_mode,
-                                            predicted=config.predicted_links,
-                                            teacher=teacher.model, seed=config.train.seed)
+    sub = subgraph or student_subgraph(ms, rule, target, teacher, config)
     seconds = {"build": build_seconds if subgraph else time.perf_counter() - started}
     started = time.perf_counter()
     model = build_model(config.train, sub.n_entities, ms.n_relations, sub.triples)
-    coords = warm_start(model, teacher.model, sub.teacher_ids) if config.warm_start else None
+    coords = warm_start(model, teacher.model, sub.teacher_ids, sub.triples) \
+        if config.warm_start else None
     distiller = None
     if config.kd.any:
         distiller = Distiller(teacher.model, sub.teacher_ids, model.width, config.kd,
-                              queries=sub.triples, n_target=sub.n_target_entities,
-                              banned=rule.banned_keys((target,)),
-                              canon=rule.canon[target], coords=coords)
+                              graph=sub.triples, banned=rule.banned_keys((target,)),
+                              canon=sub.canonical(rule.canon), coords=coords)
     seconds["precompute"] = time.perf_counter() - started
     n = ms.kgs[target].n_entities
     result = train_kge(sub.triples, sub.n_entities, ms.n_relations, config.train,
@@ -143,23 +227,46 @@ def train_student(ms: MultiSourceKG, rule: DataRule, target: str, teacher: Teach
     return Fitted(result, score_test(ms, target, own_scorer(n)(result.model)), seconds), sub
 
 
+def student_subgraph(ms: MultiSourceKG, rule: DataRule, target: str, teacher: Teacher,
+                     config: StudentConfig) -> LinkedSubgraph:
+    """The linked subgraph of ``config`` around ``target`` in ``teacher``'s graph."""
+    return build_linked_subgraph(ms, rule, teacher.joint, target, fanout=config.fanout,
+                                 link_mode=config.link_mode, predicted=config.predicted_links,
+                                 teacher=teacher.model, seed=config.train.seed)
+
+
+def joint_teacher_ids(joint: JointGraph, teacher: JointGraph) -> np.ndarray:
+    """Each entity of ``joint`` -> its row in the teacher's graph (-1 where the teacher has
+    none: a target it never saw, unless a link merged the entity with one it knows)."""
+    out = np.full(joint.n_entities, -1, np.int64)
+    for name, ids in teacher.ids.items():
+        out[joint.ids[name]] = ids
+    return out
+
+
 def train_j2(ms: MultiSourceKG, rule: DataRule, target: str, config: TeacherConfig, *,
-             progress: bool = True) -> Fitted:
+             teacher: Teacher | None = None, progress: bool = True) -> Fitted:
     """J2: a teacher-size joint model retrained on all KGs with only the target protected,
-    selected on the target's selection facts."""
+    selected on the target's selection facts; warm-started from ``teacher`` when given (its
+    rows; unseen entities from their neighbours', :func:`~sellakit.kg.distill.warm_start`)."""
     started = time.perf_counter()
     joint = build_joint(ms, rule, mode=config.mode, protect=(target,))
     ids = joint.ids[target]
     built = time.perf_counter() - started
+    started = time.perf_counter()
+    model = build_model(config.train, joint.n_entities, ms.n_relations, joint.triples)
+    if teacher is not None:
+        warm_start(model, teacher.model, joint_teacher_ids(joint, teacher.joint), joint.triples)
     alignment = AlignmentLoss(joint.links, config.align_weight) if config.mode == "mapping" \
         else None
+    warm = time.perf_counter() - started
     result = train_kge(joint.triples, joint.n_entities, ms.n_relations, config.train,
-                       extra_loss=alignment,
+                       extra_loss=alignment, model=model,
                        valid_mrr=validation_mrr(ms, {target: lambda m: kg_scorer(m, ids)},
                                                 rule.selection),
-                       progress=progress, desc=f"J2 {target}")
+                       progress=progress, desc=f"J2 {target}" + (" warm" if teacher else ""))
     return Fitted(result, score_test(ms, target, kg_scorer(result.model, ids)),
-                  {"build": built, "train": result.seconds})
+                  {"build": built, "precompute": warm, "train": result.seconds})
 
 
 def _with_seed(config: StudentConfig, seed: int, **kd) -> StudentConfig:
@@ -167,33 +274,83 @@ def _with_seed(config: StudentConfig, seed: int, **kd) -> StudentConfig:
 
 
 def _seeded_row(runs: list[Fitted]) -> dict:
-    """Seed means of the rows, their SD, and each seed's MRR, epoch and seconds."""
+    """Seed means of the rows (metrics, seconds, phases, seconds per epoch, epochs), the MRR's
+    SD over seeds, and each seed's MRR, epochs and seconds."""
     rows = [run.row() for run in runs]
-    out = {k: round(float(np.mean([r[k] for r in rows])), 4) for k in METRICS}
-    out.update({k: rows[0][k] for k in ("n", "max_epochs", "triples")},
+
+    def mean(values):
+        return round(float(np.mean(values)), 4)
+    out = {k: mean([r[k] for r in rows]) for k in METRICS}
+    out.update({k: rows[0][k] for k in ("n", "max_epochs")},
+               triples=int(np.mean([r["triples"] for r in rows])),
                seconds=round(float(np.mean([r["seconds"] for r in rows])), 2),
+               phases={k: round(float(np.mean([r["phases"].get(k, 0) for r in rows])), 2)
+                       for k in rows[0]["phases"]},
+               seconds_per_epoch=mean([r["seconds_per_epoch"] for r in rows]),
+               epochs=mean([r["epochs"] for r in rows]),
                best_epoch=max(r["best_epoch"] for r in rows),
-               valid_mrr=round(float(np.mean([r["valid_mrr"] for r in rows])), 4),
+               valid_mrr=mean([r["valid_mrr"] for r in rows]),
                sd_mrr=round(float(np.std([r["mrr"] for r in rows], ddof=1)), 4)
                if len(rows) > 1 else None,
-               seeds=[{"seed": run.result.seed, "mrr": r["mrr"], "best_epoch": r["best_epoch"],
-                       "seconds": r["seconds"]} for run, r in zip(runs, rows)])
+               seeds=[{"seed": run.result.seed, "mrr": r["mrr"], "epochs": r["epochs"],
+                       "best_epoch": r["best_epoch"], "seconds": r["seconds"]}
+                      for run, r in zip(runs, rows)])
     return out
 
 
 def compare_on_target(ms: MultiSourceKG, rule: DataRule, target: str, teacher: Teacher,
                       student: StudentConfig, teacher_cfg: TeacherConfig, *,
-                      seeds: tuple[int, ...] = (2025,), temperatures=TEMPERATURES,
-                      j2: bool = True, j2_seeds: int = 1,
-                      ablations: bool | tuple[str, ...] = True, progress: bool = True) -> dict:
-    """Every model of the comparison on ``target`` (see the module docstring); JSON-ready
+                      seeds: tuple[int, ...] = (2025,), temperatures: tuple[float, ...] = (),
+                      methods: tuple[str, ...] | None = None,
+                      ablations: bool | tuple[str, ...] = False, progress: bool = True) -> dict:
+    """Every row of :data:`METHODS` (or those named in ``methods``) on ``target`` at every
+    seed, with the teacher's own and J1 rows where it has trained on the target; JSON-ready
     but for ``"_ranks"`` (per-query ranks, {method: [per seed]}) and ``"_models"`` (the first
-    seed's KD and scratch models), which a caller pops. ``ablations``: True for every one of
-    :func:`ablation_configs`, or the names of some."""
+    seed's KD and scratch models), which a caller pops. ``temperatures``: a search on the
+    selection facts (first seed), its time counted in KD's; empty: the fixed temperature.
+    ``ablations``: True for every one of :func:`ablation_configs` (first seed), or some names."""
     if not seeds:
         raise ConfigError("seeds=() trains nothing; pass at least one seed.")
-    out: dict = {"target": target, "dataset": ms.name}
+    chosen = [m for m in METHODS if methods is None or m.name in methods]
+    out: dict = {"target": target, "dataset": ms.name,
+                 "teacher_saw_target": target in teacher.joint.ids}
     ranks: dict[str, list[np.ndarray]] = {}
+    if out["teacher_saw_target"]:
+        _teacher_rows(ms, target, teacher, out, ranks)
+    sub, built = None, 0.0
+    if ablations or temperatures or any(m.trainer == "student" for m in chosen):
+        started = time.perf_counter()
+        sub = student_subgraph(ms, rule, target, teacher, _with_seed(student, seeds[0]))
+        built = time.perf_counter() - started
+        out["subgraph"] = sub.summary()
+    if temperatures:
+        tau, out["temperature"] = _temperature_search(ms, rule, target, teacher, student,
+                                                      seeds[0], temperatures, sub, built,
+                                                      progress)
+        student = replace(student, kd=replace(student.kd, temperature=tau))
+    models, runs = {}, {}
+    for method, seed in tqdm([(m, s) for m in chosen for s in seeds], disable=not progress,
+                             desc=f"rows {target}"):
+        runs.setdefault(method.name, []).append(_fit(method, ms, rule, target, teacher, student,
+                                                     teacher_cfg, seed, sub, built, progress))
+    for name, fitted in runs.items():
+        out[name], ranks[name] = _seeded_row(fitted), [r.test["ranks"] for r in fitted]
+        models[name] = fitted[0].result.model
+    if temperatures and "kd" in out:  # the search is part of KD's cost
+        out["kd"]["seconds"] = round(out["kd"]["seconds"] + out["temperature"]["seconds"], 2)
+        out["kd"]["phases"]["temperature_search"] = out["temperature"]["seconds"]
+    if ablations:
+        out["ablations"] = _ablations(ms, rule, target, teacher, _with_seed(student, seeds[0]),
+                                      ablations, sub, built, ranks, progress)
+    if "j2" in out:
+        out["joint"] = out["j2"]  # the key earlier readers know
+    out["_ranks"] = ranks
+    out["_models"] = {k: models[k] for k in ("kd", "scratch") if k in models}
+    return out
+
+
+def _teacher_rows(ms, target, teacher, out, ranks) -> None:
+    """The teacher's own row and J1 (the same run selected on the target) into ``out``."""
     tm = score_test(ms, target, kg_scorer(teacher.model, teacher.joint.ids[target]))
     ranks["teacher"] = [tm.pop("ranks")]
     out["teacher"] = {k: round(tm[k], 4) for k in METRICS} | {
@@ -203,66 +360,57 @@ def compare_on_target(ms: MultiSourceKG, rule: DataRule, target: str, teacher: T
     out["j1"] = {k: j1["metrics"][k] for k in METRICS} | {
         "n": j1["metrics"]["n"], "best_epoch": j1["best_epoch"], "seconds": teacher.seconds,
         "max_epochs": teacher.max_epochs}
-    kd_runs, sub, grid = _student_seeds(ms, rule, target, teacher, student, seeds,
-                                        temperatures, progress)
-    out["temperature"] = grid
-    out["kd"], ranks["kd"] = _seeded_row(kd_runs), [r.test["ranks"] for r in kd_runs]
-    out["subgraph"] = sub.summary()
-    scratch = [train_scratch(ms, rule, target, _with_seed(student, s), progress=progress)
-               for s in seeds]
-    out["scratch"], ranks["scratch"] = _seeded_row(scratch), [r.test["ranks"] for r in scratch]
-    if ablations:
-        out["ablations"] = {}
-        chosen = _with_seed(student, seeds[0], temperature=grid["chosen"])
-        for name, config in ablation_configs(chosen).items():
-            if ablations is not True and name not in ablations:
-                continue
-            run, _ = train_student(ms, rule, target, teacher, config, progress=progress,
-                                   subgraph=None if _new_graph(config, chosen) else sub,
-                                   build_seconds=kd_runs[0].seconds["build"])
-            out["ablations"][name], ranks[name] = run.row(), [run.test["ranks"]]
-    if j2:
-        runs = [train_j2(ms, rule, target, replace(teacher_cfg, train=replace(
-            teacher_cfg.train, seed=s)), progress=progress) for s in seeds[:j2_seeds]]
-        out["j2"], ranks["j2"] = _seeded_row(runs), [r.test["ranks"] for r in runs]
-        out["joint"] = out["j2"]  # the key earlier readers know
-    out["_ranks"] = ranks
-    out["_models"] = {"kd": kd_runs[0].result.model, "scratch": scratch[0].result.model}
-    return out
 
 
-def _student_seeds(ms, rule, target, teacher, student, seeds, temperatures, progress):
-    """The temperature chosen on the selection facts with the first seed, then the other
-    seeds at that temperature. Returns the KD runs, the subgraph and the grid."""
-    started = time.perf_counter()
-    sub = build_linked_subgraph(ms, rule, teacher.joint, target, fanout=student.fanout,
-                                link_mode=student.link_mode, predicted=student.predicted_links,
-                                teacher=teacher.model, seed=seeds[0])
-    built = time.perf_counter() - started
-    tried = {}
-    for tau in temperatures:
-        tried[tau], _ = train_student(ms, rule, target, teacher,
-                                      _with_seed(student, seeds[0], temperature=tau),
-                                      subgraph=sub, build_seconds=built, progress=progress)
+def _fit(method: Method, ms, rule, target, teacher, student, teacher_cfg, seed, sub, built,
+         progress) -> Fitted:
+    """One seed of one row of :data:`METHODS`."""
+    if method.trainer == "j2":
+        cfg = replace(teacher_cfg, train=replace(teacher_cfg.train, seed=seed))
+        return train_j2(ms, rule, target, cfg, teacher=teacher if method.warm_start else None,
+                        progress=progress)
+    config = _with_seed(student, seed)
+    if method.trainer == "scratch":
+        return train_scratch(ms, rule, target, config, progress=progress)
+    config = replace(config, warm_start=method.warm_start,
+                     kd=config.kd if method.kd else KDConfig(feature=False, network=False,
+                                                             prediction=False))
+    return train_student(ms, rule, target, teacher, config, subgraph=sub, build_seconds=built,
+                         progress=progress)[0]
+
+
+def _temperature_search(ms, rule, target, teacher, student, seed, temperatures, sub, built,
+                        progress) -> tuple[float, dict]:
+    """The temperature with the best selection MRR (first seed) and the search's record."""
+    tried = {tau: train_student(ms, rule, target, teacher, _with_seed(student, seed,
+                                                                     temperature=tau),
+                                subgraph=sub, build_seconds=built, progress=progress)[0]
+             for tau in temperatures}
     best = max(tried, key=lambda tau: tried[tau].result.best_valid["mrr"])
-    runs = [tried[best]] + [train_student(ms, rule, target, teacher,
-                                          _with_seed(student, s, temperature=best),
-                                          subgraph=sub, build_seconds=built,
-                                          progress=progress)[0] for s in seeds[1:]]
-    grid = {"chosen": best, "valid_mrr": {str(t): round(r.result.best_valid["mrr"], 4)
-                                          for t, r in tried.items()},
-            "seconds": round(sum(sum(r.seconds.values()) for r in tried.values()), 2)}
-    return runs, sub, grid
+    return best, {"chosen": best, "valid_mrr": {str(t): round(r.result.best_valid["mrr"], 4)
+                                                for t, r in tried.items()},
+                  "seconds": round(sum(sum(r.seconds.values()) for r in tried.values()), 2)}
+
+
+def _ablations(ms, rule, target, teacher, chosen, names, sub, built, ranks, progress) -> dict:
+    """One run (first seed) of each of :func:`ablation_configs` (``names``: True for all)."""
+    out = {}
+    for name, config in ablation_configs(chosen).items():
+        if names is not True and name not in names:
+            continue
+        run, _ = train_student(ms, rule, target, teacher, config, progress=progress,
+                               subgraph=None if _new_graph(config, chosen) else sub,
+                               build_seconds=built)
+        out[name], ranks[name] = run.row(), [run.test["ranks"]]
+    return out
 
 
 def ablation_configs(chosen: StudentConfig) -> dict[str, StudentConfig]:
     """One change each from the chosen KD student: each KD term off (network only with an
-    encoder), no KD, no warm start, fan-out 0 and 1, the other way of joining links."""
+    encoder), fan-out 0 and 1, the other way of joining links (no KD and no warm start are
+    rows of :data:`METHODS`, at every seed)."""
     terms = [t for t in KD_TERMS if t != "network" or chosen.train.encoder != "none"]
     out = {f"-{term}": replace(chosen, kd=chosen.kd.without(term)) for term in terms}
-    out["no KD (subgraph, warm start)"] = replace(chosen, kd=KDConfig(
-        feature=False, network=False, prediction=False))
-    out["no warm start"] = replace(chosen, warm_start=False)
     out["fan-out 0"] = replace(chosen, fanout=0)
     out["fan-out 1"] = replace(chosen, fanout=1)
     other = "swapping" if chosen.link_mode == "sharing" else "sharing"
@@ -275,15 +423,15 @@ def _new_graph(config: StudentConfig, chosen: StudentConfig) -> bool:
 
 
 def kd_comparisons(ranks: dict[str, list[np.ndarray]]) -> dict:
-    """KD against each baseline: paired bootstrap over test queries of the MRR difference
-    (each query's reciprocal rank averaged over the seeds of each side), with its
-    :func:`~sellakit.stats.verdict` (better: KD's MRR is higher)."""
-    kd = np.stack([1.0 / r for r in ranks["kd"]])
+    """Each pair of :data:`COMPARISONS` present in ``ranks``: the MRR difference with its
+    two-level bootstrap interval (each side's seeds, then the queries;
+    :func:`~sellakit.stats.seed_query_bootstrap`) and :func:`~sellakit.stats.verdict`
+    (better: the left one's MRR is higher)."""
     out = {}
-    for base in ("j2", "scratch", "j1", "teacher"):
-        if base in ranks:
-            diff = paired_bootstrap(None, kd, np.stack([1.0 / r for r in ranks[base]]),
-                                    metric="mean")
-            out[f"kd - {base}"] = {k: round(v, 4) for k, v in diff.items()} | {
+    for left, right in COMPARISONS:
+        if left in ranks and right in ranks:
+            diff = seed_query_bootstrap(np.stack([1.0 / r for r in ranks[left]]),
+                                        np.stack([1.0 / r for r in ranks[right]]))
+            out[f"{left} - {right}"] = {k: round(v, 4) for k, v in diff.items()} | {
                 "verdict": verdict(diff["lo"], diff["hi"])}
     return out

@@ -220,15 +220,16 @@ def score_test(ms: MultiSourceKG, target: str, score_tails) -> dict:
 
 
 def pretrain_teacher(ms: MultiSourceKG, rule: DataRule, config: TeacherConfig | None = None,
-                     *, progress: bool = True) -> Teacher:
-    """Build the teacher's joint graph (every KG protected) and train it to convergence:
-    the epoch with the best mean selection MRR over the KGs is kept. J1 comes from the same
-    run (each KG's own best state, tested once)."""
+                     *, kgs: tuple[str, ...] | None = None, progress: bool = True) -> Teacher:
+    """Build the teacher's joint graph of ``kgs`` (None: every KG; the new-KG setting leaves
+    the target out), every KG's held-out facts protected, and train it to convergence: the
+    epoch with the best mean selection MRR over its KGs is kept. J1 comes from the same run
+    (each KG's own best state, tested once)."""
     import time
 
     config = config or TeacherConfig.quick()
     started = time.perf_counter()
-    joint = build_joint(ms, rule, mode=config.mode)
+    joint = build_joint(ms, rule, mode=config.mode, kgs=None if kgs is None else list(kgs))
     alignment = AlignmentLoss(joint.links, config.align_weight) if config.mode == "mapping" \
         else None
     result: TrainResult = train_kge(
@@ -295,11 +296,28 @@ def alignment_hits(model: KGEModel, joint: JointGraph, pair: tuple[str, str],
 TEACHER_FORMAT = 4
 
 
-def teacher_cache_path(ms: MultiSourceKG, rule: DataRule, config: TeacherConfig) -> Path:
+def teacher_cache_path(ms: MultiSourceKG, rule: DataRule, config: TeacherConfig,
+                       kgs: tuple[str, ...] | None = None) -> Path:
     """Where the teacher of ``ms``, ``rule`` and ``config`` is kept: the key hashes the config,
     the format version, the selection subsets and every triple and link, so any change trains
-    a new one."""
-    return cache_dir() / "derived" / "kg" / f"teacher-{_teacher_key(ms, rule, config)}.pt"
+    a new one. A teacher of some ``kgs`` only (the new-KG setting) hashes what it trains and is
+    selected on instead (its graph, ids and those KGs' selection and test facts), so a change
+    to the left-out target alone (a low-resource sweep) reuses it."""
+    key = _teacher_key(ms, rule, config) if kgs is None else _subset_key(ms, rule, config, kgs)
+    return cache_dir() / "derived" / "kg" / f"teacher-{key}.pt"
+
+
+def _subset_key(ms: MultiSourceKG, rule: DataRule, config: TeacherConfig,
+                kgs: tuple[str, ...]) -> str:
+    joint = build_joint(ms, rule, mode=config.mode, kgs=list(kgs))
+    digest = hashlib.sha256(json.dumps({"format": TEACHER_FORMAT, "kgs": sorted(kgs),
+                                        **asdict(config)}, sort_keys=True, default=str).encode())
+    digest.update(ms.name.encode() + np.ascontiguousarray(joint.triples).tobytes())
+    for name in sorted(kgs):
+        digest.update(name.encode() + np.ascontiguousarray(joint.ids[name]).tobytes())
+        for part in (rule.selection[name], ms.kgs[name].all_triples()):
+            digest.update(np.ascontiguousarray(part).tobytes())
+    return digest.hexdigest()[:20]
 
 
 def _teacher_key(ms: MultiSourceKG, rule: DataRule, config: TeacherConfig) -> str:
@@ -318,15 +336,17 @@ def _teacher_key(ms: MultiSourceKG, rule: DataRule, config: TeacherConfig) -> st
 
 def load_or_pretrain_teacher(ms: MultiSourceKG, rule: DataRule,
                              config: TeacherConfig | None = None, *, progress: bool = True,
-                             use_cache: bool = True) -> Teacher:
-    """The teacher for ``ms``, ``rule`` and ``config``: from the cache when it was trained
-    before (its training time and J1 rows are the recorded ones), else trained now and
-    stored."""
+                             use_cache: bool = True, kgs: tuple[str, ...] | None = None
+                             ) -> Teacher:
+    """The teacher for ``ms``, ``rule`` and ``config`` (of ``kgs`` only when given): from the
+    cache when it was trained before (its training time and J1 rows are the recorded ones),
+    else trained now and stored."""
     config = config or TeacherConfig.quick()
     fresh: list[Teacher] = []
+    names = None if kgs is None else list(kgs)
 
     def compute() -> dict:
-        fresh.append(pretrain_teacher(ms, rule, config, progress=progress))
+        fresh.append(pretrain_teacher(ms, rule, config, kgs=kgs, progress=progress))
         teacher = fresh[0]
         j1 = {name: {**row, "metrics": {**row["metrics"],
                                         "ranks": torch.from_numpy(row["metrics"]["ranks"])}}
@@ -336,12 +356,13 @@ def load_or_pretrain_teacher(ms: MultiSourceKG, rule: DataRule,
                 "j1": j1}
 
     def restore(stored: dict) -> Teacher:
-        joint = build_joint(ms, rule, mode=config.mode)
+        joint = build_joint(ms, rule, mode=config.mode, kgs=names)
         model = build_model(config.train, joint.n_entities, ms.n_relations, joint.triples)
         model.load_state_dict(stored["state"])  # strict: every name and shape must match
         model.eval()
-        if set(stored["j1"]) != set(ms.kgs):
-            raise CacheError(f"its J1 rows are for {sorted(stored['j1'])}, not {sorted(ms.kgs)}")
+        if set(stored["j1"]) != set(joint.ids):
+            raise CacheError(f"its J1 rows are for {sorted(stored['j1'])}, not "
+                             f"{sorted(joint.ids)}")
         j1 = {name: {**row, "metrics": {**row["metrics"],
                                         "ranks": row["metrics"]["ranks"].numpy()}}
               for name, row in stored["j1"].items()}
@@ -349,6 +370,6 @@ def load_or_pretrain_teacher(ms: MultiSourceKG, rule: DataRule,
                        pd.DataFrame(stored["history"]), stored["best_epoch"], j1, True)
 
     # The entry is teacher_cache_path(...): a sealed file, read with weights_only=True.
-    restored, _ = cached_state("kg", teacher_cache_path(ms, rule, config).stem, compute,
+    restored, _ = cached_state("kg", teacher_cache_path(ms, rule, config, kgs).stem, compute,
                                restore=restore, refresh=not use_cache)
     return fresh[0] if fresh else restored

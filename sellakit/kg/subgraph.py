@@ -54,7 +54,12 @@ class LinkedSubgraph:
                 "seed_links": self.n_seed_links, "predicted_links": self.n_predicted_links,
                 "target_triples": self.n_target_triples,
                 "background_triples": self.n_background_triples,
-                "bridge_triples": self.n_bridge_triples, "triples": len(self.triples)}
+                "bridge_triples": self.n_bridge_triples, "triples": len(self.triples),
+                "without_teacher_row": int((self.teacher_ids < 0).sum())}
+
+    def canonical(self, canon: dict[str, np.ndarray]) -> np.ndarray:
+        """Each student entity's canonical id (``canon``: :attr:`DataRule.canon`)."""
+        return np.asarray([canon[name][local] for name, local in self.origin], np.int64)
 
 
 def predict_links(teacher: KGEModel, joint: JointGraph, target: str, other: str,
@@ -116,12 +121,15 @@ def build_linked_subgraph(ms: MultiSourceKG, rule: DataRule, joint: JointGraph, 
             n_pred += len(extra)
             seed_pairs[other] = np.concatenate([pairs, extra])
     origin: list[tuple[str, int]] = [(target, i) for i in range(n_t)]
-    teacher_ids = list(joint.ids[target])
+    seen = target in joint.ids  # False: the target arrived after the teacher (new KG)
+    teacher_ids = list(joint.ids[target]) if seen else [-1] * n_t
     index: dict[tuple[str, int], int] = {}
-    if link_mode == "sharing":  # a linked background entity *is* its target partner
-        for other, pairs in seed_pairs.items():
-            for x, y in pairs:
+    for other, pairs in seed_pairs.items():
+        for x, y in pairs:
+            if link_mode == "sharing":  # a linked background entity *is* its target partner
                 index.setdefault((other, int(y)), int(x))
+            if not seen and teacher_ids[x] < 0:  # the first partner's row
+                teacher_ids[x] = int(joint.ids[other][y])
 
     def sid(name: str, local: int) -> int:
         key = (name, int(local))
