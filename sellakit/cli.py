@@ -481,10 +481,12 @@ def _add_switches(parser: argparse.ArgumentParser) -> None:
 #: (option, its attribute, smallest value): whole-number options, checked before any work.
 _AT_LEAST = (("--seed", "seed", 0), ("--seeds", "seeds", 1), ("--j2-seeds", "j2_seeds", 1),
              ("--threads", "threads", 1), ("--rows", "rows", 1),
-             ("--batch-size", "batch_size", 1), ("--score-rows", "score_rows", 1))
+             ("--batch-size", "batch_size", 1), ("--score-rows", "score_rows", 1),
+             ("--epochs", "epochs", 1))
 #: (option, its attribute): comma-separated lists that must name at least one entry.
 _LISTS = (("--models", "models"), ("--methods", "methods"), ("--parts", "parts"),
-          ("--target", "kg_target"), ("--sizes", "sizes"))
+          ("--target", "kg_target"), ("--sizes", "sizes"), ("--facts", "facts"),
+          ("--links", "links"), ("--dims", "dims"))
 
 
 def _names(text: str) -> list[str]:

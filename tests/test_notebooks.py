@@ -246,8 +246,9 @@ def test_07_kg_distillation(executed):
     # quick mode leaves J2 to the benchmark (tests/test_cli.py runs it end to end)
     assert values["j2"] is None and "kd - j2" not in values["comparisons"]
     assert values["student_dim"] < values["teacher_dim"]
-    assert set(values["ablations"]) == {"no KD (subgraph, warm start)"}
-    assert values["temperature"]["chosen"] in (1.0, 2.0, 4.0)
+    # quick mode: notebook 06's teacher (all-kgs), KD apart from the warm start, no ablations
+    assert values["setting"] == "all-kgs" and values["ablations"] == {}
+    assert values["no_kd"]["mrr"] > 0 and "kd - no_kd" in values["comparisons"]
     # each verdict follows its paired interval (a claim only where it excludes 0)
     for name, c in values["comparisons"].items():
         assert c["lo"] <= c["diff"] <= c["hi"], (name, c)

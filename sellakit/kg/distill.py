@@ -243,13 +243,15 @@ class Distiller(ExtraLoss):
         loss = batch["logits"].new_zeros(())
         if config.feature or self.network_on:
             entities = torch.unique(torch.cat([h, t, neg]))
-            entities = entities[self.known[entities]]
-        if config.feature:
+            entities = entities[self.known[entities]]  # those with a teacher row
+            if len(entities) == 0:
+                entities = None
+        if config.feature and entities is not None:
             feature = ((self.project_feature(model.entity(entities))
                         - self.feature_target[entities]) ** 2).mean()
             loss = loss + config.w_feature * feature
             parts["kd_feature"] = feature.detach()
-        if self.network_on:
+        if self.network_on and entities is not None:
             network = ((self.project_network(model.embed(entities))
                         - self.network_target[entities]) ** 2).mean()
             loss = loss + config.w_network * network

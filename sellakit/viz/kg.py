@@ -14,7 +14,7 @@ import torch
 
 from sellakit.kg import LinkedSubgraph, MultiSourceKG
 
-__all__ = ["captioned", "linked_subgraph_figure", "QueryExplorer"]
+__all__ = ["captioned", "linked_subgraph_figure", "QueryExplorer", "sweep_gaps"]
 
 TailScorer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -22,6 +22,26 @@ TailScorer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 def captioned(frame: pd.DataFrame, ms: MultiSourceKG, what: str):
     """``frame`` as a table whose caption says what it shows and on which data."""
     return frame.style.set_caption(f"{what} — {ms.title}").format(precision=4)
+
+
+def sweep_gaps(results: dict) -> pd.DataFrame:
+    """The low-resource sweep's KD − scratch and KD − J2 (MRR points, with the interval's
+    distances ``plus`` / ``minus``) per target and point, in long form: ``axis`` is "facts"
+    (every link kept) or "links" (every fact kept), ``fraction`` the share kept (the full
+    point belongs to both axes)."""
+    rows = []
+    for point in results["points"]:
+        axes = [axis for axis, other in (("facts", "links"), ("links", "facts"))
+                if point[other] == 1.0]
+        for axis in axes:
+            for name in ("kd - scratch", "kd - j2"):
+                c = point["comparisons"].get(name)
+                if c:
+                    rows.append({"target": point["target"], "axis": axis,
+                                 "fraction": point[axis], "comparison": name,
+                                 "gap": 100 * c["diff"], "plus": 100 * (c["hi"] - c["diff"]),
+                                 "minus": 100 * (c["diff"] - c["lo"])})
+    return pd.DataFrame(rows)
 
 
 def _short(label: str) -> str:
