@@ -488,6 +488,56 @@ def test_new_kg_setting_teacher_never_sees_the_target(ms, tmp_cache):
         resolve_setting("new")
 
 
+def test_low_resource_targets_nest_and_keep_the_rule(ms, tmp_cache):
+    """Fewer of the target's facts and links: nested draws, the other KGs and the alignment
+    classes untouched (dropped links become held-out links), so the new-kg teacher's cache
+    entry is the same one at every point."""
+    from sellakit.kg.pretrain import TeacherConfig, teacher_cache_path
+    from sellakit.kg.protocol import data_rule
+    from sellakit.kg.resources import low_resource
+
+    rule = data_rule(ms, per_kg=50)
+    full, _ = rule.training("s0", ("s0",))
+    quarter_ms, quarter = low_resource(ms, rule, "s0", facts=0.25, links=0.5)
+    _, half = low_resource(ms, rule, "s0", facts=0.5)
+    q, h = quarter.training("s0", ("s0",))[0], half.training("s0", ("s0",))[0]
+    assert len(q) == round(0.25 * len(full)) and len(h) == round(0.5 * len(full))
+    assert set(map(tuple, q)) <= set(map(tuple, h)) <= set(map(tuple, full))
+    assert np.array_equal(quarter.training("s1", None)[0], rule.training("s1", None)[0])
+    for name in ms.kgs:
+        assert np.array_equal(quarter.canon[name], rule.canon[name])
+    assert len(quarter_ms.links[("s0", "s1")]) < len(ms.links[("s0", "s1")])
+    assert len(quarter_ms.links[("s1", "s2")]) == len(ms.links[("s1", "s2")])
+    cfg, others = TeacherConfig(), ("s1", "s2")
+    assert teacher_cache_path(quarter_ms, quarter, cfg, others) == \
+        teacher_cache_path(ms, rule, cfg, others)
+    with pytest.raises(ConfigError, match="fraction"):
+        low_resource(ms, rule, "s0", facts=0.0)
+
+
+def test_sweep_points_and_the_gap_table():
+    """The sweeps' points come from the table and the grid; the figure's table puts the full
+    point on both axes."""
+    from sellakit.benchmarks.kg_sweeps import sweep_points
+    from sellakit.viz import sweep_gaps
+
+    axes = sweep_points("low-resource")
+    assert len(axes) == 6 and {(p["facts"], p["links"]) for p in axes} >= {(0.1, 1.0),
+                                                                           (1.0, 0.2)}
+    assert len(sweep_points("low-resource", grid="cross")) == 12
+    width = sweep_points("width", dims=(8, 16))
+    assert [p["dim"] for p in width] == [None, 8, 16] and width[0]["methods"] == ("j2",)
+    with pytest.raises(ConfigError, match="--sweep"):
+        sweep_points("deep")
+    gap = {"diff": 0.02, "lo": 0.01, "hi": 0.04}
+    points = [{"target": "el", "facts": f, "links": lk, "comparisons": {"kd - j2": gap}}
+              for f, lk in ((0.1, 1.0), (1.0, 1.0), (1.0, 0.5))]
+    table = sweep_gaps({"points": points})
+    assert sorted(zip(table.axis, table.fraction)) == [("facts", 0.1), ("facts", 1.0),
+                                                       ("links", 0.5), ("links", 1.0)]
+    assert np.allclose(table.gap, 2.0) and np.allclose(table.plus, 2.0)
+
+
 def test_dbp5l_missing_folder_names_the_fix(tmp_path):
     with pytest.raises(DataError, match="--data-dir"):
         load_dbp5l(tmp_path / "nope")

@@ -58,6 +58,8 @@ def low_resource(ms: MultiSourceKG, rule: DataRule, target: str, *, facts: float
     if target not in ms.kgs:
         raise ConfigError(f"target={target!r}: {ms.name} has no such KG; choose from "
                           f"{', '.join(ms.kgs)}.")
+    for fraction in (facts, links):  # checked now, not at the first draw
+        nested_subset(0, fraction, seed)
     kept, heldout = {}, {k: v for k, v in ms.heldout_links.items()}
     for pair, pairs in ms.links.items():
         if target not in pair or links >= 1:
