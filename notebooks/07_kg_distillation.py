@@ -254,14 +254,16 @@ if gaps is not None:
         gaps, x="fraction", y="gap", color="comparison", line_dash="target", facet_col="axis",
         error_y="plus", error_y_minus="minus", markers=True,
         title="KD − scratch and KD − J2 (MRR points) against the fraction of the target's "
-              "facts / links kept (new-kg, one seed, paired query bootstrap)")
+              f"facts / links kept (new-kg, one seed, paired query bootstrap) — "
+              f"{found['kg_sweep_lowres']['dataset']}")
 if "kg_sweep_width" in found:
     widths = pd.DataFrame([{"target": p["target"], "d": p["dim"], "row": m, "mrr": r["mrr"]}
                            for p in found["kg_sweep_width"]["points"]
                            for m, r in p["rows"].items()])
     figures["07_width"] = px.line(widths, x="d", y="mrr", color="row", line_dash="target",
                                   markers=True, log_x=True,
-                                  title="Student width against test MRR, with and without KD")
+                                  title="Student width against test MRR, with and without "
+                                        f"KD — {found['kg_sweep_width']['dataset']}")
 missing = [name for name in bench if name not in found]
 Markdown("Not in `bench/` yet (see the README for the commands): " + ", ".join(missing)
          if missing else "Every bench file was found.")
