@@ -123,8 +123,10 @@ NOTEBOOKS: dict[str, Notebook] = {
         time_note="on DBP-5L (the first run trains the teacher); 16 s (first run 33 s) on the "
         "derived stand-in"),
     "07_kg_distillation": Notebook(
-        "Linked subgraph, warm-started student with feature/prediction KD vs scratch and J1 "
-        "with paired intervals (J2 too in paper mode), an ablation, time vs MRR, a widget",
+        "Two settings (a teacher that saw the target; a new KG arriving after pre-training), "
+        "linked subgraph, warm-started student with KD vs scratch, J1 and the warm start alone "
+        "with paired intervals (J2 and the new-KG setting in paper mode), time by phase vs "
+        "MRR, the sweeps from bench/, a widget",
         137.8, 137.8, "not measured",
         needs_gpu="advised for paper mode", depends_on=("06_kg_multisource_pretraining",),
         depends_note="its cached teacher; trained here when absent",
