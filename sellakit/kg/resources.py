@@ -44,8 +44,8 @@ class ReducedRule(DataRule):
     facts: float = 1.0  # checked by nested_subset
     draw_seed: int = 0
 
-    def training(self, name, protect=None):
-        kept, dropped = super().training(name, protect)
+    def training(self, name, protect=None, **options):
+        kept, dropped = super().training(name, protect, **options)
         if name != self.target or self.facts >= 1:
             return kept, dropped
         return kept[nested_subset(len(kept), self.facts, self.draw_seed)], dropped
