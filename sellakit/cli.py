@@ -337,8 +337,9 @@ def _add_bench(sub) -> None:
     from sellakit.cf.models import CF_MODELS
 
     target("cf", [ctr], _bench_ctr).add_argument(
-        "--models", default=",".join(CF_MODELS),
-        help="comma-separated names from sellakit.cf.models.CF_MODELS (default: every one)")
+        "--models", default=",".join(n for n, s in CF_MODELS.items() if not s.takes_item_kg),
+        help="comma-separated names from sellakit.cf.models.CF_MODELS (default: every one "
+             "that needs no KG vectors)")
     target("align", [ctr, llm], _bench_ctr)
     rec = target("rec", [ctr, llm], _bench_ctr)
     from sellakit.rec.methods import METHODS, method_help

@@ -110,7 +110,7 @@ def test_each_model_gets_only_the_settings_its_row_names():
     settings = dict(dim=8, n_layers=1, n_heads=2, dropout=0.0, history_len=6)
     edges = np.array([[1, 2], [1, 3]])
     for name, spec in CF_MODELS.items():
-        model = build_model(name, 5, 6, train_edges=edges, **settings)
+        model = build_model(name, 5, 6, train_edges=edges, item_kg=np.zeros((6, 3)), **settings)
         assert type(model) is spec.model_class and model.item_embedding.embedding_dim == 8
         assert hasattr(model, "user_embedding") == spec.model_class.uses_user_embedding
     assert build_model("sasrec", 5, 6, **settings).max_len == 6

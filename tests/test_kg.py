@@ -764,3 +764,43 @@ def test_no_held_out_fact_reaches_any_training_graph_on_dbp5l():
     plain = replace(ms, same_entities={})
     en_plain, _ = data_rule(plain).training("en", ("el",))
     assert rule.leaks("en", en_plain, ("el",)) > 0
+
+
+@pytest.mark.parametrize("which", ["ml-100k", "ml-100k-cold-items"])
+def test_no_valid_or_test_interaction_reaches_the_item_kg_graphs(which):
+    """ML-100k (issue 25): the graphs the item KG vectors train on, for both splits and both
+    sources, hold exactly the training likes (no valid or test interaction) and none of the
+    held-out film facts (selection and test of the link-prediction check)."""
+    from sellakit.data import load_split
+    from sellakit.data.ml100k import LIKES, film_multisource
+    from sellakit.kg.items import (ITEM_KG_SOURCES, item_kg_config, item_kg_graph,
+                                   with_heldout_film)
+    from sellakit.kg.pretrain import build_joint
+    from sellakit.kg.protocol import data_rule
+
+    split = load_split(which)
+    ms = with_heldout_film(film_multisource(split))
+    n_users = split.n_users - 1
+    positives = split.train[split.train.label == 1]
+    for source in ITEM_KG_SOURCES:
+        graph = item_kg_graph(ms, source)
+        rule = data_rule(graph, per_kg=len(ms.kgs["film"].valid))
+        joint = build_joint(graph, rule, mode=item_kg_config().mode)
+        likes = joint.triples[joint.triples[:, 1] == graph.relation_labels.index(LIKES)]
+        if "interactions" not in graph.kgs:
+            assert len(likes) == 0, source
+        else:
+            ids = joint.ids["interactions"]
+            user_of = {j: u + 1 for u, j in enumerate(ids[:n_users])}
+            item_of = {j: i + 1 for i, j in enumerate(ids[n_users:])}
+            pairs = {(user_of[h], item_of[t]) for h, _, t in likes}
+            assert pairs == set(zip(positives.uid, positives.iid)), source
+            for frame in (split.valid, split.test):
+                assert not pairs & set(zip(frame.uid, frame.iid)), source
+        film_ids = joint.ids["film"]
+        held = rule.held_out("film")
+        assert len(held) == len(ms.kgs["film"].valid) + len(ms.kgs["film"].test) == 3000
+        held_joint = np.stack([film_ids[held[:, 0]], held[:, 1], film_ids[held[:, 2]]], 1)
+        trained = {tuple(t) for t in joint.triples.tolist()}
+        assert not trained & {tuple(t) for t in held_joint.tolist()}, source
+        assert rule.leaks("film", rule.training("film")[0]) == 0

@@ -13,6 +13,8 @@ later stages (alignment, special tokens).
   interactions (mean of the layer outputs), then a dot product.
 * :class:`SASRec`: a causal self-attention encoder over the liked-item history; the last
   position's output is the user, dotted with the target item's vector.
+* :class:`KGMF`: MF whose item vector is its own plus a learned map of the item's fixed KG
+  vector (CKE-style; :mod:`sellakit.kg.items`), so an item unseen in training still has one.
 
 **The table.** :data:`CF_MODELS` holds one frozen :class:`CFModelSpec` per model: its class,
 CoLLM's tuned settings, the preset budgets and the settings its constructor takes. The config's
@@ -33,7 +35,8 @@ from torch import nn
 
 from sellakit.errors import ConfigError
 
-__all__ = ["CFModel", "MF", "BiasedMF", "LightGCN", "SASRec", "CFModelSpec", "CF_MODELS", "CFModelName",
+__all__ = ["CFModel", "MF", "BiasedMF", "KGMF", "LightGCN", "SASRec", "CFModelSpec", "CF_MODELS",
+           "CFModelName",
            "model_spec", "with_model", "build_model"]
 
 
@@ -102,6 +105,36 @@ class BiasedMF(MF):
         tables = [p for p in self.parameters() if all(p is not b for b in biases)]
         return [torch.optim.Adam([{"params": tables, "weight_decay": weight_decay},
                                   {"params": biases, "weight_decay": 0.0}], lr=lr)]
+
+
+class KGMF(MF):
+    """MF with the item's KG vector added (CKE-style, Zhang et al., 2016, with the KG vectors
+    pre-trained and fixed): ``logit = <e_u, e_i + W k_i>``.
+
+    Args:
+        item_kg: ``(n_items, d_kg)`` KG vectors (row = iid; zero for an item the KG does not
+            know, whose item vector is then its own alone).
+    """
+
+    def __init__(self, n_users: int, n_items: int, item_kg: np.ndarray, dim: int = 256,
+                 init_std: float = 0.1):
+        super().__init__(n_users, n_items, dim, init_std)
+        kg = torch.as_tensor(np.asarray(item_kg), dtype=torch.float32)
+        if kg.shape[0] != n_items or kg.ndim != 2 or not torch.isfinite(kg).all():
+            raise ConfigError(f"KGMF: item_kg has shape {tuple(kg.shape)}; it needs one finite "
+                              f"row per item ({n_items}, row 0 padding). Fix: pass "
+                              "sellakit.kg.items.item_kg_vectors(...).vectors.")
+        self.register_buffer("item_kg", kg)
+        self.kg_map = nn.Linear(kg.shape[1], dim, bias=False)
+        nn.init.normal_(self.kg_map.weight, std=init_std / max(kg.shape[1], 1) ** 0.5)
+
+    def item_vectors(self, iid: torch.Tensor) -> torch.Tensor:
+        """``e_i + W k_i``: what the user vector is dotted with."""
+        return self.item_embedding(iid) + self.kg_map(self.item_kg[iid])
+
+    def forward(self, uid: torch.Tensor, iid: torch.Tensor, his: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        return (self.user_embedding(uid) * self.item_vectors(iid)).sum(-1)
 
 
 class LightGCN(CFModel):
@@ -205,6 +238,8 @@ class CFModelSpec:
         quick: the quick preset's settings on top of ``defaults`` and the common quick budget.
         paper: the paper preset's settings on top of ``defaults``.
         takes_train_edges: the constructor also takes ``edges``, the positive training pairs.
+        takes_item_kg: the constructor also takes ``item_kg``, the items' KG vectors (given to
+            :func:`build_model`; :func:`sellakit.cf.train_cf` then takes the built model).
     """
 
     name: str
@@ -214,6 +249,7 @@ class CFModelSpec:
     quick: Mapping[str, float] = field(default_factory=dict)
     paper: Mapping[str, float] = field(default_factory=dict)
     takes_train_edges: bool = False
+    takes_item_kg: bool = False
 
 
 _COLLM = {"weight_decay": 1e-4}
@@ -234,6 +270,9 @@ CF_MODELS: Mapping[str, CFModelSpec] = MappingProxyType({spec.name: spec for spe
                                    "dropout": "dropout"},
                 {"dim": 64, "lr": 1e-2, **_COLLM}, paper={"patience": 20},
                 quick={"history_len": 10, "max_epochs": 30, "patience": 5}),
+    # MF's settings; the KG vectors come from sellakit.kg.items (issue 25)
+    CFModelSpec("mf_kg", KGMF, {"dim": "dim"}, {"dim": 256, "lr": 1e-3, **_COLLM},
+                paper={"patience": 100}, takes_item_kg=True),
 )})
 #: The names of :data:`CF_MODELS` as a type, read from the table (``CFConfig.model``, checked
 #: when a config is made).
@@ -257,7 +296,8 @@ def with_model(spec: CFModelSpec, table: Mapping[str, CFModelSpec] | None = None
 
 
 def build_model(name: str, n_users: int, n_items: int, *, train_edges: np.ndarray | None = None,
-                table: Mapping[str, CFModelSpec] | None = None, **settings) -> CFModel:
+                table: Mapping[str, CFModelSpec] | None = None,
+                item_kg: np.ndarray | None = None, **settings) -> CFModel:
     """A fresh model ``name`` (a row of ``table``, default :data:`CF_MODELS`) of the given
     sizes; of ``settings`` (``CFConfig`` fields) only those its row names reach it, the
     others keep the constructor's defaults."""
@@ -269,4 +309,10 @@ def build_model(name: str, n_users: int, n_items: int, *, train_edges: np.ndarra
             raise ConfigError(f"CF model {spec.name!r} needs train_edges=, the (2, E) array of "
                               "positive training (uid, iid) pairs.")
         kwargs["edges"] = train_edges
+    if spec.takes_item_kg:
+        if item_kg is None:
+            raise ConfigError(f"CF model {spec.name!r} needs item_kg=, the items' KG vectors "
+                              "(sellakit.kg.items.item_kg_vectors(...).vectors): build it with "
+                              "build_model(..., item_kg=) and pass it to train_cf(model=).")
+        kwargs["item_kg"] = item_kg
     return spec.model_class(n_users, n_items, **kwargs)

@@ -10,12 +10,14 @@ from sellakit.rec.methods import (ABLATIONS, METHOD_NAMES, METHOD_TABLE, METHODS
                                   RecRun, fresh_stage3_model, method_help, method_table,
                                   prepare_stage2, run_methods, sample_rows, sample_splits,
                                   template_for)
+from sellakit.rec.methods import KG_METHODS, score_kg_ablation
 from sellakit.rec.model import (ScaledDirection, ShrunkStart, SpecialTokenRec, add_lora, collate_rows,
                                 collm_mapping, copy_table, input_embedding_norm, score_prompts)
 from sellakit.rec.prefix import PrefixCache
 from sellakit.rec.prompts import (LAYOUTS, SLOT_TOKENS, TEMPLATES, TEMPLATES_BEFORE_TITLE,
                                   EncodedPrompt, PromptBuilder,
                                   add_slot_tokens, answer_token_ids, collate)
+from sellakit.rec.prompts import KG_TOKEN, add_kg_token
 from sellakit.rec.train import slot_norms, train_rec
 
 __all__ = ["TEMPLATES", "TEMPLATES_BEFORE_TITLE", "LAYOUTS", "SLOT_TOKENS", "PromptBuilder", "EncodedPrompt", "collate",
@@ -25,4 +27,5 @@ __all__ = ["TEMPLATES", "TEMPLATES_BEFORE_TITLE", "LAYOUTS", "SLOT_TOKENS", "Pro
            "RecConfig", "make_accelerator", "train_rec", "slot_norms",
            "METHODS", "ABLATIONS", "METHOD_NAMES", "METHOD_TABLE", "RecMethod", "method_table",
            "method_help", "RecRun", "run_methods", "sample_rows", "sample_splits",
-           "prepare_stage2", "template_for", "fresh_stage3_model"]
+           "prepare_stage2", "template_for", "fresh_stage3_model",
+           "KG_METHODS", "KG_TOKEN", "add_kg_token", "score_kg_ablation"]

@@ -57,12 +57,12 @@ from sellakit.llm import center_items
 from sellakit.rec.model import (ScaledDirection, ShrunkStart, SpecialTokenRec, add_lora,
                                 collm_mapping, copy_table, input_embedding_norm, score_prompts)
 from sellakit.rec.prefix import PrefixCache
-from sellakit.rec.prompts import (LAYOUTS, SLOT_TOKENS, TEMPLATES, PromptBuilder, add_slot_tokens,
-                                  answer_token_ids, slot_names)
+from sellakit.rec.prompts import (KG_TOKEN, LAYOUTS, SLOT_TOKENS, TEMPLATES, PromptBuilder,
+                                  add_kg_token, add_slot_tokens, answer_token_ids, slot_names)
 from sellakit.rec.train import train_rec
 from sellakit.selection import TrainResult
 
-__all__ = ["METHODS", "ABLATIONS", "METHOD_NAMES", "METHOD_TABLE", "RecMethod", "method_table",
+__all__ = ["METHODS", "ABLATIONS", "KG_METHODS", "score_kg_ablation", "METHOD_NAMES", "METHOD_TABLE", "RecMethod", "method_table",
            "method_help", "RecRun", "run_methods", "sample_rows", "sample_splits",
            "prepare_stage2", "template_for", "fresh_stage3_model"]
 
@@ -79,9 +79,10 @@ class RecMethod:
             or ``"tokens"`` (stage 3: slot vectors into the frozen stage-1 model).
         template: its key in :data:`~sellakit.rec.prompts.TEMPLATES` (None: no prompt).
         slots: the slot family: ``"collm"`` (CoLLM's mapping into ``<UserID>`` /
-            ``<TargetItemID>``) or ``"sella"`` (SeLLa-Rec's projector into ``<User_ID>`` /
+            ``<TargetItemID>``), ``"sella"`` (SeLLa-Rec's projector into ``<User_ID>`` /
             ``<Item_ID>``, and ``<Warm_ID>`` when ``warm``; users rescaled to the items' norm,
-            ``RecConfig.normalize_slots`` applies).
+            ``RecConfig.normalize_slots`` applies) or ``"kg"`` (``<KG_ID>`` alone on the text
+            prompt: no CF tables, no CF projector).
         tables: the CF tables read: ``"plain"`` (the plain MF; with ``warm``, the LLM's raw
             item table) or ``"aligned"`` (stage 2's aligned MF and its semantic table).
         projector: where the CF projector starts: ``"alignment"`` (the alignment projector's
@@ -94,30 +95,37 @@ class RecMethod:
         cf_trainable: the CF tables train in stage 3 (``RecConfig.freeze_cf`` fixes them for
             every method).
         ablation: listed in :data:`ABLATIONS` rather than :data:`METHODS`.
+        kg: a ``<KG_ID>`` slot carries the target item's KG vector (``run_methods(kg_vectors=)``)
+            through its own projector (the family's mapping shape, fresh); listed in
+            :data:`KG_METHODS` rather than :data:`METHODS`.
     """
 
     name: str
     help: str
     stage: Literal["cf", "text", "tokens"]
     template: str | None = None
-    slots: Literal["collm", "sella"] | None = None
+    slots: Literal["collm", "sella", "kg"] | None = None
     tables: Literal["plain", "aligned"] | None = None
     projector: Literal["alignment", "fresh", "shrunk"] | None = None
     warm: bool = False
     cf_trainable: bool = False
     ablation: bool = False
+    kg: bool = False
 
     @property
     def inputs(self) -> tuple[str, ...]:
         """What :func:`run_methods` needs for it: ``plain_mf`` (every method but stage 1),
         ``aligned`` (``aligned=`` or ``align_config=``), ``semantic`` (``semantic=`` or
-        ``align_config=``)."""
+        ``align_config=``), ``kg`` (``kg_vectors=``)."""
         if self.stage == "text":
             return ()
         if self.stage == "cf":
             return ("plain_mf",)
+        kg = ("kg",) if self.kg else ()
+        if self.slots == "kg":
+            return ("plain_mf", *kg)  # the CF width sizes nothing here, but every run has one
         extra = {"aligned": ("aligned",), "plain": ("semantic",) if self.warm else ()}
-        return ("plain_mf", *extra[self.tables])
+        return ("plain_mf", *extra[self.tables], *kg)
 
 
 #: Where a row's CF projector can start (:attr:`RecMethod.projector`).
@@ -147,6 +155,14 @@ _METHOD_ROWS = (
     RecMethod("collm_aligned", "CoLLM's mapping on the aligned MF, frozen", "tokens",
               template="collm", slots="collm", tables="aligned", projector="fresh",
               ablation=True),
+    # The KG slot (issue 25): each row is its partner without <KG_ID> plus that slot.
+    RecMethod("collm_kg", "CoLLM with the item's KG vector in <KG_ID>", "tokens",
+              template="collm_kg", slots="collm", tables="plain", projector="fresh", kg=True),
+    RecMethod("sella_kg", "SeLLa-Rec with the item's KG vector in <KG_ID>", "tokens",
+              template="sella_kg", slots="sella", tables="aligned", projector="alignment",
+              warm=True, cf_trainable=True, kg=True),
+    RecMethod("text_kg", "the text prompt with <KG_ID> alone (no CF slots)", "tokens",
+              template="text_kg", slots="kg", kg=True),
 )
 
 
@@ -186,6 +202,15 @@ def _check_row(row: RecMethod) -> None:
         if slots or row.slots or row.tables:
             raise ConfigError(f"{fix}: stage 1 reads text only (no slots, no tables).")
         return
+    if row.kg != ("kg" in slots):
+        raise ConfigError(f"{fix}: kg={row.kg} needs {'a' if row.kg else 'no'} {{kg}} slot in "
+                          f"template {row.template!r} (its slots: {slots}).")
+    if row.slots == "kg":
+        if slots != ["kg"] or row.tables or row.projector or row.warm:
+            raise ConfigError(f"{fix}: the 'kg' family fills {{kg}} alone (no CF tables, "
+                              "projector or <Warm_ID>).")
+        return
+    slots = [name for name in slots if name != "kg"]
     if row.slots not in SLOT_TOKENS or row.tables not in ("plain", "aligned") \
             or row.projector not in _PROJECTOR_STARTS:
         raise ConfigError(f"{fix}: a 'tokens' method names its slots ({', '.join(SLOT_TOKENS)}), "
@@ -203,8 +228,10 @@ def _check_row(row: RecMethod) -> None:
 METHOD_TABLE: Mapping[str, RecMethod] = method_table(_METHOD_ROWS)
 #: Every method's name, in table order (``run_methods`` and ``--methods`` accept these).
 METHOD_NAMES: tuple[str, ...] = tuple(METHOD_TABLE)
-METHODS = tuple(m.name for m in METHOD_TABLE.values() if not m.ablation)
+METHODS = tuple(m.name for m in METHOD_TABLE.values() if not m.ablation and not m.kg)
 ABLATIONS = tuple(m.name for m in METHOD_TABLE.values() if m.ablation)
+#: The methods with a ``<KG_ID>`` slot (they need ``run_methods(kg_vectors=)``).
+KG_METHODS = tuple(m.name for m in METHOD_TABLE.values() if m.kg)
 
 
 def method_help() -> str:
@@ -239,6 +266,8 @@ class RecRun:
     #: the mean item state taken off ``semantic`` (``RecConfig.warm_rows="raw"`` adds it back).
     semantic_mean: np.ndarray | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    #: the items' KG vectors (``run_methods(kg_vectors=)``), what ``<KG_ID>`` reads.
+    kg_vectors: np.ndarray | None = None
 
 
 def template_for(method: str) -> str:
@@ -290,7 +319,8 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
                 align_config: AlignConfig | None = None, semantic: np.ndarray | None = None,
                 backbone: Backbone | None = None, model: str = "smollm2-135m",
                 accelerator=None, progress: bool = True,
-                stage1_from: RecRun | None = None, use_cache: bool = False) -> RecRun:
+                stage1_from: RecRun | None = None, use_cache: bool = False,
+                kg_vectors: np.ndarray | None = None) -> RecRun:
     """Train and score ``methods`` (from :data:`METHODS` and :data:`ABLATIONS`).
 
     Args:
@@ -308,18 +338,24 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
             then vary stages 2 and 3 on one shared stage 1.
         use_cache: stage 1's LoRA and validation record kept in (and read back from) the
             kit's cache on one process; its text cache and test scores are computed anew.
+        kg_vectors: ``(split.n_items, d_kg)``, each item's KG vector (row = iid, zero for an
+            item the KG does not know: :class:`sellakit.kg.items.ItemKGVectors`), for the
+            :data:`KG_METHODS`.
     """
     _check_inputs(methods, aligned, align_config, semantic, plain_mf)
+    _check_kg_vectors(methods, kg_vectors, split)
     seed_everything(config.seed)
     accelerator = accelerator or make_accelerator(config)
     rows = sample_splits(split, config)
     run = RecRun(results={}, models={}, training={}, builders={}, rows=rows,
                  backbone=backbone or load_backbone(model, device=accelerator.device),
                  config=config, titles=split.item_titles, words=item_words(split.name),
-                 aligned=aligned)
+                 aligned=aligned, kg_vectors=kg_vectors)
     if semantic is not None:
         run.semantic, run.semantic_mean = center_items(semantic)
     add_slot_tokens(run.backbone.tokenizer, run.backbone.model)
+    if any(METHOD_TABLE[m].kg for m in methods):
+        add_kg_token(run.backbone.tokenizer, run.backbone.model)
     answers = answer_token_ids(run.backbone.tokenizer)
     stages = {m: METHOD_TABLE[m].stage for m in methods}
     for name in [m for m in methods if stages[m] == "cf"]:
@@ -430,6 +466,25 @@ def _check_inputs(methods: Sequence[str], aligned: AlignedTables | None,
                           "model of sellakit.cf.fit_and_evaluate (or prepare_stage2).")
 
 
+def _check_kg_vectors(methods: Sequence[str], kg_vectors: np.ndarray | None,
+                      split: CTRSplit) -> None:
+    """A :class:`ConfigError` when a KG method has no item KG vectors of the split's shape."""
+    needing = [m for m in methods if m in METHOD_TABLE and "kg" in METHOD_TABLE[m].inputs]
+    if not needing:
+        return
+    if kg_vectors is None or np.ndim(kg_vectors) != 2 or len(kg_vectors) != split.n_items \
+            or not np.isfinite(kg_vectors).all():
+        raise ConfigError(f"{needing} need kg_vectors=, one finite row per item of "
+                          f"{split.name} ({split.n_items} rows, row 0 padding). Fix: pass "
+                          "sellakit.kg.items.item_kg_vectors(...).vectors.")
+
+
+def _slot_tokens(row: RecMethod) -> dict[str, str] | None:
+    """The special token of each slot of ``row``'s template (None: text only)."""
+    kg = {"kg": KG_TOKEN} if row.kg else {}
+    return {**SLOT_TOKENS.get(row.slots, {}), **kg} if row.slots else None
+
+
 def _prompt_sets(run: RecRun, method: str) -> dict:
     """``{split: (encoded prompts, rows)}`` of ``method``'s template (one builder per template
     key, filled with its slot family's tokens and the data set's item words)."""
@@ -437,7 +492,7 @@ def _prompt_sets(run: RecRun, method: str) -> dict:
     if row.template not in run.builders:
         run.builders[row.template] = PromptBuilder(
             run.backbone.tokenizer, LAYOUTS[run.config.slot_position][row.template],
-            slot_tokens=SLOT_TOKENS[row.slots] if row.slots else None,
+            slot_tokens=_slot_tokens(row),
             history_len=run.config.history_len, words=run.words)
     builder = run.builders[row.template]
     return {s: (builder.encode_rows(f, run.titles), f) for s, f in run.rows.items()}
@@ -556,6 +611,8 @@ def _stage3_model(name: str, llm, answers, plain_mf: nn.Module, run: RecRun, d_c
     """The stage-3 model of ``name``, as its row says: which tables, which projectors, what
     trains."""
     row = METHOD_TABLE[name]
+    if row.slots == "kg":  # <KG_ID> alone: no CF tables
+        return _with_kg_slot(row, SpecialTokenRec(llm, answers), run, d_llm)
     if row.tables == "plain":  # the plain MF (and with <Warm_ID>, the LLM's raw item table)
         tables = (plain_mf.user_embedding.weight.detach().cpu().numpy(),
                   plain_mf.item_embedding.weight.detach().cpu().numpy(), run.semantic)
@@ -565,7 +622,21 @@ def _stage3_model(name: str, llm, answers, plain_mf: nn.Module, run: RecRun, d_c
         tables = (*tables[:2], _raw_rows(tables[2], run.semantic_mean))
     cf_trainable = row.cf_trainable and not run.config.freeze_cf
     build = {"collm": _collm_model, "sella": _sella_model}[row.slots]
-    return build(row, llm, answers, tables, cf_trainable, run, d_cf, d_llm)
+    model = build(row, llm, answers, tables, cf_trainable, run, d_cf, d_llm)
+    return _with_kg_slot(row, model, run, d_llm) if row.kg else model
+
+
+def _with_kg_slot(row: RecMethod, model: SpecialTokenRec, run: RecRun, d_llm: int
+                  ) -> SpecialTokenRec:
+    """``model`` with ``<KG_ID>``: the frozen KG vectors and a fresh projector of CoLLM's
+    mapping shape, built after the family's parts (so those start as in the row without the
+    slot), rescaled as the family's slots are."""
+    d_kg = run.kg_vectors.shape[1]
+    projector = collm_mapping(d_kg, d_llm)
+    scale = _slot_scale(run, row.slots, model.llm) if row.slots != "kg" else None
+    model.kg_table = copy_table(run.kg_vectors, trainable=False)
+    model.kg_projector = projector if scale is None else ScaledDirection(projector, scale)
+    return model
 
 
 def _raw_rows(table: np.ndarray, mean: np.ndarray | None) -> np.ndarray:
@@ -680,3 +751,20 @@ def prepare_stage2(split: CTRSplit, *, preset: str = "quick", seed: int = 2025,
     plain, _ = fit_and_evaluate(split, CFConfig.preset(base, model="mf", seed=seed),
                                 progress=progress, use_cache=use_cache)
     return plain.model, AlignConfig.preset(base, seed=seed)
+
+
+def score_kg_ablation(run: RecRun, method: str, mode: str, *, part: str = "test",
+                      seed: int = 0) -> np.ndarray:
+    """The trained ``method``'s scores of ``part`` with ``<KG_ID>`` reading ``mode``
+    (:attr:`SpecialTokenRec.KG_ABLATIONS`: ``"zero"`` or ``"shuffle"`` with ``seed``); the model
+    reads its own vectors again afterwards. Nothing is trained."""
+    model = run.models[method]
+    prompts, frame = _prompt_sets(run, method)[part]
+    model.set_kg_ablation(mode, seed)
+    try:
+        return score_prompts(model, prompts, frame,
+                             pad_id=run.backbone.tokenizer.pad_token_id,
+                             batch_size=run.config.score_batch_size,
+                             prefix=run.prefixes.get(part))
+    finally:
+        model.set_kg_ablation("none")

@@ -7,7 +7,11 @@ embeddings at its slot tokens, per sample, with projected vectors:
   collaborative projector (SeLLa-Rec: MLP ``d_cf -> 1024 -> GELU -> d_llm``, initialised from the
   alignment projector; CoLLM: ``d_cf -> 10 d_cf -> ReLU -> d_llm``);
 - ``<Warm_ID>``: ``P_S(t_i)`` — the item's row of the aligned semantic table through a
-  ``d_llm -> d_llm`` linear map.
+  ``d_llm -> d_llm`` linear map;
+- ``<KG_ID>``: ``P_K(k_i)`` — the item's KG vector (:mod:`sellakit.kg.items`; zero for an item
+  the KG does not know) through its own projector. :attr:`SpecialTokenRec.kg_ablation` replaces
+  ``k_i`` at scoring time: ``"zero"`` (every item as an unknown one) or ``"shuffle"`` (another
+  item's vector, a seeded permutation).
 
 The score is ``P(Yes) / (P(Yes) + P(No))`` from the next-token distribution at the last
 position, i.e. ``sigmoid(logit_Yes - logit_No)``; training (:mod:`sellakit.rec.train`)
@@ -114,17 +118,25 @@ class SpecialTokenRec(nn.Module):
         cf_projector: maps CF vectors to the LLM's input space (shared by users and items).
         semantic: the ``(n_items, d_llm)`` semantic table for ``<Warm_ID>`` (``nn.Embedding``).
         semantic_projector: ``d_llm -> d_llm`` map for ``<Warm_ID>``.
+        kg_table: the frozen ``(n_items, d_kg)`` KG vectors for ``<KG_ID>`` (``nn.Embedding``).
+        kg_projector: ``d_kg -> d_llm`` map for ``<KG_ID>``.
     """
+
+    #: What ``<KG_ID>`` reads: ``"none"`` (the item's own vector), ``"zero"``, ``"shuffle"``.
+    KG_ABLATIONS = ("none", "zero", "shuffle")
 
     def __init__(self, llm, answer_ids: tuple[int, int], *, user_table: nn.Embedding | None = None,
                  item_table: nn.Embedding | None = None, cf_projector: nn.Module | None = None,
                  semantic: nn.Embedding | None = None,
-                 semantic_projector: nn.Module | None = None):
+                 semantic_projector: nn.Module | None = None,
+                 kg_table: nn.Embedding | None = None, kg_projector: nn.Module | None = None):
         super().__init__()
         self.llm = llm
         self.answer_ids = tuple(answer_ids)
         self.user_table, self.item_table, self.cf_projector = user_table, item_table, cf_projector
         self.semantic, self.semantic_projector = semantic, semantic_projector
+        self.kg_table, self.kg_projector = kg_table, kg_projector
+        self.kg_ablation, self._kg_permutation = "none", None
 
     #: Parameter prefixes of the tables (no decay, ``RecConfig.lr_tables``).
     TABLES = ("user_table", "item_table", "semantic")
@@ -158,7 +170,30 @@ class SpecialTokenRec(nn.Module):
             vectors["item"] = self.cf_projector(self.item_table(batch["iid"]))
         if "slot_warm" in batch:
             vectors["warm"] = self.semantic_projector(self.semantic(batch["iid"]))
+        if "slot_kg" in batch:
+            vectors["kg"] = self.kg_projector(self.kg_input(batch["iid"]))
         return vectors
+
+    def kg_input(self, iid: torch.Tensor) -> torch.Tensor:
+        """The KG vectors ``<KG_ID>`` reads for items ``iid``, under :attr:`kg_ablation`."""
+        if self.kg_ablation == "zero":
+            return torch.zeros(*iid.shape, self.kg_table.embedding_dim,
+                               device=iid.device, dtype=self.kg_table.weight.dtype)
+        if self.kg_ablation == "shuffle":
+            iid = self._kg_permutation.to(iid.device)[iid]
+        return self.kg_table(iid)
+
+    def set_kg_ablation(self, mode: str, seed: int = 0) -> None:
+        """What ``<KG_ID>`` reads from now on (one of :attr:`KG_ABLATIONS`); ``"shuffle"``
+        gives each item (padding aside) the vector of another, by a permutation of ``seed``."""
+        if mode not in self.KG_ABLATIONS or (mode != "none" and self.kg_table is None):
+            raise ConfigError(f"kg_ablation={mode!r}: choose one of {self.KG_ABLATIONS}, on a "
+                              "model with a <KG_ID> slot (a KG method's row).")
+        self.kg_ablation = mode
+        if mode == "shuffle":
+            n = self.kg_table.num_embeddings
+            order = torch.randperm(n - 1, generator=torch.Generator().manual_seed(seed)) + 1
+            self._kg_permutation = torch.cat([torch.zeros(1, dtype=torch.long), order])
 
     def hidden_states(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The final hidden states at every position of the batch (rows x tokens x d_llm)."""

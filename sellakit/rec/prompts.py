@@ -36,7 +36,8 @@ from sellakit.data.catalog import MOVIE_WORDS, ItemWords
 from sellakit.errors import ConfigError
 
 __all__ = ["TEMPLATES", "TEMPLATES_BEFORE_TITLE", "LAYOUTS", "SLOT_TOKENS", "PromptBuilder", "EncodedPrompt", "collate",
-           "add_slot_tokens", "answer_token_ids", "slot_names", "with_item_words"]
+           "add_slot_tokens", "answer_token_ids", "slot_names", "with_item_words",
+           "KG_TOKEN", "add_kg_token"]
 
 # The text every template shares comes first: instruction, history titles, target title. Its
 # key/value states under the frozen LLM are computed once per row and reused (prefix.py); the
@@ -58,6 +59,11 @@ TEMPLATES: dict[str, str] = {
 }
 # SeLLa-Rec without <Warm_ID> (an ablation): the CoLLM wording with SeLLa-Rec's tokens.
 TEMPLATES["sella_no_warm"] = TEMPLATES["collm"]
+# The KG slot ``{kg}`` (:data:`KG_TOKEN`): the target item's KG vector, after the item's other
+# slots; alone on the text prompt in ``text_kg``.
+TEMPLATES["collm_kg"] = _TEXT + " Features: user{user}, {item_noun}{item}{kg}." + _CUE
+TEMPLATES["sella_kg"] = _TEXT + " Features: user{user}, {item_noun}{item}{warm}{kg}." + _CUE
+TEMPLATES["text_kg"] = _TEXT + " Features: {item_noun}{kg}." + _CUE
 
 # The authors' order (``RecConfig.slot_position="before_title"``): the slots after the history,
 # before the target title. The cached text is the instruction and history alone.
@@ -71,6 +77,11 @@ TEMPLATES_BEFORE_TITLE: dict[str, str] = {
     "sella": _HEAD + "{suffix} Features: user{user}, {item_noun}{item}{warm}." + _ASK,
 }
 TEMPLATES_BEFORE_TITLE["sella_no_warm"] = TEMPLATES_BEFORE_TITLE["collm"]
+TEMPLATES_BEFORE_TITLE.update({
+    "collm_kg": _HEAD + "{suffix} Features: user{user}, {item_noun}{item}{kg}." + _ASK,
+    "sella_kg": _HEAD + "{suffix} Features: user{user}, {item_noun}{item}{warm}{kg}." + _ASK,
+    "text_kg": _HEAD + "{suffix} Features: {item_noun}{kg}." + _ASK,
+})
 
 #: The templates of each slot position (``RecConfig.slot_position``).
 LAYOUTS: dict[str, dict[str, str]] = {"after_text": TEMPLATES,
@@ -82,7 +93,11 @@ SLOT_TOKENS: dict[str, dict[str, str]] = {
     "sella": {"user": "<User_ID>", "item": "<Item_ID>", "warm": "<Warm_ID>"},
 }
 
-_SLOT = re.compile(r"\{(user|item|warm|suffix)\}")
+#: The KG slot's token. It is registered by :func:`add_kg_token` only when a KG method runs, so
+#: the vocabulary (and every number) of a run without one stays as it was.
+KG_TOKEN = "<KG_ID>"
+
+_SLOT = re.compile(r"\{(user|item|warm|kg|suffix)\}")
 
 
 def slot_names(template: str) -> list[str]:
@@ -109,6 +124,21 @@ def add_slot_tokens(tokenizer, model) -> list[str]:
         # Rows of slot tokens are never read (their inputs are overwritten), so no mean-init.
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     return missing
+
+
+def add_kg_token(tokenizer, model) -> list[str]:
+    """Register :data:`KG_TOKEN` like the other slot tokens; a resize it needs draws its new
+    row from a forked random state, so the draws that follow (LoRA's start) are those of a run
+    without it. Returns the tokens added."""
+    if KG_TOKEN in tokenizer.get_vocab():
+        return []
+    tokenizer.add_special_tokens({"additional_special_tokens": [KG_TOKEN]},
+                                 replace_extra_special_tokens=False)
+    weight = model.get_input_embeddings().weight
+    if len(tokenizer) > weight.shape[0]:
+        with torch.random.fork_rng(devices=[weight.device] if weight.is_cuda else []):
+            model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    return [KG_TOKEN]
 
 
 def answer_token_ids(tokenizer) -> tuple[int, int]:

@@ -1,0 +1,257 @@
+"""The <KG_ID> slot (issue 25) on the UNTRAINED tiny random Llama and planted data: the slot
+reads the item's KG vector only through its projector; zeroing it at scoring time leaves every
+other input as the prompt without the slot; unknown items; the KG rows of the method table; and
+the item KG vectors (sellakit.kg.items) on a small generated film KG."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from sellakit.errors import ConfigError
+from sellakit.llm import tiny_random_llama
+from sellakit.rec import (ABLATIONS, KG_METHODS, KG_TOKEN, METHODS, SLOT_TOKENS, TEMPLATES,
+                          PromptBuilder, RecConfig, SpecialTokenRec, add_kg_token,
+                          add_slot_tokens, answer_token_ids, collate, collm_mapping, copy_table,
+                          run_methods, score_kg_ablation)
+
+D_KG = 6
+
+
+@pytest.fixture()
+def tiny():
+    backbone = tiny_random_llama()
+    add_slot_tokens(backbone.tokenizer, backbone.model)
+    add_kg_token(backbone.tokenizer, backbone.model)
+    return backbone
+
+
+def _kg_table() -> torch.Tensor:
+    """Four items (row 0 padding); item 3 is unknown to the KG: zero, as kg.items gives it."""
+    table = torch.randn(4, D_KG)
+    table[0] = table[3] = 0
+    return table
+
+
+def _model(tiny, kg: bool = True) -> SpecialTokenRec:
+    torch.manual_seed(0)
+    d = tiny.hidden_size
+    parts = dict(user_table=copy_table(torch.randn(5, 8), trainable=True),
+                 item_table=copy_table(torch.randn(4, 8), trainable=True),
+                 cf_projector=collm_mapping(8, d))
+    if kg:  # built after the CF parts, so those start as in the model without the slot
+        parts.update(kg_table=copy_table(_kg_table(), trainable=False),
+                     kg_projector=collm_mapping(D_KG, d))
+    return SpecialTokenRec(tiny.model, answer_token_ids(tiny.tokenizer), **parts).eval()
+
+
+def _batch(tiny, template: str, iid=(2, 3)):
+    tokens = {**SLOT_TOKENS["collm"], "kg": KG_TOKEN}
+    builder = PromptBuilder(tiny.tokenizer, TEMPLATES[template], slot_tokens=tokens)
+    prompts = [builder.encode(["Heat (1995)"] * (k + 1), "Casino (1995)") for k in range(2)]
+    batch = collate(prompts, tiny.tokenizer.pad_token_id)
+    batch.update(uid=torch.tensor((1, 2)), iid=torch.tensor(iid))
+    return batch
+
+
+def _input_embeddings(model: SpecialTokenRec, batch) -> torch.Tensor:
+    embeds = model.llm.get_input_embeddings()(batch["input_ids"]).clone()
+    for name, vector in model.slot_vectors(batch).items():
+        embeds[torch.arange(len(embeds)), batch[f"slot_{name}"]] = vector
+    return embeds
+
+
+@torch.no_grad()
+def test_kg_slot_changes_scores_only_through_its_projector(tiny):
+    model, batch = _model(tiny), _batch(tiny, "collm_kg")
+    logit = model(batch)
+    out = tiny.model(inputs_embeds=_input_embeddings(model, batch),
+                     attention_mask=batch["attention_mask"]).logits[torch.arange(2),
+                                                                    batch["last"]]
+    yes, no = answer_token_ids(tiny.tokenizer)
+    torch.testing.assert_close(logit, out[:, yes] - out[:, no])
+    # the KG vector matters: another item's vector, another score ...
+    model.kg_table.weight[2] += 3.0
+    moved = model(batch)
+    assert not torch.allclose(moved[0], logit[0])
+    torch.testing.assert_close(moved[1], logit[1])  # item 3's row did not move
+    # ... but only through P_K: a projector blind to its input makes the table irrelevant
+    model.kg_projector[-1].weight.zero_()
+    blind = model(batch)
+    model.kg_table.weight.copy_(torch.randn_like(model.kg_table.weight))
+    torch.testing.assert_close(model(batch), blind)
+    # and the <KG_ID> token's own embedding row is never read
+    tiny.model.get_input_embeddings().weight[tiny.tokenizer.get_vocab()[KG_TOKEN]] += 5.0
+    torch.testing.assert_close(model(batch), blind)
+
+
+@torch.no_grad()
+def test_zeroed_kg_slot_leaves_the_no_slot_prompts_input_and_reads_as_unknown(tiny):
+    with_kg, plain = _model(tiny), _model(tiny, kg=False)
+    batch, no_slot = _batch(tiny, "collm_kg"), _batch(tiny, "collm")
+    with_kg.set_kg_ablation("zero")
+    embeds = _input_embeddings(with_kg, batch)
+    kg_at = batch["slot_kg"]
+    # every position but <KG_ID>'s is the no-slot prompt's input, position for position
+    for row in range(2):
+        keep = torch.ones(batch["attention_mask"][row].sum(), dtype=torch.bool)
+        keep[kg_at[row]] = False
+        width = int(no_slot["attention_mask"][row].sum())
+        torch.testing.assert_close(embeds[row, :len(keep)][keep],
+                                   _input_embeddings(plain, no_slot)[row, :width])
+    # the zeroed slot reads P_K(0): what an item unknown to the KG (item 3, a zero row) gets
+    unknown = with_kg.kg_projector(torch.zeros(D_KG))
+    torch.testing.assert_close(embeds[0, kg_at[0]], unknown)
+    with_kg.set_kg_ablation("none")
+    torch.testing.assert_close(with_kg.slot_vectors(batch)["kg"][1], unknown)  # item 3
+    assert not torch.allclose(with_kg.slot_vectors(batch)["kg"][0], unknown)
+
+
+def test_shuffled_kg_slot_reads_another_items_vector(tiny):
+    model = _model(tiny)
+    model.set_kg_ablation("shuffle", seed=1)
+    iid = torch.arange(4)
+    perm = model._kg_permutation
+    assert perm[0] == 0 and sorted(perm.tolist()) == [0, 1, 2, 3]
+    torch.testing.assert_close(model.kg_input(iid), model.kg_table.weight[perm])
+    model.set_kg_ablation("shuffle", seed=1)
+    assert torch.equal(model._kg_permutation, perm)  # seeded
+    model.set_kg_ablation("none")
+    torch.testing.assert_close(model.kg_input(iid), model.kg_table.weight)
+    with pytest.raises(ConfigError, match="kg_ablation='noise'"):
+        model.set_kg_ablation("noise")
+    with pytest.raises(ConfigError, match="<KG_ID> slot"):
+        _model(tiny, kg=False).set_kg_ablation("zero")
+
+
+def test_kg_token_is_added_apart_and_leaves_the_random_stream_alone():
+    full = tiny_random_llama(vocab_size=261)  # no spare row: the KG token needs a resize
+    add_slot_tokens(full.tokenizer, full.model)
+    ids = dict(full.tokenizer.get_vocab())
+    torch.manual_seed(5)
+    assert add_kg_token(full.tokenizer, full.model) == [KG_TOKEN]
+    after = torch.rand(3)
+    torch.manual_seed(5)
+    torch.testing.assert_close(after, torch.rand(3))  # the resize drew from a forked stream
+    assert full.model.get_input_embeddings().weight.shape[0] == len(full.tokenizer) == 267
+    assert {k: v for k, v in full.tokenizer.get_vocab().items() if k != KG_TOKEN} == ids
+    assert add_kg_token(full.tokenizer, full.model) == []  # idempotent
+    assert KG_TOKEN not in {t for family in SLOT_TOKENS.values() for t in family.values()}
+
+
+def test_kg_rows_of_the_method_table():
+    from dataclasses import replace
+
+    from sellakit.rec import methods
+
+    assert set(KG_METHODS) == {"collm_kg", "sella_kg", "text_kg"}
+    assert not set(KG_METHODS) & set(METHODS + ABLATIONS)  # the defaults need no KG vectors
+    table = methods.METHOD_TABLE
+    for kg, partner in (("collm_kg", "collm"), ("sella_kg", "sella")):  # the partner + <KG_ID>
+        fields = {f: getattr(table[kg], f) for f in ("stage", "slots", "tables", "projector",
+                                                     "warm", "cf_trainable")}
+        assert fields == {f: getattr(table[partner], f) for f in fields}
+        assert TEMPLATES[kg].replace("{kg}", "") == TEMPLATES[partner]
+    assert table["text_kg"].inputs == ("plain_mf", "kg")
+    real = tuple(table.values())
+    for bad, message in ((replace(table["collm_kg"], kg=False), "kg=False needs no {kg}"),
+                         (replace(table["collm"], kg=True), "kg=True needs a {kg}"),
+                         (replace(table["text_kg"], tables="plain"), "fills {kg} alone")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            methods.method_table([r for r in real if r.name != bad.name] + [bad])
+
+
+@pytest.fixture(scope="module")
+def kg_run(small_split):
+    from sellakit.align import AlignConfig
+    from sellakit.cf import CFConfig, fit_and_evaluate
+
+    plain, _ = fit_and_evaluate(small_split, CFConfig.quick("mf", dim=16, max_epochs=5,
+                                                            lr=1e-2), progress=False)
+    vectors = np.random.default_rng(0).normal(size=(small_split.n_items, D_KG))
+    vectors[0] = vectors[1::7] = 0  # padding, and items the KG does not know
+    config = RecConfig.quick(train_rows=48, valid_rows=32, test_rows=32, eval_every=3)
+    run = run_methods(small_split, ["collm", "collm_kg", "sella_kg", "text_kg"], config,
+                      plain_mf=plain.model, backbone=tiny_random_llama(), progress=False,
+                      align_config=AlignConfig.quick(dim=16, max_epochs=3, projector_hidden=32),
+                      kg_vectors=vectors.astype(np.float32))
+    run.plain_for_tests = plain.model
+    return run
+
+
+def test_kg_methods_train_their_projector_on_frozen_vectors(kg_run):
+    from sellakit.rec import fresh_stage3_model
+
+    run = kg_run
+    assert set(run.results) == {"collm", "collm_kg", "sella_kg", "text_kg"}
+    for name in KG_METHODS:
+        model = run.models[name]
+        assert not model.kg_table.weight.requires_grad
+        np.testing.assert_array_equal(model.kg_table.weight.numpy(), run.kg_vectors)
+        assert np.isfinite(run.scores[name]["test"]).all()
+    trained = {n.split(".")[0] for n, p in run.models["text_kg"].named_parameters()
+               if p.requires_grad}
+    assert trained == {"kg_projector"} and run.models["text_kg"].user_table is None
+    assert run.builders["text_kg"].slot_names == ["kg"]
+    assert run.builders["sella_kg"].slot_names == ["user", "item", "warm", "kg"]
+    # the CF parts of collm_kg start as collm's (the KG projector is built after them)
+    starts = {}
+    for name in ("collm", "collm_kg"):
+        torch.manual_seed(0)
+        starts[name] = fresh_stage3_model(run, name, run.plain_for_tests).cf_projector
+    for a, b in zip(starts["collm"].parameters(), starts["collm_kg"].parameters()):
+        assert torch.equal(a, b)
+
+
+def test_kg_ablation_at_scoring_time(kg_run):
+    run = kg_run
+    zero = score_kg_ablation(run, "collm_kg", "zero")
+    shuffled = score_kg_ablation(run, "collm_kg", "shuffle", seed=0)
+    assert zero.shape == shuffled.shape == run.scores["collm_kg"]["test"].shape
+    assert not np.allclose(zero, run.scores["collm_kg"]["test"])
+    assert run.models["collm_kg"].kg_ablation == "none"  # put back
+    again = score_kg_ablation(run, "collm_kg", "shuffle", seed=0)
+    np.testing.assert_allclose(again, shuffled)
+    # rows whose items the KG does not know already read the zero vector: unchanged
+    unknown = (run.rows["test"].iid.to_numpy() % 7 == 1)
+    if unknown.any():
+        np.testing.assert_allclose(zero[unknown], run.scores["collm_kg"]["test"][unknown],
+                                   atol=1e-5)
+
+
+def test_kg_methods_need_vectors_of_the_splits_shape(small_split):
+    with pytest.raises(ConfigError, match=r"\['text_kg'\] need kg_vectors="):
+        run_methods(small_split, ["text_kg"], RecConfig.quick(), plain_mf=torch.nn.Identity())
+    with pytest.raises(ConfigError, match="one finite row per item"):
+        run_methods(small_split, ["text_kg"], RecConfig.quick(), plain_mf=torch.nn.Identity(),
+                    kg_vectors=np.zeros((3, D_KG)))
+
+
+def test_kg_mf_adds_the_mapped_kg_vector_to_the_item(small_split):
+    from sellakit.cf import CFConfig, build_model, train_cf
+    from sellakit.cf.models import CF_MODELS, KGMF
+
+    vectors = np.random.default_rng(1).normal(size=(small_split.n_items, D_KG))
+    vectors[0] = vectors[5] = 0
+    model = build_model("mf_kg", small_split.n_users, small_split.n_items, item_kg=vectors,
+                        dim=8)
+    assert isinstance(model, KGMF) and CF_MODELS["mf_kg"].takes_item_kg
+    uid, iid = torch.tensor([1, 2, 3]), torch.tensor([5, 6, 7])
+    with torch.no_grad():
+        by_hand = (model.user_embedding(uid) * (model.item_embedding(iid) + torch.as_tensor(
+            vectors[[5, 6, 7]], dtype=torch.float32) @ model.kg_map.weight.T)).sum(-1)
+        torch.testing.assert_close(model(uid, iid), by_hand)
+        # an item the KG does not know (a zero row) is its MF vector alone
+        torch.testing.assert_close(model.item_vectors(iid[:1]), model.item_embedding(iid[:1]))
+    with pytest.raises(ConfigError, match="needs item_kg="):
+        train_cf(small_split, CFConfig.quick("mf_kg", dim=8, max_epochs=1), progress=False)
+    with pytest.raises(ConfigError, match="one finite row per item"):
+        build_model("mf_kg", 5, 6, item_kg=np.zeros((4, 3)))
+    result = train_cf(small_split, CFConfig.quick("mf_kg", dim=8, max_epochs=2, lr=1e-2),
+                      model=model, progress=False)
+    assert not any(n == "item_kg" for n, _ in result.model.named_parameters())  # fixed
+    assert torch.equal(result.model.item_kg, torch.as_tensor(vectors, dtype=torch.float32))
