@@ -255,3 +255,49 @@ def test_kg_mf_adds_the_mapped_kg_vector_to_the_item(small_split):
                       model=model, progress=False)
     assert not any(n == "item_kg" for n, _ in result.model.named_parameters())  # fixed
     assert torch.equal(result.model.item_kg, torch.as_tensor(vectors, dtype=torch.float32))
+
+
+def _generated_film_kg(split, n_linked: int = 60, seed: int = 0):
+    """A GENERATED film KG for the planted split: each of the first ``n_linked`` items links
+    to a film with a genre (its planted group) and two of 30 actors."""
+    from sellakit.data.ml100k import FilmKG
+
+    rng = np.random.default_rng(seed)
+    items = [key.split(":")[0] for key in split.item_ids[:n_linked]]  # iids 1..n_linked
+    rows = []
+    for k, item in enumerate(items):
+        rows.append((f"film{k}", "genre", f"genre{k % 4}"))
+        rows += [(f"film{k}", "actor", f"actor{a}") for a in rng.choice(30, 2, replace=False)]
+    return FilmKG(pd.DataFrame(rows, columns=["head", "relation", "tail"]),
+                  pd.DataFrame({"item": items, "entity": [f"film{k}" for k in range(n_linked)]}),
+                  source="GENERATED unit-test film KG")
+
+
+def test_item_kg_vectors_known_unknown_and_cached(small_split, tmp_cache):
+    from sellakit.data.ml100k import film_multisource
+    from sellakit.kg.items import item_kg_config, item_kg_vectors, with_heldout_film
+    from sellakit.kg.train import TrainConfig
+
+    split = small_split
+    ms = with_heldout_film(film_multisource(split, _generated_film_kg(split)), n_valid=10,
+                           n_test=10)
+    config = item_kg_config(train=TrainConfig.quick(dim=4, epochs=2, eval_every=1,
+                                                     batch_size=64, n_negatives=16))
+    liked = set(split.train[split.train.label == 1].iid)
+    for source in ("film", "film+likes"):
+        got = item_kg_vectors(ms, split.n_items, source, config=config, progress=False)
+        assert got.vectors.shape == (split.n_items, 8) and got.width == 8  # RotatE: re, im
+        assert not got.known[0] and not got.vectors[0].any()
+        linked = np.zeros(split.n_items, bool)
+        linked[1:61] = True
+        expected = linked if source == "film" else linked | np.isin(np.arange(split.n_items),
+                                                                      list(liked))
+        # a film whose every fact was held out is in no training fact: unknown too
+        assert not (got.known & ~expected).any() and got.known[expected].mean() > 0.9
+        assert not got.vectors[~got.known].any() and np.abs(got.vectors[got.known]).sum(1).all()
+        assert got.link_prediction["n"] == 10 and 0 < got.link_prediction["mrr"] <= 1
+        again = item_kg_vectors(ms, split.n_items, source, config=config, progress=False)
+        assert again.cached and not got.cached
+        np.testing.assert_array_equal(again.vectors, got.vectors)
+    with pytest.raises(ConfigError, match="Unknown item-KG source 'wikidata'"):
+        item_kg_vectors(ms, split.n_items, "wikidata", config=config)

@@ -360,9 +360,9 @@ def load_or_pretrain_teacher(ms: MultiSourceKG, rule: DataRule,
         model = build_model(config.train, joint.n_entities, ms.n_relations, joint.triples)
         model.load_state_dict(stored["state"])  # strict: every name and shape must match
         model.eval()
-        if set(stored["j1"]) != set(joint.ids):
-            raise CacheError(f"its J1 rows are for {sorted(stored['j1'])}, not "
-                             f"{sorted(joint.ids)}")
+        selected = sorted(n for n in joint.ids if len(rule.selection[n]))  # J1 needs selection
+        if sorted(stored["j1"]) != selected:
+            raise CacheError(f"its J1 rows are for {sorted(stored['j1'])}, not {selected}")
         j1 = {name: {**row, "metrics": {**row["metrics"],
                                         "ranks": row["metrics"]["ranks"].numpy()}}
               for name, row in stored["j1"].items()}
