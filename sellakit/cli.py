@@ -12,6 +12,7 @@ Commands::
     sellakit bench kg-protocols --target el --out FILE.json   KEnS's protocol, every switch
     sellakit bench rec --dataset ml-1m --preset quick --methods mf,tallrec,collm,sella --out F.json
     accelerate launch -m sellakit bench rec --preset paper --model Qwen/Qwen2-7B --out F.json
+    sellakit bench rec-kg --dataset ml-100k-cold-items --seeds 3 --out F.json   the <KG_ID> study
     sellakit bench rec-scoring --out FILE.json         batched vs one-at-a-time prompts/s
     sellakit bench rec-prefix --out FILE.json          stage-3 step: cached text vs whole prompt
     sellakit bench cuda --shape-dir DIR --out FILE.json  the CUDA path on a GPU
@@ -86,6 +87,20 @@ def _bench_ctr(args) -> int:
         results["_run"]["scores_file"] = _write_beside(args.out, scores, ".scores.parquet")
         markdown = rec.rec_markdown(results, command=args.command)
     return _report(args.out, results, markdown)
+
+
+def _bench_rec_kg(args) -> int:
+    """The <KG_ID> study (issue 25): per-row scores beside the JSON, resumable."""
+    from sellakit.benchmarks import rec_kg
+
+    split = load_split(args.dataset)
+    rows = {"test_rows": args.test_rows} if args.test_rows else {}
+    results, scores = rec_kg.rec_kg_benchmark(
+        split, _names(args.methods), out=args.out, source=args.source,
+        preset="quick" if args.quick else args.preset,
+        seed=args.seed, seeds=args.seeds, model=args.model, rec_overrides=rows)
+    results["_run"]["scores_file"] = _write_beside(args.out, scores, ".scores.parquet")
+    return _report(args.out, results, rec_kg.rec_kg_markdown(results, command=args.command))
 
 
 def _bench_rec_scoring(args) -> int:
@@ -352,6 +367,18 @@ def _add_bench(sub) -> None:
     rec.add_argument("--seeds", type=int, default=1,
                      help="seeds --seed, --seed+1, ... on the same rows (mean ± sd, pooled "
                           "paired intervals)")
+    kg_study = target("rec-kg", [ctr, llm], _bench_rec_kg)
+    kg_study.add_argument("--methods", default="mf,tallrec,collm,collm_kg,sella,sella_kg,"
+                          "text_kg", help="comma-separated, from the method table: "
+                          + method_help())
+    kg_study.add_argument("--source", default="film+likes",
+                          choices=_TableNames("sellakit.kg.items", "ITEM_KG_SOURCES"),
+                          help="the items' KG vectors: the film KG alone or joined with the "
+                               "training likes")
+    kg_study.add_argument("--seeds", type=int, default=3)
+    kg_study.set_defaults(dataset="ml-100k-cold-items")
+    kg_study.add_argument("--test-rows", type=int, default=None,
+                          help="test rows sampled (default: the preset's)")
     scoring = target("rec-scoring", [llm], _bench_rec_scoring)
     scoring.add_argument("--rows", type=int, default=128, help="test prompts")
     scoring.add_argument("--batch-size", type=int, default=32)
@@ -391,7 +418,8 @@ def _bench_configs() -> dict:
 
     return {"cf": (CFConfig, "paper"), "align": (AlignConfig, "paper"),
             "rec": (RecConfig, "paper"), "kg": (TeacherConfig, "quick"),
-            "kg-protocols": (StudentConfig, "quick"), "kg-sweep": (TeacherConfig, "quick")}
+            "kg-protocols": (StudentConfig, "quick"), "kg-sweep": (TeacherConfig, "quick"),
+            "rec-kg": (RecConfig, "quick")}
 
 
 class _TableNames:
@@ -483,7 +511,7 @@ def _add_switches(parser: argparse.ArgumentParser) -> None:
 _AT_LEAST = (("--seed", "seed", 0), ("--seeds", "seeds", 1), ("--j2-seeds", "j2_seeds", 1),
              ("--threads", "threads", 1), ("--rows", "rows", 1),
              ("--batch-size", "batch_size", 1), ("--score-rows", "score_rows", 1),
-             ("--epochs", "epochs", 1))
+             ("--epochs", "epochs", 1), ("--test-rows", "test_rows", 1))
 #: (option, its attribute): comma-separated lists that must name at least one entry.
 _LISTS = (("--models", "models"), ("--methods", "methods"), ("--parts", "parts"),
           ("--target", "kg_target"), ("--sizes", "sizes"), ("--facts", "facts"),

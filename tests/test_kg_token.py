@@ -301,3 +301,50 @@ def test_item_kg_vectors_known_unknown_and_cached(small_split, tmp_cache):
         np.testing.assert_array_equal(again.vectors, got.vectors)
     with pytest.raises(ConfigError, match="Unknown item-KG source 'wikidata'"):
         item_kg_vectors(ms, split.n_items, "wikidata", config=config)
+
+
+def test_rec_kg_study_is_resumable_and_pairs_each_method(small_split, tmp_cache, tmp_path,
+                                                          monkeypatch):
+    """The study on the tiny model and a GENERATED film KG: per-row scores of every method, its
+    ablations and mf_kg on the test rows for each seed; a rerun reads finished seeds back."""
+    from sellakit.benchmarks import rec_kg
+    from sellakit.kg.items import item_kg_config
+    from sellakit.kg.train import TrainConfig
+
+    split, out = small_split, tmp_path / "study.json"
+    common = dict(out=out, kg=_generated_film_kg(split), heldout=(10, 10), seeds=2,
+                  kg_config=item_kg_config(train=TrainConfig.quick(dim=4, epochs=2,
+                                                                   batch_size=64)),
+                  rec_overrides=dict(train_rows=32, valid_rows=24, test_rows=40, eval_every=2),
+                  backbone=tiny_random_llama(), progress=False)
+    methods = ["mf", "collm", "collm_kg"]
+    results, scores = rec_kg.rec_kg_benchmark(split, methods, **common)
+    assert set(scores.method) == {"mf", "collm", "collm_kg", "collm_kg|zero",
+                                  "collm_kg|shuffle", "mf_kg"}
+    assert set(scores.seed) == {2025, 2026} and (scores.groupby(["method", "seed"]).size()
+                                                 == 40).all()
+    assert set(results["comparisons"]) == {"collm_kg vs collm", "collm_kg vs collm_kg|zero",
+                                           "collm_kg vs collm_kg|shuffle", "collm_kg vs mf_kg"}
+    pair = results["comparisons"]["collm_kg vs collm"]["all"]
+    assert pair["lo"] <= pair["diff"] <= pair["hi"] and "verdict" in pair
+    assert results["_run"]["kg"]["link_prediction"]["n"] == 10
+    assert set(results["_run"]["seconds"][2025]) == {"cf", "rec", "ablation", "total"}
+    text = rec_kg.rec_kg_markdown(results, command="sellakit bench rec-kg ...")
+    assert "collm_kg vs collm" in text and "sellakit bench rec-kg" in text
+    # resumable: the finished seeds are read back, nothing is trained again
+    monkeypatch.setattr(rec_kg, "_one_seed", lambda *a, **k: pytest.fail("retrained"))
+    again, rescored = rec_kg.rec_kg_benchmark(split, methods, **common)
+    pd.testing.assert_frame_equal(rescored, scores)
+
+
+def test_bench_rec_kg_is_a_target_and_refuses_a_split_without_film_links(tmp_path, capsys):
+    from sellakit.cli import main
+
+    assert main(["bench", "rec-kg", "--dataset", "amazon-book-synthetic", "--out",
+                 str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the film KG links MovieLens-100k's movies" in err
+    assert not list(tmp_path.iterdir())  # refused before anything ran or was written
+    with pytest.raises(SystemExit):
+        main(["bench", "rec-kg", "--source", "wikidata", "--out", str(tmp_path / "x.json")])
+    assert "invalid choice: 'wikidata'" in capsys.readouterr().err

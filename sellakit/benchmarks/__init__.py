@@ -5,8 +5,8 @@ function making the table, which names the command that produced it; :func:`writ
 writes both (``sellakit bench TARGET --out FILE.json`` calls them). Published numbers stand
 beside ours, read from :mod:`sellakit.published`. Results live in ``bench/``.
 
-Targets: ``cf``, ``align``, ``rec``, ``rec-scoring``, ``rec-prefix``, ``kg``, ``kg-sweep``,
-``kg-eval``, ``kg-protocols`` and ``cuda`` (the
+Targets: ``cf``, ``align``, ``rec``, ``rec-kg``, ``rec-scoring``, ``rec-prefix``, ``kg``,
+``kg-sweep``, ``kg-eval``, ``kg-protocols`` and ``cuda`` (the
 GPU check).
 """
 
@@ -22,6 +22,8 @@ TARGETS = {
     "align": "plain against aligned MF; alignment measures before and after",
     "rec": "MF, TALLRec-, CoLLM-style prompts and SeLLa-Rec (and ablations) with one LLM; "
            "count rates and MF with biases beside them",
+    "rec-kg": "the <KG_ID> slot on MovieLens-100k: KG methods against their partners, "
+              "ablations and CF baselines, on all, item-cold and user-cold test rows",
     "rec-scoring": "SeLLa-Rec scoring: length-sorted batches against one prompt at a time",
     "rec-prefix": "stage-3 step with the text's key/value cache against the whole prompt",
     "kg": "per target: the setting's teacher; J2 (cold, warm), scratch, the student with KD, "

@@ -1,0 +1,232 @@
+"""``sellakit bench rec-kg``: the ``<KG_ID>`` study of issue 25 on MovieLens-100k.
+
+Per seed (``seed``, ``seed + 1``, ...; the rows are one seeded sample, shared by every seed): the
+plain MF and :class:`~sellakit.cf.models.KGMF` (``mf_kg``, CKE-style), then
+:func:`~sellakit.rec.run_methods` with the items' KG vectors (:mod:`sellakit.kg.items`, trained
+once and cached), then the slot ablation at scoring time (each KG method with ``<KG_ID>``
+zeroed, ``|zero``, and shuffled across items, ``|shuffle``). Each finished seed is written to
+``<out>.parts/seed-<s>.parquet`` (its per-row scores) and ``.json`` (its seconds by phase) as it
+goes; a rerun reads the finished seeds back and runs only the rest (stage 1 then comes from the
+kit's cache).
+
+Comparisons are paired, on the same test rows: seed-mean AUC differences with 95% row-bootstrap
+intervals (:func:`sellakit.stats.paired_bootstrap`), on all test rows and on the item-cold and
+user-cold rows (item / user not in train), each KG method against the same method without the
+slot, against its ablations and against the strongest CF baseline present.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sellakit.benchmarks.report import markdown_table
+from sellakit.data.protocol import CTRSplit
+from sellakit.errors import ConfigError
+
+__all__ = ["PARTNERS", "KG_ABLATION_MODES", "rec_kg_benchmark", "rec_kg_summary",
+           "rec_kg_markdown", "slice_masks"]
+
+#: Each KG method and the same method without ``<KG_ID>``.
+PARTNERS = {"collm_kg": "collm", "sella_kg": "sella", "text_kg": "tallrec"}
+#: What ``<KG_ID>`` reads in the scoring-time ablation (:meth:`SpecialTokenRec.set_kg_ablation`).
+KG_ABLATION_MODES = ("zero", "shuffle")
+#: CF baselines, strongest first when present. TODO(recbase): the count-rate baselines (item
+#: rate, item + user rate) and the biased MF join here when their module lands on main.
+CF_BASELINES = ("mf_kg", "mf")
+SLICES = ("all", "item_cold", "user_cold")
+#: The splits whose items the film KG's links name (ML-100k's movie ids).
+FILM_KG_SPLITS = ("ml-100k", "ml-100k-cold-items")
+
+
+def slice_masks(rows: pd.DataFrame, split: CTRSplit) -> dict[str, np.ndarray]:
+    """Boolean masks over ``rows``: every row, item-cold (item not in train), user-cold."""
+    return {"all": np.ones(len(rows), bool),
+            "item_cold": ~rows.iid.isin(split.train.iid).to_numpy(),
+            "user_cold": ~rows.uid.isin(split.train.uid).to_numpy()}
+
+
+def rec_kg_benchmark(split: CTRSplit, methods: list[str], *, out: str | Path,
+                     source: str = "film+likes", preset: str = "quick", seed: int = 2025,
+                     seeds: int = 3, model: str = "smollm2-135m", backbone=None,
+                     kg=None, heldout: tuple[int, int] = (1000, 2000), kg_config=None,
+                     rec_overrides: dict | None = None,
+                     progress: bool = True) -> tuple[dict, pd.DataFrame]:
+    """The study (module docstring). ``kg``: the split's film KG (default ML-100k's, read from
+    the recbole wheel); ``heldout``: film facts held out for selection and test of the KG
+    vectors; ``kg_config``: their settings (default :func:`~sellakit.kg.items.item_kg_config`);
+    ``backbone``: a loaded one (default ``model``); ``rec_overrides``:
+    :class:`~sellakit.rec.RecConfig` fields on top of the preset (row counts for a small run).
+    Returns ``(results, scores)``: :func:`rec_kg_summary` and the per-row scores."""
+    from sellakit.data.ml100k import film_multisource
+    from sellakit.kg.items import item_kg_vectors, with_heldout_film
+
+    if kg is None and split.name not in FILM_KG_SPLITS:
+        raise ConfigError(f"bench rec-kg: the film KG links MovieLens-100k's movies, not "
+                          f"{split.name!r}'s. Fix: --dataset {' or '.join(FILM_KG_SPLITS)} "
+                          "(or pass kg= a FilmKG of this split's items).")
+    parts = Path(str(out) + ".parts")
+    parts.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    graph = with_heldout_film(film_multisource(split, kg), n_valid=heldout[0],
+                              n_test=heldout[1])
+    vectors = item_kg_vectors(graph, split.n_items, source, config=kg_config,
+                              progress=progress)
+    kg_seconds = round(time.perf_counter() - started, 1)
+    frames, timings = [], {}
+    for s in range(seed, seed + seeds):
+        done = parts / f"seed-{s}.parquet"
+        if not done.exists():
+            backbone = backbone or _load_backbone(model)
+            frame, seconds = _one_seed(split, methods, vectors.vectors, s, preset, backbone,
+                                       rec_overrides or {}, progress)
+            frame.to_parquet(parts / f"seed-{s}.tmp.parquet")
+            (parts / f"seed-{s}.json").write_text(json.dumps(seconds))
+            (parts / f"seed-{s}.tmp.parquet").replace(done)  # the seed counts once written
+        frames.append(pd.read_parquet(done))
+        timings[s] = json.loads((parts / f"seed-{s}.json").read_text())
+    scores = pd.concat(frames, ignore_index=True)
+    results = rec_kg_summary(scores)
+    results["_run"] = {"dataset": split.name, "source": source, "preset": preset,
+                       "seeds": list(range(seed, seed + seeds)), "methods": list(methods),
+                       "kg": {"link_prediction": vectors.link_prediction,
+                              "known_items": int(vectors.known.sum()),
+                              "items": int(split.n_items - 1), "width": vectors.width,
+                              "best_epoch": vectors.best_epoch, "seconds": vectors.seconds,
+                              "cached": vectors.cached, "seconds_here": kg_seconds},
+                       "seconds": timings}
+    return results, scores
+
+
+def _load_backbone(model: str):
+    from sellakit.llm import load_backbone
+
+    return load_backbone(model)
+
+
+def _one_seed(split: CTRSplit, methods: list[str], vectors: np.ndarray, seed: int, preset: str,
+              backbone, overrides: dict, progress: bool) -> tuple[pd.DataFrame, dict]:
+    """One seed's per-row scores (test rows; methods, ``mf_kg`` and the ablations) and its
+    seconds by phase."""
+    from sellakit.cf import CFConfig, build_model, predict, train_cf
+    from sellakit.rec import KG_METHODS, RecConfig, prepare_stage2, run_methods
+    from sellakit.rec.methods import score_kg_ablation
+
+    clock, seconds = time.perf_counter(), {}
+    config = RecConfig.preset(preset, seed=seed, **overrides)
+    plain, align_config = prepare_stage2(split, preset=preset, seed=seed, progress=progress)
+    cf_config = CFConfig.preset(RecConfig.STAGE2_PRESETS[preset], model="mf_kg", seed=seed)
+    kg_mf = train_cf(split, cf_config, progress=progress, model=build_model(
+        "mf_kg", split.n_users, split.n_items, item_kg=vectors, dim=cf_config.dim)).model
+    seconds["cf"] = round(time.perf_counter() - clock, 1)
+    run = run_methods(split, methods, config, plain_mf=plain, align_config=align_config,
+                      backbone=backbone, progress=progress, use_cache=True,
+                      kg_vectors=vectors)
+    seconds["rec"] = round(time.perf_counter() - clock - seconds["cf"], 1)
+    rows = run.rows["test"]
+    scores = {m: run.scores[m]["test"] for m in methods}
+    scores["mf_kg"] = predict(kg_mf, rows)
+    if "mf" not in scores:
+        scores["mf"] = predict(plain, rows)
+    for name in [m for m in methods if m in KG_METHODS]:
+        for mode in KG_ABLATION_MODES:
+            scores[f"{name}|{mode}"] = score_kg_ablation(run, name, mode, seed=seed)
+    seconds["ablation"] = round(time.perf_counter() - clock - seconds["cf"] - seconds["rec"], 1)
+    masks = slice_masks(rows, split)
+    frame = pd.concat([pd.DataFrame({
+        "row": np.arange(len(rows)), "uid": rows.uid.to_numpy(), "iid": rows.iid.to_numpy(),
+        "label": rows.label.to_numpy(), "item_cold": masks["item_cold"],
+        "user_cold": masks["user_cold"], "method": name, "seed": seed,
+        "score": np.asarray(values, dtype=np.float64)}) for name, values in scores.items()],
+        ignore_index=True)
+    seconds["total"] = round(time.perf_counter() - clock, 1)
+    return frame, seconds
+
+
+def _wide(scores: pd.DataFrame, method: str, part: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(labels, seeds x rows scores)`` of ``method`` on the rows of slice ``part``."""
+    frame = scores[scores.method == method]
+    if part != "all":
+        frame = frame[frame[part]]
+    wide = frame.pivot(index="row", columns="seed", values="score")
+    labels = frame.drop_duplicates("row").set_index("row").loc[wide.index].label
+    return labels.to_numpy(), wide.to_numpy().T
+
+
+def _pairs(methods: list[str]) -> list[tuple[str, str]]:
+    """(method, against): each KG method against its partner, its ablations and the
+    strongest CF baseline present."""
+    base = next((b for b in CF_BASELINES if b in methods), None)
+    out = []
+    for name in [m for m in methods if m in PARTNERS]:
+        out += [(name, PARTNERS[name])] if PARTNERS[name] in methods else []
+        out += [(name, f"{name}|{mode}") for mode in KG_ABLATION_MODES
+                if f"{name}|{mode}" in methods]
+        out += [(name, base)] if base else []
+    return out
+
+
+def rec_kg_summary(scores: pd.DataFrame) -> dict:
+    """Per method and slice, the seed-mean AUC with its interval; per pair (:func:`_pairs`) and
+    slice, the paired difference ``{"diff", "lo", "hi", "p"}`` and its verdict."""
+    from sellakit.stats import paired_bootstrap, verdict
+
+    methods = list(dict.fromkeys(scores.method))
+    results: dict = {"methods": {}, "comparisons": {}}
+    for name in methods:
+        results["methods"][name] = {}
+        for part in SLICES:
+            labels, matrix = _wide(scores, name, part)
+            usable = len(set(labels)) == 2
+            results["methods"][name][part] = {
+                "rows": int(len(labels)),
+                "auc": paired_bootstrap(labels, matrix, None) if usable else None}
+    for name, other in _pairs(methods):
+        key = f"{name} vs {other}"
+        results["comparisons"][key] = {}
+        for part in SLICES:
+            labels, a = _wide(scores, name, part)
+            _, b = _wide(scores, other, part)
+            if len(set(labels)) < 2:
+                results["comparisons"][key][part] = None
+                continue
+            diff = paired_bootstrap(labels, a, b)
+            results["comparisons"][key][part] = {**diff,
+                                                 "verdict": verdict(diff["lo"], diff["hi"])}
+    return results
+
+
+def rec_kg_markdown(results: dict, *, command: str) -> str:
+    """The study's two tables (AUC per slice; paired differences per slice), with the command
+    and the KG vectors' link-prediction check."""
+    def cell(value) -> str:
+        if value is None:
+            return "n/a"
+        if "value" in value:
+            return f"{value['value']:.4f} [{value['lo']:.4f}, {value['hi']:.4f}]"
+        return f"{value['diff']:+.4f} [{value['lo']:+.4f}, {value['hi']:+.4f}]"
+
+    run = results["_run"]
+    methods = markdown_table(["method", *SLICES], [
+        [name, *[cell(row[part]["auc"]) for part in SLICES]]
+        for name, row in results["methods"].items()])
+    pairs = markdown_table(["comparison (AUC difference)", *SLICES], [
+        [key, *[cell(row[part]) for part in SLICES]]
+        for key, row in results["comparisons"].items()])
+    rows = next(iter(results["methods"].values()))
+    kg = run["kg"]
+    return "\n".join([
+        f"# <KG_ID> study on {run['dataset']} (KG vectors: {run['source']})", "",
+        f"Command: `{command}`", "",
+        f"Seeds {run['seeds']}, preset {run['preset']}; test rows: "
+        + ", ".join(f"{part} {rows[part]['rows']}" for part in SLICES) + ".",
+        f"KG vectors: {kg['known_items']} of {kg['items']} items known; link prediction on "
+        f"held-out film facts: MRR {kg['link_prediction']['mrr']:.4f}, Hits@10 "
+        f"{kg['link_prediction']['hits@10']:.4f}.", "",
+        "Seed-mean test AUC, 95% row-bootstrap interval:", "", methods, "",
+        "Paired differences (seed-mean AUC, same rows; `|zero`, `|shuffle`: <KG_ID> zeroed or "
+        "shuffled across items at scoring time):", "", pairs, ""])
