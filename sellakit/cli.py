@@ -350,11 +350,9 @@ def _add_bench(sub) -> None:
         return parser
 
     from sellakit.cf.models import CF_MODELS
-
     target("cf", [ctr], _bench_ctr).add_argument(
         "--models", default=",".join(n for n, s in CF_MODELS.items() if not s.takes_item_kg),
-        help="comma-separated names from sellakit.cf.models.CF_MODELS (default: every one "
-             "that needs no KG vectors)")
+        help="comma-separated names from sellakit.cf.models.CF_MODELS (default: all but KG's)")
     target("align", [ctr, llm], _bench_ctr)
     rec = target("rec", [ctr, llm], _bench_ctr)
     from sellakit.rec.methods import METHODS, method_help
@@ -367,23 +365,12 @@ def _add_bench(sub) -> None:
     rec.add_argument("--seeds", type=int, default=1,
                      help="seeds --seed, --seed+1, ... on the same rows (mean ± sd, pooled "
                           "paired intervals)")
-    kg_study = target("rec-kg", [ctr, llm], _bench_rec_kg)
-    kg_study.add_argument("--methods", default="mf,tallrec,collm,collm_kg,sella,sella_kg,"
-                          "text_kg", help="comma-separated, from the method table: "
-                          + method_help())
-    kg_study.add_argument("--source", default="film+likes",
-                          choices=_TableNames("sellakit.kg.items", "ITEM_KG_SOURCES"),
-                          help="the items' KG vectors: the film KG alone or joined with the "
-                               "training likes")
-    kg_study.add_argument("--seeds", type=int, default=3)
-    kg_study.set_defaults(dataset="ml-100k-cold-items")
-    kg_study.add_argument("--test-rows", type=int, default=None,
-                          help="test rows sampled (default: the preset's)")
     scoring = target("rec-scoring", [llm], _bench_rec_scoring)
     scoring.add_argument("--rows", type=int, default=128, help="test prompts")
     scoring.add_argument("--batch-size", type=int, default=32)
     prefix = target("rec-prefix", [llm], _bench_rec_prefix)
     prefix.add_argument("--rows", type=int, default=32, help="training prompts")
+    _add_rec_kg(target("rec-kg", [ctr, llm], _bench_rec_kg))
     _add_kg_targets(target)
     cuda = target("cuda", [], _bench_cuda)
     cuda.add_argument("--shape-dir", required=True,
@@ -395,6 +382,22 @@ def _add_bench(sub) -> None:
                       help="micro-batch sizes of the 135M sweep (the 7B sweep: 4,8,16,32)")
     cuda.add_argument("--score-rows", type=int, default=512)
     cuda.add_argument("--device", default="cuda", help="cpu: a dry run with small sizes")
+
+
+def _add_rec_kg(parser: argparse.ArgumentParser) -> None:
+    """``sellakit bench rec-kg``'s own options (the <KG_ID> study, ML-100k)."""
+    from sellakit.rec.methods import method_help
+
+    parser.add_argument("--methods", default="mf,tallrec,collm,collm_kg,sella,sella_kg,text_kg",
+                        help="comma-separated, from the method table: " + method_help())
+    parser.add_argument("--source", default="film+likes",
+                        choices=_TableNames("sellakit.kg.items", "ITEM_KG_SOURCES"),
+                        help="the items' KG vectors: the film KG alone or joined with the "
+                             "training likes")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--test-rows", type=int, default=None,
+                        help="test rows sampled (default: the preset's)")
+    parser.set_defaults(dataset="ml-100k-cold-items")
 
 
 def _add_preset(parser: argparse.ArgumentParser, target: str) -> None:

@@ -333,6 +333,8 @@ def test_rec_kg_study_is_resumable_and_pairs_each_method(small_split, tmp_cache,
     assert "collm_kg vs collm" in text and "sellakit bench rec-kg" in text
     # resumable: the finished seeds are read back, nothing is trained again
     monkeypatch.setattr(rec_kg, "_one_seed", lambda *a, **k: pytest.fail("retrained"))
+    assert (scores[scores.seed == 2025].iid.to_numpy()
+            == scores[scores.seed == 2026].iid.to_numpy()).all()  # the same rows each seed
     again, rescored = rec_kg.rec_kg_benchmark(split, methods, **common)
     pd.testing.assert_frame_equal(rescored, scores)
 

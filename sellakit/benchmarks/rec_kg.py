@@ -77,13 +77,16 @@ def rec_kg_benchmark(split: CTRSplit, methods: list[str], *, out: str | Path,
     vectors = item_kg_vectors(graph, split.n_items, source, config=kg_config,
                               progress=progress)
     kg_seconds = round(time.perf_counter() - started, 1)
-    frames, timings = [], {}
+    frames, timings, first = [], {}, None
+    # one row sample for every seed (paired by row), drawn with the first seed
+    overrides = {"sample_seed": seed, **(rec_overrides or {})}
     for s in range(seed, seed + seeds):
         done = parts / f"seed-{s}.parquet"
         if not done.exists():
             backbone = backbone or _load_backbone(model)
-            frame, seconds = _one_seed(split, methods, vectors.vectors, s, preset, backbone,
-                                       rec_overrides or {}, progress)
+            frame, seconds, run = _one_seed(split, methods, vectors.vectors, s, preset,
+                                            backbone, overrides, progress, first)
+            first = first or run  # later seeds share its stage 1 and text cache
             frame.to_parquet(parts / f"seed-{s}.tmp.parquet")
             (parts / f"seed-{s}.json").write_text(json.dumps(seconds))
             (parts / f"seed-{s}.tmp.parquet").replace(done)  # the seed counts once written
@@ -109,9 +112,10 @@ def _load_backbone(model: str):
 
 
 def _one_seed(split: CTRSplit, methods: list[str], vectors: np.ndarray, seed: int, preset: str,
-              backbone, overrides: dict, progress: bool) -> tuple[pd.DataFrame, dict]:
-    """One seed's per-row scores (test rows; methods, ``mf_kg`` and the ablations) and its
-    seconds by phase."""
+              backbone, overrides: dict, progress: bool, first=None
+              ) -> tuple[pd.DataFrame, dict, object]:
+    """One seed's per-row scores (test rows; methods, ``mf_kg`` and the ablations), its
+    seconds by phase and its run (stage 1 from ``first``'s when given, else the cache)."""
     from sellakit.cf import CFConfig, build_model, predict, train_cf
     from sellakit.rec import KG_METHODS, RecConfig, prepare_stage2, run_methods
     from sellakit.rec.methods import score_kg_ablation
@@ -125,7 +129,7 @@ def _one_seed(split: CTRSplit, methods: list[str], vectors: np.ndarray, seed: in
     seconds["cf"] = round(time.perf_counter() - clock, 1)
     run = run_methods(split, methods, config, plain_mf=plain, align_config=align_config,
                       backbone=backbone, progress=progress, use_cache=True,
-                      kg_vectors=vectors)
+                      kg_vectors=vectors, stage1_from=first)
     seconds["rec"] = round(time.perf_counter() - clock - seconds["cf"], 1)
     rows = run.rows["test"]
     scores = {m: run.scores[m]["test"] for m in methods}
@@ -144,7 +148,7 @@ def _one_seed(split: CTRSplit, methods: list[str], vectors: np.ndarray, seed: in
         "score": np.asarray(values, dtype=np.float64)}) for name, values in scores.items()],
         ignore_index=True)
     seconds["total"] = round(time.perf_counter() - clock, 1)
-    return frame, seconds
+    return frame, seconds, run
 
 
 def _wide(scores: pd.DataFrame, method: str, part: str) -> tuple[np.ndarray, np.ndarray]:
@@ -152,7 +156,7 @@ def _wide(scores: pd.DataFrame, method: str, part: str) -> tuple[np.ndarray, np.
     frame = scores[scores.method == method]
     if part != "all":
         frame = frame[frame[part]]
-    wide = frame.pivot(index="row", columns="seed", values="score")
+    wide = frame.pivot(index="row", columns="seed", values="score")  # rows: one sample
     labels = frame.drop_duplicates("row").set_index("row").loc[wide.index].label
     return labels.to_numpy(), wide.to_numpy().T
 

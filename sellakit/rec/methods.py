@@ -62,7 +62,8 @@ from sellakit.rec.prompts import (KG_TOKEN, LAYOUTS, SLOT_TOKENS, TEMPLATES, Pro
 from sellakit.rec.train import train_rec
 from sellakit.selection import TrainResult
 
-__all__ = ["METHODS", "ABLATIONS", "KG_METHODS", "score_kg_ablation", "METHOD_NAMES", "METHOD_TABLE", "RecMethod", "method_table",
+__all__ = ["METHODS", "ABLATIONS", "KG_METHODS", "score_kg_ablation",
+           "METHOD_NAMES", "METHOD_TABLE", "RecMethod", "method_table",
            "method_help", "RecRun", "run_methods", "sample_rows", "sample_splits",
            "prepare_stage2", "template_for", "fresh_stage3_model"]
 
@@ -318,9 +319,8 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
                 plain_mf: nn.Module, aligned: AlignedTables | None = None,
                 align_config: AlignConfig | None = None, semantic: np.ndarray | None = None,
                 backbone: Backbone | None = None, model: str = "smollm2-135m",
-                accelerator=None, progress: bool = True,
-                stage1_from: RecRun | None = None, use_cache: bool = False,
-                kg_vectors: np.ndarray | None = None) -> RecRun:
+                accelerator=None, progress: bool = True, kg_vectors: np.ndarray | None = None,
+                stage1_from: RecRun | None = None, use_cache: bool = False) -> RecRun:
     """Train and score ``methods`` (from :data:`METHODS` and :data:`ABLATIONS`).
 
     Args:
@@ -338,12 +338,9 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
             then vary stages 2 and 3 on one shared stage 1.
         use_cache: stage 1's LoRA and validation record kept in (and read back from) the
             kit's cache on one process; its text cache and test scores are computed anew.
-        kg_vectors: ``(split.n_items, d_kg)``, each item's KG vector (row = iid, zero for an
-            item the KG does not know: :class:`sellakit.kg.items.ItemKGVectors`), for the
-            :data:`KG_METHODS`.
+        kg_vectors: each item's KG vector, row = iid (:data:`KG_METHODS`; sellakit.kg.items).
     """
-    _check_inputs(methods, aligned, align_config, semantic, plain_mf)
-    _check_kg_vectors(methods, kg_vectors, split)
+    _check_inputs(methods, aligned, align_config, semantic, plain_mf, kg_vectors, split)
     seed_everything(config.seed)
     accelerator = accelerator or make_accelerator(config)
     rows = sample_splits(split, config)
@@ -353,9 +350,7 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
                  aligned=aligned, kg_vectors=kg_vectors)
     if semantic is not None:
         run.semantic, run.semantic_mean = center_items(semantic)
-    add_slot_tokens(run.backbone.tokenizer, run.backbone.model)
-    if any(METHOD_TABLE[m].kg for m in methods):
-        add_kg_token(run.backbone.tokenizer, run.backbone.model)
+    _add_tokens(run.backbone, methods)
     answers = answer_token_ids(run.backbone.tokenizer)
     stages = {m: METHOD_TABLE[m].stage for m in methods}
     for name in [m for m in methods if stages[m] == "cf"]:
@@ -380,6 +375,13 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
     if token_methods:
         _stage3(run, token_methods, llm, answers, plain_mf, accelerator, show)
     return run
+
+
+def _add_tokens(backbone: Backbone, methods: Sequence[str]) -> None:
+    """Every slot token, and ``<KG_ID>`` only when a KG method runs (see :func:`add_kg_token`)."""
+    add_slot_tokens(backbone.tokenizer, backbone.model)
+    if any(METHOD_TABLE[m].kg for m in methods):
+        add_kg_token(backbone.tokenizer, backbone.model)
 
 
 def _stage3(run: RecRun, methods: list[str], llm, answers, plain_mf: nn.Module, accelerator,
@@ -442,7 +444,8 @@ def _stage2_after_stage1(run: RecRun, split: CTRSplit, align_config: AlignConfig
 
 def _check_inputs(methods: Sequence[str], aligned: AlignedTables | None,
                   align_config: AlignConfig | None, semantic: np.ndarray | None,
-                  plain_mf: nn.Module | None) -> None:
+                  plain_mf: nn.Module | None, kg_vectors: np.ndarray | None = None,
+                  split: CTRSplit | None = None) -> None:
     """A :class:`ConfigError` naming the fix for unknown methods or missing inputs (each
     method's row says what it needs: :attr:`RecMethod.inputs`)."""
     unknown = sorted(set(methods) - set(METHOD_TABLE))
@@ -464,6 +467,8 @@ def _check_inputs(methods: Sequence[str], aligned: AlignedTables | None,
     if needing("plain_mf") and plain_mf is None:
         raise ConfigError(f"{needing('plain_mf')} need the plain MF. Fix: pass plain_mf= the "
                           "model of sellakit.cf.fit_and_evaluate (or prepare_stage2).")
+    if split is not None:
+        _check_kg_vectors(methods, kg_vectors, split)
 
 
 def _check_kg_vectors(methods: Sequence[str], kg_vectors: np.ndarray | None,
