@@ -32,9 +32,11 @@ run: install
 test: install
 	$(PY) -m pytest
 
-## check: the unit tests without notebooks or browser (a few minutes)
+## check: the unit tests without notebooks, browser or `slow` (under 3 minutes on 2 cores); `slow`
+## marks the few end-to-end tests that spawn processes (the two-process accelerate run), which
+## `make test` still runs
 check: install
-	$(PY) -m pytest -q -m "not notebook and not browser"
+	$(PY) -m pytest -q -m "not notebook and not browser and not slow"
 
 ## constraints: record the venv's versions (after `make test` passed) in constraints.txt
 constraints: install

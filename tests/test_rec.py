@@ -273,6 +273,7 @@ def test_unknown_method_and_missing_alignment_are_clear(small_split):
         run_methods(small_split, ["sella"], RecConfig.quick(), plain_mf=None)
 
 
+@pytest.mark.slow  # four fresh Python processes (launcher, two workers, one alone): ~30 s CPU
 def test_two_processes_score_like_one(tmp_path):
     """`accelerate launch --multi_gpu --num_processes 2` on a CPU: two gloo processes; training
     runs through DDP and the gathered scores of a fixed model equal a single process's, in the
