@@ -531,7 +531,7 @@ def test_every_rec_preset_names_its_stage2_presets():
 
     assert tuple(RecConfig.STAGE2_PRESETS) == RecConfig.PRESETS
     assert dict(RecConfig.STAGE2_PRESETS) == {"quick": "quick", "compare": "quick",
-                                              "paper": "paper"}
+                                              "study": "quick", "paper": "paper"}
     for base in RecConfig.STAGE2_PRESETS.values():
         assert base in CFConfig.PRESETS and base in AlignConfig.PRESETS
     with pytest.raises(ConfigError, match="not a rec preset; choose one of quick, compare"):

@@ -75,8 +75,17 @@ class RecConfig(Config):
         stage3_optim: stage 3's optimiser for the SeLLa-Rec family: ``"kit"`` (now:
             ``lr_tokens``, ``weight_decay``, betas (0.9, 0.999)) or ``"authors"`` (lr 2e-4,
             weight decay 0.01, betas (0.9, 0.95); batch as the preset).
+        stage1_loss: stage 1's loss: ``"same"`` (now: ``loss``), ``"bce"``, or ``"lm"`` (the
+            LM loss: on stage 1's slotless prompt, the answer token's cross-entropy over the whole
+            vocabulary, as TALLRec and SeLLa-Rec's stage 1 train).
+        stratify_by: with ``stratify``, the groups each keep their share of the split: label x
+            ``"warm"`` (now: warm or cold) or label x ``"cold_kind"`` (warm, user-cold,
+            item-cold, both cold: the study preset's test rows match the full split's mix).
         cache_prefix: run each prompt's text once through the frozen LLM and reuse its
             key/value states in stage 3 and in scoring (:class:`~sellakit.rec.PrefixCache`).
+        prefix_storage: the text cache ``"memory"`` (now: float32 tensors) or ``"disk_bf16"``
+            (bfloat16 in the kit's cache, memory-mapped, sealed; a killed run reads it back:
+            :meth:`~sellakit.rec.PrefixCache.stored`).
         item_cold_rows: also score every test row whose item is unseen in train (slice
             ``test_item_cold``: where ``<Warm_ID>`` should matter).
     """
@@ -88,11 +97,19 @@ class RecConfig(Config):
     STAGE3_FIELDS: ClassVar[tuple[str, ...]] = (
         "projector_start", "shrink", "warm_rows", "slot_scale", "stage3_optim")
 
-    PRESETS: ClassVar[tuple[str, ...]] = ("quick", "compare", "paper")
+    #: Stage 1's LoRA choices (``sellakit bench rec-curve --lora``): the fields each sets.
+    LORA_SETS: ClassVar[Mapping[str, Mapping[str, object]]] = MappingProxyType({
+        "qv_r8": MappingProxyType({"lora_r": 8, "lora_alpha": 16,
+                                   "lora_targets": ("q_proj", "v_proj")}),
+        "all_r64": MappingProxyType({"lora_r": 64, "lora_alpha": 16, "lora_targets": (
+            "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")}),
+    })
+
+    PRESETS: ClassVar[tuple[str, ...]] = ("quick", "compare", "study", "paper")
     #: The CF and alignment preset (``CFConfig``, ``AlignConfig``) each preset's stage 2 runs:
     #: the CPU comparison keeps the quick MF and alignment, whose cost it cannot carry.
     STAGE2_PRESETS: ClassVar[Mapping[str, str]] = MappingProxyType(
-        {"quick": "quick", "compare": "quick", "paper": "paper"})
+        {"quick": "quick", "compare": "quick", "study": "quick", "paper": "paper"})
 
     history_len: int = bounded(10, at_least=1)
     train_rows: int | None = bounded(None, at_least=1)
@@ -128,7 +145,10 @@ class RecConfig(Config):
     warm_rows: Literal["centred", "raw"] = "centred"
     slot_scale: Literal["family", "none", "input_norm"] = "family"
     stage3_optim: Literal["kit", "authors"] = "kit"
+    stage1_loss: Literal["same", "bce", "lm"] = "same"
+    stratify_by: Literal["warm", "cold_kind"] = "warm"
     cache_prefix: bool = True
+    prefix_storage: Literal["memory", "disk_bf16"] = "memory"
     item_cold_rows: bool = False
 
     @classmethod
@@ -153,6 +173,28 @@ class RecConfig(Config):
                     lr_tokens=1e-3, lr_tables=1e-3, sample_seed=2025,
                     drop_empty_history=True, stratify=True, item_cold_rows=True)
         return cls(**{**base, **overrides})
+
+    @classmethod
+    def study(cls, **overrides) -> RecConfig:
+        """The study on 2 cores (issue 23): the compare preset's settings on 4,096 train /
+        1,024 valid / 2,048 test rows; the test rows stratified by label x warm / user-cold /
+        item-cold / both-cold, so they match the full test split's mix (train and valid alike),
+        seeded by ``sample_seed`` 2025 (every seed sees the same rows); the text cache in
+        bfloat16 on disk, memory-mapped (about 2.3 MB a row at 5 history titles)."""
+        base = dict(vars(cls.compare()), train_rows=4096, valid_rows=1024, test_rows=2048,
+                    eval_every=128, stratify_by="cold_kind", prefix_storage="disk_bf16")
+        return cls(**{**base, **overrides})
+
+    def with_lora(self, name: str) -> RecConfig:
+        """This config with stage 1's LoRA set ``name`` (a row of :attr:`LORA_SETS`)."""
+        from dataclasses import replace
+
+        from sellakit.errors import ConfigError
+
+        if name not in self.LORA_SETS:
+            raise ConfigError(f"LoRA set {name!r} is not a row of RecConfig.LORA_SETS; choose "
+                              f"one of {', '.join(self.LORA_SETS)}.")
+        return replace(self, **self.LORA_SETS[name])
 
     @classmethod
     def paper(cls, **overrides) -> RecConfig:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
@@ -269,6 +269,9 @@ class RecRun:
     seconds: dict[str, float] = field(default_factory=dict)
     #: the items' KG vectors (``run_methods(kg_vectors=)``), what ``<KG_ID>`` reads.
     kg_vectors: np.ndarray | None = None
+    #: called as ``on_method(run, name)`` once each method's scores are in (a study writes
+    #: them as they finish, so a killed run resumes after the last finished method).
+    on_method: Callable[[RecRun, str], None] | None = None
 
 
 def template_for(method: str) -> str:
@@ -280,15 +283,16 @@ def template_for(method: str) -> str:
     return row.template
 
 
-def sample_rows(frame: pd.DataFrame, n: int | None, seed: int, *, stratify: bool = False
-                ) -> pd.DataFrame:
+def sample_rows(frame: pd.DataFrame, n: int | None, seed: int, *, stratify: bool = False,
+                by: Sequence[str] = ("label", "not_cold")) -> pd.DataFrame:
     """A seeded sample of ``n`` rows in their original order (all rows when ``n`` is None);
-    with ``stratify``, each label x warm/cold group keeps its share of ``frame``."""
+    with ``stratify``, each group of the columns ``by`` (label x warm/cold) keeps its share of
+    ``frame``."""
     if n is None or n >= len(frame):
         return frame.reset_index(drop=True)
     if not stratify:
         return frame.sample(n=n, random_state=seed).sort_index().reset_index(drop=True)
-    groups = frame.groupby(["label", "not_cold"])
+    groups = frame.groupby(list(by))
     share = groups.size() / len(frame) * n
     quota = np.floor(share).astype(int)
     # Largest remainders get the rows rounding left over, so the sample has exactly n rows.
@@ -307,8 +311,13 @@ def sample_splits(split: CTRSplit, config: RecConfig) -> dict[str, pd.DataFrame]
     if config.drop_empty_history:
         frames = {s: f[f.his.map(len) > 0] for s, f in frames.items()}
     sizes = {"train": config.train_rows, "valid": config.valid_rows, "test": config.test_rows}
-    rows = {s: sample_rows(f, sizes[s], seed, stratify=config.stratify)
-            for s, f in frames.items()}
+    by = ("label", "not_cold")
+    if config.stratify_by == "cold_kind":  # 0 warm, 1 item-cold, 2 user-cold, 3 both
+        by = ("label", "cold_kind")
+        frames = {s: f.assign(cold_kind=2 * ~f.uid.isin(split.train.uid)
+                              + 1 * ~f.iid.isin(split.train.iid)) for s, f in frames.items()}
+    rows = {s: sample_rows(f, sizes[s], seed, stratify=config.stratify, by=by)
+            .drop(columns="cold_kind", errors="ignore") for s, f in frames.items()}
     if config.item_cold_rows:
         test = frames["test"]
         rows["item_cold"] = test[~test.iid.isin(split.train.iid)].reset_index(drop=True)
@@ -320,7 +329,8 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
                 align_config: AlignConfig | None = None, semantic: np.ndarray | None = None,
                 backbone: Backbone | None = None, model: str = "smollm2-135m",
                 accelerator=None, progress: bool = True, kg_vectors: np.ndarray | None = None,
-                stage1_from: RecRun | None = None, use_cache: bool = False) -> RecRun:
+                stage1_from: RecRun | None = None, use_cache: bool = False,
+                on_method: Callable[[RecRun, str], None] | None = None) -> RecRun:
     """Train and score ``methods`` (from :data:`METHODS` and :data:`ABLATIONS`).
 
     Args:
@@ -339,6 +349,7 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
         use_cache: stage 1's LoRA and validation record kept in (and read back from) the
             kit's cache on one process; its text cache and test scores are computed anew.
         kg_vectors: each item's KG vector, row = iid (:data:`KG_METHODS`; sellakit.kg.items).
+        on_method: called with the run and a method's name once its scores are recorded.
     """
     _check_inputs(methods, aligned, align_config, semantic, plain_mf, kg_vectors, split)
     seed_everything(config.seed)
@@ -347,7 +358,7 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
     run = RecRun(results={}, models={}, training={}, builders={}, rows=rows,
                  backbone=backbone or load_backbone(model, device=accelerator.device),
                  config=config, titles=split.item_titles, words=item_words(split.name),
-                 aligned=aligned, kg_vectors=kg_vectors)
+                 aligned=aligned, kg_vectors=kg_vectors, on_method=on_method)
     if semantic is not None:
         run.semantic, run.semantic_mean = center_items(semantic)
     _add_tokens(run.backbone, methods)
@@ -411,6 +422,8 @@ def _score_cf(run: RecRun, name: str, plain_mf: nn.Module) -> None:
     run.scores[name] = {s: predict(plain_mf, f) for s, f in run.rows.items() if s != "train"}
     run.results[name] = _method_results(run.rows, run.scores[name], seconds=0.0,
                                         backbone="none (MF alone)", seed=run.config.seed)
+    if run.on_method:
+        run.on_method(run, name)
 
 
 def _reuse_stage1(run: RecRun, earlier: RecRun):
@@ -518,7 +531,8 @@ def _fit(run: RecRun, name: str, model: SpecialTokenRec, lr: float, accelerator,
                      and config.stage3_optim == "authors")
 
     def train() -> TrainResult:
-        return train_rec(model, data["train"], data["valid"], config, lr=lr, pad_id=pad_id,
+        return train_rec(model, data["train"], data["valid"],
+                         config if stage3 else _stage1_config(config), lr=lr, pad_id=pad_id,
                          accelerator=accelerator, progress=progress, desc=name,
                          epochs=(config.token_epochs or config.epochs) if stage3
                          else config.epochs, prefixes=run.prefixes if stage3 else None,
@@ -529,11 +543,8 @@ def _fit(run: RecRun, name: str, model: SpecialTokenRec, lr: float, accelerator,
     run.training[name], run.models[name] = trained, trained.model
     if not stage3 and config.cache_prefix and not config.tune_lora:
         started = time.perf_counter()
-        share = config.slot_position == "before_title"  # the text is the history alone
-        run.prefixes = {s: PrefixCache.build(model.llm, prompts, batch_size=config.score_batch_size,
-                                             progress=progress, desc=f"text of {s} rows",
-                                             share=share)
-                        for s, (prompts, _) in data.items()}
+        run.prefixes = {s: _prefix_cache(run, model.llm, prompts, f"text of {s} rows",
+                                         progress) for s, (prompts, _) in data.items()}
         run.seconds["prefix_cache"] = round(time.perf_counter() - started, 1)
     # Validation scores come from the selection itself; test is scored once, here.
     scores = {"valid": trained.valid_scores}
@@ -547,6 +558,37 @@ def _fit(run: RecRun, name: str, model: SpecialTokenRec, lr: float, accelerator,
                                         backbone=run.backbone.name, seed=config.seed,
                                         best_step=trained.best_step)
     run.results[name]["from_cache"] = bool(trained.history.attrs.get("from_cache"))
+    if run.on_method:
+        run.on_method(run, name)
+
+
+def _stage1_config(config: RecConfig) -> RecConfig:
+    """``config`` with stage 1's loss (``RecConfig.stage1_loss``) as its ``loss``."""
+    from dataclasses import replace
+
+    return config if config.stage1_loss == "same" else replace(config, loss=config.stage1_loss)
+
+
+def _prefix_cache(run: RecRun, llm, prompts: list, desc: str, progress: bool) -> PrefixCache:
+    """The text cache of ``prompts`` under the stage-1 model ``llm``: in memory, or
+    (``RecConfig.prefix_storage="disk_bf16"``) stored in the kit's cache, keyed by the
+    backbone's weights, the LoRA's and the rows' text ids."""
+    config = run.config
+    share = config.slot_position == "before_title"  # the text is the history alone
+    if config.prefix_storage == "memory":
+        return PrefixCache.build(llm, prompts, batch_size=config.score_batch_size,
+                                 progress=progress, desc=desc, share=share)
+    digest = hashlib.sha256(repr((run.backbone.name, weights_digest(run.backbone),
+                                  share)).encode())
+    for name, p in sorted(llm.named_parameters()):
+        if "lora_" in name:
+            digest.update(name.encode() + p.detach().float().cpu().numpy().tobytes())
+    for prompt in prompts:
+        digest.update(np.asarray(prompt.ids[:prompt.prefix_len], dtype=np.int64).tobytes()
+                      + b"|")
+    return PrefixCache.stored(llm, prompts, digest.hexdigest()[:24],
+                              batch_size=config.score_batch_size, progress=progress, desc=desc,
+                              share=share)
 
 
 def _cached_stage1(run: RecRun, model: SpecialTokenRec, data: dict, lr: float,
@@ -607,8 +649,11 @@ def _stage1_settings(config: RecConfig) -> dict:
     """The settings in stage 1's cache key: all but stage 3's and the slot position (the
     prompts' token ids, also in the key, carry it), so a stage 1 cached before these switches
     existed is still found."""
-    omit = {*RecConfig.STAGE3_FIELDS, "slot_position"}
-    return {k: v for k, v in vars(config).items() if k not in omit}
+    omit = {*RecConfig.STAGE3_FIELDS, "slot_position", "prefix_storage"}
+    # Switches added later stay out at their defaults, so earlier stage 1s are still found.
+    later = {"stage1_loss": "same", "stratify_by": "warm"}
+    return {k: v for k, v in vars(config).items()
+            if k not in omit and later.get(k, object()) != v}
 
 
 def _stage3_model(name: str, llm, answers, plain_mf: nn.Module, run: RecRun, d_cf: int,
