@@ -15,6 +15,9 @@ Commands::
     sellakit bench rec-kg --dataset ml-100k-cold-items --seeds 3 --out F.json   the <KG_ID> study
     sellakit bench rec-scoring --out FILE.json         batched vs one-at-a-time prompts/s
     sellakit bench rec-prefix --out FILE.json          stage-3 step: cached text vs whole prompt
+    sellakit bench rec-curve --sizes 512,1024,2048 --out bench/rec_ml1m_curve.json
+    sellakit bench rec-grid --out bench/rec_ml1m_grid.json
+    sellakit bench rec-study --grid bench/rec_ml1m_grid.json --out bench/rec_ml1m_study.json
     sellakit bench cuda --shape-dir DIR --out FILE.json  the CUDA path on a GPU
     sellakit cache                                      where the cache is, what it holds
     sellakit book [--source DIR] [--site DIR]           the static site of the executed notebooks
@@ -116,6 +119,27 @@ def _bench_rec_prefix(args) -> int:
 
     results = rec.rec_prefix_benchmark(model=args.model, rows=args.rows, seed=args.seed)
     return _report(args.out, results, rec.rec_prefix_markdown(results, command=args.command))
+
+
+def _bench_rec_study(args) -> int:
+    """rec-curve, rec-grid, rec-study: resumable, each part written as it finishes."""
+    from sellakit.benchmarks import rec_study
+
+    split = load_split(args.dataset, amazon_ratings=args.amazon_ratings,
+                       amazon_meta=args.amazon_meta)
+    common = dict(out=args.out, preset="quick" if args.quick else args.preset, seed=args.seed,
+                  model=args.model, command=args.command)
+    if args.target == "rec-curve":
+        results, _ = rec_study.rec_curve(split, sizes=[int(n) for n in _names(args.sizes)],
+                                         variants=_names(args.variants), **common)
+        return _report(args.out, results, rec_study.curve_markdown(results))
+    if args.target == "rec-grid":
+        results, _ = rec_study.rec_grid(split, **common)
+        return _report(args.out, results, rec_study.grid_markdown(results))
+    results, _ = rec_study.rec_study(split, choice=rec_study.study_choice(args.grid),
+                                     seeds=args.seeds, ablation_seeds=args.ablation_seeds,
+                                     **common)
+    return _report(args.out, results, rec_study.study_markdown(results))
 
 
 def _bench_kg(args) -> int:
@@ -371,6 +395,7 @@ def _add_bench(sub) -> None:
     prefix = target("rec-prefix", [llm], _bench_rec_prefix)
     prefix.add_argument("--rows", type=int, default=32, help="training prompts")
     _add_rec_kg(target("rec-kg", [ctr, llm], _bench_rec_kg))
+    _add_rec_study_targets(target, [ctr, llm])
     _add_kg_targets(target)
     cuda = target("cuda", [], _bench_cuda)
     cuda.add_argument("--shape-dir", required=True,
@@ -423,6 +448,8 @@ def _bench_configs() -> dict:
             "rec": (RecConfig, "paper"), "kg": (TeacherConfig, "quick"),
             "kg-protocols": (StudentConfig, "quick"), "kg-sweep": (TeacherConfig, "quick"),
             "rec-kg": (RecConfig, "quick")}
+            "rec-curve": (RecConfig, "compare"), "rec-grid": (RecConfig, "compare"),
+            "rec-study": (RecConfig, "study")}
 
 
 class _TableNames:
@@ -442,6 +469,29 @@ class _TableNames:
 
     def __iter__(self):
         return iter(self._names())
+
+
+def _add_rec_study_targets(target, parents: list) -> None:
+    """rec-curve, rec-grid, rec-study (their presets: RecConfig's)."""
+    curve = target("rec-curve", parents, _bench_rec_study)
+    curve.add_argument("--sizes", default="512,1024,2048,4096",
+                       help="training rows of each stage 1 (the same valid and test rows)")
+    curve.add_argument("--variants", default="qv_r8_bce",
+                       help="comma-separated, from rec_study.CURVE_VARIANTS: " + "; ".join(
+                           f"{k}: {v.help}" for k, v in _curve_variants().items()))
+    target("rec-grid", parents, _bench_rec_study)
+    study = target("rec-study", parents, _bench_rec_study)
+    study.add_argument("--grid", default="bench/rec_ml1m_grid.json",
+                       help="rec-grid's JSON: the configuration it chose on validation")
+    study.add_argument("--seeds", type=int, default=3, help="seeds of stages 2-3")
+    study.add_argument("--ablation-seeds", type=int, default=3,
+                       help="how many of those seeds the ablations run")
+
+
+def _curve_variants() -> dict:
+    from sellakit.benchmarks.rec_study import CURVE_VARIANTS
+
+    return dict(CURVE_VARIANTS)
 
 
 def _add_kg_targets(target) -> None:
@@ -513,12 +563,13 @@ def _add_switches(parser: argparse.ArgumentParser) -> None:
 #: (option, its attribute, smallest value): whole-number options, checked before any work.
 _AT_LEAST = (("--seed", "seed", 0), ("--seeds", "seeds", 1), ("--j2-seeds", "j2_seeds", 1),
              ("--threads", "threads", 1), ("--rows", "rows", 1),
+             ("--ablation-seeds", "ablation_seeds", 1),
              ("--batch-size", "batch_size", 1), ("--score-rows", "score_rows", 1),
              ("--epochs", "epochs", 1), ("--test-rows", "test_rows", 1))
 #: (option, its attribute): comma-separated lists that must name at least one entry.
 _LISTS = (("--models", "models"), ("--methods", "methods"), ("--parts", "parts"),
           ("--target", "kg_target"), ("--sizes", "sizes"), ("--facts", "facts"),
-          ("--links", "links"), ("--dims", "dims"))
+          ("--links", "links"), ("--dims", "dims"), ("--variants", "variants"))
 
 
 def _names(text: str) -> list[str]:

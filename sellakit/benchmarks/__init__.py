@@ -5,8 +5,8 @@ function making the table, which names the command that produced it; :func:`writ
 writes both (``sellakit bench TARGET --out FILE.json`` calls them). Published numbers stand
 beside ours, read from :mod:`sellakit.published`. Results live in ``bench/``.
 
-Targets: ``cf``, ``align``, ``rec``, ``rec-kg``, ``rec-scoring``, ``rec-prefix``, ``kg``,
-``kg-sweep``, ``kg-eval``, ``kg-protocols`` and ``cuda`` (the
+Targets: ``cf``, ``align``, ``rec``, ``rec-kg``, ``rec-scoring``, ``rec-prefix``, ``rec-curve``,
+``rec-grid``, ``rec-study``, ``kg``, ``kg-sweep``, ``kg-eval``, ``kg-protocols`` and ``cuda`` (the
 GPU check).
 """
 
@@ -26,6 +26,11 @@ TARGETS = {
               "ablations and CF baselines, on all, item-cold and user-cold test rows",
     "rec-scoring": "SeLLa-Rec scoring: length-sorted batches against one prompt at a time",
     "rec-prefix": "stage-3 step with the text's key/value cache against the whole prompt",
+    "rec-curve": "stage 1's learning curve: validation AUC by training rows, the item rate "
+                 "beside (resumable)",
+    "rec-grid": "SeLLa-Rec's switches on one stage 1, chosen on validation (resumable)",
+    "rec-study": "the grid's choice, its ablations, CoLLM-, TALLRec-style and the baselines, "
+                 "three seeds (resumable)",
     "kg": "per target: the setting's teacher; J2 (cold, warm), scratch, the student with KD, "
           "without KD, without warm start, every row at every seed",
     "kg-sweep": "where KD should matter: low-resource targets (facts, links) or the student's "

@@ -1,0 +1,527 @@
+"""The LLM-recommender study (issue 23): ``sellakit bench rec-curve`` (does stage 1 learn, and
+from how many rows), ``rec-grid`` (SeLLa-Rec's switches on one stage 1, chosen on validation)
+and ``rec-study`` (the chosen configuration, its ablations, CoLLM- and TALLRec-style and the
+count baselines, three seeds of stages 2-3 on one stage 1, in the ``study`` preset).
+
+Each command is resumable: every finished part (one stage 1 of the curve, one grid cell, one
+method and seed of the study) is written to ``<out>.parts/`` as it finishes, with its per-row
+scores, and the JSON, markdown and ``.scores.parquet`` beside ``--out`` are rewritten from the
+parts so far; a killed run started again with the same command skips the parts it finished
+(stage 1 and the study's text cache come back from the kit's cache). Times are reported by
+phase.
+
+Baselines: the rows of :data:`BASELINE_TABLE` (each a function of the training rows and the
+scored rows) stand in every table; the strongest on validation is the one every method is
+compared with, paired.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import product
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+
+from sellakit.benchmarks.report import markdown_table
+from sellakit.data.protocol import CTRSplit
+from sellakit.errors import ConfigError
+
+__all__ = ["BASELINE_TABLE", "CURVE_VARIANTS", "GRID_AXES", "STUDY_METHODS", "PartStore",
+           "item_rate_scores", "baseline_scores", "rec_curve", "curve_markdown", "rec_grid",
+           "grid_markdown", "rec_study", "study_markdown", "versus_strongest"]
+
+
+# --- baselines ---------------------------------------------------------------------------
+
+def item_rate_scores(train: pd.DataFrame, frame: pd.DataFrame, smoothing: float) -> np.ndarray:
+    """Each row's item's smoothed positive rate in ``train``: ``(likes + m p) / (rows + m)``,
+    ``p`` the overall rate, ``m`` the smoothing (an unseen item scores ``p``)."""
+    prior = float(train.label.mean())
+    counts = train.groupby("iid").label.agg(["sum", "count"])
+    rate = (counts["sum"] + smoothing * prior) / (counts["count"] + smoothing)
+    return frame.iid.map(rate).fillna(prior).to_numpy(dtype=np.float64)
+
+
+def _item_rate(train: pd.DataFrame, rows: Mapping[str, pd.DataFrame]) -> dict:
+    """The item rate with its smoothing chosen on the validation rows."""
+    from sellakit.metrics import auc
+
+    grid = (1.0, 3.0, 10.0, 30.0, 100.0)
+    best = max(grid, key=lambda m: auc(rows["valid"].label,
+                                       item_rate_scores(train, rows["valid"], m)))
+    return {"scores": {s: item_rate_scores(train, f, best) for s, f in rows.items()
+                       if s != "train"}, "setting": {"smoothing": best}}
+
+
+#: Baseline name -> ``f(training rows, {split: rows}) -> {"scores": {split: array},
+#: "setting": {...}}``. The count / bias baselines of issue 23 are rows here.
+BASELINE_TABLE: Mapping[str, Callable[[pd.DataFrame, Mapping[str, pd.DataFrame]], dict]] = \
+    MappingProxyType({"item_rate": _item_rate})
+
+
+def baseline_scores(split: CTRSplit, rows: Mapping[str, pd.DataFrame]) -> dict[str, dict]:
+    """Every baseline of :data:`BASELINE_TABLE` on ``rows``, from the split's full training
+    rows (a count needs no LLM and sees every row)."""
+    return {name: make(split.train, rows) for name, make in BASELINE_TABLE.items()}
+
+
+# --- resumable parts ---------------------------------------------------------------------
+
+class PartStore:
+    """Finished parts of a long run, beside its ``--out`` file: ``<out>.parts/<name>.json``
+    (the part's record) and ``.parquet`` (its per-row scores), each written atomically, the
+    record last, so a part is either done or absent. ``settings`` must match the folder's
+    (else :class:`ConfigError`: another run's parts are never mixed in)."""
+
+    def __init__(self, out: str | Path, settings: dict):
+        from sellakit.cache import atomic_file
+
+        self.folder = Path(out).with_suffix(".parts")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        settings = json.loads(json.dumps(settings, default=str))
+        path = self.folder / "settings.json"
+        if path.exists() and json.loads(path.read_text()) != settings:
+            raise ConfigError(f"{self.folder} holds the parts of a run with other settings. "
+                              "Fix: give another --out, or remove that folder to start again.")
+        with atomic_file(path) as tmp:
+            tmp.write_text(json.dumps(settings, indent=1))
+
+    def done(self, name: str) -> bool:
+        return (self.folder / f"{name}.json").exists()
+
+    def save(self, name: str, record: dict, scores: pd.DataFrame) -> None:
+        from sellakit.cache import atomic_file
+
+        with atomic_file(self.folder / f"{name}.parquet") as tmp:
+            scores.to_parquet(tmp, index=False)
+        with atomic_file(self.folder / f"{name}.json") as tmp:
+            tmp.write_text(json.dumps(record, indent=1, default=float))
+
+    def load(self) -> tuple[dict[str, dict], pd.DataFrame]:
+        """Every finished part's record, and all their scores."""
+        names = sorted(p.stem for p in self.folder.glob("*.json") if p.stem != "settings")
+        records = {n: json.loads((self.folder / f"{n}.json").read_text()) for n in names}
+        frames = [pd.read_parquet(self.folder / f"{n}.parquet") for n in names]
+        return records, pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _long(rows: Mapping[str, pd.DataFrame], scores: Mapping[str, np.ndarray], **label
+          ) -> pd.DataFrame:
+    """Per-row scores in long form (split, row, uid, iid, label, not_cold, score, ``label``)."""
+    parts = [pd.DataFrame({"split": part, "row": np.arange(len(rows[part])),
+                           "uid": rows[part].uid.to_numpy(), "iid": rows[part].iid.to_numpy(),
+                           "label": rows[part].label.to_numpy(),
+                           "not_cold": rows[part].not_cold.to_numpy(),
+                           "score": np.asarray(values, dtype=np.float64), **label})
+             for part, values in scores.items()]
+    return pd.concat(parts, ignore_index=True)
+
+
+def _write(out: str | Path, results: dict, scores: pd.DataFrame, markdown: str) -> None:
+    """The JSON, markdown and per-row scores of the parts so far."""
+    from sellakit.benchmarks import write_report
+    from sellakit.cache import atomic_file
+
+    with atomic_file(Path(out).with_suffix(".scores.parquet")) as tmp:
+        scores.to_parquet(tmp, index=False)
+    write_report(out, results, markdown)
+
+
+def _metrics(rows: Mapping[str, pd.DataFrame], scores: Mapping[str, np.ndarray]) -> dict:
+    """AUC / UAUC of every scored split."""
+    from sellakit.metrics import ctr_metrics
+
+    return {s: ctr_metrics(rows[s], v) for s, v in scores.items()}
+
+
+# --- the stage-1 learning curve ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class CurveVariant:
+    """One stage 1 of the learning curve: its LoRA (:attr:`RecConfig.LORA_SETS`) and loss."""
+
+    lora: str
+    loss: str
+    help: str
+
+
+#: The stage-1 variants ``rec-curve --variants`` offers.
+CURVE_VARIANTS: Mapping[str, CurveVariant] = MappingProxyType({
+    "qv_r8_bce": CurveVariant("qv_r8", "bce", "LoRA r8 on q, v; BCE (the kit's stage 1)"),
+    "all_r64_bce": CurveVariant("all_r64", "bce", "LoRA r64 on every linear projection "
+                                "(the authors'); BCE"),
+    "qv_r8_lm": CurveVariant("qv_r8", "lm", "LoRA r8 on q, v; the LM loss on the answer "
+                             "(the authors')"),
+    "all_r64_lm": CurveVariant("all_r64", "lm", "the authors' LoRA and loss"),
+})
+
+
+def rec_curve(split: CTRSplit, *, sizes: Sequence[int], variants: Sequence[str], out: str,
+              preset: str = "compare", seed: int = 2025, model: str = "smollm2-135m",
+              load: Callable | None = None, overrides: Mapping | None = None,
+              progress: bool = True, command: str = "") -> tuple[dict, pd.DataFrame]:
+    """TALLRec-style stage 1 of each variant at each training size (the same validation and
+    test rows), against the item rate; each (variant, size) written as it finishes. ``load``
+    makes a fresh backbone (default: ``load_backbone(model)``); ``overrides`` go to the
+    preset (tests)."""
+    from tqdm.auto import tqdm
+
+    from sellakit.llm import load_backbone
+    from sellakit.rec import RecConfig, run_methods, sample_splits
+
+    unknown = sorted(set(variants) - set(CURVE_VARIANTS))
+    if unknown:
+        raise ConfigError(f"--variants {unknown}: choose from {', '.join(CURVE_VARIANTS)}.")
+    load = load or (lambda: load_backbone(model))
+    settings = {"kind": "curve", "dataset": split.name, "preset": preset, "seed": seed,
+                "model": model, "overrides": dict(overrides or {})}
+    store = PartStore(out, settings)
+    todo = [(v, n) for v, n in product(variants, sizes) if not store.done(f"{v}@{n}")]
+    for variant, size in tqdm(todo, desc="stage-1 curve", disable=not progress):
+        row = CURVE_VARIANTS[variant]
+        config = RecConfig.preset(preset, seed=seed, train_rows=size, cache_prefix=False,
+                                  item_cold_rows=False, stage1_loss=row.loss,
+                                  **(overrides or {})).with_lora(row.lora)
+        started = time.perf_counter()
+        backbone = load()
+        loaded = time.perf_counter() - started
+        run = run_methods(split, ["tallrec"], config, plain_mf=None, backbone=backbone,
+                          progress=progress, use_cache=True)
+        rows, scores = run.rows, run.scores["tallrec"]
+        trained = run.training["tallrec"]
+        record = {"variant": variant, "size": size, "train_rows": len(rows["train"]),
+                  **_metrics(rows, scores), "best_step": trained.best_step,
+                  "from_cache": run.results["tallrec"]["from_cache"],
+                  "seconds": {"load": round(loaded, 1), "stage1": round(trained.seconds, 1),
+                              "scoring": round(time.perf_counter() - started - loaded
+                                               - trained.seconds, 1)},
+                  "item_rate_same_rows": _metrics(rows, _item_rate(rows["train"], rows)
+                                                  ["scores"])}
+        store.save(f"{variant}@{size}", record,
+                   _long(rows, scores, method="tallrec", variant=variant, size=size))
+        _write(out, *_curve_results(split, store, {**settings, "command": command},
+                                    sample_splits(split, config)))
+    return _curve_results(split, store, {**settings, "command": command}, None)[:2]
+
+
+def _curve_results(split: CTRSplit, store: PartStore, settings: dict, rows
+                   ) -> tuple[dict, pd.DataFrame, str]:
+    """The curve so far: every part, and the item rate from every training row on the same
+    validation / test rows."""
+    records, scores = store.load()
+    results = {"_run": settings, "runs": records}
+    if rows is not None:
+        base = _item_rate(split.train, rows)
+        results["item_rate"] = {**_metrics(rows, {s: v for s, v in base["scores"].items()
+                                                  if s in ("valid", "test")}),
+                                **base["setting"]}
+        (store.folder / "item_rate.txt").write_text(json.dumps(results["item_rate"]))
+    elif (store.folder / "item_rate.txt").exists():
+        results["item_rate"] = json.loads((store.folder / "item_rate.txt").read_text())
+    return results, scores, curve_markdown(results)
+
+
+def curve_markdown(results: dict) -> str:
+    """Validation (and test) AUC of each stage 1 by training rows, the item rate beside."""
+    meta = results["_run"]
+    command = meta.get("command")
+    rate = results.get("item_rate", {})
+    lines = [f"TALLRec-style stage 1 on {meta['dataset']} ({meta['model']}, preset "
+             f"{meta['preset']}, seed {meta['seed']}): validation AUC by training rows. The "
+             f"item rate (every training row, smoothing {rate.get('smoothing')}) gives valid "
+             f"AUC {rate.get('valid', {}).get('auc', float('nan')):.4f}, test "
+             f"{rate.get('test', {}).get('auc', float('nan')):.4f}."
+             + (f" Command: `{command}`" if command else ""), ""]
+    table = [[r["variant"], r["train_rows"], f"{r['valid']['auc']:.4f}",
+              f"{r['item_rate_same_rows']['valid']['auc']:.4f}", f"{r['test']['auc']:.4f}",
+              r["best_step"], r["seconds"]["stage1"], r["seconds"]["scoring"]]
+             for r in sorted(results["runs"].values(), key=lambda r: (r["variant"], r["size"]))]
+    lines += markdown_table(["stage 1", "train rows", "valid AUC",
+                             "item rate on those rows, valid AUC", "test AUC", "best step",
+                             "s training", "s scoring"], table)
+    return "\n".join(lines) + "\n"
+
+
+# --- SeLLa-Rec's grid --------------------------------------------------------------------
+
+#: The switches the grid crosses (``RecConfig`` fields -> the values tried), one seed each.
+GRID_AXES: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "slot_position": ("after_text", "before_title"), "loss": ("bce", "lm"),
+    "projector_start": ("alignment", "fresh", "shrunk")})
+
+
+def _stage2_default(split: CTRSplit, preset: str, progress: bool) -> Callable:
+    """``seed -> (plain MF, AlignConfig)`` of the preset (the MF from the kit's cache)."""
+    from sellakit.rec import prepare_stage2
+
+    return lambda seed: prepare_stage2(split, preset=preset, seed=seed, progress=progress,
+                                       use_cache=True)
+
+
+def _cell_name(cell: Mapping[str, str]) -> str:
+    return "+".join(cell[axis] for axis in GRID_AXES)
+
+
+def rec_grid(split: CTRSplit, *, out: str, preset: str = "compare", seed: int = 2025,
+             model: str = "smollm2-135m", load: Callable | None = None,
+             stage2: Callable | None = None, overrides: Mapping | None = None,
+             progress: bool = True, command: str = "") -> tuple[dict, pd.DataFrame]:
+    """SeLLa-Rec (``sella``) in every cell of :data:`GRID_AXES` on one stage 1 (BCE, read back
+    from the kit's cache under the second slot position) and one stage 2, one seed; the cell
+    with the best validation AUC is ``chosen`` (test is reported, never used to choose). Each
+    cell is written as it finishes."""
+    from sellakit.llm import load_backbone
+    from sellakit.rec import RecConfig, run_methods
+
+    load = load or (lambda: load_backbone(model))
+    stage2 = stage2 or _stage2_default(split, preset, progress)
+    settings = {"kind": "grid", "dataset": split.name, "preset": preset, "seed": seed,
+                "model": model, "overrides": dict(overrides or {})}
+    store = PartStore(out, settings)
+    plain, align_config = stage2(seed)
+    tables = None  # stage 2's aligned MF and the raw item states, after the first cell
+    for position in GRID_AXES["slot_position"]:
+        first = backbone = None
+        for loss, start in product(GRID_AXES["loss"], GRID_AXES["projector_start"]):
+            cell = {"slot_position": position, "loss": loss, "projector_start": start}
+            if store.done(_cell_name(cell)):
+                continue
+            config = RecConfig.preset(preset, seed=seed, stage1_loss="bce", **cell,
+                                      **(overrides or {}))
+            backbone = backbone or load()
+            run = run_methods(split, ["sella"], config, plain_mf=plain,
+                              aligned=tables[0] if tables else None,
+                              align_config=None if tables else align_config,
+                              semantic=tables[1] if tables else None, backbone=backbone,
+                              stage1_from=first, use_cache=True, progress=progress)
+            first = first or run
+            tables = tables or (run.aligned, run.semantic + run.semantic_mean)
+            record = {"cell": cell, **_metrics(run.rows, run.scores["sella"]),
+                      "seconds": {"stage3": run.results["sella"]["seconds"],
+                                  **{k: v for k, v in run.seconds.items() if v is not None}},
+                      "best_step": run.results["sella"]["best_step"]}
+            store.save(_cell_name(cell), record, _long(run.rows, run.scores["sella"],
+                                                       method="sella", **cell))
+            _write(out, *_grid_results(store, {**settings, "command": command}))
+    return _grid_results(store, {**settings, "command": command})[:2]
+
+
+def _grid_results(store: PartStore, settings: dict) -> tuple[dict, pd.DataFrame, str]:
+    """The cells so far and the one chosen on validation AUC."""
+    records, scores = store.load()
+    chosen = max(records, key=lambda n: records[n]["valid"]["auc"]) if records else None
+    results = {"_run": settings, "cells": records, "chosen": chosen,
+               "chosen_cell": records[chosen]["cell"] if chosen else None}
+    return results, scores, grid_markdown(results)
+
+
+def grid_markdown(results: dict) -> str:
+    """Every cell's validation and test AUC, the chosen one marked."""
+    meta = results["_run"]
+    cells = results["cells"]
+    lines = [f"SeLLa-Rec's grid on {meta['dataset']} ({meta['model']}, preset "
+             f"{meta['preset']}, seed {meta['seed']}, one stage 1 and one stage 2): chosen on "
+             f"validation AUC: **{results['chosen']}**. Command: `{meta.get('command')}`", ""]
+    table = [[*(r["cell"][axis] for axis in GRID_AXES), f"{r['valid']['auc']:.4f}",
+              f"{r['test']['auc']:.4f}", f"{r['seconds']['stage3']:.0f}",
+              "chosen" if name == results["chosen"] else ""]
+             for name, r in sorted(cells.items(), key=lambda kv: -kv[1]["valid"]["auc"])]
+    lines += markdown_table([*GRID_AXES, "valid AUC", "test AUC", "s stage 3", ""], table)
+    return "\n".join(lines) + "\n"
+
+
+# --- the study ---------------------------------------------------------------------------
+
+#: The study's methods: MF, TALLRec-style, CoLLM-style on plain and aligned MF, SeLLa-Rec in
+#: the grid's chosen configuration and its ablations (``sella_random_init`` is the authors'
+#: released script: P_C from scratch).
+STUDY_METHODS = ("mf", "tallrec", "collm", "collm_aligned", "sella", "sella_no_align",
+                 "sella_random_init", "sella_no_warm", "sella_frozen_cf")
+#: Labels the study's table gives some methods.
+STUDY_LABELS = MappingProxyType({"sella_random_init": "sella_random_init (the authors' "
+                                                      "released script: P_C from scratch)"})
+
+
+def study_choice(grid_file: str | Path) -> dict[str, str]:
+    """The configuration the grid chose on validation (``rec-grid``'s JSON)."""
+    path = Path(grid_file)
+    try:
+        chosen = json.loads(path.read_text())["chosen_cell"]
+    except (OSError, ValueError, KeyError) as err:
+        raise ConfigError(f"{path}: no grid result to read the chosen configuration from "
+                          f"({err}). Fix: run `sellakit bench rec-grid --out {path}` first, "
+                          "or pass --grid the file it wrote.") from err
+    if not chosen or set(chosen) != set(GRID_AXES):
+        raise ConfigError(f"{path}: its chosen cell {chosen!r} does not name {list(GRID_AXES)}. "
+                          "Fix: rerun rec-grid with this kit.")
+    return dict(chosen)
+
+
+def rec_study(split: CTRSplit, *, out: str, choice: Mapping[str, str], preset: str = "study",
+              seed: int = 2025, seeds: int = 3, ablation_seeds: int | None = None,
+              methods: Sequence[str] = STUDY_METHODS, model: str = "smollm2-135m",
+              load: Callable | None = None, stage2: Callable | None = None,
+              overrides: Mapping | None = None, progress: bool = True, command: str = ""
+              ) -> tuple[dict, pd.DataFrame]:
+    """``methods`` in the grid's ``choice`` (slot position, loss, P_C start) for ``seeds``
+    seeds of stages 2-3 on one stage 1 (the ablations for ``ablation_seeds`` of them), plus
+    the baselines; each method and seed written as it finishes."""
+    from sellakit.llm import load_backbone
+    from sellakit.rec import ABLATIONS, RecConfig, run_methods, sample_splits
+
+    load = load or (lambda: load_backbone(model))
+    stage2 = stage2 or _stage2_default(split, preset, progress)
+    ablation_seeds = seeds if ablation_seeds is None else ablation_seeds
+    settings = {"kind": "study", "dataset": split.name, "preset": preset, "seed": seed,
+                "model": model, "choice": dict(choice), "overrides": dict(overrides or {})}
+    store = PartStore(out, settings)
+    first = None
+    for k in range(seeds):
+        config = RecConfig.preset(preset, seed=seed + k, stage1_loss="bce", **choice,
+                                  **{"sample_seed": seed, **(overrides or {})})
+        todo = [m for m in methods if not store.done(f"{m}@{config.seed}")
+                and (k == 0 or m != "tallrec") and (k < ablation_seeds or m not in ABLATIONS)]
+        if not todo:
+            continue
+        started = time.perf_counter()
+        plain, align_config = stage2(config.seed)
+        seconds = {"mf_and_stage2_settings": round(time.perf_counter() - started, 1)}
+
+        def keep(run, name: str, seconds=seconds, todo=tuple(todo)) -> None:
+            if name not in todo:  # stage 1 read back for the others: recorded already
+                return
+            record = {"method": name, "seed": run.config.seed, "result": run.results[name],
+                      "seconds": {**seconds, **run.seconds}}
+            store.save(f"{name}@{run.config.seed}", record,
+                       _long(run.rows, run.scores[name], method=name, seed=run.config.seed))
+
+        run = run_methods(split, todo, config, plain_mf=plain, align_config=align_config,
+                          backbone=first.backbone if first else load(), stage1_from=first,
+                          use_cache=True, progress=progress, on_method=keep)
+        first = first or run
+        _write(out, *_study_results(split, store, {**settings, "command": command}, run.rows))
+    rows = sample_splits(split, RecConfig.preset(preset, seed=seed, **choice,
+                                                 **{"sample_seed": seed, **(overrides or {})}))
+    return _study_results(split, store, {**settings, "command": command}, rows)[:2]
+
+
+def _study_results(split: CTRSplit, store: PartStore, settings: dict,
+                   rows: Mapping[str, pd.DataFrame]) -> tuple[dict, pd.DataFrame, str]:
+    """Seed means, intervals and paired comparisons of the parts so far and the baselines; a
+    method run for fewer seeds than the others has its first seed repeated (marked)."""
+    from sellakit.benchmarks.rec import summarise
+
+    records, scores = store.load()
+    per_seed: dict[int, dict] = {}
+    for record in records.values():
+        per_seed.setdefault(record["seed"], {})[record["method"]] = record["result"]
+    seeds = sorted(per_seed)
+    methods = [m for m in STUDY_METHODS if any(m in per_seed[s] for s in seeds)]
+    frames, repeated = [scores], {}
+    for name in methods:
+        own = [s for s in seeds if name in per_seed[s]]
+        for s in sorted(set(seeds) - set(own)):
+            per_seed[s][name] = per_seed[own[0]][name]
+            frames.append(scores[(scores.method == name) & (scores.seed == own[0])]
+                          .assign(seed=s))
+            repeated.setdefault(name, own)
+    baselines = _baseline_records(split, rows, per_seed, frames, seeds)
+    scores = pd.concat(frames, ignore_index=True)
+    results = summarise(scores, per_seed, methods + baselines) if seeds else {}
+    results["_versus_strongest"] = versus_strongest(results, scores, methods, baselines) \
+        if seeds else {}
+    results["_run"] = {**settings, "seeds": seeds, "repeated": repeated, "baselines": baselines,
+                       "rows": {s: len(f) for s, f in rows.items()},
+                       "seconds": _phases(records)}
+    return results, scores, study_markdown(results)
+
+
+def _baseline_records(split: CTRSplit, rows: Mapping[str, pd.DataFrame], per_seed: dict,
+                      frames: list, seeds: list[int]) -> list[str]:
+    """Each baseline's record and scores, the same for every seed (they have none)."""
+    from sellakit.rec.methods import _method_results
+
+    made = baseline_scores(split, rows)
+    for name, made_one in made.items():
+        record = _method_results(rows, made_one["scores"], seconds=0.0, best_step=None,
+                                 backbone="none (counts)", setting=made_one["setting"])
+        for s in seeds:
+            per_seed[s][name] = record
+            frames.append(_long(rows, made_one["scores"], method=name, seed=s))
+    return list(made)
+
+
+def versus_strongest(results: dict, scores: pd.DataFrame, methods: Sequence[str],
+                     baselines: Sequence[str]) -> dict:
+    """The baseline with the best validation AUC, and every method against it on the same
+    test rows: ``{"baseline", "rows": {method: {"auc": {diff, lo, hi, p}, "uauc", "verdict"}}}``
+    (pooled over seeds; rows resampled for AUC, users for UAUC)."""
+    from sellakit.benchmarks.rec import _matrix
+    from sellakit.stats import paired_bootstrap, verdict
+
+    if not baselines:
+        return {}
+    strongest = max(baselines, key=lambda b: results[b]["valid"]["auc"])
+    labels, users, base = _matrix(scores, "test", strongest)
+    out = {}
+    for name in methods:
+        _, _, own = _matrix(scores, "test", name)
+        auc = paired_bootstrap(labels, own, base)
+        out[name] = {"auc": auc, "uauc": paired_bootstrap(labels, own, base, users=users,
+                                                          metric="uauc"),
+                     "verdict": verdict(auc["lo"], auc["hi"])}
+    return {"baseline": strongest, "rows": out}
+
+
+def _phases(records: Mapping[str, dict]) -> dict:
+    """Seconds by phase: stage 1, the text cache, stage 2 per seed, each method per seed."""
+    phases: dict[str, float] = {}
+    for name, record in records.items():
+        seconds = record["seconds"]
+        phases[f"{name} (training)"] = record["result"]["seconds"]
+        for phase in ("prefix_cache", "stage2", "mf_and_stage2_settings"):
+            if seconds.get(phase) is not None:
+                phases[f"{phase}@{record['seed']}"] = seconds[phase]
+    return phases
+
+
+def study_markdown(results: dict) -> str:
+    """Every method and baseline (seed means, intervals, slices), each against the strongest
+    baseline, the pairwise comparisons, and the time by phase."""
+    meta = results["_run"]
+    rows = meta["rows"]
+    names = [n for n in results if not n.startswith("_")]
+    lines = [f"The LLM-recommender study on {meta['dataset']} ({meta['model']}), preset "
+             f"{meta['preset']}: {rows.get('train', 0):,} train / {rows.get('valid', 0):,} "
+             f"valid / {rows.get('test', 0):,} test rows; SeLLa-Rec as the grid chose on "
+             f"validation ({', '.join(f'{k}={v}' for k, v in meta['choice'].items())}); seeds "
+             f"{', '.join(map(str, meta['seeds']))} of stages 2-3 on one stage 1"
+             + (f" (one seed, repeated: {', '.join(meta['repeated'])})" if meta["repeated"]
+                else "") + f". Command: `{meta.get('command')}`", ""]
+    table = [[STUDY_LABELS.get(n, n), f"{results[n]['valid']['auc']:.4f}",
+              f"{results[n]['test']['auc']:.4f}",
+              f"[{results[n]['interval']['auc']['lo']:.4f}, "
+              f"{results[n]['interval']['auc']['hi']:.4f}]",
+              f"{results[n]['test']['uauc']:.4f}", f"{results[n]['test_warm']['auc']:.4f}",
+              f"{results[n]['test_cold']['auc']:.4f}", f"{results[n]['seconds']:.0f}"]
+             for n in names]
+    lines += markdown_table(["method", "valid AUC", "test AUC", "95% interval", "test UAUC",
+                             "warm AUC", "cold AUC", "seconds"], table)
+    versus = results.get("_versus_strongest") or {}
+    if versus:
+        lines += ["", f"Against the strongest baseline on validation, `{versus['baseline']}` "
+                  "(paired, same test rows, pooled over seeds):", ""]
+        lines += markdown_table(["method", "ΔAUC", "95% interval", "ΔUAUC", "95% interval",
+                                 "verdict"], [
+            [n, f"{c['auc']['diff']:+.4f}", f"[{c['auc']['lo']:+.4f}, {c['auc']['hi']:+.4f}]",
+             f"{c['uauc']['diff']:+.4f}", f"[{c['uauc']['lo']:+.4f}, {c['uauc']['hi']:+.4f}]",
+             c["verdict"]] for n, c in versus["rows"].items()])
+    lines += ["", "Seconds by phase: " + ", ".join(f"{k} {v}" for k, v in
+                                                   meta["seconds"].items()) + "."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,276 @@
+"""The LLM-recommender study (issue 23, points 3-6) on the UNTRAINED tiny random Llama and
+planted data: the bf16 memory-mapped text cache, the study's row mix, stage 1's switches, the
+learning curve, the grid and the study resuming after a kill, and the slot ablation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from sellakit.llm import tiny_random_llama
+from sellakit.rec import (PrefixCache, PromptBuilder, RecConfig, SLOT_TOKENS, SpecialTokenRec,
+                          TEMPLATES, add_slot_tokens, answer_token_ids, copy_table,
+                          score_prompts)
+
+#: bf16 keeps 8 bits of mantissa: cached keys/values differ by up to ~0.4 % of their size, and
+#: the Yes/No probability of the tiny model moves by well under this.
+BF16_SCORE_TOLERANCE = 2e-3
+
+
+@pytest.fixture()
+def tiny():
+    backbone = tiny_random_llama()
+    add_slot_tokens(backbone.tokenizer, backbone.model)
+    return backbone
+
+
+def _sella(tiny, n_users: int = 8, n_items: int = 8) -> SpecialTokenRec:
+    from sellakit.align import Projector
+
+    rng = np.random.default_rng(0)
+    d = tiny.hidden_size
+    return SpecialTokenRec(tiny.model, answer_token_ids(tiny.tokenizer),
+                           user_table=copy_table(rng.normal(size=(n_users, 4)), trainable=False),
+                           item_table=copy_table(rng.normal(size=(n_items, 4)), trainable=False),
+                           cf_projector=Projector(4, d),
+                           semantic=copy_table(rng.normal(size=(n_items, d)), trainable=False),
+                           semantic_projector=torch.nn.Linear(d, d)).eval()
+
+
+def _prompts(tiny, n: int = 6):
+    builder = PromptBuilder(tiny.tokenizer, TEMPLATES["sella"], slot_tokens=SLOT_TOKENS["sella"])
+    prompts = [builder.encode(["Heat (1995)"] * (k % 4), f"Casino {k} (1995)") for k in range(n)]
+    frame = pd.DataFrame({"uid": np.arange(n) % 7 + 1, "iid": (np.arange(n) * 3) % 7 + 1,
+                          "label": np.arange(n) % 2})
+    return prompts, frame
+
+
+def test_bf16_memmapped_cache_scores_like_float32_and_is_read_back(tiny, tmp_cache, monkeypatch):
+    """The stored cache (bf16 on disk, memory-mapped) scores within BF16_SCORE_TOLERANCE of the
+    float32 one and of the whole prompt; a second call reads the sealed entry (no LLM pass); a
+    damaged entry is recomputed, and a half-written one never exists."""
+    from sellakit.rec import prefix
+
+    model, (prompts, frame) = _sella(tiny), _prompts(tiny)
+    pad = tiny.tokenizer.pad_token_id
+    whole = score_prompts(model, prompts, frame, pad_id=pad, batch_size=4)
+    memory = PrefixCache.build(tiny.model, prompts, batch_size=4)
+    stored = PrefixCache.stored(tiny.model, prompts, "k1", batch_size=4)
+    assert isinstance(stored.states, prefix.DiskStates) and stored.nbytes * 2 == memory.nbytes
+    on_disk = score_prompts(model, prompts, frame, pad_id=pad, batch_size=4, prefix=stored)
+    np.testing.assert_allclose(on_disk, whole, atol=BF16_SCORE_TOLERANCE)
+    assert np.abs(on_disk - whole).max() > 0  # it really is rounded
+
+    def no_llm(*args, **kwargs):
+        raise AssertionError("the sealed entry should have been read back")
+
+    monkeypatch.setattr(prefix, "_run_text", no_llm)
+    again = PrefixCache.stored(tiny.model, prompts, "k1", batch_size=4)
+    np.testing.assert_array_equal(
+        score_prompts(model, prompts, frame, pad_id=pad, batch_size=4, prefix=again), on_disk)
+    folder = tmp_cache / "derived" / "prefix" / "k1"
+    with open(folder / "states.npy", "r+b") as handle:  # a flipped byte breaks the seal
+        handle.seek(-1, 2)
+        handle.write(b"\x01")
+    with pytest.raises(AssertionError, match="read back"):
+        PrefixCache.stored(tiny.model, prompts, "k1", batch_size=4)
+    monkeypatch.undo()
+    assert not list(folder.parent.glob(".k1.*"))  # the failed rewrite left nothing behind
+    redone = PrefixCache.stored(tiny.model, prompts, "k1", batch_size=4)
+    np.testing.assert_array_equal(
+        score_prompts(model, prompts, frame, pad_id=pad, batch_size=4, prefix=redone), on_disk)
+    with pytest.raises(ValueError, match="not these rows' text"):
+        PrefixCache.stored(tiny.model, prompts[::-1], "k1", batch_size=4)
+
+def test_study_rows_match_the_splits_mix_of_labels_and_cold_kinds(small_split):
+    from sellakit.rec import sample_splits
+
+    from types import SimpleNamespace
+
+    config = RecConfig.quick(stratify=True, stratify_by="cold_kind", test_rows=60,
+                             sample_seed=3)
+    test = small_split.test.copy()  # planted: every test row is warm, so make cold ones
+    test.loc[test.index % 5 == 0, "uid"] = 10_000 + test.index[test.index % 5 == 0]
+    test.loc[test.index % 7 == 0, "iid"] = 20_000
+    split = SimpleNamespace(train=small_split.train, valid=small_split.valid, test=test)
+    rows = sample_splits(split, config)
+
+    def kind(frame):
+        return (2 * ~frame.uid.isin(small_split.train.uid)
+                + ~frame.iid.isin(small_split.train.iid)).astype(int)
+
+    full = test.groupby([test.label, kind(test)]).size() / len(test)
+    got = rows["test"].groupby([rows["test"].label, kind(rows["test"])]).size() / 60
+    assert len(rows["test"]) == 60 and len(full) == 8
+    assert (got.reindex(full.index, fill_value=0) - full).abs().max() < 1 / 60 + 1e-9
+    assert list(rows["test"].columns) == list(test.columns)  # no helper column left
+    assert RecConfig.study().stratify_by == "cold_kind" and RecConfig.study().test_rows >= 2048
+
+
+def test_stage1_switches_are_rows_and_validated():
+    from sellakit.errors import ConfigError
+    from sellakit.rec.methods import _stage1_config, _stage1_settings
+
+    config = RecConfig.compare()
+    assert config.with_lora("all_r64").lora_r == 64
+    assert "down_proj" in config.with_lora("all_r64").lora_targets
+    assert config.with_lora("qv_r8").lora_targets == ("q_proj", "v_proj")
+    with pytest.raises(ConfigError, match="LORA_SETS"):
+        config.with_lora("r3")
+    with pytest.raises(ConfigError, match="stage1_loss"):
+        RecConfig.compare(stage1_loss="mse")
+    # The defaults leave stage 1's cache key as before; a stage-1 loss changes it and stage 1's.
+    assert "stage1_loss" not in _stage1_settings(config)
+    lm = RecConfig.compare(stage1_loss="lm", loss="bce")
+    assert _stage1_settings(lm)["stage1_loss"] == "lm" and _stage1_config(lm).loss == "lm"
+    assert _stage1_config(config) is config
+
+
+def _overrides():
+    return {"train_rows": 32, "valid_rows": 16, "test_rows": 16, "eval_every": 4,
+            "history_len": 2, "batch_size": 8}
+
+
+def test_curve_writes_each_size_and_resumes_after_a_kill(small_split, tmp_cache, tmp_path,
+                                                        monkeypatch):
+    from sellakit.benchmarks import rec_study
+
+    out = tmp_path / "curve.json"
+    loads = []
+
+    def load():
+        loads.append(1)
+        return tiny_random_llama()
+
+    real_save = rec_study.PartStore.save
+
+    def killed_after_one(self, name, record, scores):
+        if self.done("qv_r8_bce@16"):  # killed while the second size finishes
+            raise KeyboardInterrupt("killed")
+        real_save(self, name, record, scores)
+
+    kwargs = dict(sizes=[16, 24], variants=["qv_r8_bce"], out=str(out), preset="quick",
+                  load=load, overrides={k: v for k, v in _overrides().items()
+                                        if k != "train_rows"}, progress=False)
+    monkeypatch.setattr(rec_study.PartStore, "save", killed_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        rec_study.rec_curve(small_split, **kwargs)
+    assert json.loads(out.read_text())["runs"].keys() == {"qv_r8_bce@16"}  # written at once
+    monkeypatch.setattr(rec_study.PartStore, "save", real_save)
+    loads.clear()
+    results, scores = rec_study.rec_curve(small_split, **kwargs)
+    assert len(loads) == 1  # the finished size was not trained again
+    assert set(results["runs"]) == {"qv_r8_bce@16", "qv_r8_bce@24"}
+    assert [results["runs"][k]["train_rows"] for k in sorted(results["runs"])] == [16, 24]
+    assert 0 <= results["item_rate"]["valid"]["auc"] <= 1
+    assert set(scores["size"]) == {16, 24} and out.with_suffix(".md").exists()
+    assert out.with_suffix(".scores.parquet").exists()
+    with pytest.raises(ValueError, match="other settings"):
+        rec_study.rec_curve(small_split, **{**kwargs, "seed": 1})
+
+
+def _stage2(small_split):
+    from sellakit.align import AlignConfig
+    from sellakit.cf import CFConfig, fit_and_evaluate
+
+    def make(seed):
+        plain, _ = fit_and_evaluate(small_split, CFConfig.quick("mf", dim=8, max_epochs=5,
+                                                                lr=1e-2, seed=seed),
+                                    progress=False)
+        return plain.model, AlignConfig.quick(dim=8, max_epochs=3, lr=1e-2,
+                                              projector_hidden=16, seed=seed)
+    return make
+
+
+def test_grid_chooses_on_validation_and_the_study_resumes(small_split, tmp_cache, tmp_path,
+                                                         monkeypatch):
+    from sellakit.benchmarks import rec_study
+
+    monkeypatch.setattr(rec_study, "GRID_AXES", {"slot_position": ("after_text",
+                                                                   "before_title"),
+                                                 "loss": ("bce",), "projector_start": ("fresh",)})
+    grid, scores = rec_study.rec_grid(
+        small_split, out=str(tmp_path / "grid.json"), preset="quick", load=tiny_random_llama,
+        stage2=_stage2(small_split), overrides=_overrides(), progress=False)
+    assert len(grid["cells"]) == 2
+    best = max(grid["cells"].values(), key=lambda r: r["valid"]["auc"])
+    assert grid["chosen_cell"] == best["cell"]
+    assert set(scores.split) >= {"valid", "test"}
+    choice = rec_study.study_choice(tmp_path / "grid.json")
+
+    saved = []
+    real_save = rec_study.PartStore.save
+
+    def killed_after_two(self, name, record, frame):
+        real_save(self, name, record, frame)
+        saved.append(name)
+        if len(saved) == 2:
+            raise KeyboardInterrupt("killed")
+
+    kwargs = dict(out=str(tmp_path / "study.json"), choice=choice, preset="quick", seeds=2,
+                  ablation_seeds=1, methods=("mf", "tallrec", "collm", "sella",
+                                             "sella_random_init"),
+                  load=tiny_random_llama, stage2=_stage2(small_split),
+                  overrides={**_overrides(), "prefix_storage": "disk_bf16"}, progress=False)
+    monkeypatch.setattr(rec_study.PartStore, "save", killed_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        rec_study.rec_study(small_split, **kwargs)
+    first_two = list(saved)
+    results, scores = rec_study.rec_study(small_split, **kwargs)
+    assert first_two == ["mf@2025", "tallrec@2025"] and saved[2:] and \
+        not set(saved[2:]) & set(first_two)  # finished parts are not run again
+    assert results["_run"]["repeated"] == {"tallrec": [2025], "sella_random_init": [2025]}
+    assert results["_versus_strongest"]["baseline"] == "item_rate"
+    assert set(results["_versus_strongest"]["rows"]) == {"mf", "tallrec", "collm", "sella",
+                                                         "sella_random_init"}
+    assert set(scores.method) >= {"item_rate", "sella"} and set(scores.seed) == {2025, 2026}
+    assert "released script" in (tmp_path / "study.md").read_text()
+
+
+def test_slot_ablation_zeroes_or_shuffles_one_slot(tiny):
+    from sellakit.errors import ConfigError
+    from sellakit.rec.probe import slot_ablation
+
+    model, (prompts, frame) = _sella(tiny), _prompts(tiny)
+    pad = tiny.tokenizer.pad_token_id
+    intact = score_prompts(model, prompts, frame, pad_id=pad, batch_size=4)
+    one_user = frame.assign(uid=1)  # shuffling a slot all rows share changes nothing
+    np.testing.assert_allclose(
+        slot_ablation(model, prompts, one_user, "user", pad_id=pad),
+        score_prompts(model, prompts, one_user, pad_id=pad), atol=1e-5)
+    for slot in ("user", "item", "warm"):
+        for mode in ("zero", "shuffle"):
+            ablated = slot_ablation(model, prompts, frame, slot, mode=mode, pad_id=pad)
+            assert ablated.shape == intact.shape and np.abs(ablated - intact).max() > 1e-6
+    assert "slot_vectors" not in vars(model)  # the instance is left as it was
+    with pytest.raises(ConfigError, match="no 'kg' slot"):
+        slot_ablation(model, prompts, frame, "kg", pad_id=pad)
+    with pytest.raises(ConfigError, match="mode"):
+        slot_ablation(model, prompts, frame, "user", mode="noise", pad_id=pad)
+
+
+def test_cached_text_takes_target_titles_of_different_lengths(tiny):
+    """With the slots before the title the suffix carries the title, so a batch's suffixes
+    differ in length: padded and masked, scores and the LM loss agree with the whole prompt."""
+    from sellakit.rec import LAYOUTS, collate_rows
+
+    model = _sella(tiny)
+    builder = PromptBuilder(tiny.tokenizer, LAYOUTS["before_title"]["sella"],
+                            slot_tokens=SLOT_TOKENS["sella"])
+    prompts = [builder.encode(["Heat (1995)"] * (k % 3), "Casino" + " Royale" * k)
+               for k in range(6)]
+    frame = _prompts(tiny)[1]
+    assert len({len(p.ids) - p.prefix_len for p in prompts}) == 6
+    cache = PrefixCache.build(tiny.model, prompts, batch_size=4, share=True)
+    pad = tiny.tokenizer.pad_token_id
+    np.testing.assert_allclose(
+        score_prompts(model, prompts, frame, pad_id=pad, batch_size=4, prefix=cache),
+        score_prompts(model, prompts, frame, pad_id=pad, batch_size=4), atol=1e-4)
+    losses = [float(model({**collate_rows(prompts, frame, pad, "cpu", **kwargs),
+                           "lm_loss": True}))
+              for kwargs in ({}, {"prefix": cache, "index": np.arange(6)})]
+    assert losses[1] == pytest.approx(losses[0], abs=1e-4)
