@@ -93,7 +93,8 @@ def test_kit_errors_are_one_line_and_exit_2(capsys):
 def test_bench_help_lists_every_target():
     proc = subprocess.run([sys.executable, "-m", "sellakit", "bench", "--help"],
                           capture_output=True, text=True, check=True)
-    for target in ("cf", "align", "rec", "rec-scoring", "rec-prefix", "kg", "kg-eval", "cuda"):
+    for target in ("cf", "align", "rec", "rec-scoring", "rec-prefix", "rec-curve", "rec-grid",
+                   "rec-study", "kg", "kg-eval", "cuda"):
         assert f"\n    {target} " in proc.stdout or f"\n    {target}\n" in proc.stdout, target
 
 
@@ -156,6 +157,7 @@ def test_bench_offers_exactly_the_presets_of_its_config():
     from sellakit.rec.config import RecConfig
 
     expected = {"cf": [CFConfig], "align": [AlignConfig], "rec": [RecConfig],
+                "rec-curve": [RecConfig], "rec-grid": [RecConfig], "rec-study": [RecConfig],
                 "kg": [TeacherConfig, StudentConfig]}  # bench kg runs both at one preset
     for target, configs in expected.items():
         action = _bench_option(target, "--preset")

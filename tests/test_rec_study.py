@@ -186,8 +186,7 @@ def _stage2(small_split):
     return make
 
 
-def test_grid_chooses_on_validation_and_the_study_resumes(small_split, tmp_cache, tmp_path,
-                                                         monkeypatch):
+def test_grid_chooses_on_validation(small_split, tmp_cache, tmp_path, monkeypatch):
     from sellakit.benchmarks import rec_study
 
     monkeypatch.setattr(rec_study, "GRID_AXES", {"slot_position": ("after_text",
@@ -200,8 +199,16 @@ def test_grid_chooses_on_validation_and_the_study_resumes(small_split, tmp_cache
     best = max(grid["cells"].values(), key=lambda r: r["valid"]["auc"])
     assert grid["chosen_cell"] == best["cell"]
     assert set(scores.split) >= {"valid", "test"}
-    choice = rec_study.study_choice(tmp_path / "grid.json")
+    assert rec_study.study_choice(tmp_path / "grid.json") == best["cell"]
+    with pytest.raises(ValueError, match="run `sellakit bench rec-grid"):
+        rec_study.study_choice(tmp_path / "none.json")
 
+
+def test_study_resumes_after_a_kill_and_faces_the_strongest_baseline(small_split, tmp_cache,
+                                                                     tmp_path, monkeypatch):
+    from sellakit.benchmarks import rec_study
+
+    choice = {"slot_position": "after_text", "loss": "bce", "projector_start": "fresh"}
     saved = []
     real_save = rec_study.PartStore.save
 
@@ -212,8 +219,7 @@ def test_grid_chooses_on_validation_and_the_study_resumes(small_split, tmp_cache
             raise KeyboardInterrupt("killed")
 
     kwargs = dict(out=str(tmp_path / "study.json"), choice=choice, preset="quick", seeds=2,
-                  ablation_seeds=1, methods=("mf", "tallrec", "collm", "sella",
-                                             "sella_random_init"),
+                  ablation_seeds=1, methods=("mf", "tallrec", "sella", "sella_random_init"),
                   load=tiny_random_llama, stage2=_stage2(small_split),
                   overrides={**_overrides(), "prefix_storage": "disk_bf16"}, progress=False)
     monkeypatch.setattr(rec_study.PartStore, "save", killed_after_two)
@@ -225,7 +231,7 @@ def test_grid_chooses_on_validation_and_the_study_resumes(small_split, tmp_cache
         not set(saved[2:]) & set(first_two)  # finished parts are not run again
     assert results["_run"]["repeated"] == {"tallrec": [2025], "sella_random_init": [2025]}
     assert results["_versus_strongest"]["baseline"] == "item_rate"
-    assert set(results["_versus_strongest"]["rows"]) == {"mf", "tallrec", "collm", "sella",
+    assert set(results["_versus_strongest"]["rows"]) == {"mf", "tallrec", "sella",
                                                          "sella_random_init"}
     assert set(scores.method) >= {"item_rate", "sella"} and set(scores.seed) == {2025, 2026}
     assert "released script" in (tmp_path / "study.md").read_text()
@@ -270,7 +276,25 @@ def test_cached_text_takes_target_titles_of_different_lengths(tiny):
     np.testing.assert_allclose(
         score_prompts(model, prompts, frame, pad_id=pad, batch_size=4, prefix=cache),
         score_prompts(model, prompts, frame, pad_id=pad, batch_size=4), atol=1e-4)
-    losses = [float(model({**collate_rows(prompts, frame, pad, "cpu", **kwargs),
-                           "lm_loss": True}))
-              for kwargs in ({}, {"prefix": cache, "index": np.arange(6)})]
+    with torch.no_grad():
+        losses = [float(model({**collate_rows(prompts, frame, pad, "cpu", **kwargs),
+                               "lm_loss": True}))
+                  for kwargs in ({}, {"prefix": cache, "index": np.arange(6)})]
     assert losses[1] == pytest.approx(losses[0], abs=1e-4)
+
+
+def test_forest_bars_span_each_interval_and_the_curve_draws_the_item_rate():
+    from sellakit.viz import paired_forest, stage1_curve
+
+    rows = pd.DataFrame({"label": ["sella", "collm"], "diff": [0.02, -0.01],
+                         "lo": [-0.01, -0.05], "hi": [0.06, 0.01]})
+    trace = paired_forest(rows, title="t").data[0]
+    np.testing.assert_allclose(np.asarray(trace.x) + np.asarray(trace.error_x.array), rows.hi)
+    np.testing.assert_allclose(np.asarray(trace.x) - np.asarray(trace.error_x.arrayminus),
+                               rows.lo)
+    curve = {"runs": {f"v@{n}": {"variant": "v", "train_rows": n, "valid": {"auc": a}}
+                      for n, a in ((256, 0.55), (128, 0.5))},
+             "item_rate": {"valid": {"auc": 0.7}}}
+    fig = stage1_curve(curve)
+    assert list(fig.data[0].x) == [128, 256] and list(fig.data[0].y) == [0.5, 0.55]
+    assert [shape.y0 for shape in fig.layout.shapes] == [0.7]

@@ -272,8 +272,9 @@ def rec_grid(split: CTRSplit, *, out: str, preset: str = "compare", seed: int = 
              model: str = "smollm2-135m", load: Callable | None = None,
              stage2: Callable | None = None, overrides: Mapping | None = None,
              progress: bool = True, command: str = "") -> tuple[dict, pd.DataFrame]:
-    """SeLLa-Rec (``sella``) in every cell of :data:`GRID_AXES` on one stage 1 (BCE, read back
-    from the kit's cache under the second slot position) and one stage 2, one seed; the cell
+    """SeLLa-Rec (``sella``) in every cell of :data:`GRID_AXES` on one stage 1 (BCE; under the
+    second slot position read back from the kit's cache when its prompts' token ids are the
+    first's, else trained once more) and one stage 2, one seed; the cell
     with the best validation AUC is ``chosen`` (test is reported, never used to choose). Each
     cell is written as it finishes."""
     from sellakit.llm import load_backbone
