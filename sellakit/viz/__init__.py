@@ -20,7 +20,8 @@ _HOMES = {name: module for module, names in {
     "plots": ["monthly_activity", "popularity_long_tail", "label_balance", "warm_cold",
               "history_lengths", "learning_curves", "metric_bars", "measure_curves",
               "cosine_histogram", "popularity_vs_cosine", "recall_curve", "genre_highlight"],
-    "rec": ["prompt_html", "nearest_vocabulary", "valid_curves", "ScoreExplorer"],
+    "rec": ["prompt_html", "nearest_vocabulary", "valid_curves", "ScoreExplorer",
+            "paired_forest", "stage1_curve"],
     "widgets": ["ExplorerData", "AlignmentExplorer", "nearest_items"],
 }.items() for name in names}
 

@@ -15,7 +15,8 @@ import torch
 from sellakit.rec import (EncodedPrompt, RecRun, SpecialTokenRec, collate, score_prompts,
                           template_for)
 
-__all__ = ["prompt_html", "nearest_vocabulary", "valid_curves", "ScoreExplorer"]
+__all__ = ["prompt_html", "nearest_vocabulary", "valid_curves", "ScoreExplorer",
+           "paired_forest", "stage1_curve"]
 
 _COLOURS = {"user": "#f4a261", "item": "#2a9d8f", "warm": "#e9c46a"}
 
@@ -73,6 +74,35 @@ def valid_curves(run: RecRun) -> go.Figure:
                                  marker={"size": 12, "symbol": "star"}))
     return fig.update_layout(title="Validation AUC while training (stars: checkpoint kept)",
                              xaxis_title="optimiser step", yaxis_title="valid AUC")
+
+
+def paired_forest(rows: pd.DataFrame, *, title: str) -> go.Figure:
+    """A forest plot: one line per row of ``rows`` (columns ``label``, ``diff``, ``lo``,
+    ``hi``), the point at the paired difference and the bar its 95% interval; the dashed
+    line at 0 is "no difference"."""
+    fig = go.Figure(go.Scatter(
+        x=rows["diff"], y=rows["label"], mode="markers", marker={"size": 10},
+        error_x={"type": "data", "symmetric": False, "array": rows["hi"] - rows["diff"],
+                 "arrayminus": rows["diff"] - rows["lo"]}, showlegend=False))
+    fig.add_vline(x=0, line_dash="dash", line_color="grey")
+    return fig.update_layout(title=title, xaxis_title="paired difference (95% interval)",
+                             yaxis={"autorange": "reversed"})
+
+
+def stage1_curve(curve: dict) -> go.Figure:
+    """Stage 1's validation AUC by training rows (``rec-curve``'s results), one line per
+    variant, the item rate's validation AUC as a dashed line."""
+    runs = pd.DataFrame(curve["runs"].values()).sort_values(["variant", "train_rows"])
+    fig = go.Figure()
+    for variant, part in runs.groupby("variant", sort=False):
+        fig.add_trace(go.Scatter(x=part.train_rows, y=[r["auc"] for r in part.valid],
+                                 mode="lines+markers", name=variant))
+    rate = curve.get("item_rate", {}).get("valid", {}).get("auc")
+    if rate is not None:
+        fig.add_hline(y=rate, line_dash="dash", annotation_text="item rate (every train row)")
+    return fig.update_layout(title="TALLRec-style stage 1: validation AUC by training rows",
+                             xaxis_title="training rows", xaxis_type="log",
+                             yaxis_title="valid AUC")
 
 
 class ScoreExplorer:
