@@ -380,7 +380,6 @@ def _add_bench(sub) -> None:
     target("align", [ctr, llm], _bench_ctr)
     rec = target("rec", [ctr, llm], _bench_ctr)
     from sellakit.rec.methods import METHODS, method_help
-
     rec.add_argument("--methods", default=",".join(METHODS),
                      help="comma-separated, from the method table: " + method_help())
     rec.add_argument("--aligned", help="a saved aligned MF (notebook 04 writes "

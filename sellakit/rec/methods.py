@@ -330,7 +330,7 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
                 backbone: Backbone | None = None, model: str = "smollm2-135m",
                 accelerator=None, progress: bool = True, kg_vectors: np.ndarray | None = None,
                 stage1_from: RecRun | None = None, use_cache: bool = False,
-                on_method: Callable[[RecRun, str], None] | None = None) -> RecRun:
+                on_method: Callable | None = None) -> RecRun:
     """Train and score ``methods`` (from :data:`METHODS` and :data:`ABLATIONS`).
 
     Args:
@@ -349,7 +349,7 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
         use_cache: stage 1's LoRA and validation record kept in (and read back from) the
             kit's cache on one process; its text cache and test scores are computed anew.
         kg_vectors: each item's KG vector, row = iid (:data:`KG_METHODS`; sellakit.kg.items).
-        on_method: called with the run and a method's name once its scores are recorded.
+        on_method: ``on_method(run, name)`` once a method's scores are recorded.
     """
     _check_inputs(methods, aligned, align_config, semantic, plain_mf, kg_vectors, split)
     seed_everything(config.seed)
