@@ -258,6 +258,87 @@ from sellakit.viz import ScoreExplorer
 explorer = ScoreExplorer(run, mf_scores=lambda rows: predict(plain_mf, rows))
 explorer.widget
 
+# %% [markdown]
+# ## 9. What each slot carries
+#
+# Score the test rows again with one slot's vector *shuffled across rows* (row $r$ gets the
+# vector of another row; the text and the other slots stay) and compare with the intact scores,
+# row by row: the paired AUC difference is what that slot adds (`sellakit.rec.probe`).
+# A slot whose interval covers 0 carries nothing the prompt does not already say.
+
+# %%
+from sellakit.rec.probe import slot_ablation
+from sellakit.stats import paired_bootstrap
+
+sella_prompts = run.builders["sella"].encode_rows(test, run.titles)
+ablation = pd.DataFrame([
+    {"slot": slot, **paired_bootstrap(test.label, run.scores["sella"]["test"], slot_ablation(
+        run.models["sella"], sella_prompts, test, slot, mode="shuffle",
+        pad_id=backbone.tokenizer.pad_token_id, prefix=run.prefixes.get("test"),
+        batch_size=config.score_batch_size, seed=SEED))}
+    for slot in sella_prompts[0].slots])
+ablation.round(4)
+
+# %% [markdown]
+# ## 10. Against the strongest baseline
+#
+# A method wins only against the simplest thing that works: here counts. The item rate (each
+# item's smoothed share of likes in the training rows, smoothing chosen on validation) needs no
+# LLM; the baselines of `sellakit.benchmarks.rec_study.BASELINE_TABLE` stand in every table, and
+# each method is compared, paired on the same test rows, with the strongest of them on
+# validation. The forest plot reads `bench/rec_ml1m_study.json` when it exists (three seeds,
+# the study preset), else this run's rows.
+
+# %%
+import json
+
+from IPython.display import display
+
+from sellakit.benchmarks.rec_study import baseline_scores
+from sellakit.metrics import auc
+from sellakit.viz import paired_forest
+
+study_file = repo_root() / "bench" / "rec_ml1m_study.json"
+if study_file.exists():
+    versus = json.loads(study_file.read_text())["_versus_strongest"]
+    strongest, versus_source = versus["baseline"], study_file.name
+    strongest_auc = json.loads(study_file.read_text())[strongest]["test"]["auc"]
+    forest = pd.DataFrame([{"label": n, **c["auc"]} for n, c in versus["rows"].items()])
+else:
+    counts = baseline_scores(split, run.rows)
+    strongest = max(counts, key=lambda b: auc(run.rows["valid"].label,
+                                              counts[b]["scores"]["valid"]))
+    versus_source = "this quick run"
+    forest = pd.DataFrame([{"label": n, **paired_bootstrap(test.label, run.scores[n]["test"],
+                                                           counts[strongest]["scores"]["test"])}
+                           for n in run.results])
+    strongest_auc = auc(test.label, counts[strongest]["scores"]["test"])
+print(f"{strongest}: test AUC {strongest_auc:.4f} ({versus_source})")
+figures["05_versus_baseline"] = paired_forest(
+    forest, title=f"Test ΔAUC against {strongest} ({versus_source})")
+figures["05_versus_baseline"]
+
+# %% [markdown]
+# ## 11. Does stage 1 learn?
+#
+# SeLLa-Rec's stage 3 sits on the stage-1 model; if stage 1 has not learnt the task, the
+# alignment of stage 2 aligns to a model that does not know it. `sellakit bench rec-curve`
+# trains TALLRec-style stage 1 on growing numbers of rows (LoRA r 8 on q, v with BCE, and the
+# authors' r 64 on every projection and LM loss) and draws validation AUC against the item
+# rate's.
+
+# %%
+from sellakit.viz import stage1_curve
+
+curve_file = repo_root() / "bench" / "rec_ml1m_curve.json"
+curve = json.loads(curve_file.read_text()) if curve_file.exists() else None
+if curve is not None:
+    figures["05_stage1_curve"] = stage1_curve(curve)
+    display(figures["05_stage1_curve"])
+else:
+    print(f"No {curve_file.name}: make it with `sellakit bench rec-curve --out "
+          "bench/rec_ml1m_curve.json`.")
+
 # %%
 from sellakit.viz import save_figures
 
@@ -344,5 +425,9 @@ record(results=run.results, methods=list(run.results), rows={k: len(v) for k, v 
        explorer={"methods": scores_shown.method.tolist(),
                  "scores": scores_shown["P(Yes)"].tolist(), **scores_shown.attrs},
        box=box, reused_notebook_04=reuse_04, cold_shares=cold_shares,
+       slot_ablation=ablation.to_dict("records"), strongest_baseline=strongest,
+       strongest_test_auc=strongest_auc,
+       versus_baseline=forest.to_dict("records"), versus_source=versus_source,
+       stage1_curve={k: r["valid"]["auc"] for k, r in curve["runs"].items()} if curve else None,
        item_cold_rows=item_cold_rows,
        backbone=backbone.name, seed=SEED, figures=sorted(p.name for p in saved))
