@@ -283,18 +283,18 @@ ablation.round(4)
 # ## 10. Against the strongest baseline
 #
 # A method wins only against the simplest thing that works: here counts. The item rate (each
-# item's smoothed share of likes in the training rows, smoothing chosen on validation) needs no
-# LLM; the baselines of `sellakit.benchmarks.rec_study.BASELINE_TABLE` stand in every table, and
-# each method is compared, paired on the same test rows, with the strongest of them on
-# validation. The forest plot reads `bench/rec_ml1m_study.json` when it exists (three seeds,
-# the study preset), else this run's rows.
+# item's smoothed share of likes in the training rows) and the item + user rate (smoothing and
+# weight chosen on validation, `sellakit.cf.rates`) need no LLM; each method is compared,
+# paired on the same test rows, with the stronger of them on validation. The forest plot reads
+# `bench/rec_ml1m_study.json` when it exists (three seeds, the study preset, MF with biases
+# among the baselines), else this run's rows.
 
 # %%
 import json
 
 from IPython.display import display
 
-from sellakit.benchmarks.rec_study import baseline_scores
+from sellakit.cf.rates import rate_scores
 from sellakit.metrics import auc
 from sellakit.viz import paired_forest
 
@@ -305,14 +305,13 @@ if study_file.exists():
     strongest_auc = json.loads(study_file.read_text())[strongest]["test"]["auc"]
     forest = pd.DataFrame([{"label": n, **c["auc"]} for n, c in versus["rows"].items()])
 else:
-    counts = baseline_scores(split, run.rows)
-    strongest = max(counts, key=lambda b: auc(run.rows["valid"].label,
-                                              counts[b]["scores"]["valid"]))
+    counts = rate_scores(split, {"valid": run.rows["valid"], "test": test})
+    strongest = max(counts, key=lambda b: counts[b].valid_auc)
     versus_source = "this quick run"
     forest = pd.DataFrame([{"label": n, **paired_bootstrap(test.label, run.scores[n]["test"],
-                                                           counts[strongest]["scores"]["test"])}
+                                                           counts[strongest].scores["test"])}
                            for n in run.results])
-    strongest_auc = auc(test.label, counts[strongest]["scores"]["test"])
+    strongest_auc = auc(test.label, counts[strongest].scores["test"])
 print(f"{strongest}: test AUC {strongest_auc:.4f} ({versus_source})")
 figures["05_versus_baseline"] = paired_forest(
     forest, title=f"Test ΔAUC against {strongest} ({versus_source})")

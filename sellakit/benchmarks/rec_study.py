@@ -10,9 +10,9 @@ parts so far; a killed run started again with the same command skips the parts i
 (stage 1 and the study's text cache come back from the kit's cache). Times are reported by
 phase.
 
-Baselines: the rows of :data:`BASELINE_TABLE` (each a function of the training rows and the
-scored rows) stand in every table; the strongest on validation is the one every method is
-compared with, paired.
+Baselines: the simple baselines of ``bench rec`` (count rates and MF with biases,
+:func:`sellakit.benchmarks.rec.baseline_scores`) stand in every table; the strongest on
+validation is the one every method is compared with, paired.
 """
 
 from __future__ import annotations
@@ -32,43 +32,9 @@ from sellakit.benchmarks.report import markdown_table
 from sellakit.data.protocol import CTRSplit
 from sellakit.errors import ConfigError
 
-__all__ = ["BASELINE_TABLE", "CURVE_VARIANTS", "GRID_AXES", "STUDY_METHODS", "PartStore",
-           "item_rate_scores", "baseline_scores", "rec_curve", "curve_markdown", "rec_grid",
-           "grid_markdown", "rec_study", "study_markdown", "versus_strongest"]
-
-
-# --- baselines ---------------------------------------------------------------------------
-
-def item_rate_scores(train: pd.DataFrame, frame: pd.DataFrame, smoothing: float) -> np.ndarray:
-    """Each row's item's smoothed positive rate in ``train``: ``(likes + m p) / (rows + m)``,
-    ``p`` the overall rate, ``m`` the smoothing (an unseen item scores ``p``)."""
-    prior = float(train.label.mean())
-    counts = train.groupby("iid").label.agg(["sum", "count"])
-    rate = (counts["sum"] + smoothing * prior) / (counts["count"] + smoothing)
-    return frame.iid.map(rate).fillna(prior).to_numpy(dtype=np.float64)
-
-
-def _item_rate(train: pd.DataFrame, rows: Mapping[str, pd.DataFrame]) -> dict:
-    """The item rate with its smoothing chosen on the validation rows."""
-    from sellakit.metrics import auc
-
-    grid = (1.0, 3.0, 10.0, 30.0, 100.0)
-    best = max(grid, key=lambda m: auc(rows["valid"].label,
-                                       item_rate_scores(train, rows["valid"], m)))
-    return {"scores": {s: item_rate_scores(train, f, best) for s, f in rows.items()
-                       if s != "train"}, "setting": {"smoothing": best}}
-
-
-#: Baseline name -> ``f(training rows, {split: rows}) -> {"scores": {split: array},
-#: "setting": {...}}``. The count / bias baselines of issue 23 are rows here.
-BASELINE_TABLE: Mapping[str, Callable[[pd.DataFrame, Mapping[str, pd.DataFrame]], dict]] = \
-    MappingProxyType({"item_rate": _item_rate})
-
-
-def baseline_scores(split: CTRSplit, rows: Mapping[str, pd.DataFrame]) -> dict[str, dict]:
-    """Every baseline of :data:`BASELINE_TABLE` on ``rows``, from the split's full training
-    rows (a count needs no LLM and sees every row)."""
-    return {name: make(split.train, rows) for name, make in BASELINE_TABLE.items()}
+__all__ = ["CURVE_VARIANTS", "GRID_AXES", "STUDY_METHODS", "PartStore", "rec_curve",
+           "curve_markdown", "rec_grid", "grid_markdown", "rec_study", "study_markdown",
+           "versus_strongest"]
 
 
 # --- resumable parts ---------------------------------------------------------------------
@@ -200,9 +166,7 @@ def rec_curve(split: CTRSplit, *, sizes: Sequence[int], variants: Sequence[str],
                   "from_cache": run.results["tallrec"]["from_cache"],
                   "seconds": {"load": round(loaded, 1), "stage1": round(trained.seconds, 1),
                               "scoring": round(time.perf_counter() - started - loaded
-                                               - trained.seconds, 1)},
-                  "item_rate_same_rows": _metrics(rows, _item_rate(rows["train"], rows)
-                                                  ["scores"])}
+                                               - trained.seconds, 1)}}
         store.save(f"{variant}@{size}", record,
                    _long(rows, scores, method="tallrec", variant=variant, size=size))
         _write(out, *_curve_results(split, store, {**settings, "command": command},
@@ -217,10 +181,10 @@ def _curve_results(split: CTRSplit, store: PartStore, settings: dict, rows
     records, scores = store.load()
     results = {"_run": settings, "runs": records}
     if rows is not None:
-        base = _item_rate(split.train, rows)
-        results["item_rate"] = {**_metrics(rows, {s: v for s, v in base["scores"].items()
-                                                  if s in ("valid", "test")}),
-                                **base["setting"]}
+        from sellakit.cf.rates import rate_scores
+
+        fit = rate_scores(split, {s: rows[s] for s in ("valid", "test")})["item_rate"]
+        results["item_rate"] = {**_metrics(rows, fit.scores), **fit.settings()}
         (store.folder / "item_rate.txt").write_text(json.dumps(results["item_rate"]))
     elif (store.folder / "item_rate.txt").exists():
         results["item_rate"] = json.loads((store.folder / "item_rate.txt").read_text())
@@ -234,16 +198,15 @@ def curve_markdown(results: dict) -> str:
     rate = results.get("item_rate", {})
     lines = [f"TALLRec-style stage 1 on {meta['dataset']} ({meta['model']}, preset "
              f"{meta['preset']}, seed {meta['seed']}): validation AUC by training rows. The "
-             f"item rate (every training row, smoothing {rate.get('smoothing')}) gives valid "
+             f"item rate (every training row, smoothing {rate.get('item_strength')}) gives valid "
              f"AUC {rate.get('valid', {}).get('auc', float('nan')):.4f}, test "
              f"{rate.get('test', {}).get('auc', float('nan')):.4f}."
              + (f" Command: `{command}`" if command else ""), ""]
     table = [[r["variant"], r["train_rows"], f"{r['valid']['auc']:.4f}",
-              f"{r['item_rate_same_rows']['valid']['auc']:.4f}", f"{r['test']['auc']:.4f}",
-              r["best_step"], r["seconds"]["stage1"], r["seconds"]["scoring"]]
+              f"{r['test']['auc']:.4f}", r["best_step"], r["seconds"]["stage1"],
+              r["seconds"]["scoring"]]
              for r in sorted(results["runs"].values(), key=lambda r: (r["variant"], r["size"]))]
-    lines += markdown_table(["stage 1", "train rows", "valid AUC",
-                             "item rate on those rows, valid AUC", "test AUC", "best step",
+    lines += markdown_table(["stage 1", "train rows", "valid AUC", "test AUC", "best step",
                              "s training", "s scoring"], table)
     return "\n".join(lines) + "\n"
 
@@ -382,6 +345,9 @@ def rec_study(split: CTRSplit, *, out: str, choice: Mapping[str, str], preset: s
     settings = {"kind": "study", "dataset": split.name, "preset": preset, "seed": seed,
                 "model": model, "choice": dict(choice), "overrides": dict(overrides or {})}
     store = PartStore(out, settings)
+    rows = sample_splits(split, RecConfig.preset(preset, seed=seed, **choice,
+                                                 **{"sample_seed": seed, **(overrides or {})}))
+    _baseline_parts(split, rows, store, preset, seed, progress)
     first = None
     for k in range(seeds):
         config = RecConfig.preset(preset, seed=seed + k, stage1_loss="bce", **choice,
@@ -406,24 +372,38 @@ def rec_study(split: CTRSplit, *, out: str, choice: Mapping[str, str], preset: s
                           backbone=first.backbone if first else load(), stage1_from=first,
                           use_cache=True, progress=progress, on_method=keep)
         first = first or run
-        _write(out, *_study_results(split, store, {**settings, "command": command}, run.rows))
-    rows = sample_splits(split, RecConfig.preset(preset, seed=seed, **choice,
-                                                 **{"sample_seed": seed, **(overrides or {})}))
-    return _study_results(split, store, {**settings, "command": command}, rows)[:2]
+        _write(out, *_study_results(store, {**settings, "command": command}, rows))
+    return _study_results(store, {**settings, "command": command}, rows)[:2]
 
 
-def _study_results(split: CTRSplit, store: PartStore, settings: dict,
-                   rows: Mapping[str, pd.DataFrame]) -> tuple[dict, pd.DataFrame, str]:
-    """Seed means, intervals and paired comparisons of the parts so far and the baselines; a
-    method run for fewer seeds than the others has its first seed repeated (marked)."""
-    from sellakit.benchmarks.rec import summarise
+def _baseline_parts(split: CTRSplit, rows: Mapping[str, pd.DataFrame], store: PartStore,
+                    preset: str, seed: int, progress: bool) -> None:
+    """The simple baselines on the study's rows, each a part (once; they have no seeds)."""
+    from sellakit.benchmarks.rec import ADDED_BASELINES, baseline_scores
+
+    if all(store.done(f"{name}@{seed}") for name in ADDED_BASELINES):
+        return
+    for name, (values, record) in baseline_scores(split, dict(rows), preset=preset, seed=seed,
+                                                  progress=progress).items():
+        if not store.done(f"{name}@{seed}"):
+            store.save(f"{name}@{seed}", {"method": name, "seed": seed, "result": record,
+                                          "seconds": {}},
+                       _long(rows, values, method=name, seed=seed))
+
+
+def _study_results(store: PartStore, settings: dict, rows: Mapping[str, pd.DataFrame]
+                   ) -> tuple[dict, pd.DataFrame, str]:
+    """Seed means, intervals and paired comparisons of the parts so far; a method run for
+    fewer seeds than the others (a baseline: one) has its first seed repeated (marked)."""
+    from sellakit.benchmarks.rec import ADDED_BASELINES, summarise
 
     records, scores = store.load()
     per_seed: dict[int, dict] = {}
     for record in records.values():
         per_seed.setdefault(record["seed"], {})[record["method"]] = record["result"]
     seeds = sorted(per_seed)
-    methods = [m for m in STUDY_METHODS if any(m in per_seed[s] for s in seeds)]
+    names = [*ADDED_BASELINES, *STUDY_METHODS]
+    methods = [m for m in names if any(m in per_seed[s] for s in seeds)]
     frames, repeated = [scores], {}
     for name in methods:
         own = [s for s in seeds if name in per_seed[s]]
@@ -431,47 +411,31 @@ def _study_results(split: CTRSplit, store: PartStore, settings: dict,
             per_seed[s][name] = per_seed[own[0]][name]
             frames.append(scores[(scores.method == name) & (scores.seed == own[0])]
                           .assign(seed=s))
-            repeated.setdefault(name, own)
-    baselines = _baseline_records(split, rows, per_seed, frames, seeds)
+            if name not in ADDED_BASELINES:
+                repeated.setdefault(name, own)
     scores = pd.concat(frames, ignore_index=True)
-    results = summarise(scores, per_seed, methods + baselines) if seeds else {}
-    results["_versus_strongest"] = versus_strongest(results, scores, methods, baselines) \
-        if seeds else {}
-    results["_run"] = {**settings, "seeds": seeds, "repeated": repeated, "baselines": baselines,
+    results = summarise(scores, per_seed, methods) if seeds else {}
+    results["_versus_strongest"] = versus_strongest(scores, methods) if seeds else {}
+    results["_run"] = {**settings, "seeds": seeds, "repeated": repeated,
                        "rows": {s: len(f) for s, f in rows.items()},
                        "seconds": _phases(records)}
     return results, scores, study_markdown(results)
 
 
-def _baseline_records(split: CTRSplit, rows: Mapping[str, pd.DataFrame], per_seed: dict,
-                      frames: list, seeds: list[int]) -> list[str]:
-    """Each baseline's record and scores, the same for every seed (they have none)."""
-    from sellakit.rec.methods import _method_results
-
-    made = baseline_scores(split, rows)
-    for name, made_one in made.items():
-        record = _method_results(rows, made_one["scores"], seconds=0.0, best_step=None,
-                                 backbone="none (counts)", setting=made_one["setting"])
-        for s in seeds:
-            per_seed[s][name] = record
-            frames.append(_long(rows, made_one["scores"], method=name, seed=s))
-    return list(made)
-
-
-def versus_strongest(results: dict, scores: pd.DataFrame, methods: Sequence[str],
-                     baselines: Sequence[str]) -> dict:
-    """The baseline with the best validation AUC, and every method against it on the same
-    test rows: ``{"baseline", "rows": {method: {"auc": {diff, lo, hi, p}, "uauc", "verdict"}}}``
-    (pooled over seeds; rows resampled for AUC, users for UAUC)."""
-    from sellakit.benchmarks.rec import _matrix
+def versus_strongest(scores: pd.DataFrame, methods: Sequence[str]) -> dict:
+    """The simple baseline with the best validation AUC
+    (:func:`~sellakit.benchmarks.rec.strongest_baseline`), and every other method against it
+    on the same test rows: ``{"baseline", "rows": {method: {"auc": {diff, lo, hi, p}, "uauc",
+    "verdict"}}}`` (pooled over seeds; rows resampled for AUC, users for UAUC)."""
+    from sellakit.benchmarks.rec import SIMPLE_BASELINES, _matrix, strongest_baseline
     from sellakit.stats import paired_bootstrap, verdict
 
-    if not baselines:
+    strongest = strongest_baseline(scores, list(methods))
+    if strongest is None:
         return {}
-    strongest = max(baselines, key=lambda b: results[b]["valid"]["auc"])
     labels, users, base = _matrix(scores, "test", strongest)
     out = {}
-    for name in methods:
+    for name in [m for m in methods if m not in SIMPLE_BASELINES]:
         _, _, own = _matrix(scores, "test", name)
         auc = paired_bootstrap(labels, own, base)
         out[name] = {"auc": auc, "uauc": paired_bootstrap(labels, own, base, users=users,
