@@ -447,7 +447,7 @@ def _bench_configs() -> dict:
     return {"cf": (CFConfig, "paper"), "align": (AlignConfig, "paper"),
             "rec": (RecConfig, "paper"), "kg": (TeacherConfig, "quick"),
             "kg-protocols": (StudentConfig, "quick"), "kg-sweep": (TeacherConfig, "quick"),
-            "rec-kg": (RecConfig, "quick")}
+            "rec-kg": (RecConfig, "quick"),
             "rec-curve": (RecConfig, "compare"), "rec-grid": (RecConfig, "compare"),
             "rec-study": (RecConfig, "study")}
 
