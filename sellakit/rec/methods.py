@@ -369,7 +369,6 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
     if all(stage == "cf" for stage in stages.values()):
         return run
     show = progress and accelerator.is_main_process
-
     # Stage 1: LoRA on text-only prompts (the TALLRec-style baseline).
     stage1 = _stage1_method()
     if stage1_from is None:
@@ -381,9 +380,9 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
     if stage1 not in methods:
         run.results.pop(stage1, None)
     token_methods = [m for m in methods if stages[m] == "tokens"]
-    if token_methods and aligned is None and align_config is not None:
-        _stage2_after_stage1(run, split, align_config, show)
     if token_methods:
+        if aligned is None and align_config is not None:
+            _stage2_after_stage1(run, split, align_config, show)
         _stage3(run, token_methods, llm, answers, plain_mf, accelerator, show)
     return run
 
