@@ -231,6 +231,6 @@ def rec_kg_markdown(results: dict, *, command: str) -> str:
         f"KG vectors: {kg['known_items']} of {kg['items']} items known; link prediction on "
         f"held-out film facts: MRR {kg['link_prediction']['mrr']:.4f}, Hits@10 "
         f"{kg['link_prediction']['hits@10']:.4f}.", "",
-        "Seed-mean test AUC, 95% row-bootstrap interval:", "", methods, "",
+        "Seed-mean test AUC, 95% row-bootstrap interval:", "", *methods, "",
         "Paired differences (seed-mean AUC, same rows; `|zero`, `|shuffle`: <KG_ID> zeroed or "
-        "shuffled across items at scoring time):", "", pairs, ""])
+        "shuffled across items at scoring time):", "", *pairs, ""])
