@@ -303,6 +303,7 @@ def test_item_kg_vectors_known_unknown_and_cached(small_split, tmp_cache):
         item_kg_vectors(ms, split.n_items, "wikidata", config=config)
 
 
+@pytest.mark.slow  # end to end: two seeds of MF, KG-aware MF and the tiny LLM's stages (~90 s CPU)
 def test_rec_kg_study_is_resumable_and_pairs_each_method(small_split, tmp_cache, tmp_path,
                                                           monkeypatch):
     """The study on the tiny model and a GENERATED film KG: per-row scores of every method, its
