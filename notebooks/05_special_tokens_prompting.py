@@ -51,7 +51,9 @@ ABLATIONS = [] if QUICK else ["sella_no_align", "sella_random_init", "sella_no_w
 # ## 1. The score, the loss, and how sure a comparison is
 #
 # > **Score.** The prompt ends with `#Answer:`; from the LLM's next-token logits $z$,
+# >
 # > $$s = \frac{P(\text{Yes})}{P(\text{Yes}) + P(\text{No})} = \sigma(z_\text{Yes} - z_\text{No}).$$
+# >
 # > *Only the two answer tokens matter; the rest of the vocabulary cancels.*
 # >
 # > **Loss.** Binary cross-entropy on that score, $\ell = -y \log s - (1-y)\log(1-s)$
@@ -70,10 +72,11 @@ ABLATIONS = [] if QUICK else ["sella_no_align", "sella_random_init", "sella_no_w
 # ## 2. What stage 3 starts from
 #
 # A plain MF is the `mf` baseline and the CF model of the CoLLM-style prompt. SeLLa-Rec's order
-# is stage 1 (LoRA on text prompts), then stage 2 (MF aligned to the item states *of the stage-1
-# model*), then stage 3. The benchmark and paper mode do exactly that (`run_methods` aligns
-# after stage 1); quick mode reuses notebook 04's aligned MF (aligned to the base model's
-# states) when it is there, to save two minutes, and aligns here otherwise.
+# is stage 1 (**LoRA**, low-rank adaptation: the LLM's weights stay frozen and only small
+# low-rank matrices added to them train; here on text prompts), then stage 2 (MF aligned to the
+# item states *of the stage-1 model*), then stage 3. The benchmark and paper mode do exactly that
+# (`run_methods` aligns after stage 1); quick mode reuses notebook 04's aligned MF (aligned to the
+# base model's states) when it is there, to save two minutes, and aligns here otherwise.
 
 # %%
 import pandas as pd
@@ -372,7 +375,8 @@ saved = save_figures(figures)
 #    ablations usually sit within it; the benchmark's pooled intervals (section 6) are the
 #    place to read the parts' effects.
 #    </details>
-#
+
+# %% [markdown]
 # 3. `RecConfig.preset("quick", normalize_slots=False)`: the slot vectors keep the projector's
 #    raw norm. Look at `norm_user` in section 7 and at validation AUC. What changes?
 #

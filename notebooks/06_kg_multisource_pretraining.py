@@ -35,7 +35,8 @@
 # run trains the teacher); 16 s (first run 33 s) on the derived stand-in. **Paper mode:** not
 # measured. **Needs a GPU:** advised for paper mode. **Depends on:** none.
 # (The teacher is cached for notebook 07 and the benchmark.)
-#
+
+# %% [markdown]
 # **Data.** DBP-5L is found through, in order: `DATA_DIR` below, the variable `SELLAKIT_DBP5L`,
 # the kit's cache, a download from the KEnS repository. Where none has it (an offline machine
 # without a copy), the notebook runs on a *derived stand-in* cut from PyKEEN's UMLS — three
@@ -147,7 +148,8 @@ captioned(split, ms, "Facts per graph: training (train + rest of valid), selecti
 # > $\mathcal{L} = -\log \frac{e^{f(h, r, t)}}{e^{f(h, r, t)} + \sum_{n \in N} e^{f(h, r, n)}}$,
 # > plus the reciprocal query $(t, r^{-1}, ?)$. *Intuition:* the true tail must outscore the
 # > negatives.
-# >
+
+# %% [markdown]
 # > **Concept: sharing and swapping** (muKG/OpenEA's modes). *Sharing*: linked entities are one
 # > entity with one vector. *Swapping*: for each link $(e, e')$, every triple of $e$ is copied
 # > with $e'$ in its place (and back). *Intuition:* either way a fact known in French becomes a
@@ -250,7 +252,8 @@ saved = save_figures(figures)
 # %% [markdown]
 # > **What you should see** on DBP-5L (when `dataset` = `dbp5l`), quick mode, seed 2025; the
 # > tests check the recorded values against these. The ± is the band accepted: about one
-# > standard error of an MRR over each language's test queries (0.01-0.015) plus the
+# > **standard error** (how much an MRR would move if the test queries were drawn again) of an
+# > MRR over each language's test queries (0.01-0.015) plus the
 # > differences between machines; counts of facts are deterministic.
 # >
 # > * the data rule removes held-out re-expressions: `leak_removed.el` ≈ 2,558 ± 0 facts of
@@ -289,14 +292,16 @@ saved = save_figures(figures)
 #
 #    <details><summary>Answer</summary>
 #
-#    On DBP-5L the swapping graph holds 824k triples against sharing's 120k (the bridges are
-#    most of it), so an epoch is several times slower (the teacher is retrained and cached under
-#    its own key). The teacher's MRR under swapping was not measured at convergence with the
-#    current data rule; measure it with `sellakit bench kg` after setting the mode, and compare
-#    the table's "teacher" rows.
+#    On DBP-5L the swapping graph holds 824k triples against sharing's 120k (the **bridges**,
+#    each fact of a linked entity copied onto its partner, are most of it), so an epoch is
+#    several times slower (the teacher is retrained and cached under its own key). The teacher's
+#    MRR under swapping was not measured at convergence with the current data rule; measure it
+#    with `sellakit bench kg` after setting the mode, and compare the table's "teacher" rows.
 #    </details>
-#
-# 2. `MODE = "mapping"` keeps the copies apart and pulls the *linked* ones together with a loss.
+
+# %% [markdown]
+# 2. `MODE = "mapping"`, the **mapping mode**, keeps the copies apart (no fact is copied) and
+#    pulls the *linked* ones together with a loss.
 #    Compare `unlinked` (the alignment Hits@1 of copies no link joins) across the three modes.
 #
 #    <details><summary>Answer</summary>
@@ -307,7 +312,8 @@ saved = save_figures(figures)
 #    on `unlinked`, all far above chance (`unlinked["chance@1"]`). (Not measured in the kit's
 #    runs.)
 #    </details>
-#
+
+# %% [markdown]
 # 3. How many training triples of the first graph did leakage removal drop, and why so many?
 #    (Hint: the other languages' validation splits are 30 % of their facts.)
 #

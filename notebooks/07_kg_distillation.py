@@ -21,9 +21,6 @@
 # prediction distillation, and compare it with a student from scratch, the same student
 # without KD (what the warm start alone gives), a joint model retrained on everything (J2,
 # cold and warm-started), in MRR with paired intervals and in wall time counted end to end.
-# Two settings (`SETTING`): **new-kg**, the paper's — the teacher is pre-trained on the *other*
-# KGs only and the target arrives afterwards with its links; **all-kgs** — notebook 06's
-# teacher, which has trained on every KG, the target included.
 #
 # **Learning objectives.** After this notebook you can
 #
@@ -40,6 +37,12 @@
 # s on the derived stand-in. **Paper mode:** not measured. **Needs a GPU:** advised for paper
 # mode. **Depends on:** `06_kg_multisource_pretraining` (its cached teacher; trained here when
 # absent).
+
+# %% [markdown]
+# **Settings.** Two settings (`SETTING`): **new-kg**, the paper's — the teacher is pre-trained
+# on the *other* KGs only and the target arrives afterwards with its links; **all-kgs** —
+# notebook 06's teacher, which has trained on every KG, the target included.
+#
 # (Quick mode: notebook 06's teacher (setting all-kgs, cached), one seed, three rows —
 # scratch, KD, no KD — and no J2 (its retrain is the slowest part: about 160 s on `el`). Paper
 # mode and the benchmark run the new-kg setting, every row at three seeds, J2 included:
@@ -118,7 +121,8 @@ print(f"setting {setting.name}: {setting.help}.\nteacher of {', '.join(teacher.j
 #
 # > **Concept: the linked subgraph** (Sun et al., KDD 2023). $G_{\text{sub}} = G_{\text{target}}
 # > \cup \{$ 1-hop facts of each linked copy, at most `FANOUT` per direction$\}$, the copies
-# > joined to the target by sharing (or by swapped bridges). *Intuition:* the student sees what
+# > joined to the target by sharing (or by swapped **bridges**: each fact of a linked
+# > entity copied onto its partner, notebook 06). *Intuition:* the student sees what
 # > the other graphs know about the target's own entities, and nothing else; its size is set
 # > by the fan-out and by how many entities are linked.
 
@@ -147,7 +151,8 @@ figures["07_linked_subgraph"]
 # > The warm start alone is a strong baseline: the row **no KD** keeps it and drops every KD
 # > term, so *KD − no KD* is what distillation adds beyond the start, and **KD cold** (KD
 # > without the warm start) what it does alone.
-# >
+
+# %% [markdown]
 # > **Concept: three-level distillation.** The frozen teacher (table rows $\mathbf{t}$,
 # > encoded entities $\mathbf{u}$, scores $z^T$) teaches the student ($\mathbf{s}$,
 # > $\mathbf{v}$, $z^S$); $M$ maps a student entity to its teacher row; $W_F$ and $W_N$ are
@@ -172,9 +177,10 @@ figures["07_linked_subgraph"]
 # > both distributions, so the student also learns how the teacher orders the *wrong*
 # > candidates; $\tau^2$ keeps the gradient's size comparable across temperatures (Hinton et
 # > al., 2015). A search over 1, 2, 4 tripled the student's time while the selection MRRs it
-# > chose between differed by at most 0.4 points, below the 1.3-point standard error of 1,000
-# > selection facts.
-# >
+# > chose between differed by at most 0.4 points, below the 1.3-point **standard error** of 1,000
+# > selection facts (how much their MRR would move if the facts were drawn again).
+
+# %% [markdown]
 # > **Concept: two-level paired bootstrap.** Both models rank the same test queries, each
 # > trained at several seeds. Each of 2,000 draws resamples each model's seeds (training
 # > noise), then the queries (test-set noise, the same draw for both), and recomputes the MRR
@@ -283,7 +289,8 @@ saved = save_figures(figures)
 # place for claims; one quick run on one target is an illustration. The last wave's
 # benchmark (all-kgs) found KD within noise of the warm start alone on `el`: the start
 # carries most of the gain, which is why both rows are here.
-#
+
+# %% [markdown]
 # > **What you should see** on DBP-5L (when `dataset` = `dbp5l`), quick mode (setting
 # > all-kgs), target `el`, seed 2025. The ± is the band the tests accept: about one standard
 # > error of an MRR over these 1,017 test queries (0.012), plus the differences between
@@ -342,7 +349,8 @@ Markdown(f"Linked subgraph: {sub.summary()['triples']:,} triples, {size_against_
 #    0.5. The cell *Solutions* below counts them (`predicted_links`): compare with the seed
 #    links; each wrong one imports another entity's facts.
 #    </details>
-#
+
+# %% [markdown]
 # 3. Run the paper's setting: `SETTING = "new-kg"` (a teacher of the four other KGs is
 #    trained once, about two minutes, then cached). How many target entities have no teacher
 #    row (`sub.summary()["without_teacher_row"]`), and does KD − no KD move?
@@ -366,7 +374,8 @@ Markdown(f"Linked subgraph: {sub.summary()['triples']:,} triples, {size_against_
 #    is part of what the student costs. Where the selection MRRs differ by less than the
 #    run-to-run noise the choice says little, which is why the default is fixed.
 #    </details>
-#
+
+# %% [markdown]
 # 5. Give every model a GNN encoder (each entity also reads up to 10 in-edges):
 #    `replace(student_cfg, train=replace(student_cfg.train, encoder="gnn"))`, and the teacher
 #    the same in notebook 06. Now network KD acts. Does it add to feature KD?

@@ -11,17 +11,13 @@ from sellakit.config import repo_root
 from sellakit.runner import NOTEBOOKS
 
 ROOT = repo_root()
-#: Cells whose maths the book shows raw. TODO(issue 26): recstudy gives 05's score formula a
-#: paragraph of its own in its quoted box (a `# >` line above and below); the lead then
-#: empties this set.
-RAW_TODO = {("05_special_tokens_prompting", 2)}
 
 
 @pytest.mark.parametrize("stem", list(NOTEBOOKS))
 def test_every_formula_of_a_notebook_is_parsed_as_maths(stem):
     notebook = jupytext.read(ROOT / "notebooks" / f"{stem}.py")
     for index, cell in enumerate(notebook.cells):
-        if cell.cell_type == "markdown" and (stem, index) not in RAW_TODO:
+        if cell.cell_type == "markdown":
             left = unparsed_maths(cell.source)
             assert not left, f"{stem} cell {index}: maths the book shows raw: {left}"
 
@@ -40,9 +36,3 @@ def test_the_checks_catch_the_known_form():
     assert unparsed_maths("Costs `$HOME` and $x^2$.") == []
     assert raw_formulas("the score $s = \\sigma(z)$ here") and raw_formulas("$$")
     assert raw_formulas("costs $5 and $10, set $HOME") == []
-
-
-def test_allow_list_names_cells_that_still_fail():
-    for stem, index in RAW_TODO:
-        cell = jupytext.read(ROOT / "notebooks" / f"{stem}.py").cells[index]
-        assert unparsed_maths(cell.source), f"{stem} cell {index} renders now: drop it"

@@ -13,25 +13,10 @@ from sellakit.runner import NOTEBOOKS
 
 ROOT = repo_root()
 MAX_WORDS = 250
-#: Over-long markdown cells still in other helpers' notebooks, as (notebook, cell index).
-#: TODO(issue 26): their owners split them (05 recstudy, 06-07 kgnew); the lead
-#: then empties this set.
-LONG_CELLS_TODO = {("05_special_tokens_prompting", 23),
-                   ("06_kg_multisource_pretraining", 0), ("06_kg_multisource_pretraining", 8),
-                   ("06_kg_multisource_pretraining", 16),
-                   ("07_kg_distillation", 0), ("07_kg_distillation", 7),
-                   ("07_kg_distillation", 14), ("07_kg_distillation", 16)}
 #: Terms a notebook must define where first used. Pattern -> what the bold definition or the
 #: glossary anchor is called.
 TERMS = {r"\bLoRA\b": "LoRA", r"\bbridges?\b": "bridge", r"\"mapping\"|\bmapping mode": "mapping",
          r"\bstandard errors?\b": "standard error"}
-#: (notebook, term) first used without a definition. TODO(issue 26): 05 (recstudy) defines
-#: LoRA, 06-07 (kgnew) bridges, mapping and standard error; the lead then empties this set.
-UNDEFINED_TODO = {("05_special_tokens_prompting", "LoRA"),
-                  ("06_kg_multisource_pretraining", "bridge"),
-                  ("06_kg_multisource_pretraining", "mapping"),
-                  ("06_kg_multisource_pretraining", "standard error"),
-                  ("07_kg_distillation", "bridge"), ("07_kg_distillation", "standard error")}
 
 
 def _markdown(stem: str) -> list[str]:
@@ -49,18 +34,9 @@ def words(text: str) -> int:
 @pytest.mark.parametrize("stem", list(NOTEBOOKS))
 def test_no_markdown_cell_is_a_wall_of_text(stem):
     for index, source in enumerate(_markdown(stem)):
-        if (stem, index) in LONG_CELLS_TODO:
-            continue
         assert words(source) <= MAX_WORDS, (
             f"{stem} cell {index}: {words(source)} words (at most {MAX_WORDS}); split it at a "
             f"heading or a concept box: {source[:80]!r}")
-
-
-def test_long_cell_allow_list_names_long_cells():
-    for stem, index in LONG_CELLS_TODO:
-        cells = _markdown(stem)
-        assert index < len(cells) and words(cells[index]) > MAX_WORDS, \
-            f"{stem} cell {index} is short now (or moved): take it off LONG_CELLS_TODO"
 
 
 def _first_use(stem: str, pattern: str) -> str | None:
@@ -77,7 +53,7 @@ def _defined(cell: str, name: str) -> bool:
 def test_terms_are_defined_where_first_used(stem):
     for pattern, name in TERMS.items():
         cell = _first_use(stem, pattern)
-        if cell is None or (stem, name) in UNDEFINED_TODO:
+        if cell is None:
             continue
         assert _defined(cell, name), (
             f"{stem}: '{name}' is first used without a definition: write it in bold with one "
