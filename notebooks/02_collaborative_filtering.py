@@ -153,7 +153,7 @@ table
 # > most films, already ranks many rows.
 
 # %%
-from sellakit.cf.rates import evaluate_rates
+from sellakit.cf import evaluate_rates
 
 rates = evaluate_rates(split)
 baselines = {**rates, **results}

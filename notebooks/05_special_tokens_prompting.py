@@ -270,7 +270,7 @@ explorer.widget
 # A slot whose interval covers 0 carries nothing the prompt does not already say.
 
 # %%
-from sellakit.rec.probe import slot_ablation
+from sellakit.rec import slot_ablation
 from sellakit.stats import paired_bootstrap
 
 sella_prompts = run.builders["sella"].encode_rows(test, run.titles)
@@ -297,7 +297,7 @@ import json
 
 from IPython.display import display
 
-from sellakit.cf.rates import rate_scores
+from sellakit.cf import rate_scores
 from sellakit.metrics import auc
 from sellakit.viz import paired_forest
 

@@ -18,6 +18,7 @@ from sellakit.rec.prompts import (LAYOUTS, SLOT_TOKENS, TEMPLATES, TEMPLATES_BEF
                                   EncodedPrompt, PromptBuilder,
                                   add_slot_tokens, answer_token_ids, collate)
 from sellakit.rec.prompts import KG_TOKEN, add_kg_token
+from sellakit.rec.probe import SLOT_ABLATIONS, slot_ablation
 from sellakit.rec.train import slot_norms, train_rec
 
 __all__ = ["TEMPLATES", "TEMPLATES_BEFORE_TITLE", "LAYOUTS", "SLOT_TOKENS", "PromptBuilder", "EncodedPrompt", "collate",
@@ -28,4 +29,5 @@ __all__ = ["TEMPLATES", "TEMPLATES_BEFORE_TITLE", "LAYOUTS", "SLOT_TOKENS", "Pro
            "METHODS", "ABLATIONS", "METHOD_NAMES", "METHOD_TABLE", "RecMethod", "method_table",
            "method_help", "RecRun", "run_methods", "sample_rows", "sample_splits",
            "prepare_stage2", "template_for", "fresh_stage3_model",
-           "KG_METHODS", "KG_TOKEN", "add_kg_token", "score_kg_ablation"]
+           "KG_METHODS", "KG_TOKEN", "add_kg_token", "score_kg_ablation",
+           "SLOT_ABLATIONS", "slot_ablation"]
