@@ -108,8 +108,9 @@ NOTEBOOKS: dict[str, Notebook] = {
     "05_special_tokens_prompting": Notebook(
         "SeLLa-Rec's `<User_ID>`/`<Item_ID>`/`<Warm_ID>` prompts against TALLRec- and "
         "CoLLM-style prompts on one LLM: LoRA stages, the cached text, AUC/UAUC with paired "
-        "intervals, slot norms, a scoring widget",
-        244.2, 323.3, "not measured; every ML-1M row, on the same SmolLM2 unless the "
+        "intervals, slot norms, a slot ablation, a forest plot against the strongest count "
+        "baseline, a scoring widget",
+        278.4, 323.3, "not measured; every ML-1M row, on the same SmolLM2 unless the "
         "notebook's `MODEL` names another", needs_gpu="advised for paper mode",
         time_note="(a warm cache holds stage 1; the text cache and stage 3 run each time)",
         depends_on=("04_semantic_alignment",),
