@@ -343,9 +343,8 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
         semantic: the LLM's raw item table (``sella_no_align`` with ``aligned``; with
             ``align_config`` the stage-1 states are used).
         backbone: a loaded backbone (else ``model`` is loaded); slot tokens are added to it.
-        stage1_from: an earlier run on the same rows and backbone whose stage 1 (its LoRA,
-            the TALLRec-style results, the text cache) this run reuses; seeds of a benchmark
-            then vary stages 2 and 3 on one shared stage 1.
+        stage1_from: an earlier run on the same rows and backbone whose stage 1 (LoRA, TALLRec-
+            style results, text cache) this run reuses: a benchmark's seeds vary stages 2-3.
         use_cache: stage 1's LoRA and validation record kept in (and read back from) the
             kit's cache on one process; its text cache and test scores are computed anew.
         kg_vectors: each item's KG vector, row = iid (:data:`KG_METHODS`; sellakit.kg.items).
