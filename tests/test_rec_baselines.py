@@ -63,7 +63,7 @@ def test_rec_benchmark_scores_the_baselines_on_the_methods_rows(small_split, mon
     `mf`): the count rates and the biased MF are scored on the same sampled rows, with every
     column of the methods' per-row scores, one set per seed."""
     import sellakit.llm
-    from sellakit.rec.methods import _method_results, sample_splits
+    from sellakit.rec.methods import method_results, sample_splits
 
     def one_seed(split, methods, config, *args):
         rows = sample_splits(split, config)
@@ -72,7 +72,7 @@ def test_rec_benchmark_scores_the_baselines_on_the_methods_rows(small_split, mon
                   for s, f in rows.items() if s != "train"}
         return SimpleNamespace(
             rows=rows, scores={"mf": scores}, backbone=SimpleNamespace(name="generated"),
-            results={"mf": _method_results(rows, scores, seconds=0.0, backbone="generated",
+            results={"mf": method_results(rows, scores, seconds=0.0, backbone="generated",
                                            seed=config.seed)},
             training={}, seconds={}, prefixes={})
 

@@ -142,19 +142,19 @@ def baseline_scores(split: CTRSplit, rows: dict[str, pd.DataFrame], *, preset: s
     from sellakit.cf import CFConfig, fit_and_evaluate, predict
     from sellakit.cf.rates import rate_scores
     from sellakit.rec import RecConfig
-    from sellakit.rec.methods import _method_results
+    from sellakit.rec.methods import method_results
 
     scored = {s: f for s, f in rows.items() if s != "train"}
     started = time.perf_counter()
     fits = rate_scores(split, scored)
     seconds = time.perf_counter() - started
-    out = {name: (dict(fit.scores), _method_results(
+    out = {name: (dict(fit.scores), method_results(
         scored, fit.scores, seconds=seconds, backbone="none (counts)", best_step=None,
         seed=seed, settings=fit.settings())) for name, fit in fits.items()}
     config = CFConfig.preset(RecConfig.STAGE2_PRESETS[preset], model="biased_mf", seed=seed)
     biased, _ = fit_and_evaluate(split, config, progress=progress)
     values = {s: predict(biased.model, f) for s, f in scored.items()}
-    out["biased_mf"] = (values, _method_results(
+    out["biased_mf"] = (values, method_results(
         scored, values, seconds=biased.seconds, backbone="none (MF with biases alone)",
         best_step=biased.best_step, seed=seed))
     return {name: out[name] for name in ADDED_BASELINES}

@@ -4,10 +4,11 @@ Per seed (``seed``, ``seed + 1``, ...; the rows are one seeded sample, shared by
 plain MF and :class:`~sellakit.cf.models.KGMF` (``mf_kg``, CKE-style), then
 :func:`~sellakit.rec.run_methods` with the items' KG vectors (:mod:`sellakit.kg.items`, trained
 once and cached), then the slot ablation at scoring time (each KG method with ``<KG_ID>``
-zeroed, ``|zero``, and shuffled across items, ``|shuffle``). Each finished seed is written to
-``<out>.parts/seed-<s>.parquet`` (its per-row scores) and ``.json`` (its seconds by phase) as it
-goes; a rerun reads the finished seeds back and runs only the rest (stage 1 then comes from the
-kit's cache).
+zeroed, ``|zero``, and shuffled across items, ``|shuffle``). Each finished seed is written as it
+goes to the parts folder beside ``out`` (:class:`~sellakit.benchmarks.rec_study.PartStore`:
+``seed-<s>.parquet``, its per-row scores, and ``.json``, its seconds by phase; a folder of
+another run's settings is refused); a rerun reads the finished seeds back and runs only the
+rest (stage 1 then comes from the kit's cache).
 
 Comparisons are paired, on the same test rows: seed-mean AUC differences with 95% row-bootstrap
 intervals (:func:`sellakit.stats.paired_bootstrap`), on all test rows and on the item-cold and
@@ -17,13 +18,13 @@ slot, against its ablations and against the strongest CF baseline present.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from sellakit.benchmarks.rec_study import PartStore
 from sellakit.benchmarks.report import markdown_table
 from sellakit.data.protocol import CTRSplit
 from sellakit.errors import ConfigError
@@ -69,30 +70,28 @@ def rec_kg_benchmark(split: CTRSplit, methods: list[str], *, out: str | Path,
         raise ConfigError(f"bench rec-kg: the film KG links MovieLens-100k's movies, not "
                           f"{split.name!r}'s. Fix: --dataset {' or '.join(FILM_KG_SPLITS)} "
                           "(or pass kg= a FilmKG of this split's items).")
-    parts = Path(str(out) + ".parts")
-    parts.mkdir(parents=True, exist_ok=True)
+    store = PartStore(out, {"dataset": split.name, "source": source, "preset": preset,
+                            "seed": seed, "seeds": seeds, "methods": list(methods),
+                            "model": model, "heldout": list(heldout),
+                            "rec_overrides": rec_overrides or {}})
     started = time.perf_counter()
     graph = with_heldout_film(film_multisource(split, kg), n_valid=heldout[0],
                               n_test=heldout[1])
     vectors = item_kg_vectors(graph, split.n_items, source, config=kg_config,
                               progress=progress)
     kg_seconds = round(time.perf_counter() - started, 1)
-    frames, timings, first = [], {}, None
+    first = None
     # one row sample for every seed (paired by row), drawn with the first seed
     overrides = {"sample_seed": seed, **(rec_overrides or {})}
     for s in range(seed, seed + seeds):
-        done = parts / f"seed-{s}.parquet"
-        if not done.exists():
+        if not store.done(f"seed-{s}"):
             backbone = backbone or _load_backbone(model)
             frame, seconds, run = _one_seed(split, methods, vectors.vectors, s, preset,
                                             backbone, overrides, progress, first)
             first = first or run  # later seeds share its stage 1 and text cache
-            frame.to_parquet(parts / f"seed-{s}.tmp.parquet")
-            (parts / f"seed-{s}.json").write_text(json.dumps(seconds))
-            (parts / f"seed-{s}.tmp.parquet").replace(done)  # the seed counts once written
-        frames.append(pd.read_parquet(done))
-        timings[s] = json.loads((parts / f"seed-{s}.json").read_text())
-    scores = pd.concat(frames, ignore_index=True)
+            store.save(f"seed-{s}", seconds, frame)  # the seed counts once written
+    records, scores = store.load()
+    timings = {int(name.removeprefix("seed-")): record for name, record in records.items()}
     results = rec_kg_summary(scores)
     results["_run"] = {"dataset": split.name, "source": source, "preset": preset,
                        "seeds": list(range(seed, seed + seeds)), "methods": list(methods),

@@ -65,7 +65,7 @@ from sellakit.selection import TrainResult
 __all__ = ["METHODS", "ABLATIONS", "KG_METHODS", "score_kg_ablation",
            "METHOD_NAMES", "METHOD_TABLE", "RecMethod", "method_table",
            "method_help", "RecRun", "run_methods", "sample_rows", "sample_splits",
-           "prepare_stage2", "template_for", "fresh_stage3_model"]
+           "prepare_stage2", "template_for", "fresh_stage3_model", "method_results"]
 
 
 @dataclass(frozen=True)
@@ -418,7 +418,7 @@ def _stage1_method() -> str:
 def _score_cf(run: RecRun, name: str, plain_mf: nn.Module) -> None:
     """The plain-MF baseline ``name`` on every scored split of the run."""
     run.scores[name] = {s: predict(plain_mf, f) for s, f in run.rows.items() if s != "train"}
-    run.results[name] = _method_results(run.rows, run.scores[name], seconds=0.0,
+    run.results[name] = method_results(run.rows, run.scores[name], seconds=0.0,
                                         backbone="none (MF alone)", seed=run.config.seed)
     if run.on_method:
         run.on_method(run, name)
@@ -552,7 +552,7 @@ def _fit(run: RecRun, name: str, model: SpecialTokenRec, lr: float, accelerator,
                                      desc=f"{name}: {part}", progress=progress,
                                      prefix=run.prefixes.get(part))
     run.scores[name] = scores
-    run.results[name] = _method_results(run.rows, scores, seconds=round(trained.seconds, 1),
+    run.results[name] = method_results(run.rows, scores, seconds=round(trained.seconds, 1),
                                         backbone=run.backbone.name, seed=config.seed,
                                         best_step=trained.best_step)
     run.results[name]["from_cache"] = bool(trained.history.attrs.get("from_cache"))
@@ -773,7 +773,7 @@ def fresh_stage3_model(run: RecRun, name: str, plain_mf: nn.Module) -> SpecialTo
                          plain_mf.item_embedding.weight.shape[1], run.backbone.hidden_size)
 
 
-def _method_results(rows: dict[str, pd.DataFrame], scores: dict[str, np.ndarray], **facts
+def method_results(rows: dict[str, pd.DataFrame], scores: dict[str, np.ndarray], **facts
                     ) -> dict:
     """Validation metrics, test metrics on all / warm / cold rows (and on the item-cold rows
     when scored), and ``facts``."""
