@@ -351,3 +351,13 @@ def test_bench_rec_kg_is_a_target_and_refuses_a_split_without_film_links(tmp_pat
     with pytest.raises(SystemExit):
         main(["bench", "rec-kg", "--source", "wikidata", "--out", str(tmp_path / "x.json")])
     assert "invalid choice: 'wikidata'" in capsys.readouterr().err
+
+
+def test_bench_rec_kg_grid_names_the_missing_grid_file(tmp_path, capsys):
+    from sellakit.cli import main
+
+    grid = tmp_path / "no_grid.json"
+    assert main(["bench", "rec-kg", "--grid", str(grid), "--out", str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err
+    assert str(grid) in err and "rec-grid" in err
+    assert not (tmp_path / "x.json").exists()
