@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from sellakit.benchmarks.rec_study import PartStore
-from sellakit.benchmarks.report import markdown_table
+from sellakit.benchmarks.report import machine, markdown_table
 from sellakit.data.protocol import CTRSplit
 from sellakit.errors import ConfigError
 
@@ -100,7 +100,8 @@ def rec_kg_benchmark(split: CTRSplit, methods: list[str], *, out: str | Path,
                               "items": int(split.n_items - 1), "width": vectors.width,
                               "best_epoch": vectors.best_epoch, "seconds": vectors.seconds,
                               "cached": vectors.cached, "seconds_here": kg_seconds},
-                       "seconds": timings}
+                       "seconds": timings, "machine": machine(),
+                       "rec_overrides": rec_overrides or {}}
     return results, scores
 
 
@@ -225,7 +226,9 @@ def rec_kg_markdown(results: dict, *, command: str) -> str:
     return "\n".join([
         f"# <KG_ID> study on {run['dataset']} (KG vectors: {run['source']})", "",
         f"Command: `{command}`", "",
-        f"Seeds {run['seeds']}, preset {run['preset']}; test rows: "
+        f"Seeds {run['seeds']}, preset {run['preset']}"
+        + (f", {run['rec_overrides']}" if run.get("rec_overrides") else "")
+        + f", on {run.get('machine', 'a machine not recorded')}; test rows: "
         + ", ".join(f"{part} {rows[part]['rows']}" for part in SLICES) + ".",
         f"KG vectors: {kg['known_items']} of {kg['items']} items known; link prediction on "
         f"held-out film facts: MRR {kg['link_prediction']['mrr']:.4f}, Hits@10 "

@@ -28,7 +28,7 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
-from sellakit.benchmarks.report import markdown_table
+from sellakit.benchmarks.report import machine, markdown_table
 from sellakit.data.protocol import CTRSplit
 from sellakit.errors import ConfigError
 
@@ -146,7 +146,7 @@ def rec_curve(split: CTRSplit, *, sizes: Sequence[int], variants: Sequence[str],
         raise ConfigError(f"--variants {unknown}: choose from {', '.join(CURVE_VARIANTS)}.")
     load = load or (lambda: load_backbone(model))
     settings = {"kind": "curve", "dataset": split.name, "preset": preset, "seed": seed,
-                "model": model, "overrides": dict(overrides or {})}
+                "model": model, "overrides": dict(overrides or {}), "machine": machine()}
     store = PartStore(out, settings)
     todo = [(v, n) for v, n in product(variants, sizes) if not store.done(f"{v}@{n}")]
     for variant, size in tqdm(todo, desc="stage-1 curve", disable=not progress):
@@ -196,7 +196,8 @@ def curve_markdown(results: dict) -> str:
     meta = results["_run"]
     command = meta.get("command")
     rate = results.get("item_rate", {})
-    lines = [f"TALLRec-style stage 1 on {meta['dataset']} ({meta['model']}, preset "
+    lines = [f"TALLRec-style stage 1 on {meta['dataset']} ({meta['model']}, "
+             f"{meta.get('machine')}, preset "
              f"{meta['preset']}, seed {meta['seed']}): validation AUC by training rows. The "
              f"item rate (every training row, smoothing {rate.get('item_strength')}) gives valid "
              f"AUC {rate.get('valid', {}).get('auc', float('nan')):.4f}, test "
@@ -246,7 +247,7 @@ def rec_grid(split: CTRSplit, *, out: str, preset: str = "compare", seed: int = 
     load = load or (lambda: load_backbone(model))
     stage2 = stage2 or _stage2_default(split, preset, progress)
     settings = {"kind": "grid", "dataset": split.name, "preset": preset, "seed": seed,
-                "model": model, "overrides": dict(overrides or {})}
+                "model": model, "overrides": dict(overrides or {}), "machine": machine()}
     store = PartStore(out, settings)
     plain, align_config = stage2(seed)
     tables = None  # stage 2's aligned MF and the raw item states, after the first cell
@@ -289,7 +290,8 @@ def grid_markdown(results: dict) -> str:
     """Every cell's validation and test AUC, the chosen one marked."""
     meta = results["_run"]
     cells = results["cells"]
-    lines = [f"SeLLa-Rec's grid on {meta['dataset']} ({meta['model']}, preset "
+    lines = [f"SeLLa-Rec's grid on {meta['dataset']} ({meta['model']}, "
+             f"{meta.get('machine')}, preset "
              f"{meta['preset']}, seed {meta['seed']}, one stage 1 and one stage 2): chosen on "
              f"validation AUC: **{results['chosen']}**. Command: `{meta.get('command')}`", ""]
     table = [[*(r["cell"][axis] for axis in GRID_AXES), f"{r['valid']['auc']:.4f}",
@@ -343,7 +345,8 @@ def rec_study(split: CTRSplit, *, out: str, choice: Mapping[str, str], preset: s
     stage2 = stage2 or _stage2_default(split, preset, progress)
     ablation_seeds = seeds if ablation_seeds is None else ablation_seeds
     settings = {"kind": "study", "dataset": split.name, "preset": preset, "seed": seed,
-                "model": model, "choice": dict(choice), "overrides": dict(overrides or {})}
+                "model": model, "choice": dict(choice), "overrides": dict(overrides or {}),
+                "machine": machine()}
     store = PartStore(out, settings)
     rows = sample_splits(split, RecConfig.preset(preset, seed=seed, **choice,
                                                  **{"sample_seed": seed, **(overrides or {})}))
@@ -462,7 +465,8 @@ def study_markdown(results: dict) -> str:
     meta = results["_run"]
     rows = meta["rows"]
     names = [n for n in results if not n.startswith("_")]
-    lines = [f"The LLM-recommender study on {meta['dataset']} ({meta['model']}), preset "
+    lines = [f"The LLM-recommender study on {meta['dataset']} ({meta['model']}; "
+             f"{meta.get('machine')}), preset "
              f"{meta['preset']}: {rows.get('train', 0):,} train / {rows.get('valid', 0):,} "
              f"valid / {rows.get('test', 0):,} test rows; SeLLa-Rec as the grid chose on "
              f"validation ({', '.join(f'{k}={v}' for k, v in meta['choice'].items())}); seeds "

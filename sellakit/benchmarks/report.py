@@ -17,7 +17,7 @@ from sellakit.cache import atomic_file
 from sellakit.config import repo_root
 from sellakit.errors import ConfigError
 
-__all__ = ["check_out", "write_report", "markdown_table", "BESIDE", "results_blocks",
+__all__ = ["check_out", "write_report", "markdown_table", "machine", "BESIDE", "results_blocks",
            "refresh_results"]
 
 #: What a benchmark writes beside its JSON: the table, per-row scores, per-query ranks.
@@ -104,3 +104,13 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence], *,
     lines += ["| " + " | ".join("" if c is None else str(c) for c in row) + " |"
               for row in rows]
     return lines
+
+
+def machine() -> str:
+    """The machine a run's times come from, for its table: the GPU's name, else the CPU
+    threads torch uses (times from different machines are not comparable)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
+    return f"CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
