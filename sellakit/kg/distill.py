@@ -141,7 +141,10 @@ def warm_start(student: KGEModel, teacher: KGEModel, teacher_ids: np.ndarray,
     coords = strongest_coordinates(teacher, student.dim)
     rows, known = teacher_rows(teacher.entity.weight, teacher_ids, graph)
     cols = _entity_columns(teacher, coords)
-    student.entity.weight[known] = rows[known][:, cols].to(student.entity.weight)
+    here = student.entity.weight.device  # the teacher may live on another device
+    known = known.to(here)
+    student.entity.weight[known] = rows.to(here)[known][:, cols.to(here)].to(
+        student.entity.weight)
     rel_cols = _columns(coords, teacher.dim, teacher.kind.relation_reals)
     student.relation.weight.copy_(teacher.relation.weight[:, rel_cols])
     return coords
