@@ -366,10 +366,7 @@ def _add_bench(sub) -> None:
                         help="JSON file (checked before the run); a .md table goes beside it")
     llm = argparse.ArgumentParser(add_help=False)
     llm.add_argument("--model", default="smollm2-135m", help="LLM (HF id or folder)")
-    ctr = argparse.ArgumentParser(add_help=False)
-    ctr.add_argument("--dataset", choices=DATASETS, default="ml-1m")
-    ctr.add_argument("--quick", action="store_true", help="same as --preset quick")
-    _add_amazon(ctr)
+    ctr = _ctr_parent("ml-1m")
 
     def target(name: str, parents: list, func) -> argparse.ArgumentParser:
         parser = targets.add_parser(name, parents=[common, *parents], help=TARGETS[name],
@@ -398,7 +395,8 @@ def _add_bench(sub) -> None:
     scoring.add_argument("--batch-size", type=int, default=32)
     prefix = target("rec-prefix", [llm], _bench_rec_prefix)
     prefix.add_argument("--rows", type=int, default=32, help="training prompts")
-    _add_rec_kg(target("rec-kg", [ctr, llm], _bench_rec_kg))
+    # its own parent: set_defaults on a child would change the shared --dataset of every target
+    _add_rec_kg(target("rec-kg", [_ctr_parent("ml-100k-cold-items"), llm], _bench_rec_kg))
     _add_rec_study_targets(target, [ctr, llm])
     _add_kg_targets(target)
     cuda = target("cuda", [], _bench_cuda)
@@ -411,6 +409,15 @@ def _add_bench(sub) -> None:
                       help="micro-batch sizes of the 135M sweep (the 7B sweep: 4,8,16,32)")
     cuda.add_argument("--score-rows", type=int, default=512)
     cuda.add_argument("--device", default="cuda", help="cpu: a dry run with small sizes")
+
+
+def _ctr_parent(dataset: str) -> argparse.ArgumentParser:
+    """The CTR targets' shared options, ``--dataset`` defaulting to ``dataset``."""
+    ctr = argparse.ArgumentParser(add_help=False)
+    ctr.add_argument("--dataset", choices=DATASETS, default=dataset)
+    ctr.add_argument("--quick", action="store_true", help="same as --preset quick")
+    _add_amazon(ctr)
+    return ctr
 
 
 def _add_rec_kg(parser: argparse.ArgumentParser) -> None:
@@ -429,7 +436,6 @@ def _add_rec_kg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid", default=None,
                         help="rec-grid's JSON: run SeLLa-Rec (and every method's slots) in the "
                              "configuration it chose on validation (left out: the preset's)")
-    parser.set_defaults(dataset="ml-100k-cold-items")
 
 
 def _add_preset(parser: argparse.ArgumentParser, target: str) -> None:

@@ -190,3 +190,14 @@ def test_a_preset_listed_and_defined_must_agree():
                  {"PRESETS": ("huge",), "huge": classmethod(lambda cls: cls())}):
         with pytest.raises(ConfigError):
             type("Broken", (Config,), body)
+
+
+def test_each_ctr_target_keeps_its_own_default_dataset():
+    """rec-kg's film-KG default once leaked into every target through a shared parent parser
+    (rec-curve ran on ML-100k without being asked)."""
+    from sellakit.cli import build_parser
+
+    parser = build_parser()
+    defaults = {t: parser.parse_args(["bench", t, "--out", "x.json"]).dataset
+                for t in ("cf", "align", "rec", "rec-curve", "rec-grid", "rec-study", "rec-kg")}
+    assert defaults == {**{t: "ml-1m" for t in defaults}, "rec-kg": "ml-100k-cold-items"}
