@@ -150,8 +150,6 @@ def _bench_rec_study(args) -> int:
 def _bench_kg(args) -> int:
     """kg, kg-sweep, kg-eval, kg-protocols: DBP-5L (path, SELLAKIT_DBP5L, cache, download)
     or a derived split."""
-    from pathlib import Path
-
     from sellakit.benchmarks import kg as kg_bench
     from sellakit.kg import derived_multisource, load_dbp5l
 
@@ -170,7 +168,7 @@ def _bench_kg(args) -> int:
                 ms, targets, preset=args.preset, seed=args.seed, seeds=args.seeds,
                 j2_seeds=args.j2_seeds, ablations=_kg_ablations(args), model=args.model,
                 encoder=args.encoder, setting=args.setting,
-                parts=Path(args.out).with_suffix(".parts"))  # each finished target; resumes
+                out=args.out)  # each finished target kept beside it; resumes
         finally:
             torch.set_num_threads(before)
         results["ranks_file"] = _write_beside(args.out, ranks, ".ranks.parquet")
@@ -220,8 +218,6 @@ def _bench_kg_protocols(args, ms) -> int:
 
 def _bench_kg_sweep(args, ms) -> int:
     """kg-sweep: the low-resource or width sweep, each point written as it finishes."""
-    from pathlib import Path
-
     import torch
 
     from sellakit.benchmarks import kg_sweeps
@@ -232,7 +228,7 @@ def _bench_kg_sweep(args, ms) -> int:
                                     dims=[int(x) for x in _names(args.dims)], grid=args.grid)
     results, ranks = kg_sweeps.kg_sweep(
         ms, args.sweep, _names(args.kg_target), points=points, preset=args.preset,
-        seed=args.seed, epochs=args.epochs, parts=Path(args.out).with_suffix(".parts"))
+        seed=args.seed, epochs=args.epochs, out=args.out)  # each finished point kept
     results["ranks_file"] = _write_beside(args.out, ranks, ".ranks.parquet")
     return _report(args.out, results, kg_sweeps.sweep_markdown(results, command=args.command))
 
