@@ -608,10 +608,33 @@ def _check_args(args: argparse.Namespace) -> None:
         check_out(args.out)
 
 
+#: Path options whose value is written as its environment variable in a table's command when
+#: they are equal, so a committed table names no machine's folder (a test checks the name).
+_PATH_VARIABLES = {"--data-dir": "SELLAKIT_DBP5L"}
+
+
+def command_text(argv: list[str]) -> str:
+    """The command a table prints: ``sellakit`` and ``argv``, a path option given the value of
+    its variable (:data:`_PATH_VARIABLES`) written as ``"$VARIABLE"``."""
+    words = list(argv)
+    for i, word in enumerate(words):
+        option, _, value = word.partition("=")
+        variable = _PATH_VARIABLES.get(option)
+        if variable is None or not os.environ.get(variable):
+            continue
+        given = value if value else (words[i + 1] if i + 1 < len(words) else "")
+        if os.path.abspath(given) == os.path.abspath(os.environ[variable]):
+            if value:
+                words[i] = f'{option}="${variable}"'
+            else:
+                words[i + 1] = f'"${variable}"'
+    return "sellakit " + " ".join(words)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    args.command = "sellakit " + " ".join(argv)
+    args.command = command_text(argv)
     try:
         _check_args(args)  # before minutes of work, not after
         return args.func(args)

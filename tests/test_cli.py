@@ -190,3 +190,22 @@ def test_a_preset_listed_and_defined_must_agree():
                  {"PRESETS": ("huge",), "huge": classmethod(lambda cls: cls())}):
         with pytest.raises(ConfigError):
             type("Broken", (Config,), body)
+
+
+def test_a_tables_command_names_the_data_variable_not_this_machines_folder(monkeypatch, tmp_path):
+    """A --data-dir equal to $SELLAKIT_DBP5L is printed as the variable (both spellings), so a
+    committed table's command runs on another machine; any other folder is printed as given."""
+    from sellakit.cli import _PATH_VARIABLES, command_text
+    from sellakit.kg.data import DBP5L_ENV
+
+    assert _PATH_VARIABLES["--data-dir"] == DBP5L_ENV
+    monkeypatch.setenv(DBP5L_ENV, str(tmp_path))
+    assert command_text(["bench", "kg", "--data-dir", f"{tmp_path}/", "--out", "a.json"]) == \
+        'sellakit bench kg --data-dir "$SELLAKIT_DBP5L" --out a.json'
+    assert command_text(["bench", "kg", f"--data-dir={tmp_path}"]) == \
+        'sellakit bench kg --data-dir="$SELLAKIT_DBP5L"'
+    assert command_text(["bench", "kg", "--data-dir", "/elsewhere"]) == \
+        "sellakit bench kg --data-dir /elsewhere"
+    monkeypatch.delenv(DBP5L_ENV)
+    assert command_text(["bench", "kg", "--data-dir", str(tmp_path)]) == \
+        f"sellakit bench kg --data-dir {tmp_path}"
