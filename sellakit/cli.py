@@ -94,18 +94,15 @@ def _bench_ctr(args) -> int:
 
 def _bench_rec_kg(args) -> int:
     """The <KG_ID> study (issue 25): per-row scores beside the JSON, resumable."""
-    from sellakit.benchmarks import rec_kg
+    from sellakit.benchmarks import rec_kg, rec_study
 
+    choice = rec_study.study_choice(args.grid) if args.grid else None  # before any work
     rows = {"test_rows": args.test_rows} if args.test_rows else {}
-    if args.grid:  # SeLLa-Rec as the rec study's grid chose it on validation
-        from sellakit.benchmarks.rec_study import study_choice
-
-        rows.update(study_choice(args.grid))
     split = load_split(args.dataset)
     results, scores = rec_kg.rec_kg_benchmark(
         split, _names(args.methods), out=args.out, source=args.source,
         preset="quick" if args.quick else args.preset,
-        seed=args.seed, seeds=args.seeds, model=args.model, rec_overrides=rows)
+        seed=args.seed, seeds=args.seeds, model=args.model, choice=choice, rec_overrides=rows)
     results["_run"]["scores_file"] = _write_beside(args.out, scores, ".scores.parquet")
     return _report(args.out, results, rec_kg.rec_kg_markdown(results, command=args.command))
 
@@ -423,8 +420,9 @@ def _add_rec_kg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-rows", type=int, default=None,
                         help="test rows sampled (default: the preset's)")
     parser.add_argument("--grid", default=None,
-                        help="rec-grid's JSON: run SeLLa-Rec (and every method's slots) in the "
-                             "configuration it chose on validation (left out: the preset's)")
+                        help="rec-grid's JSON (e.g. bench/rec_ml1m_grid.json): every method runs "
+                             "in the configuration it chose on validation, stage 1 on BCE, as in "
+                             "rec-study (left out: the preset's)")
     parser.set_defaults(dataset="ml-100k-cold-items")
 
 
