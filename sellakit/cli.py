@@ -94,18 +94,15 @@ def _bench_ctr(args) -> int:
 
 def _bench_rec_kg(args) -> int:
     """The <KG_ID> study (issue 25): per-row scores beside the JSON, resumable."""
-    from sellakit.benchmarks import rec_kg
+    from sellakit.benchmarks import rec_kg, rec_study
 
+    choice = rec_study.study_choice(args.grid) if args.grid else None  # before any work
     rows = {"test_rows": args.test_rows} if args.test_rows else {}
-    if args.grid:  # SeLLa-Rec as the rec study's grid chose it on validation
-        from sellakit.benchmarks.rec_study import study_choice
-
-        rows.update(study_choice(args.grid))
     split = load_split(args.dataset)
     results, scores = rec_kg.rec_kg_benchmark(
         split, _names(args.methods), out=args.out, source=args.source,
         preset="quick" if args.quick else args.preset,
-        seed=args.seed, seeds=args.seeds, model=args.model, rec_overrides=rows)
+        seed=args.seed, seeds=args.seeds, model=args.model, choice=choice, rec_overrides=rows)
     results["_run"]["scores_file"] = _write_beside(args.out, scores, ".scores.parquet")
     return _report(args.out, results, rec_kg.rec_kg_markdown(results, command=args.command))
 
@@ -150,8 +147,6 @@ def _bench_rec_study(args) -> int:
 def _bench_kg(args) -> int:
     """kg, kg-sweep, kg-eval, kg-protocols: DBP-5L (path, SELLAKIT_DBP5L, cache, download)
     or a derived split."""
-    from pathlib import Path
-
     from sellakit.benchmarks import kg as kg_bench
     from sellakit.kg import derived_multisource, load_dbp5l
 
@@ -170,7 +165,7 @@ def _bench_kg(args) -> int:
                 ms, targets, preset=args.preset, seed=args.seed, seeds=args.seeds,
                 j2_seeds=args.j2_seeds, ablations=_kg_ablations(args), model=args.model,
                 encoder=args.encoder, setting=args.setting,
-                parts=Path(args.out).with_suffix(".parts"))  # each finished target; resumes
+                out=args.out)  # each finished target kept beside it; resumes
         finally:
             torch.set_num_threads(before)
         results["ranks_file"] = _write_beside(args.out, ranks, ".ranks.parquet")
@@ -220,8 +215,6 @@ def _bench_kg_protocols(args, ms) -> int:
 
 def _bench_kg_sweep(args, ms) -> int:
     """kg-sweep: the low-resource or width sweep, each point written as it finishes."""
-    from pathlib import Path
-
     import torch
 
     from sellakit.benchmarks import kg_sweeps
@@ -232,7 +225,7 @@ def _bench_kg_sweep(args, ms) -> int:
                                     dims=[int(x) for x in _names(args.dims)], grid=args.grid)
     results, ranks = kg_sweeps.kg_sweep(
         ms, args.sweep, _names(args.kg_target), points=points, preset=args.preset,
-        seed=args.seed, epochs=args.epochs, parts=Path(args.out).with_suffix(".parts"))
+        seed=args.seed, epochs=args.epochs, out=args.out)  # each finished point kept
     results["ranks_file"] = _write_beside(args.out, ranks, ".ranks.parquet")
     return _report(args.out, results, kg_sweeps.sweep_markdown(results, command=args.command))
 
@@ -434,8 +427,9 @@ def _add_rec_kg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-rows", type=int, default=None,
                         help="test rows sampled (default: the preset's)")
     parser.add_argument("--grid", default=None,
-                        help="rec-grid's JSON: run SeLLa-Rec (and every method's slots) in the "
-                             "configuration it chose on validation (left out: the preset's)")
+                        help="rec-grid's JSON (e.g. bench/rec_ml1m_grid.json): every method runs "
+                             "in the configuration it chose on validation, stage 1 on BCE, as in "
+                             "rec-study (left out: the preset's)")
 
 
 def _add_preset(parser: argparse.ArgumentParser, target: str) -> None:
@@ -618,10 +612,33 @@ def _check_args(args: argparse.Namespace) -> None:
         check_out(args.out)
 
 
+#: Path options whose value is written as its environment variable in a table's command when
+#: they are equal, so a committed table names no machine's folder (a test checks the name).
+_PATH_VARIABLES = {"--data-dir": "SELLAKIT_DBP5L"}
+
+
+def command_text(argv: list[str]) -> str:
+    """The command a table prints: ``sellakit`` and ``argv``, a path option given the value of
+    its variable (:data:`_PATH_VARIABLES`) written as ``"$VARIABLE"``."""
+    words = list(argv)
+    for i, word in enumerate(words):
+        option, _, value = word.partition("=")
+        variable = _PATH_VARIABLES.get(option)
+        if variable is None or not os.environ.get(variable):
+            continue
+        given = value if value else (words[i + 1] if i + 1 < len(words) else "")
+        if os.path.abspath(given) == os.path.abspath(os.environ[variable]):
+            if value:
+                words[i] = f'{option}="${variable}"'
+            else:
+                words[i + 1] = f'"${variable}"'
+    return "sellakit " + " ".join(words)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    args.command = "sellakit " + " ".join(argv)
+    args.command = command_text(argv)
     try:
         _check_args(args)  # before minutes of work, not after
         return args.func(args)

@@ -201,3 +201,22 @@ def test_each_ctr_target_keeps_its_own_default_dataset():
     defaults = {t: parser.parse_args(["bench", t, "--out", "x.json"]).dataset
                 for t in ("cf", "align", "rec", "rec-curve", "rec-grid", "rec-study", "rec-kg")}
     assert defaults == {**{t: "ml-1m" for t in defaults}, "rec-kg": "ml-100k-cold-items"}
+
+
+def test_a_tables_command_names_the_data_variable_not_this_machines_folder(monkeypatch, tmp_path):
+    """A --data-dir equal to $SELLAKIT_DBP5L is printed as the variable (both spellings), so a
+    committed table's command runs on another machine; any other folder is printed as given."""
+    from sellakit.cli import _PATH_VARIABLES, command_text
+    from sellakit.kg.data import DBP5L_ENV
+
+    assert _PATH_VARIABLES["--data-dir"] == DBP5L_ENV
+    monkeypatch.setenv(DBP5L_ENV, str(tmp_path))
+    assert command_text(["bench", "kg", "--data-dir", f"{tmp_path}/", "--out", "a.json"]) == \
+        'sellakit bench kg --data-dir "$SELLAKIT_DBP5L" --out a.json'
+    assert command_text(["bench", "kg", f"--data-dir={tmp_path}"]) == \
+        'sellakit bench kg --data-dir="$SELLAKIT_DBP5L"'
+    assert command_text(["bench", "kg", "--data-dir", "/elsewhere"]) == \
+        "sellakit bench kg --data-dir /elsewhere"
+    monkeypatch.delenv(DBP5L_ENV)
+    assert command_text(["bench", "kg", "--data-dir", str(tmp_path)]) == \
+        f"sellakit bench kg --data-dir {tmp_path}"

@@ -321,23 +321,65 @@ def test_rec_kg_study_is_resumable_and_pairs_each_method(small_split, tmp_cache,
     methods = ["mf", "collm", "collm_kg"]
     results, scores = rec_kg.rec_kg_benchmark(split, methods, **common)
     assert set(scores.method) == {"mf", "collm", "collm_kg", "collm_kg|zero",
-                                  "collm_kg|shuffle", "mf_kg"}
+                                  "collm_kg|shuffle", "mf_kg", "item_rate", "item_user_rate",
+                                  "biased_mf"}  # bench rec's simple baselines beside mf_kg
     assert set(scores.seed) == {2025, 2026} and (scores.groupby(["method", "seed"]).size()
                                                  == 40).all()
+    run = results["_run"]
+    valid = run["valid_auc"]  # every CF baseline's validation AUC, per seed
+    assert set(valid[2025]) == set(rec_kg.CF_BASELINES)
+    strongest = run["strongest_baseline"]
+    assert strongest == max(rec_kg.CF_BASELINES,
+                            key=lambda b: np.mean([valid[s][b] for s in valid]))
     assert set(results["comparisons"]) == {"collm_kg vs collm", "collm_kg vs collm_kg|zero",
-                                           "collm_kg vs collm_kg|shuffle", "collm_kg vs mf_kg"}
+                                           "collm_kg vs collm_kg|shuffle",
+                                           f"collm_kg vs {strongest}"}
     pair = results["comparisons"]["collm_kg vs collm"]["all"]
     assert pair["lo"] <= pair["diff"] <= pair["hi"] and "verdict" in pair
-    assert results["_run"]["kg"]["link_prediction"]["n"] == 10
-    assert set(results["_run"]["seconds"][2025]) == {"cf", "rec", "ablation", "total"}
+    assert run["kg"]["link_prediction"]["n"] == 10
+    assert set(run["seconds"][2025]) == {"cf", "rec", "ablation", "baselines", "total"}
     text = rec_kg.rec_kg_markdown(results, command="sellakit bench rec-kg ...")
     assert "collm_kg vs collm" in text and "sellakit bench rec-kg" in text
+    assert "Strongest CF baseline on validation (of item_rate, " in text and strongest in text
     # resumable: the finished seeds are read back, nothing is trained again
     monkeypatch.setattr(rec_kg, "_one_seed", lambda *a, **k: pytest.fail("retrained"))
     assert (scores[scores.seed == 2025].iid.to_numpy()
             == scores[scores.seed == 2026].iid.to_numpy()).all()  # the same rows each seed
     again, rescored = rec_kg.rec_kg_benchmark(split, methods, **common)
     pd.testing.assert_frame_equal(rescored, scores)
+
+
+def test_rec_kg_faces_the_strongest_cf_baseline_on_validation():
+    """The KG methods face the CF baseline with the best seed-mean validation AUC (count
+    rates, MF with biases, plain MF or the KG-aware MF), ties to the earlier in the table."""
+    from sellakit.benchmarks import rec_kg
+    from sellakit.benchmarks.rec import SIMPLE_BASELINES
+
+    assert rec_kg.CF_BASELINES == (*SIMPLE_BASELINES, "mf_kg")
+    base = {b: 0.6 for b in rec_kg.CF_BASELINES}
+    valid = {1: {**base, "item_user_rate": 0.70, "mf_kg": 0.66},
+             2: {**base, "item_user_rate": 0.66, "mf_kg": 0.68}}
+    assert rec_kg.strongest_on_validation(valid) == "item_user_rate"  # 0.68 against 0.67
+    valid[2]["mf_kg"] = 0.76  # now 0.71 on the mean of the seeds
+    assert rec_kg.strongest_on_validation(valid) == "mf_kg"
+    assert rec_kg.strongest_on_validation({1: base}) == "item_rate"  # a tie: the earlier
+    assert rec_kg.strongest_on_validation({}) is None
+    methods = ["collm", "collm_kg", "collm_kg|zero", "mf", "mf_kg", "item_rate"]
+    assert rec_kg._pairs(methods, "item_rate") == [
+        ("collm_kg", "collm"), ("collm_kg", "collm_kg|zero"), ("collm_kg", "item_rate")]
+    assert rec_kg._pairs(methods)[-1] == ("collm_kg", "item_rate")  # none given: the first
+
+
+def test_bench_rec_kg_refuses_a_grid_file_without_a_choice_before_any_work(tmp_path, capsys):
+    from sellakit.cli import main
+
+    grid = tmp_path / "grid.json"
+    grid.write_text('{"cells": {}}')
+    out = tmp_path / "x.json"
+    assert main(["bench", "rec-kg", "--grid", str(grid), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no grid result to read the chosen configuration" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.json"]  # nothing ran
 
 
 def test_bench_rec_kg_is_a_target_and_refuses_a_split_without_film_links(tmp_path, capsys):

@@ -19,8 +19,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from sellakit.benchmarks.parts import PartStore
 from sellakit.benchmarks.report import markdown_table
-from sellakit.cache import atomic_file
 from sellakit.errors import ConfigError
 from sellakit.kg import (METHODS, MultiSourceKG, StudentConfig, TeacherConfig,
                          compare_on_target, evaluate, kd_comparisons, load_or_pretrain_teacher,
@@ -31,7 +31,7 @@ from sellakit.published import published
 
 __all__ = ["kg_benchmark", "kg_markdown", "kg_eval_benchmark", "kg_eval_markdown",
            "check_targets", "bench_configs", "time_accounting", "aims", "teacher_record",
-           "read_part", "write_part", "long_ranks"]
+           "jsonable", "long_ranks"]
 
 
 def check_targets(ms: MultiSourceKG, targets: list[str]) -> None:
@@ -45,15 +45,17 @@ def check_targets(ms: MultiSourceKG, targets: list[str]) -> None:
 def kg_benchmark(ms: MultiSourceKG, targets: list[str], *, preset: str = "quick",
                  seed: int = 2025, seeds: int = 1, j2_seeds: int | None = None,
                  setting: str = "new-kg", ablations: bool = True, model: str = "rotate",
-                 encoder: str = "none", progress: bool = True, parts: Path | None = None
+                 encoder: str = "none", progress: bool = True, out: str | Path | None = None
                  ) -> tuple[dict, pd.DataFrame]:
     """Per target, the teacher of ``setting`` (:data:`sellakit.kg.compare.SETTINGS`; new-kg:
     one per target, trained on the other KGs; all-kgs: one for all) and every row of
     :func:`sellakit.kg.compare_on_target` at ``seeds`` seeds (``seed``, ``seed + 1``, ...;
     ``j2_seeds`` of them for the two J2 rows, default all).
 
-    ``parts``: a folder where each finished target is written (JSON and per-query ranks) and
-    read back on a rerun with the same settings, so a killed run resumes. Returns the
+    ``out``: the run's JSON file; each finished target is written beside it
+    (:class:`~sellakit.benchmarks.parts.PartStore`, ``<out>.parts/<target>.json`` and its
+    per-query ranks) and read back on a rerun with the same settings, so a killed run resumes
+    (a folder of other settings is refused). Returns the
     JSON-ready results (per target: rows, ``_comparisons``, ``time``, ``aims``) and the
     per-query reciprocal ranks in long form (target, query, method, seed, rr)."""
     check_targets(ms, targets)  # before any teacher trains
@@ -63,15 +65,17 @@ def kg_benchmark(ms: MultiSourceKG, targets: list[str], *, preset: str = "quick"
     key = {"setting": setting, "preset": preset, "seed": seed, "seeds": seeds,
            "j2_seeds": j2_seeds, "ablations": ablations, "model": model, "encoder": encoder,
            "dataset": ms.name, "rule": rule.fingerprint}
+    store = PartStore(out, key) if out is not None else None
     per_target, frames, teachers = {}, [], {}
     for target in tqdm(targets, desc="targets", disable=not progress):
-        done = read_part(parts, target, key)
+        done = store.read(target) if store else None
         if done is None:
             teacher = load_or_pretrain_teacher(ms, rule, tcfg, progress=progress,
                                                kgs=teacher_kgs(ms, chosen, target))
             done = _one_target(ms, rule, target, teacher, scfg, tcfg, seeds=seeds, seed=seed,
                                j2_seeds=j2_seeds, ablations=ablations, progress=progress)
-            write_part(parts, target, key, *done)
+            if store:
+                store.save(target, jsonable(done[0]), done[1])
         per_target[target], ranks = done
         teachers[target] = per_target[target]["time"]["teacher_record"]
         frames.append(ranks)
@@ -111,35 +115,10 @@ def _one_target(ms, rule, target, teacher, scfg, tcfg, *, seeds, seed, j2_seeds,
     return result, long_ranks(target, ranks, seed)
 
 
-def _part_paths(parts: Path, target: str) -> tuple[Path, Path]:
-    return parts / f"{target}.json", parts / f"{target}.ranks.parquet"
-
-
-def read_part(parts: Path | None, target: str, key: dict):
-    """A finished target written by an earlier run with the same ``key``, or None."""
-    if parts is None:
-        return None
-    js, pq = _part_paths(Path(parts), target)
-    if not (js.exists() and pq.exists()):
-        return None
-    stored = json.loads(js.read_text())
-    if stored.get("_key") != key:
-        return None
-    stored.pop("_key")
-    return stored, pd.read_parquet(pq)
-
-
-def write_part(parts: Path | None, target: str, key: dict, result: dict,
-                ranks: pd.DataFrame) -> None:
-    """Write one finished target (ranks first, so a JSON always has its ranks)."""
-    if parts is None:
-        return
-    Path(parts).mkdir(parents=True, exist_ok=True)
-    js, pq = _part_paths(Path(parts), target)
-    with atomic_file(pq) as tmp:
-        ranks.to_parquet(tmp, index=False)
-    with atomic_file(js) as tmp:
-        Path(tmp).write_text(json.dumps({**result, "_key": key}, default=_plain))
+def jsonable(record: dict) -> dict:
+    """``record`` as its part's JSON holds it (numpy scalars as Python numbers, anything else
+    unknown to JSON as text), so a finished part reads back as written."""
+    return json.loads(json.dumps(record, default=_plain))
 
 
 def _plain(value):

@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from sellakit.benchmarks.kg import (long_ranks, read_part, write_part, bench_configs,
-                                    check_targets, teacher_record)
+from sellakit.benchmarks.kg import (bench_configs, check_targets, jsonable, long_ranks,
+                                    teacher_record)
+from sellakit.benchmarks.parts import PartStore
 from sellakit.benchmarks.report import markdown_table
 from sellakit.errors import ConfigError
 from sellakit.kg import (MultiSourceKG, compare_on_target, data_rule, kd_comparisons,
@@ -78,29 +79,33 @@ def sweep_points(name: str, *, facts=(0.1, 0.25, 0.5, 1.0), links=(0.2, 0.5, 1.0
 
 def kg_sweep(ms: MultiSourceKG, name: str, targets: list[str], *, points: list[dict],
              preset: str = "quick", seed: int = 2025, epochs: int | None = None,
-             parts: Path | None = None, progress: bool = True) -> tuple[dict, pd.DataFrame]:
+             out: str | Path | None = None, progress: bool = True
+             ) -> tuple[dict, pd.DataFrame]:
     """Every point of ``points`` (:func:`sweep_points`) on every target, one seed, new-KG
-    setting; ``epochs`` caps every model's epochs (a smoke run). Returns the JSON-ready
-    results ({"points": [...], ...}) and the per-query ranks in long form with the point."""
+    setting; ``epochs`` caps every model's epochs (a smoke run). ``out``: the run's JSON file;
+    each finished point is written beside it (:class:`~sellakit.benchmarks.parts.PartStore`)
+    and read back on a rerun with the same settings. Returns the JSON-ready results
+    ({"points": [...], ...}) and the per-query ranks in long form with the point."""
     check_targets(ms, targets)
     tcfg, scfg = bench_configs(preset, seed=seed)
     if epochs:
         tcfg = replace(tcfg, train=replace(tcfg.train, epochs=epochs))
         scfg = replace(scfg, train=replace(scfg.train, epochs=epochs))
     rule, setting = data_rule(ms), resolve_setting("new-kg")
+    # a point's target, fractions, width and rows are in its part's name
+    store = None if out is None else PartStore(out, {
+        "sweep": name, "preset": preset, "seed": seed, "epochs": epochs, "dataset": ms.name,
+        "rule": rule.fingerprint})
     rows, frames = [], []
     todo = [(t, p) for t in targets for p in points]
     for target, point in tqdm(todo, desc=f"sweep {name}", disable=not progress):
-        key = {"sweep": name, "target": target, "preset": preset, "seed": seed,
-               "epochs": epochs, "dataset": ms.name, "rule": rule.fingerprint,
-               **{k: point[k] for k in ("facts", "links", "dim")},
-               "methods": list(point["methods"])}
         label = f"{name}-{target}-f{point['facts']}-l{point['links']}-d{point['dim']}-" \
                 + "+".join(point["methods"])
-        done = read_part(parts, label, key)
+        done = store.read(label) if store else None
         if done is None:
             done = _one_point(ms, rule, target, point, tcfg, scfg, seed, setting, progress)
-            write_part(parts, label, key, *done)
+            if store:
+                store.save(label, jsonable(done[0]), done[1])
         rows.append(done[0])
         frames.append(done[1].assign(**{k: str(point[k]) for k in ("facts", "links", "dim")}))
     results = {"sweep": name, "dataset": ms.name, "preset": preset, "seed": seed,

@@ -3,9 +3,12 @@
 Per seed (``seed``, ``seed + 1``, ...; the rows are one seeded sample, shared by every seed): the
 plain MF and :class:`~sellakit.cf.models.KGMF` (``mf_kg``, CKE-style), then
 :func:`~sellakit.rec.run_methods` with the items' KG vectors (:mod:`sellakit.kg.items`, trained
-once and cached), then the slot ablation at scoring time (each KG method with ``<KG_ID>``
-zeroed, ``|zero``, and shuffled across items, ``|shuffle``). Each finished seed is written as it
-goes to the parts folder beside ``out`` (:class:`~sellakit.benchmarks.rec_study.PartStore`:
+once and cached), in the configuration ``rec-grid`` chose when one is given (``--grid``, as
+``rec-study`` takes it), then the slot ablation at scoring time (each KG method with
+``<KG_ID>`` zeroed, ``|zero``, and shuffled across items, ``|shuffle``), then the simple
+baselines of ``bench rec`` (:func:`sellakit.benchmarks.rec.baseline_scores`: item rate, item +
+user rate, MF with biases). Each finished seed is written as it
+goes to the parts folder beside ``out`` (:class:`~sellakit.benchmarks.parts.PartStore`:
 ``seed-<s>.parquet``, its per-row scores, and ``.json``, its seconds by phase; a folder of
 another run's settings is refused); a rerun reads the finished seeds back and runs only the
 rest (stage 1 then comes from the kit's cache).
@@ -13,7 +16,8 @@ rest (stage 1 then comes from the kit's cache).
 Comparisons are paired, on the same test rows: seed-mean AUC differences with 95% row-bootstrap
 intervals (:func:`sellakit.stats.paired_bootstrap`), on all test rows and on the item-cold and
 user-cold rows (item / user not in train), each KG method against the same method without the
-slot, against its ablations and against the strongest CF baseline present.
+slot, against its ablations and against the strongest CF baseline (:data:`CF_BASELINES`: the
+simple baselines, plain MF and ``mf_kg``; the one with the best seed-mean validation AUC).
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sellakit.benchmarks.rec_study import PartStore
+from sellakit.benchmarks.parts import PartStore
+from sellakit.benchmarks.rec import SIMPLE_BASELINES
 from sellakit.benchmarks.report import machine, markdown_table
 from sellakit.data.protocol import CTRSplit
 from sellakit.errors import ConfigError
@@ -36,9 +41,9 @@ __all__ = ["PARTNERS", "KG_ABLATION_MODES", "rec_kg_benchmark", "rec_kg_summary"
 PARTNERS = {"collm_kg": "collm", "sella_kg": "sella", "text_kg": "tallrec"}
 #: What ``<KG_ID>`` reads in the scoring-time ablation (:meth:`SpecialTokenRec.set_kg_ablation`).
 KG_ABLATION_MODES = ("zero", "shuffle")
-#: CF baselines, strongest first when present. TODO(recbase): the count-rate baselines (item
-#: rate, item + user rate) and the biased MF join here when their module lands on main.
-CF_BASELINES = ("mf_kg", "mf")
+#: The CF baselines every KG method faces: ``bench rec``'s simple ones (count rates, MF with
+#: biases, plain MF) and the KG-aware MF; the strongest on validation is chosen (ties: earlier).
+CF_BASELINES = (*SIMPLE_BASELINES, "mf_kg")
 SLICES = ("all", "item_cold", "user_cold")
 #: The splits whose items the film KG's links name (ML-100k's movie ids).
 FILM_KG_SPLITS = ("ml-100k", "ml-100k-cold-items")
@@ -55,13 +60,15 @@ def rec_kg_benchmark(split: CTRSplit, methods: list[str], *, out: str | Path,
                      source: str = "film+likes", preset: str = "quick", seed: int = 2025,
                      seeds: int = 3, model: str = "smollm2-135m", backbone=None,
                      kg=None, heldout: tuple[int, int] = (1000, 2000), kg_config=None,
-                     rec_overrides: dict | None = None,
+                     choice: dict[str, str] | None = None, rec_overrides: dict | None = None,
                      progress: bool = True) -> tuple[dict, pd.DataFrame]:
     """The study (module docstring). ``kg``: the split's film KG (default ML-100k's, read from
     the recbole wheel); ``heldout``: film facts held out for selection and test of the KG
     vectors; ``kg_config``: their settings (default :func:`~sellakit.kg.items.item_kg_config`);
-    ``backbone``: a loaded one (default ``model``); ``rec_overrides``:
-    :class:`~sellakit.rec.RecConfig` fields on top of the preset (row counts for a small run).
+    ``backbone``: a loaded one (default ``model``); ``choice``: the configuration ``rec-grid``
+    chose (:func:`~sellakit.benchmarks.rec_study.study_choice`; every method runs in it, stage 1
+    on BCE, as in ``rec-study``); ``rec_overrides``: :class:`~sellakit.rec.RecConfig` fields on
+    top of the preset (row counts for a small run).
     Returns ``(results, scores)``: :func:`rec_kg_summary` and the per-row scores."""
     from sellakit.data.ml100k import film_multisource
     from sellakit.kg.items import item_kg_vectors, with_heldout_film
@@ -72,8 +79,8 @@ def rec_kg_benchmark(split: CTRSplit, methods: list[str], *, out: str | Path,
                           "(or pass kg= a FilmKG of this split's items).")
     store = PartStore(out, {"dataset": split.name, "source": source, "preset": preset,
                             "seed": seed, "seeds": seeds, "methods": list(methods),
-                            "model": model, "heldout": list(heldout),
-                            "rec_overrides": rec_overrides or {}})
+                            "model": model, "heldout": list(heldout), "choice": choice or {},
+                            "baselines": list(CF_BASELINES), "rec_overrides": rec_overrides or {}})
     started = time.perf_counter()
     graph = with_heldout_film(film_multisource(split, kg), n_valid=heldout[0],
                               n_test=heldout[1])
@@ -82,27 +89,41 @@ def rec_kg_benchmark(split: CTRSplit, methods: list[str], *, out: str | Path,
     kg_seconds = round(time.perf_counter() - started, 1)
     first = None
     # one row sample for every seed (paired by row), drawn with the first seed
-    overrides = {"sample_seed": seed, **(rec_overrides or {})}
+    overrides = {"sample_seed": seed, **({"stage1_loss": "bce", **choice} if choice else {}),
+                 **(rec_overrides or {})}
     for s in range(seed, seed + seeds):
         if not store.done(f"seed-{s}"):
             backbone = backbone or _load_backbone(model)
-            frame, seconds, run = _one_seed(split, methods, vectors.vectors, s, preset,
-                                            backbone, overrides, progress, first)
+            frame, record, run = _one_seed(split, methods, vectors.vectors, s, preset,
+                                           backbone, overrides, progress, first)
             first = first or run  # later seeds share its stage 1 and text cache
-            store.save(f"seed-{s}", seconds, frame)  # the seed counts once written
+            store.save(f"seed-{s}", record, frame)  # the seed counts once written
     records, scores = store.load()
-    timings = {int(name.removeprefix("seed-")): record for name, record in records.items()}
-    results = rec_kg_summary(scores)
+    by_seed = {int(name.removeprefix("seed-")): record for name, record in records.items()}
+    strongest = strongest_on_validation({s: r["valid_auc"] for s, r in by_seed.items()})
+    results = rec_kg_summary(scores, strongest=strongest)
     results["_run"] = {"dataset": split.name, "source": source, "preset": preset,
+                       "choice": choice or {}, "strongest_baseline": strongest,
+                       "valid_auc": {s: r["valid_auc"] for s, r in by_seed.items()},
                        "seeds": list(range(seed, seed + seeds)), "methods": list(methods),
                        "kg": {"link_prediction": vectors.link_prediction,
                               "known_items": int(vectors.known.sum()),
                               "items": int(split.n_items - 1), "width": vectors.width,
                               "best_epoch": vectors.best_epoch, "seconds": vectors.seconds,
                               "cached": vectors.cached, "seconds_here": kg_seconds},
-                       "seconds": timings, "machine": machine(),
-                       "rec_overrides": rec_overrides or {}}
+                       "seconds": {s: r["seconds"] for s, r in by_seed.items()},
+                       "machine": machine(), "rec_overrides": rec_overrides or {}}
     return results, scores
+
+
+def strongest_on_validation(valid_auc: dict[int, dict[str, float]]) -> str | None:
+    """The CF baseline (:data:`CF_BASELINES`) with the best seed-mean validation AUC (ties: the
+    earlier in the table), from each seed's ``{baseline: valid AUC}``; None when none ran."""
+    present = [b for b in CF_BASELINES if valid_auc and all(b in v for v in valid_auc.values())]
+    if not present:
+        return None
+    return max(present, key=lambda b: (np.mean([v[b] for v in valid_auc.values()]),
+                                       -present.index(b)))
 
 
 def _load_backbone(model: str):
@@ -114,8 +135,10 @@ def _load_backbone(model: str):
 def _one_seed(split: CTRSplit, methods: list[str], vectors: np.ndarray, seed: int, preset: str,
               backbone, overrides: dict, progress: bool, first=None
               ) -> tuple[pd.DataFrame, dict, object]:
-    """One seed's per-row scores (test rows; methods, ``mf_kg`` and the ablations), its
-    seconds by phase and its run (stage 1 from ``first``'s when given, else the cache)."""
+    """One seed's per-row scores (test rows; methods, ``mf_kg``, the ablations and the simple
+    baselines), its record (seconds by phase; ``valid_auc``: each CF baseline's validation
+    AUC, which chooses the strongest) and its run (stage 1 from ``first``'s when given, else
+    the cache)."""
     from sellakit.cf import CFConfig, build_model, predict, train_cf
     from sellakit.rec import KG_METHODS, RecConfig, prepare_stage2, run_methods
     from sellakit.rec.methods import score_kg_ablation
@@ -140,6 +163,10 @@ def _one_seed(split: CTRSplit, methods: list[str], vectors: np.ndarray, seed: in
         for mode in KG_ABLATION_MODES:
             scores[f"{name}|{mode}"] = score_kg_ablation(run, name, mode, seed=seed)
     seconds["ablation"] = round(time.perf_counter() - clock - seconds["cf"] - seconds["rec"], 1)
+    tick = time.perf_counter()  # last: the rows' scores above never depend on it
+    valid_auc = _baselines(split, run, preset, seed, progress, scores,
+                           {"mf_kg": kg_mf, "mf": plain})
+    seconds["baselines"] = round(time.perf_counter() - tick, 1)
     masks = slice_masks(rows, split)
     frame = pd.concat([pd.DataFrame({
         "row": np.arange(len(rows)), "uid": rows.uid.to_numpy(), "iid": rows.iid.to_numpy(),
@@ -148,7 +175,25 @@ def _one_seed(split: CTRSplit, methods: list[str], vectors: np.ndarray, seed: in
         "score": np.asarray(values, dtype=np.float64)}) for name, values in scores.items()],
         ignore_index=True)
     seconds["total"] = round(time.perf_counter() - clock, 1)
-    return frame, seconds, run
+    return frame, {"seconds": seconds, "valid_auc": valid_auc}, run
+
+
+def _baselines(split: CTRSplit, run, preset: str, seed: int, progress: bool,
+               scores: dict[str, np.ndarray], cf: dict) -> dict[str, float]:
+    """The simple baselines of ``bench rec`` on the run's valid and test rows: their test
+    scores into ``scores``; returns every CF baseline's validation AUC (``cf``: the trained
+    MF models, name -> model)."""
+    from sellakit.benchmarks.rec import baseline_scores
+    from sellakit.cf import predict
+    from sellakit.metrics import auc
+
+    rows = {part: run.rows[part] for part in ("valid", "test")}
+    valid = {name: predict(model, rows["valid"]) for name, model in cf.items()}
+    for name, (values, _) in baseline_scores(split, rows, preset=preset, seed=seed,
+                                             progress=progress).items():
+        scores[name], valid[name] = values["test"], values["valid"]
+    labels = rows["valid"].label.to_numpy()
+    return {name: float(auc(labels, valid[name])) for name in CF_BASELINES}
 
 
 def _wide(scores: pd.DataFrame, method: str, part: str) -> tuple[np.ndarray, np.ndarray]:
@@ -161,10 +206,11 @@ def _wide(scores: pd.DataFrame, method: str, part: str) -> tuple[np.ndarray, np.
     return labels.to_numpy(), wide.to_numpy().T
 
 
-def _pairs(methods: list[str]) -> list[tuple[str, str]]:
+def _pairs(methods: list[str], strongest: str | None = None) -> list[tuple[str, str]]:
     """(method, against): each KG method against its partner, its ablations and the
-    strongest CF baseline present."""
-    base = next((b for b in CF_BASELINES if b in methods), None)
+    strongest CF baseline (``strongest``; None: the first of :data:`CF_BASELINES` present)."""
+    base = strongest if strongest in methods else \
+        next((b for b in CF_BASELINES if b in methods), None)
     out = []
     for name in [m for m in methods if m in PARTNERS]:
         out += [(name, PARTNERS[name])] if PARTNERS[name] in methods else []
@@ -174,9 +220,10 @@ def _pairs(methods: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def rec_kg_summary(scores: pd.DataFrame) -> dict:
-    """Per method and slice, the seed-mean AUC with its interval; per pair (:func:`_pairs`) and
-    slice, the paired difference ``{"diff", "lo", "hi", "p"}`` and its verdict."""
+def rec_kg_summary(scores: pd.DataFrame, strongest: str | None = None) -> dict:
+    """Per method and slice, the seed-mean AUC with its interval; per pair (:func:`_pairs`,
+    ``strongest`` the CF baseline chosen on validation) and slice, the paired difference
+    ``{"diff", "lo", "hi", "p"}`` and its verdict."""
     from sellakit.stats import paired_bootstrap, verdict
 
     methods = list(dict.fromkeys(scores.method))
@@ -189,7 +236,7 @@ def rec_kg_summary(scores: pd.DataFrame) -> dict:
             results["methods"][name][part] = {
                 "rows": int(len(labels)),
                 "auc": paired_bootstrap(labels, matrix, None) if usable else None}
-    for name, other in _pairs(methods):
+    for name, other in _pairs(methods, strongest):
         key = f"{name} vs {other}"
         results["comparisons"][key] = {}
         for part in SLICES:
@@ -223,13 +270,18 @@ def rec_kg_markdown(results: dict, *, command: str) -> str:
         for key, row in results["comparisons"].items()])
     rows = next(iter(results["methods"].values()))
     kg = run["kg"]
+    choice = run.get("choice") or {}
+    chosen = (", in the configuration rec-grid chose ("
+              + ", ".join(f"{k}={v}" for k, v in sorted(choice.items())) + ")") if choice else ""
     return "\n".join([
         f"# <KG_ID> study on {run['dataset']} (KG vectors: {run['source']})", "",
         f"Command: `{command}`", "",
-        f"Seeds {run['seeds']}, preset {run['preset']}"
+        f"Seeds {run['seeds']}, preset {run['preset']}{chosen}"
         + (f", {run['rec_overrides']}" if run.get("rec_overrides") else "")
         + f", on {run.get('machine', 'a machine not recorded')}; test rows: "
         + ", ".join(f"{part} {rows[part]['rows']}" for part in SLICES) + ".",
+        f"Strongest CF baseline on validation (of {', '.join(CF_BASELINES)}): "
+        f"`{run.get('strongest_baseline')}`.",
         f"KG vectors: {kg['known_items']} of {kg['items']} items known; link prediction on "
         f"held-out film facts: MRR {kg['link_prediction']['mrr']:.4f}, Hits@10 "
         f"{kg['link_prediction']['hits@10']:.4f}.", "",

@@ -3,7 +3,8 @@ from how many rows), ``rec-grid`` (SeLLa-Rec's switches on one stage 1, chosen o
 and ``rec-study`` (the chosen configuration, its ablations, CoLLM- and TALLRec-style and the
 count baselines, three seeds of stages 2-3 on one stage 1, in the ``study`` preset).
 
-Each command is resumable: every finished part (one stage 1 of the curve, one grid cell, one
+Each command is resumable (:class:`~sellakit.benchmarks.parts.PartStore`, exported here too):
+every finished part (one stage 1 of the curve, one grid cell, one
 method and seed of the study) is written to ``<out>.parts/`` as it finishes, with its per-row
 scores, and the JSON, markdown and ``.scores.parquet`` beside ``--out`` are rewritten from the
 parts so far; a killed run started again with the same command skips the parts it finished
@@ -28,6 +29,7 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
+from sellakit.benchmarks.parts import PartStore
 from sellakit.benchmarks.report import machine, markdown_table
 from sellakit.data.protocol import CTRSplit
 from sellakit.errors import ConfigError
@@ -35,46 +37,6 @@ from sellakit.errors import ConfigError
 __all__ = ["CURVE_VARIANTS", "GRID_AXES", "STUDY_METHODS", "PartStore", "rec_curve",
            "curve_markdown", "rec_grid", "grid_markdown", "rec_study", "study_markdown",
            "versus_strongest"]
-
-
-# --- resumable parts ---------------------------------------------------------------------
-
-class PartStore:
-    """Finished parts of a long run, beside its ``--out`` file: ``<out>.parts/<name>.json``
-    (the part's record) and ``.parquet`` (its per-row scores), each written atomically, the
-    record last, so a part is either done or absent. ``settings`` must match the folder's
-    (else :class:`ConfigError`: another run's parts are never mixed in)."""
-
-    def __init__(self, out: str | Path, settings: dict):
-        from sellakit.cache import atomic_file
-
-        self.folder = Path(out).with_suffix(".parts")
-        self.folder.mkdir(parents=True, exist_ok=True)
-        settings = json.loads(json.dumps(settings, default=str))
-        path = self.folder / "settings.json"
-        if path.exists() and json.loads(path.read_text()) != settings:
-            raise ConfigError(f"{self.folder} holds the parts of a run with other settings. "
-                              "Fix: give another --out, or remove that folder to start again.")
-        with atomic_file(path) as tmp:
-            tmp.write_text(json.dumps(settings, indent=1))
-
-    def done(self, name: str) -> bool:
-        return (self.folder / f"{name}.json").exists()
-
-    def save(self, name: str, record: dict, scores: pd.DataFrame) -> None:
-        from sellakit.cache import atomic_file
-
-        with atomic_file(self.folder / f"{name}.parquet") as tmp:
-            scores.to_parquet(tmp, index=False)
-        with atomic_file(self.folder / f"{name}.json") as tmp:
-            tmp.write_text(json.dumps(record, indent=1, default=float))
-
-    def load(self) -> tuple[dict[str, dict], pd.DataFrame]:
-        """Every finished part's record, and all their scores."""
-        names = sorted(p.stem for p in self.folder.glob("*.json") if p.stem != "settings")
-        records = {n: json.loads((self.folder / f"{n}.json").read_text()) for n in names}
-        frames = [pd.read_parquet(self.folder / f"{n}.parquet") for n in names]
-        return records, pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _long(rows: Mapping[str, pd.DataFrame], scores: Mapping[str, np.ndarray], **label

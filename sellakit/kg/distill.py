@@ -86,13 +86,14 @@ class KDConfig(Config):
 
 def strongest_coordinates(teacher: KGEModel, dim: int) -> torch.Tensor:
     """The ``dim`` coordinates (complex ones for RotatE/ComplEx) with the largest mean squared
-    magnitude over the teacher's entity table, in increasing order."""
+    magnitude over the teacher's entity table, in increasing order (on the CPU, where the
+    student is built, whatever the teacher's device)."""
     if dim > teacher.dim:
         raise ConfigError(f"The student (dim={dim}) is wider than the teacher "
                           f"(dim={teacher.dim}); a warm start needs dim <= the teacher's.")
     # |x|^2 per coordinate: the squares of its reals, the halves [re | im] (or one [x])
     energy = sum(half ** 2 for half in teacher.entity.weight.detach().split(teacher.dim, 1))
-    return torch.sort(torch.topk(energy.mean(0), dim).indices).values
+    return torch.sort(torch.topk(energy.mean(0), dim).indices).values.cpu()
 
 
 def _columns(coords: torch.Tensor, dim: int, reals: int) -> torch.Tensor:
@@ -111,11 +112,12 @@ def teacher_rows(table: torch.Tensor, teacher_ids: np.ndarray, graph: np.ndarray
     """Each student entity's teacher row from ``table`` (a teacher table, ``(rows, width)``):
     row ``teacher_ids[i]`` where it is >= 0; else (a target entity the teacher never saw) the
     mean of the rows of its neighbours in ``graph`` (student triples) that have one; else
-    zeros. Returns the rows and a bool mask of the entities that got one."""
+    zeros. Returns the rows and a bool mask of the entities that got one, on the CPU (the
+    student is built there; the trainer moves them with it)."""
     ids = torch.as_tensor(np.asarray(teacher_ids), dtype=torch.long)
     known = ids >= 0
     rows = torch.zeros(len(ids), table.shape[1], dtype=table.dtype)
-    rows[known] = table[ids[known]].detach().cpu()
+    rows[known] = table[ids[known].to(table.device)].detach().cpu()
     if bool(known.all()) or graph is None or len(graph) == 0:
         return rows, known
     edges = torch.as_tensor(np.concatenate([graph[:, [0, 2]], graph[:, [2, 0]]]))

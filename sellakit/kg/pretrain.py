@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 
 from sellakit.cache import cache_dir, cached_state
-from sellakit.config import Config, bounded
+from sellakit.config import Config, bounded, pick_device
 from sellakit.errors import CacheError, ConfigError
 from sellakit.kg.data import MultiSourceKG, entity_offsets, linked_roots
 from sellakit.kg.evaluate import evaluate, validation_mrr
@@ -239,7 +239,8 @@ def pretrain_teacher(ms: MultiSourceKG, rule: DataRule, config: TeacherConfig | 
         keep_each=True, progress=progress, desc="teacher")
     seconds = round(time.perf_counter() - started, 2)
     j1 = {}
-    probe = build_model(config.train, joint.n_entities, ms.n_relations, joint.triples)
+    probe = build_model(config.train, joint.n_entities, ms.n_relations, joint.triples
+                        ).to(result.model.entity.weight.device)  # J1 scored where it trained
     for name, selector in (result.per_name or {}).items():
         selector.restore(probe)
         probe.eval()
@@ -359,7 +360,7 @@ def load_or_pretrain_teacher(ms: MultiSourceKG, rule: DataRule,
         joint = build_joint(ms, rule, mode=config.mode, kgs=names)
         model = build_model(config.train, joint.n_entities, ms.n_relations, joint.triples)
         model.load_state_dict(stored["state"])  # strict: every name and shape must match
-        model.eval()
+        model = model.to(pick_device(config.train.device)).eval()  # where a fresh one is
         selected = sorted(n for n in joint.ids if len(rule.selection[n]))  # J1 needs selection
         if sorted(stored["j1"]) != selected:
             raise CacheError(f"its J1 rows are for {sorted(stored['j1'])}, not {selected}")
