@@ -266,6 +266,40 @@ def test_stage1_is_read_back_from_the_cache(small_split, tmp_cache):
     assert other.results["tallrec"]["from_cache"] is False
 
 
+def test_stage3_is_read_back_from_the_cache(small_split, tmp_cache):
+    """A second run from the same start restores each stage-3 method's selected weights: the
+    same learning curve, selection and scores; another seed (another start) or another
+    stage-3 setting trains again, while stage 1 is still read back."""
+    from dataclasses import replace
+
+    from sellakit.cf import CFConfig, fit_and_evaluate
+
+    plain, _ = fit_and_evaluate(small_split, CFConfig.quick("mf", dim=8, max_epochs=5),
+                                progress=False)
+    config = RecConfig.quick(train_rows=48, valid_rows=32, test_rows=32, eval_every=3)
+
+    def stage3(cfg):
+        return run_methods(small_split, ["collm"], cfg, plain_mf=plain.model,
+                           backbone=tiny_random_llama(), progress=False, use_cache=True)
+
+    first, again = stage3(config), stage3(config)
+    assert (first.results["collm"]["from_cache"], again.results["collm"]["from_cache"]) == \
+        (False, True)
+    pd.testing.assert_frame_equal(again.training["collm"].history,
+                                  first.training["collm"].history)
+    assert again.training["collm"].best_step == first.training["collm"].best_step
+    for part in ("valid", "test"):
+        np.testing.assert_allclose(again.scores["collm"][part], first.scores["collm"][part],
+                                   atol=1e-6)
+    for name, p in first.models["collm"].named_parameters():
+        if p.requires_grad:
+            torch.testing.assert_close(dict(again.models["collm"].named_parameters())[name], p)
+    for other in (replace(config, seed=7), replace(config, slot_scale="input_norm")):
+        run = stage3(other)
+        assert run.results["collm"]["from_cache"] is False
+    assert run.training["tallrec"].history.attrs.get("from_cache")  # a stage-3 setting only
+
+
 def test_unknown_method_and_missing_alignment_are_clear(small_split):
     with pytest.raises(ValueError, match="Unknown methods"):
         run_methods(small_split, ["bert4rec"], RecConfig.quick(), plain_mf=None)

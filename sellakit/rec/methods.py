@@ -345,8 +345,10 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
         backbone: a loaded backbone (else ``model`` is loaded); slot tokens are added to it.
         stage1_from: an earlier run on the same rows and backbone whose stage 1 (LoRA, TALLRec-
             style results, text cache) this run reuses: a benchmark's seeds vary stages 2-3.
-        use_cache: stage 1's LoRA and validation record kept in (and read back from) the
-            kit's cache on one process; its text cache and test scores are computed anew.
+        use_cache: what stages 1 and 3 train (stage 1's LoRA, each stage-3 method's trained
+            weights) and their validation records kept in (and read back from) the kit's
+            cache on one process, keyed by everything they start from and read; the text cache
+            and test scores are computed anew.
         kg_vectors: each item's KG vector, row = iid (:data:`KG_METHODS`; sellakit.kg.items).
         on_method: ``on_method(run, name)`` once a method's scores are recorded.
     """
@@ -382,7 +384,7 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
     if token_methods:
         if aligned is None and align_config is not None:
             _stage2_after_stage1(run, split, align_config, show)
-        _stage3(run, token_methods, llm, answers, plain_mf, accelerator, show)
+        _stage3(run, token_methods, llm, answers, plain_mf, accelerator, show, use_cache)
     return run
 
 
@@ -394,7 +396,7 @@ def _add_tokens(backbone: Backbone, methods: Sequence[str]) -> None:
 
 
 def _stage3(run: RecRun, methods: list[str], llm, answers, plain_mf: nn.Module, accelerator,
-            show: bool) -> None:
+            show: bool, use_cache: bool = False) -> None:
     """Each stage-3 method from the same stage-1 LoRA, frozen unless ``tune_lora``."""
     config = run.config
     stage1 = {n: p.detach().clone() for n, p in llm.named_parameters() if "lora_" in n}
@@ -407,7 +409,7 @@ def _stage3(run: RecRun, methods: list[str], llm, answers, plain_mf: nn.Module, 
                 p.requires_grad_(config.tune_lora and n in stage1)
         seed_everything(config.seed)
         model_ = _stage3_model(name, llm, answers, plain_mf, run, d_cf, d_llm)
-        _fit(run, name, model_, config.lr_tokens, accelerator, show)
+        _fit(run, name, model_, config.lr_tokens, accelerator, show, use_cache=use_cache)
 
 
 def _stage1_method() -> str:
@@ -536,8 +538,11 @@ def _fit(run: RecRun, name: str, model: SpecialTokenRec, lr: float, accelerator,
                          else config.epochs, prefixes=run.prefixes if stage3 else None,
                          authors_optim=authors_optim)
 
-    cached = use_cache and not stage3 and accelerator.num_processes == 1
-    trained = _cached_stage1(run, model, data, lr, train) if cached else train()
+    if use_cache and accelerator.num_processes == 1:
+        trained = (_cached_stage3(run, name, model, data, lr, train) if stage3
+                   else _cached_stage1(run, model, data, lr, train))
+    else:
+        trained = train()
     run.training[name], run.models[name] = trained, trained.model
     if not stage3 and config.cache_prefix and not config.tune_lora:
         started = time.perf_counter()
@@ -593,26 +598,48 @@ def _cached_stage1(run: RecRun, model: SpecialTokenRec, data: dict, lr: float,
                    train) -> TrainResult:
     """Stage 1 from the kit's cache when trained before on these prompts and settings (its
     LoRA weights restored into ``model``), else ``train()`` and keep it."""
+    lora = {n: p for n, p in model.llm.named_parameters() if "lora_" in n}
+    return _cached_training(run, "stage1", _stage1_key(run, model, data, lr), ("lora", "LoRA"),
+                            lora, model, data, train)
+
+
+def _cached_stage3(run: RecRun, name: str, model: SpecialTokenRec, data: dict, lr: float,
+                   train) -> TrainResult:
+    """Stage 3 of ``name`` from the kit's cache when trained before from the same start (every
+    weight of ``model`` outside the base LLM, the stage-1 LoRA included), on the same rows and
+    settings (its selected weights restored into ``model``), else ``train()`` and keep it."""
+    trained = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    key = _stage3_key(run, name, model, data, lr)  # before training moves the weights
+    return _cached_training(run, "stage3", key, ("trained", "trained"), trained, model, data,
+                            train)
+
+
+def _cached_training(run: RecRun, kind: str, key: str, field: tuple[str, str],
+                     params: dict[str, nn.Parameter], model: SpecialTokenRec, data: dict,
+                     train) -> TrainResult:
+    """``train()``'s result kept as ``<cache>/derived/<kind>/<key>.pt`` (the selected
+    ``params`` under ``field``'s first name, the second naming them in a warning; the
+    learning curve, the selection and its validation scores), or read back into ``model``
+    when that entry exists."""
     fresh: list[TrainResult] = []
+    field_name, what = field
 
     def compute() -> dict:
         fresh.append(train())
         kept = fresh[0]
-        return {"lora": {n: p.detach().cpu().clone() for n, p in model.llm.named_parameters()
-                         if "lora_" in n},
+        return {field_name: {n: p.detach().cpu().clone() for n, p in params.items()},
                 "history": kept.history.to_dict("list"), "best_step": kept.best_step,
                 "best_valid": kept.best_valid, "seconds": kept.seconds, "n_train": kept.n_train,
                 "valid_scores": torch.as_tensor(kept.valid_scores)}
 
     def restore(stored: dict) -> TrainResult:
-        params = {n: p for n, p in model.llm.named_parameters() if "lora_" in n}
-        shapes = {n: tuple(v.shape) for n, v in stored["lora"].items()}
+        shapes = {n: tuple(v.shape) for n, v in stored[field_name].items()}
         if shapes != {n: tuple(p.shape) for n, p in params.items()}:  # never broadcast
-            raise CacheError("its LoRA tensors do not match the model's (names or shapes)")
+            raise CacheError(f"its {what} tensors do not match the model's (names or shapes)")
         if len(stored["valid_scores"]) != len(data["valid"][1]):
             raise CacheError("its validation scores do not match the validation rows")
         with torch.no_grad():
-            for name, value in stored["lora"].items():
+            for name, value in stored[field_name].items():
                 params[name].copy_(value)
         model.eval()
         history = pd.DataFrame(stored["history"])
@@ -622,8 +649,7 @@ def _cached_stage1(run: RecRun, model: SpecialTokenRec, data: dict, lr: float,
                            seed=run.config.seed, config=run.config, n_train=stored["n_train"],
                            valid_scores=stored["valid_scores"].numpy())
 
-    restored, _ = cached_state("stage1", _stage1_key(run, model, data, lr), compute,
-                               restore=restore)
+    restored, _ = cached_state(kind, key, compute, restore=restore)
     return fresh[0] if fresh else restored
 
 
@@ -652,6 +678,26 @@ def _stage1_settings(config: RecConfig) -> dict:
     later = {"stage1_loss": "same", "stratify_by": "warm"}
     return {k: v for k, v in vars(config).items()
             if k not in omit and later.get(k, object()) != v}
+
+
+def _stage3_key(run: RecRun, name: str, model: SpecialTokenRec, data: dict, lr: float) -> str:
+    """Changes with the backbone (as stage 1's key), the method, every setting, the device,
+    the start of every weight of ``model`` but the base LLM's (CF and semantic tables,
+    projectors, scales, the stage-1 LoRA the text cache is read with), and the token ids,
+    users, items and labels of the training and validation rows."""
+    digest = hashlib.sha256(repr((run.backbone.name, weights_digest(run.backbone),
+                                  tokenizer_digest(run.backbone.tokenizer), name, lr,
+                                  sorted(vars(run.config).items()),
+                                  str(next(model.parameters()).device))).encode())
+    for param_name, p in sorted(model.named_parameters()):
+        if "lora_" in param_name or not param_name.startswith("llm."):
+            digest.update(param_name.encode() + p.detach().float().cpu().numpy().tobytes())
+    for part in ("train", "valid"):
+        prompts, frame = data[part]
+        for prompt in prompts:
+            digest.update(np.asarray(prompt.ids, dtype=np.int64).tobytes() + b"|")
+        digest.update(frame[["uid", "iid", "label"]].to_numpy(dtype=np.int64).tobytes())
+    return digest.hexdigest()[:24]
 
 
 def _stage3_model(name: str, llm, answers, plain_mf: nn.Module, run: RecRun, d_cf: int,
