@@ -362,6 +362,27 @@ def test_pictures_and_score_explorer(planted_run):
     shown = dict(zip(second.method, second["P(Yes)"]))
     assert shown["sella_no_warm"] == pytest.approx(run.scores["sella_no_warm"]["test"][index],
                                                    abs=1e-5)
+    # Switching a slot off: zeroed it moves sella's score by what slot_ablation gives; "none"
+    # shows the intact scores again.
+    from sellakit.rec import slot_ablation
+
+    assert second.attrs["switched_off"] is None and list(explorer.switch.options)[1:] == [
+        ("user", "user"), ("item", "item"), ("warm", "warm")]
+    explorer.switch.value = "item"
+    off = explorer.last.attrs["switched_off"]
+    row = run.rows["test"].loc[[index]]
+    zeroed = slot_ablation(run.models["sella"], run.builders["sella"].encode_rows(
+        row, run.titles), row, "item", mode="zero", pad_id=tokenizer.pad_token_id)[0]
+    assert (off["slot"], off["mode"]) == ("item", "zero") and off["score"] == pytest.approx(
+        zeroed, abs=1e-6)
+    assert off["move"] == pytest.approx(zeroed - shown["sella"], abs=1e-6)
+    assert "sellakit-switched" in explorer.table.value
+    explorer.mode.value = "shuffle"
+    off = explorer.last.attrs["switched_off"]
+    assert off["mode"] == "shuffle" and (off["donor"]["uid"], off["donor"]["iid"]) != (
+        int(row.uid.iloc[0]), int(row.iid.iloc[0]))
+    explorer.switch.value = None
+    assert explorer.last.attrs["switched_off"] is None
 
 
 def test_gradient_checkpointing_trains_lora_and_slots(small_split):

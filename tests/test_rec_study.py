@@ -259,6 +259,15 @@ def test_slot_ablation_zeroes_or_shuffles_one_slot(tiny):
         slot_ablation(model, prompts, frame, "kg", pad_id=pad)
     with pytest.raises(ConfigError, match="mode"):
         slot_ablation(model, prompts, frame, "user", mode="noise", pad_id=pad)
+    # Named donors: row r reads donor r's vector; a row its own donor scores as intact.
+    lone, other = frame.iloc[[0]], frame.iloc[[1]].reset_index(drop=True)
+    np.testing.assert_allclose(
+        slot_ablation(model, prompts[:1], lone, "item", pad_id=pad, donors=lone),
+        intact[:1], atol=1e-5)
+    moved = slot_ablation(model, prompts[:1], lone, "item", pad_id=pad, donors=other)
+    assert abs(moved[0] - intact[0]) > 1e-6
+    with pytest.raises(ConfigError, match="one donor row per prompt"):
+        slot_ablation(model, prompts[:1], lone, "item", pad_id=pad, donors=frame)
 
 
 def test_cached_text_takes_target_titles_of_different_lengths(tiny):

@@ -33,13 +33,19 @@ SLOT_ABLATIONS = ("zero", "shuffle")
 def slot_ablation(model: SpecialTokenRec, prompts: Sequence[EncodedPrompt], frame: pd.DataFrame,
                   slot: str, *, mode: Literal["zero", "shuffle"] = "shuffle", pad_id: int,
                   prefix: PrefixCache | None = None, batch_size: int = 32,
-                  seed: int = 0) -> np.ndarray:
+                  seed: int = 0, donors: pd.DataFrame | None = None) -> np.ndarray:
     """``P(Yes) / (P(Yes) + P(No))`` of every prompt with slot ``slot`` (``"user"``,
     ``"item"`` or ``"warm"``) ablated by ``mode``; the other slots and the text as scored
-    normally, so ``scores - these`` is what the slot adds row by row."""
+    normally, so ``scores - these`` is what the slot adds row by row. Under ``"shuffle"``
+    row ``r`` reads the vector of ``donors``' row ``r`` (``uid``, ``iid``; default: the rows
+    of ``frame`` in a permutation seeded by ``seed``), e.g. another row for a lone prompt."""
     if mode not in SLOT_ABLATIONS:
         raise ConfigError(f"slot_ablation(mode={mode!r}): choose one of {SLOT_ABLATIONS}.")
-    donor = frame.iloc[np.random.default_rng(seed).permutation(len(frame))]
+    if donors is not None and len(donors) != len(frame):
+        raise ConfigError(f"slot_ablation: donors has {len(donors)} rows for {len(frame)} "
+                          "prompts; give one donor row per prompt.")
+    donor = frame.iloc[np.random.default_rng(seed).permutation(len(frame))] \
+        if donors is None else donors
     original = model.slot_vectors
 
     def ablated(batch: dict) -> dict:

@@ -10,15 +10,18 @@ import html
 import ipywidgets as widgets
 import pandas as pd
 import plotly.graph_objects as go
+import numpy as np
 import torch
 
-from sellakit.rec import (EncodedPrompt, RecRun, SpecialTokenRec, collate, score_prompts,
-                          template_for)
+from sellakit.rec import (SLOT_ABLATIONS, EncodedPrompt, RecRun, SpecialTokenRec, collate,
+                          score_prompts, slot_ablation, template_for)
 
 __all__ = ["prompt_html", "nearest_vocabulary", "valid_curves", "ScoreExplorer",
            "paired_forest", "stage1_curve"]
 
 _COLOURS = {"user": "#f4a261", "item": "#2a9d8f", "warm": "#e9c46a"}
+#: How the explorer says a slot was switched off, per :data:`~sellakit.rec.SLOT_ABLATIONS` mode.
+_SWITCHED = {"zero": "zeroed", "shuffle": "read from another row"}
 
 
 def prompt_html(tokenizer, prompt: EncodedPrompt) -> str:
@@ -107,22 +110,49 @@ def stage1_curve(curve: dict) -> go.Figure:
 
 class ScoreExplorer:
     """Pick a user and one of their test items: see the SeLLa-Rec prompt and every method's
-    score. ``explorer.last`` keeps the last scores (a frame) for tests."""
+    score; switch one of ``switchable``'s slots off (zeroed, or the vector of another test row
+    whose user and item differ: :func:`~sellakit.rec.slot_ablation`) and see its score move.
+    ``explorer.last`` keeps the last scores (a frame; ``attrs["switched_off"]`` the move)."""
 
-    def __init__(self, run: RecRun, mf_scores: callable):
-        self.run, self.mf_scores = run, mf_scores
+    def __init__(self, run: RecRun, mf_scores: callable, switchable: str = "sella"):
+        self.run, self.mf_scores, self.switchable = run, mf_scores, switchable
         test = run.rows["test"]
         users = sorted(test.uid.unique().tolist())
         self.user = widgets.Dropdown(options=users, value=users[0], description="user")
         self.item = widgets.Dropdown(description="item", layout={"width": "60%"})
+        slots = list(run.builders[template_for(switchable)].slot_ids) \
+            if switchable in run.models else []
+        self.switch = widgets.Dropdown(options=[("none", None)] + [(s, s) for s in slots],
+                                       value=None, description="slot off")
+        self.mode = widgets.ToggleButtons(options=SLOT_ABLATIONS, value=SLOT_ABLATIONS[0])
         self.prompt = widgets.HTML()
         self.table = widgets.HTML()
         self.last: pd.DataFrame | None = None
         self.user.observe(lambda _: self.on_user(), names="value")
-        self.item.observe(lambda _: self.on_item(), names="value")
+        for control in (self.item, self.switch, self.mode):
+            control.observe(lambda _: self.on_item(), names="value")
         self.on_user()
-        self.widget = widgets.VBox([widgets.HBox([self.user, self.item]), self.prompt,
+        self.widget = widgets.VBox([widgets.HBox([self.user, self.item]),
+                                    widgets.HBox([self.switch, self.mode]), self.prompt,
                                     self.table])
+
+    def switched_off(self, row: pd.DataFrame, intact: float) -> dict | None:
+        """``switchable``'s score of ``row`` with the chosen slot switched off, and the move
+        from ``intact`` (None when no slot is chosen)."""
+        slot, mode = self.switch.value, self.mode.value
+        if slot is None:
+            return None
+        test, name = self.run.rows["test"], self.switchable
+        uid, iid = int(row.uid.iloc[0]), int(row.iid.iloc[0])
+        others = test[(test.uid != uid) & (test.iid != iid)]  # a donor sharing neither
+        donor = others.iloc[[np.random.default_rng(uid * 100_003 + iid).integers(len(others))]]
+        prompt = self.run.builders[template_for(name)].encode_rows(row, self.run.titles)
+        score = float(slot_ablation(self.run.models[name], prompt, row, slot, mode=mode,
+                                    pad_id=self.run.backbone.tokenizer.pad_token_id,
+                                    donors=donor)[0])
+        return {"method": name, "slot": slot, "mode": mode, "score": score,
+                "move": score - intact, "donor": {"uid": int(donor.uid.iloc[0]),
+                                                  "iid": int(donor.iid.iloc[0])}}
 
     def on_user(self) -> None:
         rows = self.run.rows["test"]
@@ -148,8 +178,14 @@ class ScoreExplorer:
             self.prompt.value = prompt_html(self.run.backbone.tokenizer,
                                             sella.encode_rows(row, self.run.titles)[0])
         self.last = pd.DataFrame({"method": list(scores), "P(Yes)": list(scores.values())})
-        self.last.attrs.update(uid=uid, iid=iid, label=int(row.label.iloc[0]))
+        off = self.switched_off(row, scores[self.switchable]) if self.switchable in scores \
+            else None
+        self.last.attrs.update(uid=uid, iid=iid, label=int(row.label.iloc[0]), switched_off=off)
+        moved = "" if off is None else (
+            f"<p class='sellakit-switched'>{off['method']} with its {off['slot']} slot "
+            f"{_SWITCHED[off['mode']]}: P(Yes) "
+            f"{off['score']:.3f} ({off['move']:+.3f})</p>")
         self.table.value = (f"<b>user {uid}, {html.escape(self.run.titles[iid])}, label "
                             f"{int(row.label.iloc[0])}</b>" + self.last.round(3).to_html(
-                                index=False, classes="sellakit-scores"))
+                                index=False, classes="sellakit-scores") + moved)
         return self.last
