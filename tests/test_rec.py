@@ -285,6 +285,9 @@ def test_stage3_is_read_back_from_the_cache(small_split, tmp_cache):
     first, again = stage3(config), stage3(config)
     assert (first.results["collm"]["from_cache"], again.results["collm"]["from_cache"]) == \
         (False, True)
+    # The text of the training and validation rows is read only by a stage 3 that trains.
+    assert set(first.prefixes.built) == {"train", "valid", "test"}
+    assert again.prefixes.built == ("test",) and set(again.prefixes) == set(first.prefixes)
     pd.testing.assert_frame_equal(again.training["collm"].history,
                                   first.training["collm"].history)
     assert again.training["collm"].best_step == first.training["collm"].best_step

@@ -261,7 +261,7 @@ class RecRun:
     titles: np.ndarray
     words: ItemWords
     scores: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
-    prefixes: dict[str, PrefixCache] = field(default_factory=dict)
+    prefixes: Mapping[str, PrefixCache] = field(default_factory=dict)
     aligned: AlignedTables | None = None
     semantic: np.ndarray | None = None
     #: the mean item state taken off ``semantic`` (``RecConfig.warm_rows="raw"`` adds it back).
@@ -545,10 +545,9 @@ def _fit(run: RecRun, name: str, model: SpecialTokenRec, lr: float, accelerator,
         trained = train()
     run.training[name], run.models[name] = trained, trained.model
     if not stage3 and config.cache_prefix and not config.tune_lora:
-        started = time.perf_counter()
-        run.prefixes = {s: _prefix_cache(run, model.llm, prompts, f"text of {s} rows",
-                                         progress) for s, (prompts, _) in data.items()}
-        run.seconds["prefix_cache"] = round(time.perf_counter() - started, 1)
+        run.prefixes = _TextCaches(lambda s: _prefix_cache(run, model.llm, data[s][0],
+                                                          f"text of {s} rows", progress),
+                                  list(data), run.seconds)
     # Validation scores come from the selection itself; test is scored once, here.
     scores = {"valid": trained.valid_scores}
     for part in [s for s in data if s not in ("train", "valid")]:
@@ -563,6 +562,43 @@ def _fit(run: RecRun, name: str, model: SpecialTokenRec, lr: float, accelerator,
     run.results[name]["from_cache"] = bool(trained.history.attrs.get("from_cache"))
     if run.on_method:
         run.on_method(run, name)
+
+
+class _TextCaches(Mapping):
+    """Each split's text cache (:class:`PrefixCache`) under the stage-1 model, built when first
+    read: a stage 3 read back from the kit's cache never reads the training and validation
+    rows' text, so it is never computed. The seconds spent building go to
+    ``seconds["prefix_cache"]``."""
+
+    def __init__(self, build: Callable[[str], PrefixCache], parts: Sequence[str],
+                 seconds: dict):
+        self._build, self._parts, self._seconds = build, tuple(parts), seconds
+        self._built: dict[str, PrefixCache] = {}
+        self._spent = 0.0
+
+    def __getitem__(self, part: str) -> PrefixCache:
+        if part not in self._parts:
+            raise KeyError(part)
+        if part not in self._built:
+            started = time.perf_counter()
+            self._built[part] = self._build(part)
+            self._spent += time.perf_counter() - started
+            self._seconds["prefix_cache"] = round(self._spent, 1)
+        return self._built[part]
+
+    def __contains__(self, part: object) -> bool:  # without building it
+        return part in self._parts
+
+    def __iter__(self):
+        return iter(self._parts)
+
+    def __len__(self) -> int:
+        return len(self._parts)
+
+    @property
+    def built(self) -> tuple[str, ...]:
+        """The splits whose text has been run through the LLM so far."""
+        return tuple(self._built)
 
 
 def _stage1_config(config: RecConfig) -> RecConfig:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,7 @@ __all__ = ["train_rec", "slot_norms"]
 def train_rec(model: SpecialTokenRec, train: tuple[list[EncodedPrompt], pd.DataFrame],
               valid: tuple[list[EncodedPrompt], pd.DataFrame], config: RecConfig, *, lr: float,
               pad_id: int, accelerator=None, progress: bool = True, desc: str = "train",
-              epochs: int | None = None, prefixes: dict[str, PrefixCache] | None = None,
+              epochs: int | None = None, prefixes: Mapping[str, PrefixCache] | None = None,
               authors_optim: bool = False) -> TrainResult:
     """Train the parameters of ``model`` that require grad with BCE on the Yes/No score (or the
     answer token's cross-entropy, ``config.loss="answer_lm"``, or SeLLa-Rec's LM loss on the
