@@ -28,7 +28,7 @@
 # cannot show.
 #
 # **Run time** (quick mode, 2 idle CPU cores): 4 min 38 s (first run 5 min 23 s) (a warm cache
-# holds stage 1; the text cache and stage 3 run each time). **Paper mode:** not measured; every
+# holds stages 1 and 3; the text cache and the scores are computed each time). **Paper mode:** not measured; every
 # ML-1M row, on the same SmolLM2 unless the notebook's `MODEL` names another. **Needs a GPU:**
 # advised for paper mode. **Depends on:** `04_semantic_alignment` (quick mode reads
 # `build/aligned_mf.pt`; without it 05 aligns after stage 1 itself, slower).
@@ -162,8 +162,9 @@ figures["05_valid_curves"]
 # ## 5. This run's results, with their intervals
 #
 # AUC with a 95% interval (DeLong) per method, then each method against each baseline on the
-# same rows. With a couple of hundred test rows an interval is about ±0.07 wide: expect most
-# differences here to be *within noise*.
+# same rows. Each table's cell prints the median half-width of its intervals (the ± of an AUC,
+# then of a paired difference): with a couple of hundred test rows both are several points,
+# so expect most differences here to be *within noise*.
 
 # %%
 from sellakit.stats import auc_interval, paired_delong, verdict
@@ -176,6 +177,8 @@ table = pd.DataFrame({
            "test UAUC": r["test"]["uauc"], "warm AUC": r["test_warm"]["auc"],
            "cold AUC": r["test_cold"]["auc"], "seconds": r["seconds"]}
     for name, r in run.results.items()}).T
+interval_half_width = float(((table["95% high"] - table["95% low"]) / 2).median())
+print(f"median half-width of the AUC intervals: ±{interval_half_width:.3f}")
 table.round(4)
 
 # %%
@@ -185,6 +188,8 @@ paired = pd.DataFrame([{"comparison": f"{a} vs {b}",
                         **paired_delong(test.label, run.scores[a]["test"],
                                         run.scores[b]["test"])} for a, b in pairs])
 paired["verdict"] = [verdict(lo, hi) for lo, hi in zip(paired.lo, paired.hi)]
+paired_half_width = float(((paired.hi - paired.lo) / 2).median())
+print(f"median half-width of the paired intervals: ±{paired_half_width:.3f}")
 paired.round(4)
 
 # %%
@@ -196,8 +201,9 @@ figures["05_test_auc"]
 # %% [markdown]
 # > **What you should see in this quick run** (seed 2025, SmolLM2-135M, notebook 04's aligned
 # > MF; the tests check the recorded values against these). The ± is the band accepted: one
-# > optimiser step more or less moves an AUC on `rows.test` ≈ 192 ± 0 rows by a few points, and
-# > the intervals above are about ±0.08 wide.
+# > optimiser step more or less moves an AUC on `rows.test` ≈ 192 ± 0 rows by a few points.
+# > The intervals above are wide: `interval_half_width` ≈ 0.078 ± 0.01 for one method's AUC,
+# > `paired_half_width` ≈ 0.100 ± 0.015 for a paired difference.
 # >
 # > * MF alone: `results.mf.test.auc` ≈ 0.653 ± 0.03
 # > * TALLRec-style (stage 1): `results.tallrec.test.auc` ≈ 0.518 ± 0.05; 16 steps on 128 rows
@@ -252,16 +258,19 @@ nearest = pd.concat({"before": before, "after": after})
 nearest
 
 # %% [markdown]
-# ## 8. Score any pair
+# ## 8. Score any pair, switch a slot off
 #
 # Pick a user and one of their (sampled) test items: the SeLLa-Rec prompt and each method's
-# P(Yes).
+# P(Yes). Then pick a slot to switch off in SeLLa-Rec's prompt, zeroed or read from another
+# test row (another user and item), and see its score move; the explorer opens with the
+# `<Item_ID>` slot zeroed. Section 9 does the same for every test row at once.
 
 # %%
 from sellakit.cf import predict
 from sellakit.viz import ScoreExplorer
 
 explorer = ScoreExplorer(run, mf_scores=lambda rows: predict(plain_mf, rows))
+explorer.switch.value = "item"  # choose "none" to see every method intact
 explorer.widget
 
 # %% [markdown]
@@ -374,9 +383,9 @@ saved = save_figures(figures)
 #    <details><summary>Answer</summary>
 #
 #    Compare each ablation with `sella` by `paired_delong(test.label, run.scores["sella"]
-#    ["test"], run.scores[name]["test"])`. At quick size the interval is about ±0.05 and the
-#    ablations usually sit within it; the benchmark's pooled intervals (section 6) are the
-#    place to read the parts' effects.
+#    ["test"], run.scores[name]["test"])`. At quick size a paired interval is as wide as
+#    section 5 prints (`paired_half_width`) and the ablations usually sit within it; the
+#    benchmark's pooled intervals (section 6) are the place to read the parts' effects.
 #    </details>
 
 # %% [markdown]
@@ -385,10 +394,12 @@ saved = save_figures(figures)
 #
 #    <details><summary>Answer</summary>
 #
-#    Without the scale the slot norms follow the projector's outputs (the alignment projector
-#    gives small ones, a random one large ones, and the first Adam steps move them a lot); the
-#    LLM then reads vectors far from its tokens' size and validation AUC is typically lower or
-#    noisier. With `normalize_slots=True` the norms start at the vocabulary's median.
+#    Measured by the cell *Solutions* below (stage 3 of `sella` again, on the same stage 1 and
+#    rows). Without the scale the slots carry the alignment projector's raw outputs, about a
+#    twelfth of a word's size. **What you should see** there:
+#    `exercise_3.raw.start_norm_user` ≈ 0.26 ± 0.05 where the vocabulary's median (and the
+#    scaled start) is 3.15. The cell also prints the best validation AUC of both runs: compare
+#    their gap with the paired interval's half-width of section 5 before calling it a change.
 #    </details>
 #
 # 4. Compare warm and cold AUC in section 5. Why would `<Warm_ID>` matter most for items the
@@ -420,6 +431,22 @@ print(f"{len(test_rows):,} test rows; {item_cold_rows} of an item unseen in trai
 pd.Series(cold_shares).round(4)
 
 # %%
+from dataclasses import replace
+
+import numpy as np
+
+# stage 2 as section 4's run: notebook 04's tables, or the ones aligned there (un-centred again)
+raw_table = semantic if reuse_04 else np.where(run.semantic.any(1, keepdims=True),
+                                               run.semantic + run.semantic_mean, 0.0)
+raw_slots = run_methods(split, ["sella"], replace(config, normalize_slots=False),
+                        plain_mf=plain_mf, aligned=run.aligned, semantic=raw_table,
+                        backbone=backbone, stage1_from=run, use_cache=True, progress=False)
+exercise_3 = {label: {"start_norm_user": float(r.training["sella"].history.norm_user.iloc[0]),
+                      "best_valid_auc": float(r.training["sella"].best_valid["auc"])}
+              for label, r in (("scaled", run), ("raw", raw_slots))}
+pd.DataFrame(exercise_3).T.round(3)
+
+# %%
 scores_shown = explorer.last
 record(results=run.results, methods=list(run.results), rows={k: len(v) for k, v in
                                                              run.rows.items()},
@@ -435,5 +462,6 @@ record(results=run.results, methods=list(run.results), rows={k: len(v) for k, v 
        strongest_test_auc=strongest_auc,
        versus_baseline=forest.to_dict("records"), versus_source=versus_source,
        stage1_curve={k: r["valid"]["auc"] for k, r in curve["runs"].items()} if curve else None,
-       item_cold_rows=item_cold_rows,
+       item_cold_rows=item_cold_rows, interval_half_width=interval_half_width,
+       paired_half_width=paired_half_width, exercise_3=exercise_3,
        backbone=backbone.name, seed=SEED, figures=sorted(p.name for p in saved))

@@ -112,7 +112,8 @@ NOTEBOOKS: dict[str, Notebook] = {
         "baseline, a scoring widget",
         278.4, 323.3, "not measured; every ML-1M row, on the same SmolLM2 unless the "
         "notebook's `MODEL` names another", needs_gpu="advised for paper mode",
-        time_note="(a warm cache holds stage 1; the text cache and stage 3 run each time)",
+        time_note="(a warm cache holds stages 1 and 3; the text cache and the scores are "
+        "computed each time)",
         depends_on=("04_semantic_alignment",),
         depends_note="quick mode reads `build/aligned_mf.pt`; without it 05 aligns after "
         "stage 1 itself, slower"),

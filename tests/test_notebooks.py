@@ -200,6 +200,17 @@ def test_05_special_tokens_prompting(executed):
     assert explorer["methods"] == values["methods"]
     assert all(0 < s < 1 for s in explorer["scores"])
     assert len({round(s, 4) for s in explorer["scores"]}) == len(explorer["scores"])
+    # ... and opens with SeLLa-Rec's <Item_ID> slot zeroed: the move is the score's change.
+    off = explorer["switched_off"]
+    assert (off["method"], off["slot"], off["mode"]) == ("sella", "item", "zero")
+    sella_shown = explorer["scores"][explorer["methods"].index("sella")]
+    assert off["move"] == pytest.approx(off["score"] - sella_shown) and off["move"] != 0
+    # One measured interval width per kind (the text quotes no other).
+    assert 0 < values["paired_half_width"] and 0 < values["interval_half_width"] < 0.15
+    # Exercise 3, measured: without the scale the slots start far below a word's norm.
+    median = values["nearest_before"][0]["vocabulary median norm"]
+    assert values["exercise_3"]["raw"]["start_norm_user"] < 0.5 * median
+    assert values["exercise_3"]["scaled"]["start_norm_user"] == pytest.approx(median, abs=0.02)
     assert "05_valid_curves.png" in values["figures"] or "05_valid_curves.html" in \
         values["figures"]
     # The "what you should see" box quotes the compare benchmark's JSON.
