@@ -228,7 +228,9 @@ figures["07_time_vs_mrr"]
 # ## 4. Compare predictions
 #
 # Pick a test query; see the top 5 tails of the teacher, the KD student and the scratch
-# student (the true tail marked).
+# student (the true tail marked) and each one's rank of the true tail. The ranks are
+# *filtered*, as the MRR above: the query's other known tails leave the ranking. Untick
+# *filtered* to see them compete, and how far the true tail falls.
 
 # %%
 kg = ms.kgs[target]
