@@ -98,7 +98,7 @@ def _alignment(**overrides) -> Callable[[], dict]:
                 "aligned_valid_auc": result["aligned"]["valid"]["auc"],
                 "aligned_test_auc": result["aligned"]["test"]["auc"],
                 "plain_test_auc": result["plain"]["test"]["auc"],
-                "plain_best_epoch": plain.train.best_step,
+                "plain_best_epoch": plain.best_step,
                 "mean_item_norm": norm, "seconds": result["seconds"]}
     return measure
 
