@@ -327,7 +327,8 @@ saved = save_figures(figures)
 #    of them removes one training triple here. (Before the kit kept the rest of validation for
 #    training, every validation fact was held out and the teacher lost up to half of a graph.)
 #    </details>
-#
+
+# %% [markdown]
 # 4. Put a GNN encoder in front of the teacher:
 #    `teacher_cfg = replace(teacher_cfg, train=replace(teacher_cfg.train, encoder="gnn"))`
 #    (each entity also reads up to 10 of its in-edges). Is the teacher's MRR higher? Is one
@@ -335,11 +336,13 @@ saved = save_figures(figures)
 #
 #    <details><summary>Answer</summary>
 #
-#    Each epoch is slower (every entity also averages up to 10 neighbour messages). Under an
-#    earlier data rule (every validation fact held out, 8 epochs at most, swapping) a lent H200
-#    gave the GNN teacher a *lower* MRR on `el` than the shallow one, 23.9 against 33.4 (it
-#    stopped at epoch 4 of 8); with the current rule and convergence it was not measured, so
-#    compare `per_language` for both and look at the best epochs.
+#    Each epoch is slower (every entity also averages up to 10 neighbour messages). Whether
+#    the teacher's MRR rises is not measured yet with the current data rule: `python -m
+#    sellakit.benchmarks.exercises --only 06.4` measures it (about an hour on 2 CPU cores)
+#    and writes `bench/exercise_answers.json`; compare `per_language` for both and look at
+#    the best epochs. Under an earlier rule (every validation fact held out, 8 epochs at most,
+#    swapping) one NVIDIA H200 run gave the GNN teacher a *lower* MRR on `el` than the
+#    shallow one, 23.9 against 33.4 (it stopped at epoch 4 of 8).
 #    </details>
 #
 # ### Solutions to the computational exercises
