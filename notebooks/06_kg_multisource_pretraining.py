@@ -295,8 +295,10 @@ saved = save_figures(figures)
 #    On DBP-5L the swapping graph holds 824k triples against sharing's 120k (the **bridges**,
 #    each fact of a linked entity copied onto its partner, are most of it), so an epoch is
 #    several times slower (the teacher is retrained and cached under its own key). The teacher's
-#    MRR under swapping was not measured at convergence with the current data rule; measure it
-#    with `sellakit bench kg` after setting the mode, and compare the table's "teacher" rows.
+#    MRR under swapping is not measured yet with the current data rule: `python -m
+#    sellakit.benchmarks.exercises --only 06.1` trains it to convergence (about an hour on 2
+#    CPU cores) and writes its graph, epoch time and per-language MRR to
+#    `bench/exercise_answers.json`.
 #    </details>
 
 # %% [markdown]
