@@ -18,8 +18,7 @@ from sellakit.config import repo_root
 from sellakit.errors import ConfigError
 
 __all__ = ["check_out", "write_report", "markdown_table", "machine", "BESIDE", "PENDING",
-           "results_blocks",
-           "refresh_results"]
+           "results_blocks", "refresh_results"]
 
 #: What a benchmark writes beside its JSON: the table, per-row scores, per-query ranks.
 BESIDE = (".md", ".scores.parquet", ".ranks.parquet")
