@@ -194,10 +194,10 @@ saved = save_figures(figures)
 #    busy cores): the nearest neighbour shares a genre at `03.1/exercise/genre_agreement_nearest`
 #    = 0.494 against `03.1/notebook_template/genre_agreement_nearest` = 0.489 with
 #    `Movie: {title}`; a random item at `03.1/exercise/genre_agreement_random` = 0.336 either
-#    way. Half a point, within the noise (the standard error of such a rate over 3,254 items is
-#    about 0.009). The idea was sound: ending in "It is about" makes the last state predict a
-#    *description* rather than the title's surface (shared words, the year). A 135M model has
-#    little description to give.
+#    way. Half a point, within the noise (the **standard error** of such a rate, how much it
+#    would move over another draw of 3,254 items, is about 0.009). The idea was sound: ending
+#    in "It is about" makes the last state predict a *description* rather than the title's
+#    surface (shared words, the year). A 135M model has little description to give.
 #    </details>
 
 # %% [markdown]
