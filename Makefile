@@ -24,7 +24,8 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 
 install: $(STAMP)
 
-## run: every notebook (quick mode unless SELLAKIT_QUICK=0); figures/ and build/summary.md
+## run: every notebook (quick mode unless SELLAKIT_QUICK=0); figures/, build/summary.md and, in
+## quick mode, the executed notebooks/*.ipynb a code host shows
 run: install
 	$(VENV)/bin/sellakit run
 

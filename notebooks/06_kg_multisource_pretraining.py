@@ -295,8 +295,10 @@ saved = save_figures(figures)
 #    On DBP-5L the swapping graph holds 824k triples against sharing's 120k (the **bridges**,
 #    each fact of a linked entity copied onto its partner, are most of it), so an epoch is
 #    several times slower (the teacher is retrained and cached under its own key). The teacher's
-#    MRR under swapping was not measured at convergence with the current data rule; measure it
-#    with `sellakit bench kg` after setting the mode, and compare the table's "teacher" rows.
+#    MRR under swapping is not measured yet with the current data rule: `python -m
+#    sellakit.benchmarks.exercises --only 06.1` trains it to convergence (about an hour on 2
+#    CPU cores) and writes its graph, epoch time and per-language MRR to
+#    `bench/exercise_answers.json`.
 #    </details>
 
 # %% [markdown]
@@ -306,27 +308,34 @@ saved = save_figures(figures)
 #
 #    <details><summary>Answer</summary>
 #
-#    Unlinked copies are only brought together through their neighbourhoods, so the mode
-#    matters through what the neighbours share: under sharing the linked neighbours are one
-#    vector; under swapping and mapping they are only close. Expect sharing ≥ swapping ≥ mapping
-#    on `unlinked`, all far above chance (`unlinked["chance@1"]`). (Not measured in the kit's
-#    runs.)
+#    About the same. Measured once (`python -m sellakit.benchmarks.exercises --only 06.2`):
+#    mapping finds `06.2/mapping/unlinked_hits@1` = 0.449 of the 916 unlinked copies first,
+#    sharing `06.2/sharing/unlinked_hits@1` = 0.434, a gap below one standard error (about
+#    0.016), both far above chance. Test MRR moves as little (`el`: `06.2/mapping/test_mrr/el`
+#    = 0.543 against `06.2/sharing/test_mrr/el` = 0.534). Mapping costs more: its graph keeps
+#    the copies' facts apart, `06.2/mapping/triples` = 174,951 triples against
+#    `06.2/sharing/triples` = 119,830, and it took `06.2/mapping/epochs_trained` = 76 epochs
+#    against 52. Unlinked copies meet only through their neighbourhoods, which are one vector
+#    under sharing and merely close under mapping; at this size the two end up alike. Swapping
+#    (exercise 1) is not measured yet.
 #    </details>
 
 # %% [markdown]
 # 3. How many training triples of the first graph did leakage removal drop, and why so many?
-#    (Hint: the other languages' validation splits are 30 % of their facts.)
+#    (Hint: every language holds out its test facts and 1,000 selection facts, for every
+#    target at once.)
 #
 #    <details><summary>Answer</summary>
 #
 #    The cell *Solutions* below prints the number and its share of that graph's training
-#    facts. A triple is dropped when its image through the links is a test or selection fact of
-#    *any* graph; the other graphs hold out their test facts (7-9 % of their facts) and 1,000
+#    facts (on DBP-5L: 2,558 of `el`'s, 22 %; `en` loses 9 %). A triple is dropped when its
+#    image through the links is a test or selection fact of *any* graph; the other graphs hold out their test facts (7-9 % of their facts) and 1,000
 #    selection facts each, and many of those facts have an aligned copy in this graph, so each
 #    of them removes one training triple here. (Before the kit kept the rest of validation for
 #    training, every validation fact was held out and the teacher lost up to half of a graph.)
 #    </details>
-#
+
+# %% [markdown]
 # 4. Put a GNN encoder in front of the teacher:
 #    `teacher_cfg = replace(teacher_cfg, train=replace(teacher_cfg.train, encoder="gnn"))`
 #    (each entity also reads up to 10 of its in-edges). Is the teacher's MRR higher? Is one
@@ -334,11 +343,13 @@ saved = save_figures(figures)
 #
 #    <details><summary>Answer</summary>
 #
-#    Each epoch is slower (every entity also averages up to 10 neighbour messages). Under an
-#    earlier data rule (every validation fact held out, 8 epochs at most, swapping) a lent H200
-#    gave the GNN teacher a *lower* MRR on `el` than the shallow one, 23.9 against 33.4 (it
-#    stopped at epoch 4 of 8); with the current rule and convergence it was not measured, so
-#    compare `per_language` for both and look at the best epochs.
+#    Each epoch is slower (every entity also averages up to 10 neighbour messages). Whether
+#    the teacher's MRR rises is not measured yet with the current data rule: `python -m
+#    sellakit.benchmarks.exercises --only 06.4` measures it (about an hour on 2 CPU cores)
+#    and writes `bench/exercise_answers.json`; compare `per_language` for both and look at
+#    the best epochs. Under an earlier rule (every validation fact held out, 8 epochs at most,
+#    swapping) one NVIDIA H200 run gave the GNN teacher a *lower* MRR on `el` than the
+#    shallow one, 23.9 against 33.4 (it stopped at epoch 4 of 8).
 #    </details>
 #
 # ### Solutions to the computational exercises

@@ -6,8 +6,8 @@ outputs that :func:`sellakit.runner.run_series` (``make run``) or the notebook t
 ``application/vnd.plotly.v1+json``, which Sphinx cannot show; each one gets an HTML rendering
 beside it (``plotly.io.to_html`` without the library), and ``plotly.min.js`` is copied once from
 the installed plotly into the site, so the figures stay interactive without a network (MathJax
-comes from the ``sphinx-mathjax-offline`` wheel the same way). The glossary and the syllabus
-(``docs/``) become pages too.
+comes from the ``sphinx-mathjax-offline`` wheel the same way). The glossary, the syllabus
+and the results (``docs/``) become pages too.
 
 Example::
 
@@ -30,11 +30,11 @@ from sellakit.config import repo_root
 from sellakit.errors import DataError
 from sellakit.output import check_output_dir, replace_dir
 
-__all__ = ["build_book", "prepare_notebook", "PLOTLY_MIME", "MATH_EXTENSIONS",
+__all__ = ["build_book", "book_notebooks", "prepare_notebook", "PLOTLY_MIME", "MATH_EXTENSIONS",
            "unparsed_maths", "raw_formulas"]
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
-DOCS = ("glossary", "syllabus")
+DOCS = ("glossary", "syllabus", "results")  # results: the benchmarks' tables and studies
 #: The myst extensions that turn `$...$` and `$$...$$` into maths (the book's configuration).
 MATH_EXTENSIONS = ("dollarmath", "amsmath")
 
@@ -127,8 +127,10 @@ Nothing here is executed again: run `make run`, then `make book`, to refresh it.
 
 def build_book(source: Path | str | None = None, out: Path | str | None = None, *,
                quiet: bool = True) -> Path:
-    """Build the site from the executed notebooks in ``source`` (default ``build/notebooks``)
-    into ``out`` (default ``build/book``); return the path of its ``index.html``.
+    """Build the site from the executed notebooks in ``source`` (default ``build/notebooks``,
+    where a notebook of the series that is missing comes from its committed copy:
+    :func:`book_notebooks`) into ``out`` (default ``build/book``); return the path of its
+    ``index.html``.
 
     The site is built beside ``out`` and then replaces it whole; ``out`` must be new, empty,
     or a site the kit built (:func:`sellakit.output.check_output_dir`: a folder of anyone's
@@ -142,10 +144,10 @@ def build_book(source: Path | str | None = None, out: Path | str | None = None, 
 
     from sellakit.runner import build_dir
 
-    source = Path(source) if source else build_dir() / "notebooks"
+    source_given, source = source, Path(source) if source else build_dir() / "notebooks"
     site = check_output_dir(out if out is not None else build_dir() / "book", option="--site",
                             replace=True)
-    notebooks = sorted(source.glob("*.ipynb"))
+    notebooks = book_notebooks(source, committed=source_given is None)
     if not notebooks:
         raise DataError(f"No executed notebooks in {source}: run `make run` (or "
                         f"`sellakit run 00_overview 01_data`) first, then `make book`.")
@@ -174,6 +176,27 @@ def build_book(source: Path | str | None = None, out: Path | str | None = None, 
             for entry in html.iterdir():
                 os.replace(entry, staging / entry.name)
     return site / "index.html"
+
+
+def book_notebooks(source: Path, *, committed: bool = True) -> list[Path]:
+    """The book's notebooks: the series in :data:`sellakit.runner.NOTEBOOKS` order, each from
+    its executed copy in ``source``, else (``committed``) from the committed
+    ``notebooks/<stem>.ipynb`` when that holds a run's outputs (``sellakit run`` writes it); then
+    any other executed notebook in ``source``, by name."""
+    import nbformat
+
+    from sellakit.runner import NOTEBOOKS, notebooks_dir
+
+    executed = {path.stem: path for path in sorted(Path(source).glob("*.ipynb"))}
+    found = []
+    for stem in NOTEBOOKS:
+        fallback = notebooks_dir() / f"{stem}.ipynb"
+        if stem in executed:
+            found.append(executed.pop(stem))
+        elif committed and fallback.exists() and any(
+                cell.get("outputs") for cell in nbformat.read(fallback, as_version=4).cells):
+            found.append(fallback)
+    return found + list(executed.values())
 
 
 def _read_notebook(path: Path):

@@ -42,7 +42,8 @@ def _cmd_run(args) -> int:
 
     # --quick / --paper win; otherwise SELLAKIT_QUICK decides (quick unless it is 0).
     quick = True if args.quick else False if args.paper else quick_mode()
-    run_series(args.notebooks or None, quick=quick)
+    # quick runs are what the boxes promise: their executed copies are the committed notebooks
+    run_series(args.notebooks or None, quick=quick, publish=quick)
     print((build_dir() / "summary.md").read_text())
     return 0
 

@@ -325,9 +325,12 @@ def kernel_env() -> dict[str, str]:
     return env
 
 
-def run_notebook(stem: str, *, quick: bool = True, timeout: int = 1800, save: bool = True
-                 ) -> dict:
+def run_notebook(stem: str, *, quick: bool = True, timeout: int = 1800, save: bool = True,
+                 publish: bool = False) -> dict:
     """Execute one notebook top to bottom; return ``{"seconds", "values", "path"}``.
+
+    ``publish``: also write the executed copy a code host can show over the committed
+    ``notebooks/<stem>.ipynb`` (:func:`sellakit.viz.figures.readable_notebook`).
 
     Raises ``nbclient.exceptions.CellExecutionError`` (with the failing cell) on error; the
     partly executed copy is still saved for inspection.
@@ -360,21 +363,26 @@ def run_notebook(stem: str, *, quick: bool = True, timeout: int = 1800, save: bo
             with atomic_file(out) as tmp:
                 nbformat.write(notebook, str(tmp))
     values = recorded_values(notebook)
-    from sellakit.viz.figures import stamp_figures  # the runner is viz's one importer here
+    from sellakit.viz.figures import readable_notebook, stamp_figures  # viz's one importer
 
     stamp_figures(stem, run, stable_values(values))
+    if publish:
+        with atomic_file(notebooks_dir() / f"{stem}.ipynb") as tmp:
+            nbformat.write(readable_notebook(notebook), str(tmp))
     return {"seconds": round(time.perf_counter() - started, 1), "values": values,
             "path": str(out)}
 
 
-def run_series(stems: Sequence[str] | None = None, *, quick: bool = True) -> dict:
-    """Run notebooks in order (all by default) and write ``build/summary.{md,json}``."""
+def run_series(stems: Sequence[str] | None = None, *, quick: bool = True,
+               publish: bool = False) -> dict:
+    """Run notebooks in order (all by default) and write ``build/summary.{md,json}``;
+    ``publish``: as :func:`run_notebook`'s."""
     stems = list(stems or NOTEBOOKS)
     summary = {}
     for stem in stems:
         print(f"[sellakit] running {stem} ({'quick' if quick else 'paper'} mode) ...",
               flush=True)
-        summary[stem] = run_notebook(stem, quick=quick)
+        summary[stem] = run_notebook(stem, quick=quick, publish=publish)
         print(f"[sellakit]   done in {summary[stem]['seconds']} s", flush=True)
     for name, text in (("summary.json", json.dumps(summary, indent=1)),
                        ("summary.md", summary_markdown(summary, quick=quick))):

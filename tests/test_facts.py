@@ -119,12 +119,15 @@ RESULTS = (ROOT / "docs" / "results.md").read_text()
 
 def test_results_page_blocks_are_the_benchmark_tables():
     """docs/results.md shows each committed table as its benchmark wrote it."""
-    from sellakit.benchmarks.report import results_blocks
+    from sellakit.benchmarks.report import PENDING, results_blocks
 
     blocks = results_blocks(RESULTS)
     assert {"bench/cf_ml1m.md", "bench/align_ml1m_quick.md", "bench/rec_ml1m_compare.md"} <= \
         set(blocks)
     for name, body in blocks.items():
+        if body == PENDING:  # a study not run yet; its command writes the file and the block
+            assert not (ROOT / name).exists(), f"{name} exists: rerun its command's report"
+            continue
         assert body == (ROOT / name).read_text().strip(), \
             f"docs/results.md's block of {name} differs from the file: rerun its command"
 

@@ -96,8 +96,7 @@ def test_notebook_pair_in_sync(stem):
     paired = nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", as_version=4)
     assert [(c.cell_type, c.source) for c in source.cells] == \
         [(c.cell_type, c.source) for c in paired.cells], f"run `make sync` ({stem})"
-    assert all(not c.get("outputs") for c in paired.cells if c.cell_type == "code"), \
-        "commit notebooks without outputs"
+    # its outputs are `sellakit run`'s readable copy (tests/test_readable.py)
 
 
 @pytest.mark.parametrize("stem", list(NOTEBOOKS))

@@ -69,3 +69,27 @@ def test_epoch_slider_redraws_the_map(explorer):
     second = explorer.last["map"]
     assert "epoch 0" in second.layout.title.text and "epoch 5" in first.layout.title.text
     assert not np.allclose(first.data[1].x, second.data[1].x)
+
+
+def test_query_explorer_shows_filtered_ranks_and_the_true_tails_rank():
+    """Notebook 07's widget ranks as the lesson measures: the query's other known tail (1, a
+    training fact) leaves the ranking, so the true tail 2 is first; unticked, it is second."""
+    import torch
+
+    from sellakit.kg.data import KG, MultiSourceKG
+    from sellakit.viz.kg import QueryExplorer
+
+    labels = [f"http://x/e{i}" for i in range(4)]
+    kg = KG("a", 4, np.array([[0, 0, 1]]), np.zeros((0, 3), np.int64), np.array([[0, 0, 2]]),
+            entity_labels=labels)
+    ms = MultiSourceKG("toy", {"a": kg}, 1, {})
+
+    def scorer(heads, relations):
+        return torch.tensor([[0.0, 3.0, 2.0, 1.0]]).expand(len(heads), 4)
+
+    explorer = QueryExplorer(ms, "a", {"model": scorer}, k=2)
+    assert explorer.ranks == {"model": 1.0} and explorer.shown["model"] == ["e2", "e3"]
+    assert "rank: <b>1</b>" in explorer.view.value and "filtered" in explorer.view.value
+    explorer.filtered.value = False
+    assert explorer.ranks == {"model": 2.0} and explorer.shown["model"] == ["e1", "e2"]
+    assert "raw" in explorer.view.value

@@ -17,8 +17,8 @@ from sellakit.cache import atomic_file
 from sellakit.config import repo_root
 from sellakit.errors import ConfigError
 
-__all__ = ["check_out", "write_report", "markdown_table", "machine", "BESIDE", "results_blocks",
-           "refresh_results"]
+__all__ = ["check_out", "write_report", "markdown_table", "machine", "BESIDE", "PENDING",
+           "results_blocks", "refresh_results"]
 
 #: What a benchmark writes beside its JSON: the table, per-row scores, per-query ranks.
 BESIDE = (".md", ".scores.parquet", ".ranks.parquet")
@@ -66,6 +66,8 @@ def write_report(path: str | Path, results: dict, markdown: str) -> Path:
 
 
 #: docs/results.md holds each committed benchmark table between two markers naming its file.
+#: A block whose benchmark has not run yet holds this line; the run's `write_report` fills it.
+PENDING = "*Not run yet: the command above writes this block when it runs.*"
 _BLOCK = re.compile(r"<!-- (bench/[^ :]+\.md): written by the command it names; do not edit -->"
                     r"\n(.*?)\n<!-- end \1 -->", re.S)
 

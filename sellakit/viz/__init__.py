@@ -13,7 +13,7 @@ import importlib
 #: Public name -> the submodule that defines it.
 _HOMES = {name: module for module, names in {
     "figures": ["figures_dir", "save_figures", "find_chromium", "stamp_figures", "read_stamp",
-                "file_sha256"],
+                "file_sha256", "readable_notebook", "LIVE_MIMES"],
     "kg": ["captioned", "linked_subgraph_figure", "QueryExplorer", "sweep_gaps"],
     "maps": ["UMAPSettings", "fit_frame", "procrustes_onto", "map_scatter", "facet_map"],
     "palette": ["PALETTE", "colour_map"],

@@ -23,12 +23,13 @@ from pathlib import Path
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from sellakit.book import PLOTLY_MIME
 from sellakit.cache import atomic_file
 from sellakit.config import repo_root
 from sellakit.runner import NOTEBOOK_VARIABLE, RUN_VARIABLE, values_digest
 
 __all__ = ["figures_dir", "save_figures", "find_chromium", "stamp_figures", "read_stamp",
-           "file_sha256"]
+           "file_sha256", "readable_notebook", "LIVE_MIMES"]
 
 _warned = False
 
@@ -110,3 +111,59 @@ def stamp_figures(stem: str, run: str, values: dict, folder: Path | None = None)
                                  "values": values})
             stamped.append(png)
     return stamped
+
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+#: What a code host cannot show: a plotly figure's JSON (drawn by a script it will not run) and
+#: a widget's view (which needs a live kernel). Neither is in a readable notebook.
+LIVE_MIMES = (PLOTLY_MIME, WIDGET_MIME)
+WIDGET_NOTE = "(an interactive widget: open the notebook with `make lab` and run it to use it)"
+
+
+def readable_notebook(notebook, *, width: int = 720, height: int = 420):
+    """A copy of an executed notebook that a code host shows as the run left it: each plotly
+    figure as a static PNG (one kaleido call; a line of text where no Chromium is found), the
+    widget a cell returns as one line saying how to use it, progress bars and stderr dropped,
+    the widgets' state and the cells' execution times out (they change with every run); the
+    cells' ids are made from their place and source."""
+    import base64
+    import copy
+    import tempfile
+
+    readable = copy.deepcopy(notebook)
+    readable.metadata.pop("widgets", None)
+    readable.metadata.get("jupytext", {}).pop("text_representation", None)  # the .py's own
+    plotly_outputs = []
+    for index, cell in enumerate(readable.cells):
+        cell.metadata.pop("execution", None)
+        # the same cell keeps its id from run to run (jupytext draws new ones)
+        cell.id = hashlib.sha256(f"{index}:{cell.source}".encode()).hexdigest()[:8]
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for output in cell.outputs:
+            data = output.get("data", {})
+            if output.output_type == "stream" and output.name == "stderr":
+                continue  # warnings and progress, not results
+            if WIDGET_MIME in data:
+                if output.output_type != "execute_result":
+                    continue  # a progress bar shown along the way
+                output.data = {"text/plain": WIDGET_NOTE}
+            elif PLOTLY_MIME in data:
+                plotly_outputs.append(output)
+            kept.append(output)
+        cell.outputs = kept
+    figures = [go.Figure(output.data[PLOTLY_MIME]) for output in plotly_outputs]
+    chromium = find_chromium() if figures else None
+    with tempfile.TemporaryDirectory() as tmp:
+        pngs = [Path(tmp) / f"{k}.png" for k in range(len(figures))]
+        if chromium:
+            os.environ.setdefault("BROWSER_PATH", chromium)
+            pio.defaults.mathjax = None
+            pio.write_images(figures, pngs, width=width, height=height)
+        for output, fig, png in zip(plotly_outputs, figures, pngs):
+            title = fig.layout.title.text or "a plotly figure"
+            output.data = {"text/plain": f"[figure: {title}]"}
+            if chromium:
+                output.data["image/png"] = base64.b64encode(png.read_bytes()).decode()
+    return readable

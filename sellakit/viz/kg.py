@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 import torch
 
 from sellakit.kg import LinkedSubgraph, MultiSourceKG
+from sellakit.kg.evaluate import FilterIndex, ranks_from_scores
 
 __all__ = ["captioned", "linked_subgraph_figure", "QueryExplorer", "sweep_gaps"]
 
@@ -93,12 +94,15 @@ def linked_subgraph_figure(ms: MultiSourceKG, sub: LinkedSubgraph, target: str, 
 
 
 class QueryExplorer:
-    """Pick a test query ``(h, r, ?)`` of the target; see each scorer's top-``k`` tails, the
-    true tail in bold.
+    """Pick a test query ``(h, r, ?)`` of the target; see each scorer's top-``k`` tails (the
+    true tail in bold) and the true tail's rank, filtered as the lesson measures it (the
+    query's other known tails removed, realistic ties) or raw (untick *filtered*).
 
     Attributes:
         widget: the ipywidgets box to display.
+        filtered: the checkbox (on: the other known true tails are out of the ranking).
         shown: what the last query showed, ``{scorer name: [top entity labels]}``.
+        ranks: the true tail's rank for each scorer in the last query (filtered when ticked).
     """
 
     def __init__(self, ms: MultiSourceKG, target: str, scorers: dict[str, TailScorer], *,
@@ -110,27 +114,42 @@ class QueryExplorer:
         relations = ms.relation_labels or [f"r{i}" for i in range(ms.n_relations)]
         self.relation_labels = [_short(x) for x in relations]
         self.scorers, self.k, self.queries = scorers, k, kg.test[:n_queries]
+        self.known = FilterIndex(kg.all_triples(), ms.n_relations, kg.n_entities)
         self.pick = W.Dropdown(
             options=[(f"{self.labels[h]} —{self.relation_labels[r]}→ ?", i)
                      for i, (h, r, _) in enumerate(self.queries)], description="query")
+        self.filtered = W.Checkbox(value=True, description="filtered (other known tails out)")
         self.view = W.HTML()
         self.shown: dict[str, list[str]] = {}
+        self.ranks: dict[str, float] = {}
         self.pick.observe(self.show, "value")
+        self.filtered.observe(self.show, "value")
         self.widget = W.VBox([W.HTML(f"<i>{ms.title}, target {target}</i>"), self.pick,
-                              self.view])
+                              self.filtered, self.view])
         self.show()
+
+    def _ranked(self, score: TailScorer, h: int, r: int, t: int) -> tuple[list[int], float]:
+        """The top-``k`` tails and the true tail's realistic rank, filtered when ticked."""
+        heads, rels = torch.tensor([h]), torch.tensor([r])
+        with torch.no_grad():
+            scores = score(heads, rels).to(torch.float64)
+        known = self.known.mask(heads, rels, scores.shape[1]) if self.filtered.value else None
+        rank = float(ranks_from_scores(scores, torch.tensor([t]), known)[0])
+        if known is not None:
+            known[0, t] = False
+            scores = scores.masked_fill(known, float("-inf"))
+        return torch.topk(scores[0], self.k).indices.tolist(), rank
 
     def show(self, _=None) -> None:
         h, r, t = (int(x) for x in self.queries[self.pick.value])
-        cells, self.shown = [], {}
+        cells, self.shown, self.ranks = [], {}, {}
         for name, score in self.scorers.items():
-            with torch.no_grad():
-                top = torch.topk(score(torch.tensor([h]), torch.tensor([r]))[0],
-                                 self.k).indices.tolist()
+            top, self.ranks[name] = self._ranked(score, h, r, t)
             self.shown[name] = [self.labels[e] for e in top]
             items = "".join(f"<li>{'<b>' if e == t else ''}{self.labels[e]}"
                             f"{'</b> ✓' if e == t else ''}</li>" for e in top)
             cells.append(f"<td style='vertical-align:top;padding:0 12px'><b>{name}</b>"
-                         f"<ol>{items}</ol></td>")
-        self.view.value = (f"<p>true tail: <b>{self.labels[t]}</b></p>"
-                           f"<table><tr>{''.join(cells)}</tr></table>")
+                         f"<ol>{items}</ol>true tail's rank: <b>{self.ranks[name]:g}</b></td>")
+        which = "filtered" if self.filtered.value else "raw (known tails compete)"
+        self.view.value = (f"<p>true tail: <b>{self.labels[t]}</b>; ranks {which}</p>"
+                           f"<table class='sellakit-query'><tr>{''.join(cells)}</tr></table>")
