@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 import numpy as np
+import pandas as pd
 import torch
 
 from sellakit.errors import ConfigError
@@ -39,7 +40,8 @@ from sellakit.kg.protocol import DataRule, data_rule
 from sellakit.kg.train import TrainConfig
 
 __all__ = ["ItemKGSource", "ITEM_KG_SOURCES", "ItemKGVectors", "item_kg_config",
-           "with_heldout_film", "item_kg_graph", "item_kg_vectors", "item_entities"]
+           "with_heldout_film", "item_kg_graph", "item_kg_vectors", "item_entities",
+           "FilmFacts"]
 
 FILM, INTERACTIONS = "film", "interactions"
 
@@ -169,3 +171,58 @@ def _read_vectors(teacher: Teacher, ms: MultiSourceKG, graph: MultiSourceKG, n_i
     metrics = {k: v for k, v in teacher.j1[FILM]["metrics"].items() if k != "ranks"}
     return ItemKGVectors(vectors, known, source, metrics, teacher.best_epoch, teacher.seconds,
                          teacher.cached)
+
+
+@dataclass
+class FilmFacts:
+    """Each split item's facts in the film KG, as notebook 08 shows them: the triples whose head
+    is the item's linked entity (``film.film.*``: actors, genres, director...; the inverse
+    relations repeat them), and which other split items share each fact's tail.
+
+    Attributes:
+        facts: one row per fact: ``iid``, ``relation`` (Freebase name), ``entity`` (the tail).
+        titles: item titles by iid (row 0 padding).
+        linked: ``(n_items,)`` bool: the item links to a KG entity.
+        movie_of: Freebase id -> iid of the split's linked items.
+    """
+
+    facts: pd.DataFrame
+    titles: np.ndarray
+    linked: np.ndarray
+    movie_of: dict[str, int]
+
+    @classmethod
+    def build(cls, kg, split) -> "FilmFacts":
+        """From a :class:`~sellakit.data.ml100k.FilmKG` and a split of its items."""
+        raw = pd.Series(split.item_ids).str.split(":", n=1).str[0]
+        entity = raw.map(dict(zip(kg.links.item, kg.links.entity)))
+        movie_of = {e: i + 1 for i, e in enumerate(entity) if isinstance(e, str)}
+        heads = kg.triples[kg.triples["head"].isin(movie_of)]
+        facts = pd.DataFrame({"iid": heads["head"].map(movie_of).to_numpy(),
+                              "relation": heads.relation.to_numpy(),
+                              "entity": heads["tail"].to_numpy()}).drop_duplicates()
+        linked = np.zeros(split.n_items, bool)
+        linked[list(movie_of.values())] = True
+        return cls(facts.reset_index(drop=True), np.asarray(split.item_titles), linked,
+                   movie_of)
+
+    def of(self, iid: int, shown: int = 3) -> pd.DataFrame:
+        """``iid``'s facts: relation (short name), tail (a split movie's title where it is
+        one), how many other split items share the tail and up to ``shown`` of their titles;
+        most shared first."""
+        own = self.facts[self.facts.iid == iid]
+        sharing = self.facts[self.facts.entity.isin(own.entity) & (self.facts.iid != iid)]
+        others = sharing.groupby("entity").iid.apply(list)
+        rows = [{"relation": r.relation.rsplit(".", 1)[-1],
+                 "tail": self.titles[self.movie_of[r.entity]] if r.entity in self.movie_of
+                 else r.entity,
+                 "shared by": len(others.get(r.entity, [])),
+                 "e.g.": "; ".join(self.titles[i] for i in others.get(r.entity, [])[:shown])}
+                for r in own.itertuples()]
+        frame = pd.DataFrame(rows, columns=["relation", "tail", "shared by", "e.g."])
+        return frame.sort_values("shared by", ascending=False, kind="stable") \
+            .reset_index(drop=True)
+
+    def relation_counts(self) -> pd.Series:
+        """Facts per relation over the split's linked items (short names), largest first."""
+        return self.facts.relation.str.rsplit(".", n=1).str[-1].value_counts()

@@ -15,6 +15,7 @@ _HOMES = {name: module for module, names in {
     "figures": ["figures_dir", "save_figures", "find_chromium", "stamp_figures", "read_stamp",
                 "file_sha256", "readable_notebook", "LIVE_MIMES"],
     "kg": ["captioned", "linked_subgraph_figure", "QueryExplorer", "sweep_gaps"],
+    "kgrec": ["space_maps", "KGMovieExplorer"],
     "maps": ["UMAPSettings", "fit_frame", "procrustes_onto", "map_scatter", "facet_map"],
     "palette": ["PALETTE", "colour_map"],
     "plots": ["monthly_activity", "popularity_long_tail", "label_balance", "warm_cold",
