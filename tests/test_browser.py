@@ -1,6 +1,7 @@
-"""Browser test: JupyterLab serves notebook 04 on 127.0.0.1; Playwright drives Debian's Chromium.
+"""Browser tests: JupyterLab serves notebook 04 (or 08) on 127.0.0.1; Playwright drives Debian's
+Chromium.
 
-It runs the whole notebook in the browser (quick mode), waits for the explorer, changes widgets
+Each runs the whole notebook in the browser (quick mode), waits for the explorer, changes widgets
 and checks that their outputs change. Skips, saying why, when no Chromium or Playwright is here
 (`.ci/run` installs Chromium, so CI always runs it).
 """
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ from sellakit.viz.figures import find_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "04_semantic_alignment.ipynb"
+KG_NOTEBOOK = "08_kg_meets_recommender.ipynb"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -35,14 +38,17 @@ def _free_port() -> int:
 
 
 @pytest.fixture()
-def lab(tmp_path):
+def lab(tmp_path, request):
+    """A JupyterLab serving a copy of ``NOTEBOOK`` (or the notebook given by indirect
+    parametrisation)."""
+    notebook = getattr(request, "param", NOTEBOOK)
     chromium = find_chromium()
     if chromium is None:
         pytest.skip("no Chromium on this machine (apt-get install chromium); .ci/run installs it")
     pytest.importorskip("playwright", reason="playwright (pip) is not installed")
     root = tmp_path / "lab"
     root.mkdir()
-    shutil.copy(ROOT / "notebooks" / NOTEBOOK, root / NOTEBOOK)  # the server edits its copy
+    shutil.copy(ROOT / "notebooks" / notebook, root / notebook)  # the server edits its copy
     # Render every cell (no windowing, so nothing off-screen is detached) and fetch no news.
     settings = tmp_path / "user-settings" / "@jupyterlab"
     (settings / "notebook-extension").mkdir(parents=True)
@@ -85,17 +91,20 @@ def lab(tmp_path):
         log.close()
 
 
-def test_explorer_renders_and_reacts(lab):
+@contextmanager
+def _notebook_page(lab, notebook: str):
+    """A Chromium page on ``notebook`` with every cell started; on failure a screenshot beside
+    the lab's log; afterwards, no widget error on the page."""
     from playwright.sync_api import sync_playwright
 
     url, token, chromium, tmp_path = lab
+    errors: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        errors: list[str] = []
         page.on("pageerror", lambda err: errors.append(str(err)))
         try:
-            page.goto(f"{url}/lab/tree/{NOTEBOOK}?reset&token={token}", timeout=120_000)
+            page.goto(f"{url}/lab/tree/{notebook}?reset&token={token}", timeout=120_000)
             page.wait_for_function("window.jupyterapp !== undefined", timeout=120_000)
             page.wait_for_selector(".jp-Notebook", timeout=120_000)
             page.wait_for_function(
@@ -104,29 +113,7 @@ def test_explorer_renders_and_reacts(lab):
                 " && w.sessionContext.session.kernel"
                 " && w.sessionContext.session.kernel.status === 'idle'; }", timeout=120_000)
             page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            # The explorer opens on "Toy Story (1995)": its neighbour table appears when the
-            # whole notebook (training included) has run.
-            table = page.wait_for_selector("table.sellakit-neighbours", timeout=900_000)
-            first = table.inner_text()
-            assert "Toy Story 2 (1999)" in first or "Toy Story" in first
-            # Type another title into the search box: the neighbour table must change.
-            box = page.locator("input[placeholder=\"Search a movie title\"]").first
-            box.scroll_into_view_if_needed()
-            box.fill("Heat (1995)")
-            box.press("Enter")
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('table.sellakit-neighbours')]"
-                ".some(t => t.closest('.jp-OutputArea-output').innerText.includes('Heat (1995)'))",
-                timeout=60_000)
-            # Pick another user: the history table must change.
-            before = page.locator("table.sellakit-user").first.inner_text()
-            select = page.locator(".widget-dropdown select").first
-            select.scroll_into_view_if_needed()
-            options = select.locator("option").all_inner_texts()
-            select.select_option(label=options[-1])
-            page.wait_for_function(
-                "(old) => { const t = document.querySelector('table.sellakit-user');"
-                " return t && t.innerText !== old; }", arg=before, timeout=60_000)
+            yield page
         except Exception:
             page.screenshot(path=str(tmp_path / "browser-failure.png"), full_page=True)
             raise
@@ -134,3 +121,52 @@ def test_explorer_renders_and_reacts(lab):
             browser.close()
     widget_errors = [e for e in errors if "widget" in e.lower()]
     assert not widget_errors, widget_errors
+
+
+def test_explorer_renders_and_reacts(lab):
+    with _notebook_page(lab, NOTEBOOK) as page:
+        # The explorer opens on "Toy Story (1995)": its neighbour table appears when the
+        # whole notebook (training included) has run.
+        table = page.wait_for_selector("table.sellakit-neighbours", timeout=900_000)
+        first = table.inner_text()
+        assert "Toy Story 2 (1999)" in first or "Toy Story" in first
+        # Type another title into the search box: the neighbour table must change.
+        box = page.locator("input[placeholder=\"Search a movie title\"]").first
+        box.scroll_into_view_if_needed()
+        box.fill("Heat (1995)")
+        box.press("Enter")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('table.sellakit-neighbours')]"
+            ".some(t => t.closest('.jp-OutputArea-output').innerText.includes('Heat (1995)'))",
+            timeout=60_000)
+        # Pick another user: the history table must change.
+        before = page.locator("table.sellakit-user").first.inner_text()
+        select = page.locator(".widget-dropdown select").first
+        select.scroll_into_view_if_needed()
+        options = select.locator("option").all_inner_texts()
+        select.select_option(label=options[-1])
+        page.wait_for_function(
+            "(old) => { const t = document.querySelector('table.sellakit-user');"
+            " return t && t.innerText !== old; }", arg=before, timeout=60_000)
+
+
+@pytest.mark.parametrize("lab", [KG_NOTEBOOK], indirect=True)
+def test_kg_movie_explorer_renders_and_reacts(lab):
+    """Notebook 08: the movie explorer shows scores with and without <KG_ID>; another movie
+    redraws the scores, the toggle switches the ablation's column."""
+    with _notebook_page(lab, KG_NOTEBOOK) as page:
+        table = page.wait_for_selector("table.sellakit-kg-scores", timeout=900_000)
+        first = table.inner_text()
+        assert "with <KG_ID>" in first and "<KG_ID> zero" in first
+        page.wait_for_selector("table.sellakit-kg-facts", timeout=60_000)
+        select = page.locator(".widget-dropdown select").first
+        select.scroll_into_view_if_needed()
+        options = select.locator("option").all_inner_texts()
+        select.select_option(label=options[-1])
+        page.wait_for_function(
+            "(old) => { const t = document.querySelector('table.sellakit-kg-scores');"
+            " return t && t.innerText !== old; }", arg=first, timeout=60_000)
+        page.locator(".widget-toggle-buttons button", has_text="shuffle").first.click()
+        page.wait_for_function(
+            "() => { const t = document.querySelector('table.sellakit-kg-scores');"
+            " return t && t.innerText.includes('<KG_ID> shuffle'); }", timeout=60_000)

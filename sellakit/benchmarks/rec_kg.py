@@ -145,7 +145,8 @@ def _one_seed(split: CTRSplit, methods: list[str], vectors: np.ndarray, seed: in
 
     clock, seconds = time.perf_counter(), {}
     config = RecConfig.preset(preset, seed=seed, **overrides)
-    plain, align_config = prepare_stage2(split, preset=preset, seed=seed, progress=progress)
+    plain, align_config = prepare_stage2(split, preset=preset, seed=seed, progress=progress,
+                                         use_cache=True)  # the same MF as a fresh train
     cf_config = CFConfig.preset(RecConfig.STAGE2_PRESETS[preset], model="mf_kg", seed=seed)
     kg_mf = train_cf(split, cf_config, progress=progress, model=build_model(
         "mf_kg", split.n_users, split.n_items, item_kg=vectors, dim=cf_config.dim)).model

@@ -19,7 +19,7 @@ from sellakit.rec import (SLOT_ABLATIONS, EncodedPrompt, RecRun, SpecialTokenRec
 __all__ = ["prompt_html", "nearest_vocabulary", "valid_curves", "ScoreExplorer",
            "paired_forest", "stage1_curve"]
 
-_COLOURS = {"user": "#f4a261", "item": "#2a9d8f", "warm": "#e9c46a"}
+_COLOURS = {"user": "#f4a261", "item": "#2a9d8f", "warm": "#e9c46a", "kg": "#a5b4fc"}
 #: How the explorer says a slot was switched off, per :data:`~sellakit.rec.SLOT_ABLATIONS` mode.
 _SWITCHED = {"zero": "zeroed", "shuffle": "read from another row"}
 
