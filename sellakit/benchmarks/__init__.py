@@ -11,9 +11,11 @@ GPU check).
 """
 
 from sellakit.benchmarks.rec import expected_box
+from sellakit.benchmarks.rec_kg import KG_ABLATION_MODES, PARTNERS, SLICES, rec_kg_benchmark
 from sellakit.benchmarks.report import check_out, markdown_table, write_report
 
-__all__ = ["check_out", "markdown_table", "write_report", "expected_box", "TARGETS"]
+__all__ = ["check_out", "markdown_table", "write_report", "expected_box", "TARGETS",
+           "rec_kg_benchmark", "PARTNERS", "SLICES", "KG_ABLATION_MODES"]
 
 #: ``sellakit bench`` targets -> what each measures.
 TARGETS = {

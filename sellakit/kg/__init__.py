@@ -14,6 +14,7 @@ from sellakit.kg.data import (DBP5L_ENV, KG, DataError, MultiSourceKG, derived_m
                               locate_dbp5l)
 from sellakit.kg.distill import KDConfig
 from sellakit.kg.evaluate import evaluate
+from sellakit.kg.items import FilmFacts, item_kg_vectors, with_heldout_film
 from sellakit.kg.models import KGEModel
 from sellakit.kg.pretrain import (TeacherConfig, alignment_hits, build_joint, kg_scorer,
                                   load_or_pretrain_teacher, unlinked_pairs)
@@ -28,4 +29,4 @@ __all__ = ["KG", "DataError", "MultiSourceKG", "DBP5L_ENV", "derived_multisource
            "unlinked_pairs", "LinkedSubgraph", "build_linked_subgraph", "TrainConfig",
            "train_kge", "StudentConfig", "compare_on_target", "ablation_configs",
            "filtered_test_metrics", "kd_comparisons", "METHODS", "SETTINGS",
-           "resolve_setting", "teacher_kgs"]
+           "resolve_setting", "teacher_kgs", "FilmFacts", "item_kg_vectors", "with_heldout_film"]
