@@ -133,6 +133,13 @@ NOTEBOOKS: dict[str, Notebook] = {
         needs_gpu="advised for paper mode", depends_on=("06_kg_multisource_pretraining",),
         depends_note="its cached teacher; trained here when absent",
         time_note="on DBP-5L; 25-33 s on the derived stand-in"),
+    "08_kg_meets_recommender": Notebook(
+        "MovieLens-100k's Freebase film KG as a fourth token: the KG and its links, the KG "
+        "vectors' link prediction, KG / CF / LLM item maps, `<KG_ID>` with and without, "
+        "item-cold and user-cold slices with paired intervals, a slot ablation, a movie widget",
+        90.0, 600.0, "`sellakit bench rec-kg` (3 seeds; the notebook reads "
+        "`bench/rec_ml100k_kg.json`)", needs_gpu="advised for paper mode",
+        time_note="(a warm cache holds the KG vectors, the maps and the small study)"),
 }
 
 

@@ -300,3 +300,42 @@ def test_07_kg_distillation(executed):
     assert sizes[0]["background_triples"] < sizes[1]["background_triples"] \
         < sizes[2]["background_triples"]
     assert values["predicted_links"] >= 0
+
+def test_08_kg_meets_recommender(executed):
+    values = executed("08_kg_meets_recommender")["values"]
+    assert values["dataset"] == "ml-100k-cold-items" and values["source"] == "film"
+    counts = values["kg_counts"]
+    assert (counts["triples"], counts["relations"], counts["entities"]) == (91_631, 24, 34_628)
+    assert (counts["movies"], counts["linked_movies"]) == (1_682, 1_598)
+    assert (counts["test_rows"], counts["item_cold_test_rows"]) == (18_680, 11_537)
+    assert counts["item_cold_test_rows_linked"] <= counts["item_cold_test_rows"]
+    assert values["kg_known_items"] == 1_598 and values["kg_width"] == 64
+    # sound vectors: held-out facts ranked far above a random ranker
+    lp = values["link_prediction"]
+    assert lp["n"] == 2_000 and lp["mrr"] > 100 * lp["chance_mrr"]
+    # the fourth slot after the CF slots, and the study's rows: one seed, every slice scored
+    assert list(values["slots"]) == ["user", "item", "kg"]
+    assert values["rows"]["all"] == 384 and 0 < values["rows"]["item_cold"] < 384
+    assert {"collm_kg", "text_kg", "collm", "tallrec", "mf", "mf_kg"} <= set(values["auc"])
+    comparisons = values["comparisons"]
+    assert {"collm_kg vs collm", "text_kg vs tallrec", "collm_kg vs collm_kg|zero",
+            "collm_kg vs collm_kg|shuffle", "collm_kg vs mf_kg"} <= set(comparisons)
+    for key, row in comparisons.items():
+        for part, c in row.items():
+            assert c["lo"] <= c["diff"] <= c["hi"], (key, part, c)
+            assert (c["verdict"] == "within noise") == (c["lo"] <= 0 <= c["hi"]), (key, c)
+    assert {row["comparison"] for row in values["ablation"]} == {
+        f"{m} vs {m}|{mode}" for m in ("collm_kg", "text_kg") for mode in ("zero", "shuffle")}
+    # the widget showed a movie's scores with and without the slot, and its KG neighbours
+    explorer = values["explorer"]
+    assert [row["method"] for row in explorer["scores"]] == ["collm_kg", "text_kg"]
+    assert all(0 < row["with <KG_ID>"] < 1 for row in explorer["scores"])
+    assert len(explorer["neighbours"]) == 6 and explorer["rows"] > 0
+    # the exercises' measured answers
+    ex = values["exercises"]
+    # measured: CF and LLM neighbours share a genre above chance, the KG vectors' do not
+    assert min(ex["agreement_cf"], ex["agreement_llm"]) > ex["agreement_random"] + 0.05
+    assert values["map_items"] == 1_189
+    assert 0 < ex["first_movie_shared"] <= ex["first_movie_facts"]
+    assert ex["zero_all"] == comparisons["collm_kg vs collm_kg|zero"]["all"]["diff"]
+    assert any(f.startswith("08_item_spaces") for f in values["figures"])
