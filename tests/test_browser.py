@@ -123,6 +123,18 @@ def _notebook_page(lab, notebook: str):
     assert not widget_errors, widget_errors
 
 
+def _pick_last_and_wait_for_change(page, table: str) -> None:
+    """Pick the last option of the page's first dropdown; wait until ``table``'s text changes."""
+    before = page.locator(table).first.inner_text()
+    select = page.locator(".widget-dropdown select").first
+    select.scroll_into_view_if_needed()
+    options = select.locator("option").all_inner_texts()
+    select.select_option(label=options[-1])
+    page.wait_for_function(
+        "([selector, old]) => { const t = document.querySelector(selector);"
+        " return t && t.innerText !== old; }", arg=[table, before], timeout=60_000)
+
+
 def test_explorer_renders_and_reacts(lab):
     with _notebook_page(lab, NOTEBOOK) as page:
         # The explorer opens on "Toy Story (1995)": its neighbour table appears when the
@@ -140,14 +152,7 @@ def test_explorer_renders_and_reacts(lab):
             ".some(t => t.closest('.jp-OutputArea-output').innerText.includes('Heat (1995)'))",
             timeout=60_000)
         # Pick another user: the history table must change.
-        before = page.locator("table.sellakit-user").first.inner_text()
-        select = page.locator(".widget-dropdown select").first
-        select.scroll_into_view_if_needed()
-        options = select.locator("option").all_inner_texts()
-        select.select_option(label=options[-1])
-        page.wait_for_function(
-            "(old) => { const t = document.querySelector('table.sellakit-user');"
-            " return t && t.innerText !== old; }", arg=before, timeout=60_000)
+        _pick_last_and_wait_for_change(page, "table.sellakit-user")
 
 
 @pytest.mark.parametrize("lab", [KG_NOTEBOOK], indirect=True)
@@ -159,13 +164,7 @@ def test_kg_movie_explorer_renders_and_reacts(lab):
         first = table.inner_text()
         assert "with <KG_ID>" in first and "<KG_ID> zero" in first
         page.wait_for_selector("table.sellakit-kg-facts", timeout=60_000)
-        select = page.locator(".widget-dropdown select").first
-        select.scroll_into_view_if_needed()
-        options = select.locator("option").all_inner_texts()
-        select.select_option(label=options[-1])
-        page.wait_for_function(
-            "(old) => { const t = document.querySelector('table.sellakit-kg-scores');"
-            " return t && t.innerText !== old; }", arg=first, timeout=60_000)
+        _pick_last_and_wait_for_change(page, "table.sellakit-kg-scores")
         page.locator(".widget-toggle-buttons button", has_text="shuffle").first.click()
         page.wait_for_function(
             "() => { const t = document.querySelector('table.sellakit-kg-scores');"
