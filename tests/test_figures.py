@@ -23,7 +23,7 @@ PNGS = sorted(FIGURES.glob("*.png"))
 UNSTAMPED = {"02_auc_by_slice.png", "02_learning_curves.png"}
 #: Notebooks that save figures but commit no PNG yet. TODO(issue 26): 05 (recstudy), 07
 #: (kgnew) and 08 when it lands commit their key figures; the lead then empties this set.
-NO_PNG_YET: set[str] = set()
+NO_PNG_YET: set[str] = {"08_kg_meets_recommender"}
 
 
 @pytest.mark.parametrize("png", [p for p in PNGS if p.name not in UNSTAMPED],
