@@ -72,7 +72,7 @@ def test_explorer_scores_facts_and_neighbours_follow_the_widgets(facts, small_sp
     assert list(shown["scores"].method) == ["collm_kg"]
     assert row["with <KG_ID>"] == pytest.approx(0.65)
     assert row["<KG_ID> zero"] == pytest.approx(0.35)
-    assert row["without (collm)"] == pytest.approx(0.25)
+    assert row["without <KG_ID>"] == pytest.approx(0.25) and row["that is"] == "collm"
     assert shown["neighbours"].movie.iloc[0] == small_split.item_titles[2]
     assert "sellakit-kg-scores" in explorer.scores_out.value
     assert "sellakit-kg-facts" in explorer.facts_out.value

@@ -97,7 +97,7 @@ class KGMovieExplorer:
 
         return pd.DataFrame([{"method": name, "with <KG_ID>": mean(name),
                               f"<KG_ID> {mode}": mean(f"{name}|{mode}"),
-                              f"without ({partner})": mean(partner)}
+                              "without <KG_ID>": mean(partner), "that is": partner}
                              for name, partner in self.partners.items()])
 
     def show(self) -> dict:
