@@ -267,8 +267,8 @@ figures["08_kg_slot_effect"]
 # %% [markdown]
 # > **What you should see in this quick run** (seed 2025, SmolLM2-135M, the film KG alone,
 # > 384 sampled test rows; the tests check the recorded values against these). The counts are
-# > exact; the AUCs move by a few points with the last digits of the CPU maths, and each
-# > interval is about ±0.07 wide, so the ranking of methods here is noise.
+# > exact. The AUCs above are not promised: they move by a few points with the last digits of
+# > the CPU maths, and on a few hundred rows their intervals are wide (read them above).
 # >
 # > * Linked movies: `kg_counts.linked_movies` ≈ 1,598 ± 0 of 1,682
 # > * Item-cold test rows: `kg_counts.item_cold_test_rows` ≈ 11,537 ± 0 of 18,680, over
