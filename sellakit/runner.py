@@ -110,10 +110,11 @@ NOTEBOOKS: dict[str, Notebook] = {
         "CoLLM-style prompts on one LLM: LoRA stages, the cached text, AUC/UAUC with paired "
         "intervals, slot norms, a slot ablation, a forest plot against the strongest count "
         "baseline, a scoring widget",
-        278.4, 323.3, "not measured; every ML-1M row, on the same SmolLM2 unless the "
+        96.0, 323.3, "not measured; every ML-1M row, on the same SmolLM2 unless the "
         "notebook's `MODEL` names another", needs_gpu="advised for paper mode",
         time_note="(a warm cache holds stages 1 and 3; the text cache and the scores are "
-        "computed each time)",
+        "computed each time; warm time of 2026-12-04, the first run's of 2026-11-29, before "
+        "exercise 3's extra stage 3)",
         depends_on=("04_semantic_alignment",),
         depends_note="quick mode reads `build/aligned_mf.pt`; without it 05 aligns after "
         "stage 1 itself, slower"),
@@ -133,15 +134,15 @@ NOTEBOOKS: dict[str, Notebook] = {
         needs_gpu="advised for paper mode", depends_on=("06_kg_multisource_pretraining",),
         depends_note="its cached teacher; trained here when absent",
         time_note="on DBP-5L; 25-33 s on the derived stand-in"),
-    # TODO(issue 25): 08's times are estimates (its first full run did not finish on the shared
-    # cores: warm up to the study 27-35 s under load 8); replace them after `sellakit run`.
     "08_kg_meets_recommender": Notebook(
         "MovieLens-100k's Freebase film KG as a fourth token: the KG and its links, the KG "
         "vectors' link prediction, KG / CF / LLM item maps, `<KG_ID>` with and without, "
         "item-cold and user-cold slices with paired intervals, a slot ablation, a movie widget",
-        90.0, 600.0, "`sellakit bench rec-kg` (3 seeds; the notebook reads "
+        34.0, 769.0, "`sellakit bench rec-kg` (3 seeds; the notebook reads "
         "`bench/rec_ml100k_kg.json`)", needs_gpu="advised for paper mode",
-        time_note="(a warm cache holds the KG vectors, the maps and the small study)"),
+        time_note="(a warm cache holds the KG vectors, the maps and the small study; both "
+        "times taken 2026-12-04 with notebook 05 running beside it, the first from a cache "
+        "that already held the study's stage 1)"),
 }
 
 
