@@ -102,3 +102,10 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("notebook run times (quick mode)")
         for stem, seconds in NOTEBOOK_SECONDS.items():
             terminalreporter.write_line(f"{stem}: {seconds} s")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Browser tests last: they execute notebooks in a live JupyterLab, and after the notebook
+    tests the kit's cache holds what those notebooks train (notebook 08's small study takes
+    minutes from an empty cache, past a browser wait)."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
