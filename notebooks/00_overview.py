@@ -108,7 +108,7 @@ environment
 # > **What you should see.** A table of the series, one row per notebook, and the environment
 # > of this run (`device` is `cpu` unless torch sees a GPU). Recorded, and checked by the tests:
 # >
-# > * `n_notebooks` ≈ 8 ± 0
+# > * `n_notebooks` ≈ 9 ± 0
 #
 # ## Summary and exercises
 #
