@@ -345,10 +345,8 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
         backbone: a loaded backbone (else ``model`` is loaded); slot tokens are added to it.
         stage1_from: an earlier run on the same rows and backbone whose stage 1 (LoRA, TALLRec-
             style results, text cache) this run reuses: a benchmark's seeds vary stages 2-3.
-        use_cache: what stages 1 and 3 train (stage 1's LoRA, each stage-3 method's trained
-            weights) and their validation records kept in (and read back from) the kit's
-            cache on one process, keyed by everything they start from and read; the text cache
-            and test scores are computed anew.
+        use_cache: stages 1 and 3 (LoRA, stage-3 weights, validation records) kept in and read
+            back from the kit's cache on one process, keyed by all they start from and read.
         kg_vectors: each item's KG vector, row = iid (:data:`KG_METHODS`; sellakit.kg.items).
         on_method: ``on_method(run, name)`` once a method's scores are recorded.
     """
@@ -578,7 +576,8 @@ class _TextCaches(Mapping):
 
     def __getitem__(self, part: str) -> PrefixCache:
         if part not in self._parts:
-            raise KeyError(part)
+            raise ConfigError(f"No text cache for split {part!r}: this run caches "
+                              f"{', '.join(self._parts)}. Fix: ask for one of those.")
         if part not in self._built:
             started = time.perf_counter()
             self._built[part] = self._build(part)
@@ -588,6 +587,9 @@ class _TextCaches(Mapping):
 
     def __contains__(self, part: object) -> bool:  # without building it
         return part in self._parts
+
+    def get(self, part: str, default=None):  # a split without a text cache: ``default``
+        return self[part] if part in self._parts else default
 
     def __iter__(self):
         return iter(self._parts)
