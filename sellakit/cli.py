@@ -72,7 +72,8 @@ def _bench_ctr(args) -> int:
                        amazon_meta=args.amazon_meta)
     if args.target == "cf":
         models = _names(args.models)
-        results = cf.cf_benchmark(split, models, preset=preset, seed=args.seed)
+        results, scores = cf.cf_benchmark(split, models, preset=preset, seed=args.seed)
+        results["_versus"]["scores_file"] = _write_beside(args.out, scores, ".scores.parquet")
         markdown = cf.cf_markdown(results, command=args.command, dataset=split.name)
     elif args.target == "align":
         results, scores = align_bench.align_benchmark(split, preset=preset, seed=args.seed,

@@ -43,6 +43,21 @@ def test_bench_cf_writes_json_and_markdown(tmp_path, monkeypatch, ml1m_split):
     assert results["item_rate"]["test"]["auc"] == pytest.approx(0.7089, abs=5e-4)
     assert results["item_user_rate"]["settings"]["user_weight"] > 0
     assert "| item_user_rate |" in table and "item strength" in table
+    # per-row scores beside the JSON: every AUC comes back from them, and the trained model
+    # stands against the strongest simple baseline on validation with a paired interval
+    from sellakit.metrics import auc
+
+    scores = pd.read_parquet(tmp_path / results["_versus"]["scores_file"])
+    assert set(scores.method) == {"item_rate", "item_user_rate", "lightgcn"}
+    for (method, part), rows in scores.groupby(["method", "split"]):
+        assert auc(rows.label, rows.score) == pytest.approx(results[method][part]["auc"],
+                                                            abs=1e-9)
+    assert results["_versus"]["baseline"] == "item_user_rate"
+    versus = results["_versus"]["rows"]["lightgcn"]
+    assert versus["auc"]["diff"] == pytest.approx(
+        results["lightgcn"]["test"]["auc"] - results["item_user_rate"]["test"]["auc"], abs=1e-9)
+    assert versus["auc"]["lo"] < versus["auc"]["diff"] < versus["auc"]["hi"]
+    assert f"`lightgcn` {versus['verdict']}" in table
 
 
 def test_bench_rec_writes_per_row_scores_beside_the_json(tmp_path, monkeypatch, ml1m_split):

@@ -38,7 +38,7 @@ from sellakit.errors import DataError
 from sellakit.metrics import auc, ctr_metrics, evaluate_slices, require_both_labels
 
 __all__ = ["RateBaseline", "RATE_BASELINES", "RateFit", "rate_scores", "evaluate_rates",
-           "smoothed_rate", "STRENGTHS", "USER_WEIGHTS"]
+           "rate_record", "smoothed_rate", "STRENGTHS", "USER_WEIGHTS"]
 
 #: Smoothing strengths tried (pseudo-rows at the training positive rate).
 STRENGTHS: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
@@ -172,14 +172,18 @@ def rate_scores(split: CTRSplit, rows: Mapping[str, pd.DataFrame] | None = None,
 
 def evaluate_rates(split: CTRSplit) -> dict[str, dict]:
     """Each count-rate baseline on ``split``'s validation and test rows, in the record
-    :func:`sellakit.cf.fit_and_evaluate` returns for a trained model: ``{"valid", "test",
-    "test_warm", "test_cold"}`` (``auc``, ``uauc``, ``rows``), ``seconds`` (all baselines
-    together), ``seed`` (None: nothing is random), ``settings`` (chosen on validation) and
-    ``dataset``."""
+    :func:`sellakit.cf.fit_and_evaluate` returns for a trained model (see :func:`rate_record`;
+    ``seconds`` is all baselines together)."""
     started = time.perf_counter()
     fits = rate_scores(split)
     seconds = round(time.perf_counter() - started, 2)
-    return {name: {"valid": ctr_metrics(split.valid, fit.scores["valid"]),
-                   **evaluate_slices(split.test, fit.scores["test"]), "seconds": seconds,
-                   "seed": None, "settings": fit.settings(), "dataset": split.name}
-            for name, fit in fits.items()}
+    return {name: rate_record(split, fit, seconds) for name, fit in fits.items()}
+
+
+def rate_record(split: CTRSplit, fit: RateFit, seconds: float) -> dict:
+    """``fit`` (of ``split``'s default rows) as a trained model's record: ``{"valid", "test",
+    "test_warm", "test_cold"}`` (``auc``, ``uauc``, ``rows``), ``seconds``, ``seed`` (None:
+    nothing is random), ``settings`` (chosen on validation) and ``dataset``."""
+    return {"valid": ctr_metrics(split.valid, fit.scores["valid"]),
+            **evaluate_slices(split.test, fit.scores["test"]), "seconds": seconds,
+            "seed": None, "settings": fit.settings(), "dataset": split.name}
