@@ -142,14 +142,15 @@ HTML(prompt_html(backbone.tokenizer, encoded))
 # rate `lr_tables`, no weight decay) and the projectors (`lr_tokens`), with a linear warm-up and
 # cosine decay. CoLLM-style keeps plain MF frozen and trains its mapping (256 → 2560 → ReLU →
 # 576) into two tokens. Every method keeps the checkpoint with the best *validation* AUC and
-# scores *test* once. Stage 1 is kept in the kit's cache (`use_cache=True`, keyed by the
-# backbone, the settings and the prompts): a rerun reads its LoRA back and computes only the
-# text cache and the scores; change a setting and it trains again.
+# scores *test* once. Stage 1 and stage 3 are kept in the kit's cache (`use_cache=True`, keyed
+# by the backbone, the settings and the prompts), and so are the scores (`cache_scores=True`,
+# keyed by the trained weights and the rows as well): a rerun reads them back and never builds
+# the text cache; change a setting and it trains and scores again.
 
 # %%
 run = run_methods(split, METHODS + ABLATIONS, config, plain_mf=plain_mf, aligned=aligned,
                   align_config=None if reuse_04 else align_config, semantic=semantic,
-                  backbone=backbone, use_cache=True)
+                  backbone=backbone, use_cache=True, cache_scores=True)
 print(f"stage 1: trained in {run.results['tallrec']['seconds']} s"
       + (" (its LoRA read from the cache)" if run.results["tallrec"]["from_cache"] else ""))
 
@@ -283,16 +284,13 @@ explorer.widget
 # A slot whose interval covers 0 carries nothing the prompt does not already say.
 
 # %%
-from sellakit.rec import slot_ablation
+from sellakit.rec import score_rows
 from sellakit.stats import paired_bootstrap
 
-sella_prompts = run.builders["sella"].encode_rows(test, run.titles)
 ablation = pd.DataFrame([
-    {"slot": slot, **paired_bootstrap(test.label, run.scores["sella"]["test"], slot_ablation(
-        run.models["sella"], sella_prompts, test, slot, mode="shuffle",
-        pad_id=backbone.tokenizer.pad_token_id, prefix=run.prefixes.get("test"),
-        batch_size=config.score_batch_size, seed=SEED))}
-    for slot in sella_prompts[0].slots])
+    {"slot": slot, **paired_bootstrap(test.label, run.scores["sella"]["test"], score_rows(
+        run, "sella", "test", slot=slot, mode="shuffle", seed=SEED))}
+    for slot in run.builders["sella"].slot_ids])
 ablation.round(4)
 
 # %% [markdown]
@@ -441,7 +439,8 @@ raw_table = semantic if reuse_04 else np.where(run.semantic.any(1, keepdims=True
                                                run.semantic + run.semantic_mean, 0.0)
 raw_slots = run_methods(split, ["sella"], replace(config, normalize_slots=False),
                         plain_mf=plain_mf, aligned=run.aligned, semantic=raw_table,
-                        backbone=backbone, stage1_from=run, use_cache=True, progress=False)
+                        backbone=backbone, stage1_from=run, use_cache=True, cache_scores=True,
+                        progress=False)
 exercise_3 = {label: {"start_norm_user": float(r.training["sella"].history.norm_user.iloc[0]),
                       "best_valid_auc": float(r.training["sella"].best_valid["auc"])}
               for label, r in (("scaled", run), ("raw", raw_slots))}

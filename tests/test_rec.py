@@ -303,6 +303,56 @@ def test_stage3_is_read_back_from_the_cache(small_split, tmp_cache):
     assert run.training["tallrec"].history.attrs.get("from_cache")  # a stage-3 setting only
 
 
+def test_scores_are_read_back_from_the_cache(small_split, tmp_cache, monkeypatch):
+    """Under cache_scores a second run reads every method's test scores, a slot ablation's and a
+    lone row's back without scoring (the scorers fail if called) and builds no text cache; a
+    corrupted entry is scored again, to the same values; without cache_scores nothing is kept."""
+    import sellakit.rec.methods as methods
+    from sellakit.cf import CFConfig, fit_and_evaluate
+    from sellakit.rec import score_rows
+
+    plain, _ = fit_and_evaluate(small_split, CFConfig.quick("mf", dim=8, max_epochs=5),
+                                progress=False)
+    config = RecConfig.quick(train_rows=48, valid_rows=32, test_rows=32, eval_every=3)
+
+    def scored(**switches) -> tuple:
+        run = run_methods(small_split, ["tallrec", "collm"], config, plain_mf=plain.model,
+                          backbone=tiny_random_llama(), progress=False, use_cache=True,
+                          **switches)
+        row = run.rows["test"].iloc[[3]]
+        probes = [score_rows(run, "collm", "test", slot="item", mode="shuffle", seed=3),
+                  score_rows(run, "collm", row), score_rows(run, "collm", row, slot="user")]
+        return run, [run.scores[n]["test"] for n in ("tallrec", "collm")] + probes
+
+    plain_run, fresh = scored()
+    assert not (tmp_cache / "derived" / "scores").exists()
+    first, kept = scored(cache_scores=True)
+    entries = sorted((tmp_cache / "derived" / "scores").glob("*.npz"))
+    assert len(entries) == 5 and first.prefixes.built == ("test",)
+    for a, b in zip(kept, fresh):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("scored again although the kit's cache holds these scores")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(methods, "score_prompts", fail)
+        patched.setattr(methods, "slot_ablation", fail)
+        again, read = scored(cache_scores=True)
+    assert again.prefixes.built == ()
+    for a, b in zip(read, kept):
+        np.testing.assert_array_equal(a, b)
+    for entry in entries:
+        entry.write_bytes(entry.read_bytes()[:100])  # truncated: unusable
+    with pytest.warns(UserWarning, match="cannot be used"):
+        third, recomputed = scored(cache_scores=True)
+    assert third.prefixes.built == ("test",)
+    for a, b in zip(recomputed, kept):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    with pytest.raises(ValueError, match="no split 'nope'"):
+        score_rows(third, "collm", "nope")
+
+
 def test_unknown_method_and_missing_alignment_are_clear(small_split):
     with pytest.raises(ValueError, match="Unknown methods"):
         run_methods(small_split, ["bert4rec"], RecConfig.quick(), plain_mf=None)

@@ -9,7 +9,7 @@ from sellakit.rec.config import RecConfig, make_accelerator
 from sellakit.rec.methods import (ABLATIONS, METHOD_NAMES, METHOD_TABLE, METHODS, RecMethod,
                                   RecRun, fresh_stage3_model, method_help, method_table,
                                   prepare_stage2, run_methods, sample_rows, sample_splits,
-                                  template_for)
+                                  score_rows, template_for)
 from sellakit.rec.methods import KG_METHODS, score_kg_ablation
 from sellakit.rec.model import (ScaledDirection, ShrunkStart, SpecialTokenRec, add_lora, collate_rows,
                                 collm_mapping, copy_table, input_embedding_norm, score_prompts)
@@ -28,6 +28,6 @@ __all__ = ["TEMPLATES", "TEMPLATES_BEFORE_TITLE", "LAYOUTS", "SLOT_TOKENS", "Pro
            "RecConfig", "make_accelerator", "train_rec", "slot_norms",
            "METHODS", "ABLATIONS", "METHOD_NAMES", "METHOD_TABLE", "RecMethod", "method_table",
            "method_help", "RecRun", "run_methods", "sample_rows", "sample_splits",
-           "prepare_stage2", "template_for", "fresh_stage3_model",
+           "prepare_stage2", "template_for", "fresh_stage3_model", "score_rows",
            "KG_METHODS", "KG_TOKEN", "add_kg_token", "score_kg_ablation",
            "SLOT_ABLATIONS", "slot_ablation"]

@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from sellakit.align import AlignConfig, AlignedTables, Projector, train_aligned_mf
-from sellakit.cache import cached_state
+from sellakit.cache import cached_arrays, cached_state
 from sellakit.cf import CFConfig, fit_and_evaluate, predict
 from sellakit.config import seed_everything
 from sellakit.data.catalog import ItemWords, item_words
@@ -57,6 +57,7 @@ from sellakit.llm import center_items
 from sellakit.rec.model import (ScaledDirection, ShrunkStart, SpecialTokenRec, add_lora,
                                 collm_mapping, copy_table, input_embedding_norm, score_prompts)
 from sellakit.rec.prefix import PrefixCache
+from sellakit.rec.probe import slot_ablation
 from sellakit.rec.prompts import (KG_TOKEN, LAYOUTS, SLOT_TOKENS, TEMPLATES, PromptBuilder,
                                   add_kg_token, add_slot_tokens, answer_token_ids, slot_names)
 from sellakit.rec.train import train_rec
@@ -65,7 +66,8 @@ from sellakit.selection import TrainResult
 __all__ = ["METHODS", "ABLATIONS", "KG_METHODS", "score_kg_ablation",
            "METHOD_NAMES", "METHOD_TABLE", "RecMethod", "method_table",
            "method_help", "RecRun", "run_methods", "sample_rows", "sample_splits",
-           "prepare_stage2", "template_for", "fresh_stage3_model", "method_results"]
+           "prepare_stage2", "template_for", "fresh_stage3_model", "method_results",
+           "score_rows"]
 
 
 @dataclass(frozen=True)
@@ -272,6 +274,9 @@ class RecRun:
     #: called as ``on_method(run, name)`` once each method's scores are in (a study writes
     #: them as they finish, so a killed run resumes after the last finished method).
     on_method: Callable[[RecRun, str], None] | None = None
+    #: every method's scores (and :func:`score_rows`') kept in and read back from the kit's
+    #: cache (``run_methods(cache_scores=True)``, one process).
+    cache_scores: bool = False
 
 
 def template_for(method: str) -> str:
@@ -330,7 +335,7 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
                 backbone: Backbone | None = None, model: str = "smollm2-135m",
                 accelerator=None, progress: bool = True, kg_vectors: np.ndarray | None = None,
                 stage1_from: RecRun | None = None, use_cache: bool = False,
-                on_method: Callable | None = None) -> RecRun:
+                cache_scores: bool = False, on_method: Callable | None = None) -> RecRun:
     """Train and score ``methods`` (from :data:`METHODS` and :data:`ABLATIONS`).
 
     Args:
@@ -347,6 +352,10 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
             style results, text cache) this run reuses: a benchmark's seeds vary stages 2-3.
         use_cache: stages 1 and 3 (LoRA, stage-3 weights, validation records) kept in and read
             back from the kit's cache on one process, keyed by all they start from and read.
+        cache_scores: every method's scores of the scored splits (and later
+            :func:`score_rows` calls) kept in and read back from the kit's cache too, on one
+            process, keyed by all they read (:func:`_scores_key`): a rerun builds no text
+            cache. Off by default, so a benchmark times the scoring it reports.
         kg_vectors: each item's KG vector, row = iid (:data:`KG_METHODS`; sellakit.kg.items).
         on_method: ``on_method(run, name)`` once a method's scores are recorded.
     """
@@ -357,7 +366,8 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
     run = RecRun(results={}, models={}, training={}, builders={}, rows=rows,
                  backbone=backbone or load_backbone(model, device=accelerator.device),
                  config=config, titles=split.item_titles, words=item_words(split.name),
-                 aligned=aligned, kg_vectors=kg_vectors, on_method=on_method)
+                 aligned=aligned, kg_vectors=kg_vectors, on_method=on_method,
+                 cache_scores=cache_scores and accelerator.num_processes == 1)
     if semantic is not None:
         run.semantic, run.semantic_mean = center_items(semantic)
     _add_tokens(run.backbone, methods)
@@ -368,22 +378,29 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
     if all(stage == "cf" for stage in stages.values()):
         return run
     show = progress and accelerator.is_main_process
-    # Stage 1: LoRA on text-only prompts (the TALLRec-style baseline).
-    stage1 = _stage1_method()
-    if stage1_from is None:
-        llm = add_lora(run.backbone.model, config)
-        _fit(run, stage1, SpecialTokenRec(llm, answers), config.lr_lora, accelerator, show,
-             use_cache=use_cache)
-    else:
-        llm = _reuse_stage1(run, stage1_from)
-    if stage1 not in methods:
-        run.results.pop(stage1, None)
+    llm = _stage1(run, methods, answers, accelerator, show, stage1_from, use_cache)
     token_methods = [m for m in methods if stages[m] == "tokens"]
     if token_methods:
         if aligned is None and align_config is not None:
             _stage2_after_stage1(run, split, align_config, show)
         _stage3(run, token_methods, llm, answers, plain_mf, accelerator, show, use_cache)
     return run
+
+
+def _stage1(run: RecRun, methods: Sequence[str], answers, accelerator, show: bool,
+            earlier: RecRun | None, use_cache: bool):
+    """Stage 1, LoRA on text-only prompts (the TALLRec-style baseline), or ``earlier``'s run's;
+    returns its LLM (LoRA in place). Its results stay only when ``methods`` name it."""
+    stage1 = _stage1_method()
+    if earlier is None:
+        llm = add_lora(run.backbone.model, run.config)
+        _fit(run, stage1, SpecialTokenRec(llm, answers), run.config.lr_lora, accelerator, show,
+             use_cache=use_cache)
+    else:
+        llm = _reuse_stage1(run, earlier)
+    if stage1 not in methods:
+        run.results.pop(stage1, None)
+    return llm
 
 
 def _add_tokens(backbone: Backbone, methods: Sequence[str]) -> None:
@@ -501,16 +518,21 @@ def _slot_tokens(row: RecMethod) -> dict[str, str] | None:
     return {**SLOT_TOKENS.get(row.slots, {}), **kg} if row.slots else None
 
 
-def _prompt_sets(run: RecRun, method: str) -> dict:
-    """``{split: (encoded prompts, rows)}`` of ``method``'s template (one builder per template
-    key, filled with its slot family's tokens and the data set's item words)."""
+def _builder(run: RecRun, method: str) -> PromptBuilder:
+    """The prompt builder of ``method``'s template (one per template key, filled with its slot
+    family's tokens and the data set's item words), made on first use."""
     row = METHOD_TABLE[method]
     if row.template not in run.builders:
         run.builders[row.template] = PromptBuilder(
             run.backbone.tokenizer, LAYOUTS[run.config.slot_position][row.template],
             slot_tokens=_slot_tokens(row),
             history_len=run.config.history_len, words=run.words)
-    builder = run.builders[row.template]
+    return run.builders[row.template]
+
+
+def _prompt_sets(run: RecRun, method: str) -> dict:
+    """``{split: (encoded prompts, rows)}`` of ``method``'s template."""
+    builder = _builder(run, method)
     return {s: (builder.encode_rows(f, run.titles), f) for s, f in run.rows.items()}
 
 
@@ -549,10 +571,8 @@ def _fit(run: RecRun, name: str, model: SpecialTokenRec, lr: float, accelerator,
     # Validation scores come from the selection itself; test is scored once, here.
     scores = {"valid": trained.valid_scores}
     for part in [s for s in data if s not in ("train", "valid")]:
-        scores[part] = score_prompts(trained.model, *data[part], pad_id=pad_id,
-                                     batch_size=config.score_batch_size, accelerator=accelerator,
-                                     desc=f"{name}: {part}", progress=progress,
-                                     prefix=run.prefixes.get(part))
+        scores[part] = _scored(run, name, *data[part], part=part, accelerator=accelerator,
+                               progress=progress)
     run.scores[name] = scores
     run.results[name] = method_results(run.rows, scores, seconds=round(trained.seconds, 1),
                                         backbone=run.backbone.name, seed=config.seed,
@@ -727,15 +747,21 @@ def _stage3_key(run: RecRun, name: str, model: SpecialTokenRec, data: dict, lr: 
                                   tokenizer_digest(run.backbone.tokenizer), name, lr,
                                   sorted(vars(run.config).items()),
                                   str(next(model.parameters()).device))).encode())
-    for param_name, p in sorted(model.named_parameters()):
-        if "lora_" in param_name or not param_name.startswith("llm."):
-            digest.update(param_name.encode() + p.detach().float().cpu().numpy().tobytes())
+    _update_with_weights(digest, model)
     for part in ("train", "valid"):
         prompts, frame = data[part]
         for prompt in prompts:
             digest.update(np.asarray(prompt.ids, dtype=np.int64).tobytes() + b"|")
         digest.update(frame[["uid", "iid", "label"]].to_numpy(dtype=np.int64).tobytes())
     return digest.hexdigest()[:24]
+
+
+def _update_with_weights(digest, model: SpecialTokenRec) -> None:
+    """Feed ``digest`` every weight of ``model`` but the base LLM's (CF and semantic tables,
+    projectors, scales, the stage-1 LoRA), by name."""
+    for param_name, p in sorted(model.named_parameters()):
+        if "lora_" in param_name or not param_name.startswith("llm."):
+            digest.update(param_name.encode() + p.detach().float().cpu().numpy().tobytes())
 
 
 def _stage3_model(name: str, llm, answers, plain_mf: nn.Module, run: RecRun, d_cf: int,
@@ -900,3 +926,80 @@ def score_kg_ablation(run: RecRun, method: str, mode: str, *, part: str = "test"
                              prefix=run.prefixes.get(part))
     finally:
         model.set_kg_ablation("none")
+
+
+def score_rows(run: RecRun, method: str, rows: str | pd.DataFrame, *, slot: str | None = None,
+               mode: str = "zero", seed: int = 0, donors: pd.DataFrame | None = None
+               ) -> np.ndarray:
+    """The trained ``method``'s scores of ``rows``: a split of ``run.rows`` (its text cache
+    read, built when first read) or any rows (whole prompts); with ``slot``, that slot switched
+    off by ``mode`` (:func:`~sellakit.rec.probe.slot_ablation`, with ``seed`` or ``donors``).
+    Under ``run_methods(cache_scores=True)`` kept in and read back from the kit's cache, so a
+    rerun builds no text cache. Nothing is trained."""
+    if method not in run.models:
+        raise ConfigError(f"score_rows: {method!r} is not a trained method of this run "
+                          f"({', '.join(run.models)}). Fix: name one of those.")
+    part = rows if isinstance(rows, str) else None
+    if part is not None and part not in run.rows:
+        raise ConfigError(f"score_rows: this run has no split {part!r} (it has "
+                          f"{', '.join(run.rows)}). Fix: name one, or pass the rows themselves.")
+    frame = run.rows[part] if part is not None else rows
+    prompts = _builder(run, method).encode_rows(frame, run.titles)
+    return _scored(run, method, prompts, frame, part=part, slot=slot, mode=mode, seed=seed,
+                   donors=donors)
+
+
+def _scored(run: RecRun, name: str, prompts: Sequence, frame: pd.DataFrame, *,
+            part: str | None = None, slot: str | None = None, mode: str = "zero",
+            seed: int = 0, donors: pd.DataFrame | None = None, accelerator=None,
+            progress: bool = False) -> np.ndarray:
+    """``run.models[name]``'s scores of ``prompts`` (rows ``frame``; ``part``: the split they
+    are, whose text cache is read), a slot switched off when ``slot`` is given; with
+    ``run.cache_scores`` from ``<cache>/derived/scores/<key>.npz`` when there, else computed
+    and kept. The text cache is read only when the scores are computed."""
+    model, pad = run.models[name], run.backbone.tokenizer.pad_token_id
+    size = run.config.score_batch_size
+
+    def compute() -> np.ndarray:
+        prefix = run.prefixes.get(part) if part is not None else None
+        if slot is None:
+            return score_prompts(model, prompts, frame, pad_id=pad, batch_size=size,
+                                 accelerator=accelerator, desc=f"{name}: {part or 'rows'}",
+                                 progress=progress, prefix=prefix)
+        return slot_ablation(model, prompts, frame, slot, mode=mode, pad_id=pad, prefix=prefix,
+                             batch_size=size, seed=seed, donors=donors)
+
+    if not run.cache_scores:
+        return compute()
+    text = "text cache" if part is not None and part in run.prefixes else "whole prompts"
+    what = (text, slot, mode, seed if donors is None else None) if slot else (text,)
+    key = _scores_key(run, name, what, prompts, frame, donors)
+    return cached_arrays("scores", key, lambda: {"scores": np.asarray(compute())},
+                         shapes={"scores": (len(prompts),)})["scores"]
+
+
+#: Part of every scores key: bump it when scoring changes what it returns for the same inputs.
+_SCORES_VERSION = 1
+
+
+def _scores_key(run: RecRun, name: str, what: tuple, prompts: Sequence, frame: pd.DataFrame,
+                donors: pd.DataFrame | None) -> str:
+    """Changes with the backbone (name, weights as in stage 1's key), the method, ``what`` is
+    scored (text cache or whole prompts, the slot switched off and how), every setting, the
+    device, every weight of the model but the base LLM's (the stage-1 LoRA, the selected
+    stage-3 weights), the prompts' token ids, the padding and answer ids (all the tokenizer
+    gives a score; its digest would cost a second per call) and the users and items of the
+    rows (and of the donors)."""
+    model = run.models[name]
+    digest = hashlib.sha256(repr((_SCORES_VERSION, run.backbone.name,
+                                  weights_digest(run.backbone), model.answer_ids,
+                                  run.backbone.tokenizer.pad_token_id, name, what,
+                                  model.kg_ablation, sorted(vars(run.config).items()),
+                                  str(next(model.parameters()).device))).encode())
+    _update_with_weights(digest, model)
+    for prompt in prompts:
+        digest.update(np.asarray(prompt.ids, dtype=np.int64).tobytes() + b"|")
+    for rows in (frame, donors):
+        if rows is not None:
+            digest.update(rows[["uid", "iid"]].to_numpy(dtype=np.int64).tobytes() + b"/")
+    return digest.hexdigest()[:24]

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from sellakit.rec import (SLOT_ABLATIONS, EncodedPrompt, RecRun, SpecialTokenRec, collate,
-                          score_prompts, slot_ablation, template_for)
+                          score_rows, template_for)
 
 __all__ = ["prompt_html", "nearest_vocabulary", "valid_curves", "ScoreExplorer",
            "paired_forest", "stage1_curve"]
@@ -111,7 +111,9 @@ def stage1_curve(curve: dict) -> go.Figure:
 class ScoreExplorer:
     """Pick a user and one of their test items: see the SeLLa-Rec prompt and every method's
     score; switch one of ``switchable``'s slots off (zeroed, or the vector of another test row
-    whose user and item differ: :func:`~sellakit.rec.slot_ablation`) and see its score move.
+    whose user and item differ: :func:`~sellakit.rec.slot_ablation`) and see its score move;
+    scores go through :func:`~sellakit.rec.score_rows` (the kit's cache under
+    ``run_methods(cache_scores=True)``).
     ``explorer.last`` keeps the last scores (a frame; ``attrs["switched_off"]`` the move)."""
 
     def __init__(self, run: RecRun, mf_scores: callable, switchable: str = "sella"):
@@ -146,10 +148,7 @@ class ScoreExplorer:
         uid, iid = int(row.uid.iloc[0]), int(row.iid.iloc[0])
         others = test[(test.uid != uid) & (test.iid != iid)]  # a donor sharing neither
         donor = others.iloc[[np.random.default_rng(uid * 100_003 + iid).integers(len(others))]]
-        prompt = self.run.builders[template_for(name)].encode_rows(row, self.run.titles)
-        score = float(slot_ablation(self.run.models[name], prompt, row, slot, mode=mode,
-                                    pad_id=self.run.backbone.tokenizer.pad_token_id,
-                                    donors=donor)[0])
+        score = float(score_rows(self.run, name, row, slot=slot, mode=mode, donors=donor)[0])
         return {"method": name, "slot": slot, "mode": mode, "score": score,
                 "move": score - intact, "donor": {"uid": int(donor.uid.iloc[0]),
                                                   "iid": int(donor.iid.iloc[0])}}
@@ -167,12 +166,9 @@ class ScoreExplorer:
             return None
         row = self.run.rows["test"].loc[[self.item.value]]
         uid, iid = int(row.uid.iloc[0]), int(row.iid.iloc[0])
-        pad = self.run.backbone.tokenizer.pad_token_id
         scores = {"mf": float(self.mf_scores(row)[0])} if "mf" in self.run.results else {}
-        for name, model in self.run.models.items():
-            builder = self.run.builders[template_for(name)]
-            prompt = builder.encode_rows(row, self.run.titles)
-            scores[name] = float(score_prompts(model, prompt, row, pad_id=pad)[0])
+        for name in self.run.models:  # read back from the kit's cache under cache_scores
+            scores[name] = float(score_rows(self.run, name, row)[0])
         sella = self.run.builders.get("sella")
         if sella is not None:
             self.prompt.value = prompt_html(self.run.backbone.tokenizer,
