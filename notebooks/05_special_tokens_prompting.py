@@ -27,11 +27,12 @@
 # explain why the prompt's text is computed once and reused, and say what a quick run can and
 # cannot show.
 #
-# **Run time** (quick mode, 2 idle CPU cores): 96 s (first run 5 min 23 s) (a warm cache holds
-# stages 1 and 3; the text cache and the scores are computed each time; warm time of 2026-12-04,
-# the first run's of 2026-11-29, before exercise 3's extra stage 3). **Paper mode:** not measured;
-# every ML-1M row, on the same SmolLM2 unless the notebook's `MODEL` names another. **Needs a
-# GPU:** advised for paper mode. **Depends on:** `04_semantic_alignment` (quick mode reads
+# **Run time** (quick mode, 2 idle CPU cores): 51 s (first run 5 min 23 s) (a warm cache holds
+# stages 1 and 3 and every score, so no text cache is built; warm time of 2026-12-04 taken while
+# two benchmarks held both cores, 96 s on idle ones before the scores were cached; the first
+# run's of 2026-11-29, before exercise 3's extra stage 3). **Paper mode:** not measured; every
+# ML-1M row, on the same SmolLM2 unless the notebook's `MODEL` names another. **Needs a GPU:**
+# advised for paper mode. **Depends on:** `04_semantic_alignment` (quick mode reads
 # `build/aligned_mf.pt`; without it 05 aligns after stage 1 itself, slower).
 #
 # Quick mode is a *demonstration*: a few hundred sampled rows and one seed cannot rank the

@@ -110,10 +110,11 @@ NOTEBOOKS: dict[str, Notebook] = {
         "CoLLM-style prompts on one LLM: LoRA stages, the cached text, AUC/UAUC with paired "
         "intervals, slot norms, a slot ablation, a forest plot against the strongest count "
         "baseline, a scoring widget",
-        96.0, 323.3, "not measured; every ML-1M row, on the same SmolLM2 unless the "
+        50.6, 323.3, "not measured; every ML-1M row, on the same SmolLM2 unless the "
         "notebook's `MODEL` names another", needs_gpu="advised for paper mode",
-        time_note="(a warm cache holds stages 1 and 3; the text cache and the scores are "
-        "computed each time; warm time of 2026-12-04, the first run's of 2026-11-29, before "
+        time_note="(a warm cache holds stages 1 and 3 and every score, so no text cache is "
+        "built; warm time of 2026-12-04 taken while two benchmarks held both cores, 96 s on "
+        "idle ones before the scores were cached; the first run's of 2026-11-29, before "
         "exercise 3's extra stage 3)",
         depends_on=("04_semantic_alignment",),
         depends_note="quick mode reads `build/aligned_mf.pt`; without it 05 aligns after "

@@ -398,6 +398,23 @@ def test_pictures_and_score_explorer(planted_run):
                                  int(row.iid.iloc[0]), k=3)
     assert nearest.slot.tolist() == ["user", "item", "warm"]
     assert all(text.count("'") >= 6 for text in nearest["nearest tokens (cosine)"])
+    # A slot token's own row (never read, drawn by a resize) is never shown as a neighbour,
+    # even where it points exactly along the slot vector.
+    batch = collate([prompt], tokenizer.pad_token_id)
+    batch.update(uid=torch.as_tensor(row.uid.to_numpy()), iid=torch.as_tensor(row.iid.to_numpy()))
+    user = run.models["sella"].slot_vectors(batch)["user"][0].detach()
+    table = run.models["sella"].llm.get_input_embeddings().weight
+    slot_row = tokenizer.get_vocab()["<User_ID>"]
+    kept = table[slot_row].detach().clone()
+    with torch.no_grad():
+        table[slot_row] = user
+    try:
+        again = nearest_vocabulary(run.models["sella"], tokenizer, prompt,
+                                   int(row.uid.iloc[0]), int(row.iid.iloc[0]), k=3)
+    finally:
+        with torch.no_grad():
+            table[slot_row] = kept
+    assert "<User_ID>" not in again["nearest tokens (cosine)"].iloc[0]
     figure = valid_curves(run)
     assert len(figure.data) == 2 * len(run.training)
     # The widget: picking a user lists their test rows; picking one scores it with every method.

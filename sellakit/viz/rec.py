@@ -13,8 +13,8 @@ import plotly.graph_objects as go
 import numpy as np
 import torch
 
-from sellakit.rec import (SLOT_ABLATIONS, EncodedPrompt, RecRun, SpecialTokenRec, collate,
-                          score_rows, template_for)
+from sellakit.rec import (KG_TOKEN, SLOT_ABLATIONS, SLOT_TOKENS, EncodedPrompt, RecRun,
+                          SpecialTokenRec, collate, score_rows, template_for)
 
 __all__ = ["prompt_html", "nearest_vocabulary", "valid_curves", "ScoreExplorer",
            "paired_forest", "stage1_curve"]
@@ -45,17 +45,23 @@ def prompt_html(tokenizer, prompt: EncodedPrompt) -> str:
 def nearest_vocabulary(model: SpecialTokenRec, tokenizer, prompt: EncodedPrompt, uid: int,
                        iid: int, k: int = 5) -> pd.DataFrame:
     """For each slot vector of one prompt, the ``k`` vocabulary tokens whose input embeddings
-    are nearest by cosine (and the vector's norm next to the vocabulary's typical norm)."""
+    are nearest by cosine (and the vector's norm next to the vocabulary's typical norm). The
+    slot tokens' own rows are left out: never read, and drawn anew by each process's resize."""
     batch = collate([prompt], tokenizer.pad_token_id)
     batch.update(uid=torch.tensor([uid]), iid=torch.tensor([iid]))
     device = next(model.parameters()).device
     vectors = model.slot_vectors({k_: v.to(device) for k_, v in batch.items()})
     table = model.llm.get_input_embeddings().weight.float()
     unit = table / table.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    vocab = tokenizer.get_vocab()
+    slot_rows = [vocab[t] for tokens in SLOT_TOKENS.values() for t in tokens.values()
+                 if t in vocab] + ([vocab[KG_TOKEN]] if KG_TOKEN in vocab else [])
+    slot_rows = [r for r in slot_rows if r < len(unit)]
     rows = []
     for name, vector in vectors.items():
         vector = vector[0].float()
         sims = unit @ (vector / vector.norm().clamp(min=1e-12))
+        sims[slot_rows] = -float("inf")
         top = sims.topk(k)
         rows.append({"slot": name, "norm": round(float(vector.norm()), 2),
                      "vocabulary median norm": round(float(table.norm(dim=1).median()), 2),
