@@ -488,6 +488,54 @@ def test_new_kg_setting_teacher_never_sees_the_target(ms, tmp_cache):
         resolve_setting("new")
 
 
+def test_compare_rows_come_from_the_cache_the_second_time(ms, tmp_cache, monkeypatch):
+    """A second comparison reads every row from the cache without training: the same metrics,
+    recorded times, ranks and kept models (rebuilt strictly); a damaged entry is trained again
+    with a warning; use_cache=False trains every row."""
+    import sellakit.kg.compare as compare
+    from sellakit.kg.pretrain import TeacherConfig, load_or_pretrain_teacher
+    from sellakit.kg.protocol import data_rule
+    from sellakit.kg.train import TrainConfig
+
+    rule = data_rule(ms, per_kg=50)
+    arch = dict(epochs=2, eval_every=1, batch_size=512, n_negatives=16, lr=0.05)
+    tcfg = TeacherConfig(train=TrainConfig(dim=8, **arch))
+    teacher = load_or_pretrain_teacher(ms, rule, tcfg, progress=False)
+    student = compare.StudentConfig(train=TrainConfig(dim=4, **arch))
+    trained = []
+    real = compare.train_kge
+    monkeypatch.setattr(compare, "train_kge", lambda *a, **k: trained.append(k["desc"])
+                        or real(*a, **k))
+
+    def run(**kw) -> dict:
+        return compare.compare_on_target(ms, rule, "s0", teacher, student, tcfg, seeds=(1, 2),
+                                         methods=("scratch", "kd", "no_kd"), progress=False,
+                                         **kw)
+    first = run()
+    assert len(trained) == 6
+    second = run()
+    assert len(trained) == 6  # nothing trained
+    ranks, models = first.pop("_ranks"), first.pop("_models")
+    again, restored = second.pop("_ranks"), second.pop("_models")
+    assert second == first  # metrics and recorded times
+    assert again.keys() == ranks.keys() and all(
+        np.array_equal(a, b) for name in ranks for a, b in zip(again[name], ranks[name]))
+    assert set(restored) == set(models) == {"kd", "scratch"}
+    for name, model in models.items():
+        assert not restored[name].training
+        state = restored[name].state_dict()
+        assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    entries = sorted((tmp_cache / "derived" / "kg").glob("row-kd-2-*.pt"))
+    assert len(entries) == 1
+    entries[0].write_bytes(b"damaged")
+    with pytest.warns(UserWarning, match="cannot be used"):
+        third = run()
+    assert trained[6:] == ["student s0"] and third["kd"]["mrr"] == first["kd"]["mrr"]
+    assert entries[0].stat().st_size > 100  # written again
+    run(use_cache=False)
+    assert len(trained) == 13
+
+
 def test_low_resource_targets_nest_and_keep_the_rule(ms, tmp_cache):
     """Fewer of the target's facts and links: nested draws, the other KGs and the alignment
     classes untouched (dropped links become held-out links), so the new-kg teacher's cache

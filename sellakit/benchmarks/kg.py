@@ -101,11 +101,13 @@ def _one_target(ms, rule, target, teacher, scfg, tcfg, *, seeds, seed, j2_seeds,
     all_seeds = tuple(seed + i for i in range(seeds))
     j2_names = [m.name for m in METHODS if m.trainer == "j2"]
     others = tuple(m.name for m in METHODS if m.name not in j2_names)
+    # use_cache=False: the benchmark's times are measured, never read from the cache
     result = compare_on_target(ms, rule, target, teacher, scfg, tcfg, seeds=all_seeds,
-                               methods=others, ablations=ablations, progress=progress)
+                               methods=others, ablations=ablations, progress=progress,
+                               use_cache=False)
     j2 = compare_on_target(ms, rule, target, teacher, scfg, tcfg,
                            seeds=all_seeds[:j2_seeds or seeds], methods=tuple(j2_names),
-                           progress=progress)
+                           progress=progress, use_cache=False)
     ranks = {**result.pop("_ranks"), **j2.pop("_ranks")}
     result.pop("_models")
     result.update({name: j2[name] for name in j2_names}, joint=j2["j2"])

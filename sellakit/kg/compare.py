@@ -19,31 +19,43 @@ per-query ranks kept for paired statistics). The rows (:data:`METHODS`):
 Times are wall seconds end to end at the thread count in force, by phase: graph building, the
 teacher's views and the warm start (``precompute``), training and validation apart, with
 seconds per epoch and epochs run. A temperature search, when asked for, is counted in KD's time.
+
+**Cache.** Each seed of each row is kept in the kit's cache (a sealed entry keyed by the data,
+the rule, the target, the row, the seed, both configs, the teacher's key, the subgraph's seed
+and the devices): its JSON row, its per-query test ranks and, for :data:`KEPT_MODELS`, the
+model's state. A row read from the cache reports the times recorded when it was trained, as the
+cached teacher does; ``use_cache=False`` trains every row again (the benchmarks do, so their
+times are measured). Temperature searches and ablations always train.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import ClassVar, Literal, get_args
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
-from sellakit.config import Config, bounded
-from sellakit.errors import ConfigError
+from sellakit.cache import cached_state
+from sellakit.config import Config, bounded, pick_device
+from sellakit.errors import CacheError, ConfigError
 from sellakit.kg.data import MultiSourceKG
 from sellakit.kg.distill import KD_TERMS, Distiller, KDConfig, warm_start
 from sellakit.kg.evaluate import validation_mrr
+from sellakit.kg.models import KGEModel
 from sellakit.kg.pretrain import (AlignmentLoss, JointGraph, Teacher, TeacherConfig, build_joint,
-                                  kg_scorer, score_test)
+                                  data_key, kg_scorer, score_test)
 from sellakit.kg.protocol import DataRule
 from sellakit.kg.subgraph import LinkedSubgraph, build_linked_subgraph
 from sellakit.kg.train import TrainConfig, build_model, train_kge
 from sellakit.selection import TrainResult
 from sellakit.stats import seed_query_bootstrap, verdict
 
-__all__ = ["StudentConfig", "Fitted", "train_scratch", "train_student", "train_j2",
+__all__ = ["StudentConfig", "Fitted", "SeedRun", "KEPT_MODELS", "train_scratch", "train_student", "train_j2",
            "filtered_test_metrics", "compare_on_target", "ablation_configs", "kd_comparisons",
            "METRICS", "SETTINGS", "SETTING_NAMES", "Setting", "resolve_setting", "teacher_kgs", "METHODS",
            "Method", "COMPARISONS"]
@@ -173,6 +185,25 @@ class Fitted:
                 "triples": self.result.n_train}
 
 
+#: The rows whose first seed's model :func:`compare_on_target` returns (``"_models"``); the
+#: cache keeps these rows' model states (at every seed), the others' metrics and ranks only.
+KEPT_MODELS: tuple[str, ...] = ("kd", "scratch")
+#: Bump when what a stored row means changes (training, scoring, the row's fields): old
+#: entries are then never read again.
+ROW_FORMAT = 1
+
+
+@dataclass
+class SeedRun:
+    """One seed of one row as the comparison keeps it: the JSON row (:meth:`Fitted.row`), the
+    per-query test ranks and, for :data:`KEPT_MODELS`, the trained model (else None)."""
+
+    seed: int
+    row: dict
+    ranks: np.ndarray
+    model: KGEModel | None = None
+
+
 def own_scorer(n_entities: int):
     """``model -> score_tails`` over the target's own ``n_entities`` (a model trained in the
     target's ids: scratch, student)."""
@@ -274,10 +305,10 @@ def _with_seed(config: StudentConfig, seed: int, **kd) -> StudentConfig:
     return replace(config, train=replace(config.train, seed=seed), kd=replace(config.kd, **kd))
 
 
-def _seeded_row(runs: list[Fitted]) -> dict:
+def _seeded_row(runs: list[SeedRun]) -> dict:
     """Seed means of the rows (metrics, seconds, phases, seconds per epoch, epochs), the MRR's
     SD over seeds, and each seed's MRR, epochs and seconds."""
-    rows = [run.row() for run in runs]
+    rows = [run.row for run in runs]
 
     def mean(values):
         return round(float(np.mean(values)), 4)
@@ -293,7 +324,7 @@ def _seeded_row(runs: list[Fitted]) -> dict:
                valid_mrr=mean([r["valid_mrr"] for r in rows]),
                sd_mrr=round(float(np.std([r["mrr"] for r in rows], ddof=1)), 4)
                if len(rows) > 1 else None,
-               seeds=[{"seed": run.result.seed, "mrr": r["mrr"], "epochs": r["epochs"],
+               seeds=[{"seed": run.seed, "mrr": r["mrr"], "epochs": r["epochs"],
                        "best_epoch": r["best_epoch"], "seconds": r["seconds"]}
                       for run, r in zip(runs, rows)])
     return out
@@ -303,13 +334,17 @@ def compare_on_target(ms: MultiSourceKG, rule: DataRule, target: str, teacher: T
                       student: StudentConfig, teacher_cfg: TeacherConfig, *,
                       seeds: tuple[int, ...] = (2025,), temperatures: tuple[float, ...] = (),
                       methods: tuple[str, ...] | None = None,
-                      ablations: bool | tuple[str, ...] = False, progress: bool = True) -> dict:
+                      ablations: bool | tuple[str, ...] = False, progress: bool = True,
+                      use_cache: bool = True) -> dict:
     """Every row of :data:`METHODS` (or those named in ``methods``) on ``target`` at every
     seed, with the teacher's own and J1 rows where it has trained on the target; JSON-ready
     but for ``"_ranks"`` (per-query ranks, {method: [per seed]}) and ``"_models"`` (the first
-    seed's KD and scratch models), which a caller pops. ``temperatures``: a search on the
-    selection facts (first seed), its time counted in KD's; empty: the fixed temperature.
-    ``ablations``: True for every one of :func:`ablation_configs` (first seed), or some names."""
+    seed's models of :data:`KEPT_MODELS`), which a caller pops. ``temperatures``: a search on
+    the selection facts (first seed), its time counted in KD's; empty: the fixed temperature.
+    ``ablations``: True for every one of :func:`ablation_configs` (first seed), or some names.
+    ``use_cache``: read each seed of each row from the kit's cache when it was trained before
+    (its recorded times; see the module docstring); False: train every row again (and replace
+    its entry), as the benchmarks do."""
     if not seeds:
         raise ConfigError("seeds=() trains nothing; pass at least one seed.")
     chosen = [m for m in METHODS if methods is None or m.name in methods]
@@ -330,13 +365,15 @@ def compare_on_target(ms: MultiSourceKG, rule: DataRule, target: str, teacher: T
                                                       progress)
         student = replace(student, kd=replace(student.kd, temperature=tau))
     models, runs = {}, {}
+    shared = _rows_key(ms, rule, target, teacher, student, teacher_cfg, seeds[0])
     for method, seed in tqdm([(m, s) for m in chosen for s in seeds], disable=not progress,
                              desc=f"rows {target}"):
-        runs.setdefault(method.name, []).append(_fit(method, ms, rule, target, teacher, student,
-                                                     teacher_cfg, seed, sub, built, progress))
+        runs.setdefault(method.name, []).append(_cached_run(
+            method, seed, shared, ms, rule, target, teacher, student, teacher_cfg, sub, built,
+            progress, use_cache))
     for name, fitted in runs.items():
-        out[name], ranks[name] = _seeded_row(fitted), [r.test["ranks"] for r in fitted]
-        models[name] = fitted[0].result.model
+        out[name], ranks[name] = _seeded_row(fitted), [r.ranks for r in fitted]
+        models[name] = fitted[0].model
     if temperatures and "kd" in out:  # the search is part of KD's cost
         out["kd"]["seconds"] = round(out["kd"]["seconds"] + out["temperature"]["seconds"], 2)
         out["kd"]["phases"]["temperature_search"] = out["temperature"]["seconds"]
@@ -346,8 +383,80 @@ def compare_on_target(ms: MultiSourceKG, rule: DataRule, target: str, teacher: T
     if "j2" in out:
         out["joint"] = out["j2"]  # the key earlier readers know
     out["_ranks"] = ranks
-    out["_models"] = {k: models[k] for k in ("kd", "scratch") if k in models}
+    out["_models"] = {k: models[k] for k in KEPT_MODELS if k in models}
     return out
+
+
+def _rows_key(ms, rule, target, teacher, student, teacher_cfg, subgraph_seed) -> str:
+    """What every row's cache key of one call shares: the data and rule (hashed as the
+    teacher's key hashes them), the target, both configs, the teacher, the seed the subgraph
+    is drawn with (every seed's student trains on the first seed's), the devices, the format."""
+    return data_key(ms, rule, {
+        "format": ROW_FORMAT, "target": target, "student": asdict(student),
+        "teacher_config": asdict(teacher_cfg), "teacher": teacher_fingerprint(teacher),
+        "subgraph_seed": subgraph_seed,
+        "devices": [str(pick_device(c.device)) for c in (student.train, teacher_cfg.train)]})
+
+
+def teacher_fingerprint(teacher: Teacher) -> str:
+    """The teacher's cache key, or, for one trained outside the cache, a digest of its state
+    and graph (what a row trained from it reads)."""
+    if teacher.key:
+        return teacher.key
+    digest = hashlib.sha256()
+    for name, tensor in teacher.model.state_dict().items():
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}{tensor.dtype}{tuple(tensor.shape)}".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    digest.update(np.ascontiguousarray(teacher.joint.triples).tobytes())
+    for name in sorted(teacher.joint.ids):
+        digest.update(name.encode() + np.ascontiguousarray(teacher.joint.ids[name]).tobytes())
+    return digest.hexdigest()[:20]
+
+
+def _cached_run(method: Method, seed: int, shared: str, ms, rule, target, teacher, student,
+                teacher_cfg, sub, built, progress, use_cache) -> SeedRun:
+    """One seed of one row: from the cache when it was trained before (the times recorded
+    then; a kept model rebuilt strictly, where a fresh one would be), else trained now and
+    stored."""
+    keep = method.name in KEPT_MODELS
+    fresh: list[SeedRun] = []
+
+    def compute() -> dict:
+        fitted = _fit(method, ms, rule, target, teacher, student, teacher_cfg, seed, sub,
+                      built, progress)
+        fresh.append(SeedRun(seed, fitted.row(), fitted.test["ranks"],
+                             fitted.result.model if keep else None))
+        stored = {"seed": seed, "row": fresh[0].row, "ranks": torch.from_numpy(fresh[0].ranks)}
+        return stored | ({"state": fitted.result.model.state_dict()} if keep else {})
+
+    def restore(stored: dict) -> SeedRun:
+        if stored["seed"] != seed or len(stored["ranks"]) != stored["row"]["n"]:
+            raise CacheError(f"it holds seed {stored['seed']} with {len(stored['ranks'])} "
+                             f"ranks, not seed {seed} with {stored['row']['n']}")
+        model = _model_from_state(method, ms, rule, target, _with_seed(student, seed), sub,
+                                  stored["state"]) if keep else None
+        return SeedRun(seed, stored["row"], stored["ranks"].numpy(), model)
+
+    name = hashlib.sha256(json.dumps([shared, asdict(method), seed]).encode()).hexdigest()[:20]
+    restored, _ = cached_state("kg", f"row-{method.name}-{seed}-{name}", compute,
+                               restore=restore, refresh=not use_cache)
+    return fresh[0] if fresh else restored
+
+
+def _model_from_state(method: Method, ms, rule, target, config: StudentConfig,
+                      sub: LinkedSubgraph | None, state: dict) -> KGEModel:
+    """A kept row's model (scratch or student) built as its trainer builds it, ``state``
+    loaded strictly (every name and shape must match), on the device it trained on."""
+    if method.trainer == "scratch":
+        triples, n = rule.training(target, (target,))[0], ms.kgs[target].n_entities
+    elif method.trainer == "student" and sub is not None:
+        triples, n = sub.triples, sub.n_entities
+    else:
+        raise CacheError(f"the row {method.name!r} keeps no model of a student or scratch")
+    model = build_model(config.train, n, ms.n_relations, triples)
+    model.load_state_dict(state)
+    return model.to(pick_device(config.train.device)).eval()
 
 
 def _teacher_rows(ms, target, teacher, out, ranks) -> None:

@@ -48,7 +48,7 @@ from sellakit.selection import ExtraLoss, TrainResult
 
 __all__ = ["MODES", "TeacherConfig", "JointGraph", "build_joint", "swap_triples",
            "AlignmentLoss", "kg_scorer", "pretrain_teacher", "load_or_pretrain_teacher",
-           "teacher_cache_path", "Teacher", "score_test",
+           "teacher_cache_path", "data_key", "Teacher", "score_test",
            "unlinked_pairs", "alignment_hits"]
 
 Mode = Literal["swapping", "sharing", "mapping"]
@@ -190,6 +190,8 @@ class Teacher:
             means ``best_epoch < max_epochs``: training stopped on its own.
         j1: KG name -> {"metrics", "ranks", "best_epoch"}: the same run's best state on that
             KG's selection facts, scored once on its test facts (per-query ranks kept).
+        key: its cache entry's key (:func:`teacher_cache_path`'s stem) when it came through
+            :func:`load_or_pretrain_teacher`; what is trained from it is keyed by it.
     """
 
     model: KGEModel
@@ -201,6 +203,7 @@ class Teacher:
     best_epoch: int
     j1: dict[str, dict]
     cached: bool = False
+    key: str | None = None
 
     @property
     def max_epochs(self) -> int:
@@ -322,8 +325,14 @@ def _subset_key(ms: MultiSourceKG, rule: DataRule, config: TeacherConfig,
 
 
 def _teacher_key(ms: MultiSourceKG, rule: DataRule, config: TeacherConfig) -> str:
-    digest = hashlib.sha256(json.dumps({"format": TEACHER_FORMAT, **asdict(config)},
-                                       sort_keys=True, default=str).encode())
+    return data_key(ms, rule, {"format": TEACHER_FORMAT, **asdict(config)})
+
+
+def data_key(ms: MultiSourceKG, rule: DataRule, settings: dict) -> str:
+    """A cache key of ``settings`` (JSON-able) and everything of ``ms`` and ``rule`` a model
+    trained on them can read: the name, the rule's selection subsets, every KG's facts, the
+    links and the known same entities."""
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     digest.update(ms.name.encode() + rule.fingerprint.encode())
     for name, kg in ms.kgs.items():
         digest.update(name.encode())
@@ -371,6 +380,8 @@ def load_or_pretrain_teacher(ms: MultiSourceKG, rule: DataRule,
                        pd.DataFrame(stored["history"]), stored["best_epoch"], j1, True)
 
     # The entry is teacher_cache_path(...): a sealed file, read with weights_only=True.
-    restored, _ = cached_state("kg", teacher_cache_path(ms, rule, config, kgs).stem, compute,
-                               restore=restore, refresh=not use_cache)
-    return fresh[0] if fresh else restored
+    key = teacher_cache_path(ms, rule, config, kgs).stem
+    restored, _ = cached_state("kg", key, compute, restore=restore, refresh=not use_cache)
+    teacher = fresh[0] if fresh else restored
+    teacher.key = key
+    return teacher
