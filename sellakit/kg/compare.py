@@ -55,10 +55,10 @@ from sellakit.kg.train import TrainConfig, build_model, train_kge
 from sellakit.selection import TrainResult
 from sellakit.stats import seed_query_bootstrap, verdict
 
-__all__ = ["StudentConfig", "Fitted", "SeedRun", "KEPT_MODELS", "train_scratch", "train_student", "train_j2",
-           "filtered_test_metrics", "compare_on_target", "ablation_configs", "kd_comparisons",
-           "METRICS", "SETTINGS", "SETTING_NAMES", "Setting", "resolve_setting", "teacher_kgs", "METHODS",
-           "Method", "COMPARISONS"]
+__all__ = ["StudentConfig", "Fitted", "SeedRun", "KEPT_MODELS", "train_scratch",
+           "train_student", "train_j2", "filtered_test_metrics", "compare_on_target",
+           "ablation_configs", "kd_comparisons", "METRICS", "SETTINGS", "SETTING_NAMES",
+           "Setting", "resolve_setting", "teacher_kgs", "METHODS", "Method", "COMPARISONS"]
 
 METRICS = ("mrr", "hits@1", "hits@3", "hits@10")
 
