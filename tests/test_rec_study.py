@@ -192,9 +192,29 @@ def test_grid_chooses_on_validation(small_split, tmp_cache, tmp_path, monkeypatc
     monkeypatch.setattr(rec_study, "GRID_AXES", {"slot_position": ("after_text",
                                                                    "before_title"),
                                                  "loss": ("bce",), "projector_start": ("fresh",)})
+    import gc
+    import weakref
+
+    import sellakit.rec
+
+    real_run_methods, earlier = sellakit.rec.run_methods, {}
+
+    def watched(split, methods, config, **kwargs):
+        # A layout's runs (and their text caches) are gone before the next layout's first run
+        # (the 24 GiB machine cannot hold two layouts' caches of the compare preset).
+        gc.collect()
+        alive = [pos for pos, refs in earlier.items() if pos != config.slot_position
+                 and any(ref() is not None for ref in refs)]
+        assert not alive, f"runs of {alive} still held when {config.slot_position} starts"
+        run = real_run_methods(split, methods, config, **kwargs)
+        earlier.setdefault(config.slot_position, []).append(weakref.ref(run))
+        return run
+
+    monkeypatch.setattr(sellakit.rec, "run_methods", watched)
     grid, scores = rec_study.rec_grid(
         small_split, out=str(tmp_path / "grid.json"), preset="quick", load=tiny_random_llama,
         stage2=_stage2(small_split), overrides=_overrides(), progress=False)
+    assert set(earlier) == {"after_text", "before_title"}
     assert len(grid["cells"]) == 2
     best = max(grid["cells"].values(), key=lambda r: r["valid"]["auc"])
     assert grid["chosen_cell"] == best["cell"]

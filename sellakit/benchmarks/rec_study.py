@@ -18,6 +18,7 @@ validation is the one every method is compared with, paired.
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -213,8 +214,13 @@ def rec_grid(split: CTRSplit, *, out: str, preset: str = "compare", seed: int = 
     store = PartStore(out, settings)
     plain, align_config = stage2(seed)
     tables = None  # stage 2's aligned MF and the raw item states, after the first cell
+    run = None
     for position in GRID_AXES["slot_position"]:
-        first = backbone = None
+        # Let go of the last layout's runs (their text caches: about 8.5 GB in float32 at the
+        # compare preset) before the next layout builds its own: both at once ran the 24 GiB
+        # machine out of memory.
+        first = backbone = run = None
+        gc.collect()
         for loss, start in product(GRID_AXES["loss"], GRID_AXES["projector_start"]):
             cell = {"slot_position": position, "loss": loss, "projector_start": start}
             if store.done(_cell_name(cell)):
