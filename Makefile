@@ -15,7 +15,7 @@ STAMP := $(VENV)/.sellakit-installed
 .PHONY: install run test check lab bench sync book constraints clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "sellakit needs Python >= 3.10 (3.11 advised): make PYTHON=python3.11 ...")'
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "make install needs Python >= 3.11 (constraints.txt pins releases that do): make PYTHON=python3.11 ...")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check $(TORCH)

@@ -49,6 +49,37 @@ def _extra(extras: dict, name: str) -> set[str]:
     return out
 
 
+def test_every_pinned_version_installs_on_the_makefiles_oldest_python():
+    """``make install`` admits the Python the Makefile checks for (3.11: Debian 12's 3.11.2
+    included), so no pin of constraints.txt may need a newer one: soupsieve 4.1.4 (Python >=
+    3.11.5) left pip backtracking into "resolution-too-deep" on 3.11.2. Read from the installed
+    distributions' own metadata, offline."""
+    from importlib import metadata
+
+    from packaging.specifiers import SpecifierSet
+
+    floor = re.search(r"sys\.version_info >= \((\d+), (\d+)\)", (ROOT / "Makefile").read_text())
+    oldest = f"{floor[1]}.{floor[2]}.0"
+    pins = re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)$", (ROOT / "constraints.txt").read_text(),
+                      flags=re.M)
+    assert len(pins) > 100
+    too_new, checked = [], 0
+    for name, version in pins:
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        if dist.version.split("+")[0] != version:
+            continue  # another build (a CUDA torch); its own file is not the pin
+        checked += 1
+        needs = dist.metadata.get("Requires-Python") or ""
+        if not SpecifierSet(needs).contains(oldest):
+            too_new.append(f"{name}=={version} needs Python {needs}")
+    assert checked > 100
+    assert not too_new, (f"constraints.txt pins releases that need a newer Python than the "
+                         f"Makefile's {oldest}: {too_new}. Pin an older release of each.")
+
+
 def test_extras_split_course_from_dev():
     """``course``: what a student needs to run the notebooks; ``dev``: tests, browser tests and
     the book; ``all``: both, and every extra is in one of the two."""
