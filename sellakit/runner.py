@@ -112,10 +112,9 @@ NOTEBOOKS: dict[str, Notebook] = {
         "baseline, a scoring widget",
         50.6, 323.3, "not measured; every ML-1M row, on the same SmolLM2 unless the "
         "notebook's `MODEL` names another", needs_gpu="advised for paper mode",
-        time_note="(a warm cache holds stages 1 and 3 and every score, so no text cache is "
-        "built; warm time of 2026-12-04 taken while two benchmarks held both cores, 96 s on "
-        "idle ones before the scores were cached; the first run's of 2026-11-29, before "
-        "exercise 3's extra stage 3)",
+        time_note="(a warm cache holds stages 1 and 3 and every score; warm time of "
+        "2026-12-04 beside two benchmarks, 96 s idle before the scores were cached; first "
+        "run's of 2026-11-29)",
         depends_on=("04_semantic_alignment",),
         depends_note="quick mode reads `build/aligned_mf.pt`; without it 05 aligns after "
         "stage 1 itself, slower"),
