@@ -38,6 +38,8 @@ def test_bench_cf_writes_json_and_markdown(tmp_path, monkeypatch, ml1m_split):
     assert set(record["test"]) >= {"auc", "uauc"}
     table = out.with_suffix(".md").read_text()
     assert "published, CoLLM Table II" in table and "Command: `" in table
+    assert results["_run"]["machine"].startswith("CPU, ")  # the seconds' machine, in the table
+    assert f"timed on {results['_run']['machine']}" in table
     # the count-rate baselines stand in every CF table, settings chosen on validation
     assert list(results)[:2] == ["item_rate", "item_user_rate"]
     assert results["item_rate"]["test"]["auc"] == pytest.approx(0.7089, abs=5e-4)

@@ -10,7 +10,7 @@ import pandas as pd
 from sellakit.cf import CFConfig, fit_and_evaluate, predict
 from sellakit.cf.rates import RATE_BASELINES, rate_record, rate_scores
 from sellakit.data.protocol import CTRSplit
-from sellakit.benchmarks.report import markdown_table
+from sellakit.benchmarks.report import machine, markdown_table
 from sellakit.published import published
 
 __all__ = ["cf_benchmark", "cf_markdown"]
@@ -45,6 +45,7 @@ def cf_benchmark(split: CTRSplit, models: list[str], *, preset: str = "paper", s
                          for part in ("valid", "test")}
     scores = _long_scores({"valid": split.valid, "test": split.test}, scored, seed)
     results["_versus"] = versus_strongest(scores, list(scored))
+    results["_run"] = {"machine": machine()}  # the seconds column's machine
     return results, scores
 
 
@@ -76,8 +77,10 @@ def cf_markdown(results: dict, *, command: str, dataset: str) -> str:
             for model, r in models.items()]
     rows += [[row.label, None, cell(row.metrics["auc"]), cell(row.metrics["uauc"])] + [None] * 7
              for row in published(dataset, kind="cf") if row.method.lower() in models]
+    run = results.get("_run") or {}
     lines = [f"CF baselines on {dataset} (test once, epoch and smoothing chosen on validation "
-             f"AUC). Command: `{command}`", ""]
+             f"AUC), timed on {run.get('machine', 'a machine not recorded')}. Command: "
+             f"`{command}`", ""]
     lines += markdown_table(["model", "valid AUC", "test AUC", "test UAUC", "warm AUC",
                              "warm UAUC", "cold AUC", "cold UAUC",
                              "test AUC − strongest [95%]", "seconds", "seed"], rows)
