@@ -774,6 +774,11 @@ def test_stage3_switches_leave_stage1s_cache_key_alone():
                    {"shrink": 0.5}):
         assert _stage1_settings(RecConfig(**switch)) == base
     assert _stage1_settings(RecConfig(loss="lm")) != base
+    # Under a stage-1 loss of its own, stage 3's loss is not stage 1's (the grid's LM-loss cells
+    # trained their BCE stage 1 again in a new process when it was in the key)
+    bce = _stage1_settings(RecConfig(stage1_loss="bce", loss="bce"))
+    assert _stage1_settings(RecConfig(stage1_loss="bce", loss="lm")) == bce
+    assert _stage1_settings(RecConfig(stage1_loss="lm", loss="lm")) != bce
 
 
 def test_a_shrunk_start_is_a_row_of_the_sella_family_on_aligned_tables():

@@ -730,11 +730,13 @@ def _stage1_key(run: RecRun, model: SpecialTokenRec, data: dict, lr: float) -> s
 def _stage1_settings(config: RecConfig) -> dict:
     """The settings in stage 1's cache key: all but stage 3's and the slot position (the
     prompts' token ids, also in the key, carry it), so a stage 1 cached before these switches
-    existed is still found."""
+    existed is still found. ``loss`` is the loss stage 1 trains with (under a ``stage1_loss``
+    of its own, stage 3's loss is not stage 1's: the grid's LM-loss cells reuse its BCE cells'
+    stage 1)."""
     omit = {*RecConfig.STAGE3_FIELDS, "slot_position", "prefix_storage"}
     # Switches added later stay out at their defaults, so earlier stage 1s are still found.
     later = {"stage1_loss": "same", "stratify_by": "warm"}
-    return {k: v for k, v in vars(config).items()
+    return {k: v for k, v in vars(_stage1_config(config)).items()
             if k not in omit and later.get(k, object()) != v}
 
 
