@@ -86,3 +86,39 @@ def test_gallery_gives_each_figure_a_takeaway():
         match = re.search(rf"!\[[^\]]*\]\({re.escape(png.name)}\)\n\n([^\n#!]+)", gallery)
         assert match and len(match.group(1).split()) >= 5, \
             f"figures/README.md: give {png.name} a one-line takeaway under its image"
+
+
+def test_a_png_the_batch_export_dropped_is_drawn_again_or_named(tmp_path, monkeypatch):
+    """kaleido returns a failed render (its timeout on busy cores) instead of raising: the
+    batch call then leaves a PNG unwritten, or last run's PNG in place. save_figures draws it
+    again alone, and raises naming it when that fails too; no stale picture survives."""
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    from sellakit.viz import figures as module
+
+    monkeypatch.setenv("SELLAKIT_FIGURES", str(tmp_path))
+    monkeypatch.setattr(module, "find_chromium", lambda: "chromium")
+    stale = tmp_path / "b.png"
+    stale.write_bytes(b"last run's picture")
+    drawn = []
+
+    def batch(figs, paths, **_):  # the batch renders the first figure only
+        paths[0].write_bytes(b"png a")
+
+    def alone(fig, path, **_):
+        drawn.append(path.name)
+        path.write_bytes(b"png b")
+
+    monkeypatch.setattr(pio, "write_images", batch)
+    monkeypatch.setattr(pio, "write_image", alone)
+    figs = {"a": go.Figure(), "b": go.Figure()}
+    with pytest.warns(UserWarning, match="PNG export of b failed"):
+        module.save_figures(figs)
+    assert drawn == ["b.png"] and stale.read_bytes() == b"png b"
+    assert read_stamp(stale)["png_sha256"] == file_sha256(stale)
+
+    monkeypatch.setattr(pio, "write_image", lambda *a, **k: None)  # fails again, silently
+    with pytest.warns(UserWarning), pytest.raises(RuntimeError, match=r"did not write b\.png"):
+        module.save_figures(figs)
+    assert not stale.exists() and not stale.with_suffix(".json").exists()

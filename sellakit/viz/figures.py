@@ -74,13 +74,34 @@ def save_figures(figures: dict[str, go.Figure], *, png: bool = True, width: int 
         os.environ.setdefault("BROWSER_PATH", chromium)
         pio.defaults.mathjax = None
         pngs = [out / f"{name}.png" for name in figures]
+        for path in pngs:  # a render that fails must not leave the last run's picture behind
+            path.unlink(missing_ok=True)
+            path.with_suffix(".json").unlink(missing_ok=True)
         pio.write_images(list(figures.values()), pngs, width=width, height=height)
+        _render_missing(figures, pngs, width, height)
         written += pngs
         for png in pngs:
             _write_sidecar(png, {"notebook": os.environ.get(NOTEBOOK_VARIABLE),
                                  "run": os.environ.get(RUN_VARIABLE),
                                  "png_sha256": file_sha256(png)})
     return written
+
+
+def _render_missing(figures: dict[str, go.Figure], pngs: list[Path], width: int,
+                    height: int) -> None:
+    """Draw again, one at a time, the PNGs the batch call left unwritten: kaleido returns a
+    failed render (such as its 90 s timeout on busy cores) instead of raising it. Raises
+    ``RuntimeError`` naming the figures still missing."""
+    for (name, fig), path in zip(figures.items(), pngs):
+        if not path.exists():
+            warnings.warn(f"PNG export of {name} failed in the batch; drawing it alone.",
+                          stacklevel=3)
+            pio.write_image(fig, path, width=width, height=height)
+    missing = [path.name for path in pngs if not path.exists()]
+    if missing:
+        raise RuntimeError(f"Chromium (through kaleido) did not write {', '.join(missing)} "
+                           f"in {pngs[0].parent}. Fix: run the notebook again when the "
+                           "machine is less busy, or check that `chromium --headless` starts.")
 
 
 def file_sha256(path: Path) -> str:
