@@ -222,6 +222,12 @@ def test_grid_chooses_on_validation(small_split, tmp_cache, tmp_path, monkeypatc
     assert rec_study.study_choice(tmp_path / "grid.json") == best["cell"]
     with pytest.raises(ValueError, match="run `sellakit bench rec-grid"):
         rec_study.study_choice(tmp_path / "none.json")
+    # a grid not yet finished (its file is written after each cell) chooses nothing
+    partial = json.loads((tmp_path / "grid.json").read_text())
+    partial["cells"].pop("before_title+bce+fresh")
+    (tmp_path / "partial.json").write_text(json.dumps(partial))
+    with pytest.raises(ValueError, match=r"1 of 2 cells \(missing: before_title\+bce\+fresh\)"):
+        rec_study.study_choice(tmp_path / "partial.json")
 
 
 def test_study_resumes_after_a_kill_and_faces_the_strongest_baseline(small_split, tmp_cache,

@@ -286,11 +286,21 @@ def study_choice(grid_file: str | Path) -> dict[str, str]:
     """The configuration the grid chose on validation (``rec-grid``'s JSON)."""
     path = Path(grid_file)
     try:
-        chosen = json.loads(path.read_text())["chosen_cell"]
-    except (OSError, ValueError, KeyError) as err:
+        grid = json.loads(path.read_text())
+        chosen, cells = grid["chosen_cell"], grid["cells"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
         raise ConfigError(f"{path}: no grid result to read the chosen configuration from "
                           f"({err}). Fix: run `sellakit bench rec-grid --out {path}` first, "
                           "or pass --grid the file it wrote.") from err
+    # A grid still running (or killed) writes its file after each cell: its choice is not
+    # the grid's yet.
+    every = [_cell_name(dict(zip(GRID_AXES, values))) for values in product(*GRID_AXES.values())]
+    missing = [name for name in every if name not in cells]
+    if missing:
+        raise ConfigError(f"{path}: the grid has {len(every) - len(missing)} of {len(every)} "
+                          f"cells (missing: {', '.join(missing)}), so nothing is chosen yet. "
+                          f"Fix: run `sellakit bench rec-grid --out {path}` again (it resumes "
+                          "from the finished cells), then this command.")
     if not chosen or set(chosen) != set(GRID_AXES):
         raise ConfigError(f"{path}: its chosen cell {chosen!r} does not name {list(GRID_AXES)}. "
                           "Fix: rerun rec-grid with this kit.")
