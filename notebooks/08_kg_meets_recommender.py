@@ -34,9 +34,9 @@
 # mode:** `sellakit bench rec-kg` (3 seeds; the notebook reads `bench/rec_ml100k_kg.json`).
 # **Needs a GPU:** advised for paper mode. **Depends on:** none.
 #
-# Quick mode is a *demonstration*: one seed on a few hundred sampled rows cannot rank the
-# methods. Paper mode reads the three-seed study, `sellakit bench rec-kg --dataset
-# ml-100k-cold-items --seeds 3 --out bench/rec_ml100k_kg.json`, when it is there.
+# Quick mode is a *demonstration*: one seed on a few hundred rows cannot rank the
+# methods. Paper mode reads the three-seed study, every method in the configuration
+# SeLLa-Rec's grid chose on validation, when it is there (command: docs/results.md).
 
 # %% tags=["parameters"]
 from sellakit.config import preset_name, quick_mode
