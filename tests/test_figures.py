@@ -6,6 +6,7 @@ run, that the committed stamps hold the digest of the values the notebook record
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import jupytext
@@ -98,7 +99,11 @@ def test_a_png_the_batch_export_dropped_is_drawn_again_or_named(tmp_path, monkey
     from sellakit.viz import figures as module
 
     monkeypatch.setenv("SELLAKIT_FIGURES", str(tmp_path))
-    monkeypatch.setattr(module, "find_chromium", lambda: "chromium")
+    # save_figures sets BROWSER_PATH for kaleido when unset: set here through monkeypatch, so
+    # it is undone after the test (the notebooks' kernels inherit this process's environment;
+    # a fake browser left in it failed every PNG export after this test)
+    monkeypatch.setenv("BROWSER_PATH", "/nonexistent/chromium")
+    monkeypatch.setattr(module, "find_chromium", lambda: "/nonexistent/chromium")
     stale = tmp_path / "b.png"
     stale.write_bytes(b"last run's picture")
     drawn = []
@@ -122,3 +127,5 @@ def test_a_png_the_batch_export_dropped_is_drawn_again_or_named(tmp_path, monkey
     with pytest.warns(UserWarning), pytest.raises(RuntimeError, match=r"did not write b\.png"):
         module.save_figures(figs)
     assert not stale.exists() and not stale.with_suffix(".json").exists()
+    monkeypatch.undo()
+    assert os.environ.get("BROWSER_PATH") != "/nonexistent/chromium"
