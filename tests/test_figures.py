@@ -96,6 +96,7 @@ def test_a_png_the_batch_export_dropped_is_drawn_again_or_named(tmp_path, monkey
     import plotly.graph_objects as go
     import plotly.io as pio
 
+    from sellakit.errors import SellakitError
     from sellakit.viz import figures as module
 
     monkeypatch.setenv("SELLAKIT_FIGURES", str(tmp_path))
@@ -124,7 +125,7 @@ def test_a_png_the_batch_export_dropped_is_drawn_again_or_named(tmp_path, monkey
     assert read_stamp(stale)["png_sha256"] == file_sha256(stale)
 
     monkeypatch.setattr(pio, "write_image", lambda *a, **k: None)  # fails again, silently
-    with pytest.warns(UserWarning), pytest.raises(RuntimeError, match=r"did not write b\.png"):
+    with pytest.warns(UserWarning), pytest.raises(SellakitError, match=r"did not write b\.png"):
         module.save_figures(figs)
     assert not stale.exists() and not stale.with_suffix(".json").exists()
     monkeypatch.undo()

@@ -26,6 +26,7 @@ import plotly.io as pio
 from sellakit.book import PLOTLY_MIME
 from sellakit.cache import atomic_file
 from sellakit.config import repo_root
+from sellakit.errors import SellakitError
 from sellakit.runner import NOTEBOOK_VARIABLE, RUN_VARIABLE, values_digest
 
 __all__ = ["figures_dir", "save_figures", "find_chromium", "stamp_figures", "read_stamp",
@@ -91,7 +92,7 @@ def _render_missing(figures: dict[str, go.Figure], pngs: list[Path], width: int,
                     height: int) -> None:
     """Draw again, one at a time, the PNGs the batch call left unwritten: kaleido returns a
     failed render (such as its 90 s timeout on busy cores) instead of raising it. Raises
-    ``RuntimeError`` naming the figures still missing."""
+    :class:`~sellakit.errors.SellakitError` naming the figures still missing."""
     for (name, fig), path in zip(figures.items(), pngs):
         if not path.exists():
             warnings.warn(f"PNG export of {name} failed in the batch; drawing it alone.",
@@ -99,7 +100,7 @@ def _render_missing(figures: dict[str, go.Figure], pngs: list[Path], width: int,
             pio.write_image(fig, path, width=width, height=height)
     missing = [path.name for path in pngs if not path.exists()]
     if missing:
-        raise RuntimeError(f"Chromium (through kaleido) did not write {', '.join(missing)} "
+        raise SellakitError(f"Chromium (through kaleido) did not write {', '.join(missing)} "
                            f"in {pngs[0].parent}. Fix: run the notebook again when the "
                            "machine is less busy, or check that `chromium --headless` starts.")
 
