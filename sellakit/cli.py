@@ -12,7 +12,7 @@ Commands::
     sellakit bench kg-protocols --target el --out FILE.json   KEnS's protocol, every switch
     sellakit bench rec --dataset ml-1m --preset quick --methods mf,tallrec,collm,sella --out F.json
     accelerate launch -m sellakit bench rec --preset paper --model Qwen/Qwen2-7B --out F.json
-    sellakit bench rec-kg --dataset ml-100k-cold-items --grid G.json --out F.json   the <KG_ID> study
+    sellakit bench rec-kg --dataset ml-100k-cold-items --grid G.json --out F.json  the <KG_ID> study
     sellakit bench rec-scoring --out FILE.json         batched vs one-at-a-time prompts/s
     sellakit bench rec-prefix --out FILE.json          stage-3 step: cached text vs whole prompt
     sellakit bench rec-curve --sizes 512,1024,2048 --out bench/rec_ml1m_curve.json
