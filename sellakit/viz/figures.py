@@ -78,8 +78,7 @@ def save_figures(figures: dict[str, go.Figure], *, png: bool = True, width: int 
         for path in pngs:  # a render that fails must not leave the last run's picture behind
             path.unlink(missing_ok=True)
             path.with_suffix(".json").unlink(missing_ok=True)
-        pio.write_images(list(figures.values()), pngs, width=width, height=height)
-        _render_missing(figures, pngs, width, height)
+        _write_pngs(figures, pngs, width, height)
         written += pngs
         for png in pngs:
             _write_sidecar(png, {"notebook": os.environ.get(NOTEBOOK_VARIABLE),
@@ -88,11 +87,13 @@ def save_figures(figures: dict[str, go.Figure], *, png: bool = True, width: int 
     return written
 
 
-def _render_missing(figures: dict[str, go.Figure], pngs: list[Path], width: int,
-                    height: int) -> None:
-    """Draw again, one at a time, the PNGs the batch call left unwritten: kaleido returns a
-    failed render (such as its 90 s timeout on busy cores) instead of raising it. Raises
-    :class:`~sellakit.errors.SellakitError` naming the figures still missing."""
+def _write_pngs(figures: dict[str, go.Figure], pngs: list[Path], width: int,
+                height: int) -> None:
+    """Every figure to its PNG in one kaleido call, then again one at a time each PNG the batch
+    left unwritten: kaleido returns a failed render (such as its 90 s timeout on busy cores)
+    instead of raising it. Raises :class:`~sellakit.errors.SellakitError` naming the figures
+    still missing."""
+    pio.write_images(list(figures.values()), pngs, width=width, height=height)
     for (name, fig), path in zip(figures.items(), pngs):
         if not path.exists():
             warnings.warn(f"PNG export of {name} failed in the batch; drawing it alone.",
@@ -182,7 +183,8 @@ def readable_notebook(notebook, *, width: int = 720, height: int = 420):
         if chromium:
             os.environ.setdefault("BROWSER_PATH", chromium)
             pio.defaults.mathjax = None
-            pio.write_images(figures, pngs, width=width, height=height)
+            _write_pngs({f"figure {k}": fig for k, fig in enumerate(figures)}, pngs, width,
+                        height)
         for output, fig, png in zip(plotly_outputs, figures, pngs):
             title = fig.layout.title.text or "a plotly figure"
             output.data = {"text/plain": f"[figure: {title}]"}
