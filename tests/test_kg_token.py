@@ -349,6 +349,23 @@ def test_rec_kg_study_is_resumable_and_pairs_each_method(small_split, tmp_cache,
     pd.testing.assert_frame_equal(rescored, scores)
 
 
+def test_rec_kg_scores_its_slices_from_the_test_sample_alone(small_split):
+    """Under the compare preset (which scores every item-cold test row as a split of its own)
+    the study's runs build no item-cold split: its slices are masks over the test sample, and
+    on the cold-item protocol that split's text cache would outgrow the machine's memory."""
+    from sellakit.benchmarks.rec_kg import run_overrides
+    from sellakit.rec import RecConfig
+    from sellakit.rec.methods import sample_splits
+
+    assert RecConfig.compare().item_cold_rows  # the preset's own switch, which the study drops
+    config = RecConfig.preset("compare", **run_overrides(
+        2025, {"slot_position": "after_text", "loss": "bce", "projector_start": "fresh"}))
+    assert not config.item_cold_rows and config.stage1_loss == "bce"
+    assert config.sample_seed == 2025 and config.projector_start == "fresh"
+    assert set(sample_splits(small_split, config)) == {"train", "valid", "test"}
+    assert RecConfig.preset("compare", **run_overrides(2025, None, {"test_rows": 9})).test_rows == 9
+
+
 def test_rec_kg_faces_the_strongest_cf_baseline_on_validation():
     """The KG methods face the CF baseline with the best seed-mean validation AUC (count
     rates, MF with biases, plain MF or the KG-aware MF), ties to the earlier in the table."""

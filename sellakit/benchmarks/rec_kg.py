@@ -35,7 +35,7 @@ from sellakit.data.protocol import CTRSplit
 from sellakit.errors import ConfigError
 
 __all__ = ["PARTNERS", "KG_ABLATION_MODES", "rec_kg_benchmark", "rec_kg_summary",
-           "rec_kg_markdown", "slice_masks"]
+           "rec_kg_markdown", "run_overrides", "slice_masks"]
 
 #: Each KG method and the same method without ``<KG_ID>``.
 PARTNERS = {"collm_kg": "collm", "sella_kg": "sella", "text_kg": "tallrec"}
@@ -88,9 +88,7 @@ def rec_kg_benchmark(split: CTRSplit, methods: list[str], *, out: str | Path,
                               progress=progress)
     kg_seconds = round(time.perf_counter() - started, 1)
     first = None
-    # one row sample for every seed (paired by row), drawn with the first seed
-    overrides = {"sample_seed": seed, **({"stage1_loss": "bce", **choice} if choice else {}),
-                 **(rec_overrides or {})}
+    overrides = run_overrides(seed, choice, rec_overrides)
     for s in range(seed, seed + seeds):
         if not store.done(f"seed-{s}"):
             backbone = backbone or _load_backbone(model)
@@ -114,6 +112,18 @@ def rec_kg_benchmark(split: CTRSplit, methods: list[str], *, out: str | Path,
                        "seconds": {s: r["seconds"] for s, r in by_seed.items()},
                        "machine": machine(), "rec_overrides": rec_overrides or {}}
     return results, scores
+
+
+def run_overrides(seed: int, choice: dict[str, str] | None = None,
+                  rec_overrides: dict | None = None) -> dict:
+    """The :class:`~sellakit.rec.RecConfig` fields every seed of the study runs with, on top of
+    its preset: one row sample for every seed (paired by row, drawn with the first ``seed``),
+    the chosen configuration (stage 1 on BCE, as in ``rec-study``), then ``rec_overrides``."""
+    # No separate item-cold split: the slices are of the test sample (slice_masks), and on the
+    # cold-item protocol every item-cold test row is 11,537 rows, whose text cache (about 4.5 MB
+    # a row at the compare preset) would never be read and would not fit in 24 GiB.
+    return {"sample_seed": seed, "item_cold_rows": False,
+            **({"stage1_loss": "bce", **choice} if choice else {}), **(rec_overrides or {})}
 
 
 def strongest_on_validation(valid_auc: dict[int, dict[str, float]]) -> str | None:
