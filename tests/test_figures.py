@@ -130,3 +130,22 @@ def test_a_png_the_batch_export_dropped_is_drawn_again_or_named(tmp_path, monkey
     assert not stale.exists() and not stale.with_suffix(".json").exists()
     monkeypatch.undo()
     assert os.environ.get("BROWSER_PATH") != "/nonexistent/chromium"
+
+
+def test_a_browser_path_naming_no_browser_is_a_clear_error(monkeypatch, tmp_path):
+    """kaleido reads BROWSER_PATH itself, so a wrong one must fail here, naming the variable,
+    not fall back to another browser and fail every PNG export later."""
+    from sellakit.errors import ConfigError
+    from sellakit.viz import figures as module
+
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-such-chromium"))
+    with pytest.raises(ConfigError, match=r"BROWSER_PATH=.*no-such-chromium.*Fix"):
+        module.find_chromium()
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path))  # a folder is not a browser either
+    with pytest.raises(ConfigError, match="names no browser"):
+        module.find_chromium()
+    browser = tmp_path / "my-chromium"
+    browser.write_text("#!/bin/sh\n")
+    browser.chmod(0o755)
+    monkeypatch.setenv("BROWSER_PATH", str(browser))
+    assert module.find_chromium() == str(browser)

@@ -26,7 +26,7 @@ import plotly.io as pio
 from sellakit.book import PLOTLY_MIME
 from sellakit.cache import atomic_file
 from sellakit.config import repo_root
-from sellakit.errors import SellakitError
+from sellakit.errors import ConfigError, SellakitError
 from sellakit.runner import NOTEBOOK_VARIABLE, RUN_VARIABLE, values_digest
 
 __all__ = ["figures_dir", "save_figures", "find_chromium", "stamp_figures", "read_stamp",
@@ -43,9 +43,19 @@ def figures_dir() -> Path:
 
 
 def find_chromium() -> str | None:
-    """Path of a Chromium/Chrome executable, or None."""
-    for name in (os.environ.get("BROWSER_PATH"), "chromium", "chromium-browser", "google-chrome"):
-        if name and (found := shutil.which(name) or (Path(name).exists() and name)):
+    """Path of a Chromium/Chrome executable (``$BROWSER_PATH`` when set), or None.
+
+    A ``BROWSER_PATH`` naming no browser is an error: kaleido reads the variable itself, so
+    falling back to another browser here would still fail every PNG export, less clearly."""
+    chosen = os.environ.get("BROWSER_PATH")
+    if chosen:
+        if not (found := shutil.which(chosen) or (Path(chosen).is_file() and chosen)):
+            raise ConfigError(f"BROWSER_PATH={chosen!r} names no browser on this machine. Fix: "
+                              "point it at a Chromium executable (e.g. /usr/bin/chromium), or "
+                              "unset it to use the chromium on PATH.")
+        return str(found)
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if found := shutil.which(name):
             return str(found)
     return None
 
