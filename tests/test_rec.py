@@ -266,6 +266,34 @@ def test_stage1_is_read_back_from_the_cache(small_split, tmp_cache):
     assert other.results["tallrec"]["from_cache"] is False
 
 
+def test_stage2_runs_only_for_methods_that_read_it(small_split, monkeypatch):
+    """Alignment after stage 1 (``align_config=``) runs when a method reads the aligned or
+    LLM item tables, and not for CoLLM's rows or the KG slot alone (plain MF only)."""
+    from sellakit.align import AlignConfig
+    from sellakit.cf import CFConfig, fit_and_evaluate
+    from sellakit.rec import methods as module
+
+    plain, _ = fit_and_evaluate(small_split, CFConfig.quick("mf", dim=8, max_epochs=2),
+                                progress=False)
+
+    class Aligned(Exception):
+        pass
+
+    def stage2(*args):
+        raise Aligned
+
+    monkeypatch.setattr(module, "_stage2_after_stage1", stage2)
+    config = RecConfig.quick(train_rows=16, valid_rows=8, test_rows=8, eval_every=2,
+                             token_epochs=1)
+    common = dict(plain_mf=plain.model, align_config=AlignConfig.quick(dim=8),
+                  backbone=tiny_random_llama(), progress=False)
+    run = run_methods(small_split, ["collm"], config, **common)  # raises Aligned if aligned
+    assert run.aligned is None and "stage2" not in run.seconds
+    assert "test" in run.scores["collm"]
+    with pytest.raises(Aligned):
+        run_methods(small_split, ["collm", "sella"], config, **common)
+
+
 def test_stage3_is_read_back_from_the_cache(small_split, tmp_cache):
     """A second run from the same start restores each stage-3 method's selected weights: the
     same learning curve, selection and scores; another seed (another start) or another

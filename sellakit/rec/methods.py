@@ -381,7 +381,11 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
     llm = _stage1(run, methods, answers, accelerator, show, stage1_from, use_cache)
     token_methods = [m for m in methods if stages[m] == "tokens"]
     if token_methods:
-        if aligned is None and align_config is not None:
+        # Stage 2 only for a method that reads its tables: CoLLM's rows and <KG_ID> alone
+        # read the plain MF, and aligning for them cost notebook 08's quick study a fifth.
+        reads_stage2 = any({"aligned", "semantic"} & set(METHOD_TABLE[m].inputs)
+                           for m in token_methods)
+        if aligned is None and align_config is not None and reads_stage2:
             _stage2_after_stage1(run, split, align_config, show)
         _stage3(run, token_methods, llm, answers, plain_mf, accelerator, show, use_cache)
     return run
