@@ -219,8 +219,9 @@ HTML(prompt_html(backbone.tokenizer, encoded))
 # user is not). Each AUC has a 95% row-bootstrap interval, and each KG method is compared,
 # paired on the same rows, with the same method without the slot and with the strongest CF
 # baseline on validation: item rate, item + user rate, MF with biases, plain MF, or `mf_kg`
-# (MF with the item's KG vector added, CKE-style). Quick mode runs a small study once and keeps
-# its per-row scores in the kit's cache; paper mode reads the benchmark.
+# (MF with the item's KG vector added, CKE-style); `mf_kg` is also compared with plain MF: what
+# the KG vector adds without an LLM. Quick mode runs a small study once and keeps its per-row
+# scores in the kit's cache; paper mode reads the benchmark.
 
 # %%
 import hashlib

@@ -333,7 +333,7 @@ def test_rec_kg_study_is_resumable_and_pairs_each_method(small_split, tmp_cache,
                             key=lambda b: np.mean([valid[s][b] for s in valid]))
     assert set(results["comparisons"]) == {"collm_kg vs collm", "collm_kg vs collm_kg|zero",
                                            "collm_kg vs collm_kg|shuffle",
-                                           f"collm_kg vs {strongest}"}
+                                           f"collm_kg vs {strongest}", "mf_kg vs mf"}
     pair = results["comparisons"]["collm_kg vs collm"]["all"]
     assert pair["lo"] <= pair["diff"] <= pair["hi"] and "verdict" in pair
     assert run["kg"]["link_prediction"]["n"] == 10

@@ -321,7 +321,8 @@ def test_08_kg_meets_recommender(executed):
     strongest = values["strongest_baseline"]
     assert strongest in {"item_rate", "item_user_rate", "biased_mf", "mf", "mf_kg"}
     assert {"collm_kg vs collm", "text_kg vs tallrec", "collm_kg vs collm_kg|zero",
-            "collm_kg vs collm_kg|shuffle", f"collm_kg vs {strongest}"} <= set(comparisons)
+            "collm_kg vs collm_kg|shuffle", f"collm_kg vs {strongest}",
+            "mf_kg vs mf"} <= set(comparisons)
     for key, row in comparisons.items():
         for part, c in row.items():
             assert c["lo"] <= c["diff"] <= c["hi"], (key, part, c)

@@ -17,7 +17,8 @@ Comparisons are paired, on the same test rows: seed-mean AUC differences with 95
 intervals (:func:`sellakit.stats.paired_bootstrap`), on all test rows and on the item-cold and
 user-cold rows (item / user not in train), each KG method against the same method without the
 slot, against its ablations and against the strongest CF baseline (:data:`CF_BASELINES`: the
-simple baselines, plain MF and ``mf_kg``; the one with the best seed-mean validation AUC).
+simple baselines, plain MF and ``mf_kg``; the one with the best seed-mean validation AUC), and
+``mf_kg`` against plain MF.
 """
 
 from __future__ import annotations
@@ -219,7 +220,8 @@ def _wide(scores: pd.DataFrame, method: str, part: str) -> tuple[np.ndarray, np.
 
 def _pairs(methods: list[str], strongest: str | None = None) -> list[tuple[str, str]]:
     """(method, against): each KG method against its partner, its ablations and the
-    strongest CF baseline (``strongest``; None: the first of :data:`CF_BASELINES` present)."""
+    strongest CF baseline (``strongest``; None: the first of :data:`CF_BASELINES` present);
+    then the KG-aware MF against plain MF (what the KG vector adds without an LLM)."""
     base = strongest if strongest in methods else \
         next((b for b in CF_BASELINES if b in methods), None)
     out = []
@@ -228,7 +230,7 @@ def _pairs(methods: list[str], strongest: str | None = None) -> list[tuple[str, 
         out += [(name, f"{name}|{mode}") for mode in KG_ABLATION_MODES
                 if f"{name}|{mode}" in methods]
         out += [(name, base)] if base else []
-    return out
+    return out + ([("mf_kg", "mf")] if {"mf_kg", "mf"} <= set(methods) else [])
 
 
 def rec_kg_summary(scores: pd.DataFrame, strongest: str | None = None) -> dict:
