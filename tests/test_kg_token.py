@@ -383,8 +383,10 @@ def test_rec_kg_faces_the_strongest_cf_baseline_on_validation():
     assert rec_kg.strongest_on_validation({}) is None
     methods = ["collm", "collm_kg", "collm_kg|zero", "mf", "mf_kg", "item_rate"]
     assert rec_kg._pairs(methods, "item_rate") == [
-        ("collm_kg", "collm"), ("collm_kg", "collm_kg|zero"), ("collm_kg", "item_rate")]
-    assert rec_kg._pairs(methods)[-1] == ("collm_kg", "item_rate")  # none given: the first
+        ("collm_kg", "collm"), ("collm_kg", "collm_kg|zero"), ("collm_kg", "item_rate"),
+        ("mf_kg", "mf")]  # last: what the KG vector adds to MF
+    assert rec_kg._pairs(methods)[-2] == ("collm_kg", "item_rate")  # none given: the first
+    assert ("mf_kg", "mf") not in rec_kg._pairs(["collm", "collm_kg", "mf_kg"])
 
 
 def test_bench_rec_kg_refuses_a_grid_file_without_a_choice_before_any_work(tmp_path, capsys):
