@@ -140,11 +140,11 @@ NOTEBOOKS: dict[str, Notebook] = {
         "MovieLens-100k's Freebase film KG as a fourth token: the KG and its links, the KG "
         "vectors' link prediction, KG / CF / LLM item maps, `<KG_ID>` with and without, "
         "item-cold and user-cold slices with paired intervals, a slot ablation, a movie widget",
-        34.0, 769.0, "`sellakit bench rec-kg` (3 seeds; the notebook reads "
+        34.0, 493.0, "`sellakit bench rec-kg` (3 seeds; the notebook reads "
         "`bench/rec_ml100k_kg.json`)", needs_gpu="advised for paper mode",
-        time_note="(a warm cache holds the KG vectors, the maps and the small study; both "
-        "times taken 2026-12-04 with notebook 05 running beside it, the first from a cache "
-        "that already held the study's stage 1)"),
+        time_note="(a warm cache holds the KG vectors, the maps and the small study; warm "
+        "time of 2026-12-04 beside notebook 05; first run of 2026-12-05, "
+        "`make test` in a clean clone with an empty HOME)"),
 }
 
 
