@@ -382,7 +382,7 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
     token_methods = [m for m in methods if stages[m] == "tokens"]
     if token_methods:
         # Stage 2 only for a method that reads its tables: CoLLM's rows and <KG_ID> alone
-        # read the plain MF, and aligning for them cost notebook 08's quick study a fifth.
+        # read the plain MF, and aligning for them was about a sixth of notebook 08's quick study.
         reads_stage2 = any({"aligned", "semantic"} & set(METHOD_TABLE[m].inputs)
                            for m in token_methods)
         if aligned is None and align_config is not None and reads_stage2:
