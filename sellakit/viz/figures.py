@@ -82,13 +82,11 @@ def save_figures(figures: dict[str, go.Figure], *, png: bool = True, width: int 
             _warned = True
         return written
     if png:
-        os.environ.setdefault("BROWSER_PATH", chromium)
-        pio.defaults.mathjax = None
         pngs = [out / f"{name}.png" for name in figures]
         for path in pngs:  # a render that fails must not leave the last run's picture behind
             path.unlink(missing_ok=True)
             path.with_suffix(".json").unlink(missing_ok=True)
-        _write_pngs(figures, pngs, width, height)
+        _write_pngs(figures, pngs, width, height, chromium)
         written += pngs
         for png in pngs:
             _write_sidecar(png, {"notebook": os.environ.get(NOTEBOOK_VARIABLE),
@@ -98,11 +96,13 @@ def save_figures(figures: dict[str, go.Figure], *, png: bool = True, width: int 
 
 
 def _write_pngs(figures: dict[str, go.Figure], pngs: list[Path], width: int,
-                height: int) -> None:
-    """Every figure to its PNG in one kaleido call, then again one at a time each PNG the batch
-    left unwritten: kaleido returns a failed render (such as its 90 s timeout on busy cores)
-    instead of raising it. Raises :class:`~sellakit.errors.SellakitError` naming the figures
-    still missing."""
+                height: int, chromium: str) -> None:
+    """Every figure to its PNG in one kaleido call through ``chromium``, then again one at a
+    time each PNG the batch left unwritten: kaleido returns a failed render (such as its 90 s
+    timeout on busy cores) instead of raising it. Raises :class:`~sellakit.errors.SellakitError`
+    naming the figures still missing."""
+    os.environ.setdefault("BROWSER_PATH", chromium)  # kaleido finds its browser here
+    pio.defaults.mathjax = None
     pio.write_images(list(figures.values()), pngs, width=width, height=height)
     for (name, fig), path in zip(figures.items(), pngs):
         if not path.exists():
@@ -191,10 +191,8 @@ def readable_notebook(notebook, *, width: int = 720, height: int = 420):
     with tempfile.TemporaryDirectory() as tmp:
         pngs = [Path(tmp) / f"{k}.png" for k in range(len(figures))]
         if chromium:
-            os.environ.setdefault("BROWSER_PATH", chromium)
-            pio.defaults.mathjax = None
             _write_pngs({f"figure {k}": fig for k, fig in enumerate(figures)}, pngs, width,
-                        height)
+                        height, chromium)
         for output, fig, png in zip(plotly_outputs, figures, pngs):
             title = fig.layout.title.text or "a plotly figure"
             output.data = {"text/plain": f"[figure: {title}]"}
