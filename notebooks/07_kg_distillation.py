@@ -33,8 +33,8 @@
 #   end-to-end wall time;
 # * read a paired bootstrap interval and tell a real effect from noise.
 #
-# **Run time** (quick mode, 2 idle CPU cores): 40 s (first run 2 min 18 s) on DBP-5L (a warm
-# cache holds the trained rows; warm time of 2026-12-04 under contention, two benchmarks
+# **Run time** (quick mode, 2 CPU cores, idle unless noted): 40 s (first run 2 min 18 s) on DBP-5L
+# (a warm cache holds the trained rows; warm time of 2026-12-04 under contention, two benchmarks
 # holding both cores; the first run's of 2026-11-29); 25-33 s on the derived stand-in. **Paper
 # mode:** not measured. **Needs a GPU:** advised for paper mode. **Depends on:**
 # `06_kg_multisource_pretraining` (its cached teacher; trained here when absent).

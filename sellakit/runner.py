@@ -44,8 +44,9 @@ class Notebook:
 
     README's notebook table, notebook 00's map and each notebook's header line are made from
     these fields (``tests/test_facts.py`` keeps them equal). Times are quick mode, measured on 2
-    idle CPU cores: ``quick_seconds`` with a warm cache, ``first_run_seconds`` from an empty one
-    (downloads, model conversion, item vectors, KG teacher).
+    CPU cores (idle unless ``time_note`` says otherwise): ``quick_seconds`` with a warm cache,
+    ``first_run_seconds`` from an empty one (downloads, model conversion, item vectors, KG
+    teacher).
     """
 
     goal: str
@@ -77,14 +78,14 @@ class Notebook:
 
     def header(self) -> str:
         """The line each notebook carries under its goals (checked by a test)."""
-        return (f"**Run time** (quick mode, 2 idle CPU cores): {self.quick}. **Paper mode:** "
-                f"{self.paper}. **Needs a GPU:** {self.needs_gpu}. **Depends on:** "
+        return (f"**Run time** (quick mode, 2 CPU cores, idle unless noted): {self.quick}. "
+                f"**Paper mode:** {self.paper}. **Needs a GPU:** {self.needs_gpu}. **Depends on:** "
                 f"{self.depends}.")
 
 
 #: The series, in order: file stem -> :class:`Notebook`. The only source of these facts.
-#: Times (2026-11-29): notebooks 00-05 from a clean clone with an empty HOME, `make run` from an
-#: empty cache, then again warm; 06-07 warm on DBP-5L in a checkout with the teacher cached, the
+#: Times (2026-11-29 unless a row's note says otherwise): notebooks 00-05 from a clean clone
+#: with an empty HOME, `make run` from an empty cache, then again warm; 06-07 warm on DBP-5L in a checkout with the teacher cached, the
 #: teacher's first training from the same day's empty-cache run; stand-in times from the clone.
 NOTEBOOKS: dict[str, Notebook] = {
     "00_overview": Notebook(
@@ -93,7 +94,8 @@ NOTEBOOKS: dict[str, Notebook] = {
         "MovieLens-1M on the CoLLM protocol, explored with plotly", 12.1, 14.3, "same as quick"),
     "02_collaborative_filtering": Notebook(
         "MF, LightGCN, SASRec: early stopping on validation, AUC/UAUC, warm vs cold",
-        12.6, 92.0, "~8 min on a CPU (bench/cf_ml1m.json)",
+        12.6, 92.0, "17 min on 2 CPU cores shared with three other jobs (bench/cf_ml1m.json; "
+        "docs/results.md, CF baselines)",
         time_note="(a warm cache holds the trained models)"),
     "03_llm_semantic_embeddings": Notebook(
         "What a real LLM (SmolLM2-135M) knows about items from their titles: neighbours, "
@@ -101,7 +103,8 @@ NOTEBOOKS: dict[str, Notebook] = {
         "not measured (a UMAP of 3,000 items instead of 600)"),
     "04_semantic_alignment": Notebook(
         "MF + InfoNCE alignment with the LLM space: CKA, mutual k-NN, Recall@10 before/after, "
-        "UMAP, widget explorer", 22.1, 164.1, "~15 min on a CPU",
+        "UMAP, widget explorer", 22.1, 164.1,
+        "not measured (bench/align_ml1m_quick.json is the quick preset)",
         time_note="(a warm cache holds both trained models)",
         depends_on=("03_llm_semantic_embeddings",),
         depends_note="its cached model and item vectors; computed here when absent"),
