@@ -133,12 +133,11 @@ NOTEBOOKS: dict[str, Notebook] = {
         "linked subgraph, warm-started student with KD vs scratch, J1 and the warm start alone "
         "with paired intervals (J2 and the new-KG setting in paper mode), time by phase vs "
         "MRR, the sweeps from bench/, a widget",
-        40.0, 137.8, "not measured",
+        23.0, 70.3, "not measured",
         needs_gpu="advised for paper mode", depends_on=("06_kg_multisource_pretraining",),
         depends_note="its cached teacher; trained here when absent",
-        time_note="on DBP-5L (a warm cache holds the trained rows; warm time of 2026-12-04 "
-        "under contention, two benchmarks holding both cores; the first run's of 2026-11-29); "
-        "25-33 s on the derived stand-in"),
+        time_note="on DBP-5L (a warm cache holds the trained rows; both times of 2026-12-05 "
+        "on idle cores, notebook 06's teacher cached); 25-33 s on the derived stand-in"),
     "08_kg_meets_recommender": Notebook(
         "MovieLens-100k's Freebase film KG as a fourth token: the KG and its links, the KG "
         "vectors' link prediction, KG / CF / LLM item maps, `<KG_ID>` with and without, "

@@ -584,6 +584,12 @@ def test_sweep_points_and_the_gap_table():
     assert sorted(zip(table.axis, table.fraction)) == [("facts", 0.1), ("facts", 1.0),
                                                        ("links", 0.5), ("links", 1.0)]
     assert np.allclose(table.gap, 2.0) and np.allclose(table.plus, 2.0)
+    # KD − no KD (what KD adds to the warm start) is drawn too, and only the pairs asked for
+    points[0]["comparisons"]["kd - no_kd"] = {"diff": -0.03, "lo": -0.05, "hi": -0.01}
+    table = sweep_gaps({"points": points})
+    assert set(table.comparison) == {"kd - j2", "kd - no_kd"}
+    assert np.allclose(table[table.comparison == "kd - no_kd"].gap, -3.0)
+    assert set(sweep_gaps({"points": points}, ("kd - no_kd",)).comparison) == {"kd - no_kd"}
 
 
 def test_dbp5l_missing_folder_names_the_fix(tmp_path):

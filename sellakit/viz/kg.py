@@ -25,17 +25,18 @@ def captioned(frame: pd.DataFrame, ms: MultiSourceKG, what: str):
     return frame.style.set_caption(f"{what} — {ms.title}").format(precision=4)
 
 
-def sweep_gaps(results: dict) -> pd.DataFrame:
-    """The low-resource sweep's KD − scratch and KD − J2 (MRR points, with the interval's
-    distances ``plus`` / ``minus``) per target and point, in long form: ``axis`` is "facts"
-    (every link kept) or "links" (every fact kept), ``fraction`` the share kept (the full
-    point belongs to both axes)."""
+def sweep_gaps(results: dict, comparisons: tuple[str, ...] = ("kd - scratch", "kd - j2",
+                                                              "kd - no_kd")) -> pd.DataFrame:
+    """The low-resource sweep's ``comparisons`` (default KD − scratch, KD − J2 and KD − no KD;
+    MRR points, with the interval's distances ``plus`` / ``minus``) per target and point, in
+    long form: ``axis`` is "facts" (every link kept) or "links" (every fact kept),
+    ``fraction`` the share kept (the full point belongs to both axes)."""
     rows = []
     for point in results["points"]:
         axes = [axis for axis, other in (("facts", "links"), ("links", "facts"))
                 if point[other] == 1.0]
         for axis in axes:
-            for name in ("kd - scratch", "kd - j2"):
+            for name in comparisons:
                 c = point["comparisons"].get(name)
                 if c:
                     rows.append({"target": point["target"], "axis": axis,
