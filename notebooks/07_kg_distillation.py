@@ -268,7 +268,7 @@ if "kg_dbp5l_newkg" in found:
         {"label": f"{kg}: {pair}", **{k: 100 * row[k] for k in ("diff", "lo", "hi")}}
         for pair in newkg_pairs
         for kg, part in found["kg_dbp5l_newkg"]["targets"].items()
-        for name, row in part["_comparisons"].items() if name == pair])
+        for row in [part["_comparisons"][pair]]])
     figures["07_newkg_gaps"] = paired_forest(
         newkg_gaps, title="New-kg setting, five targets: paired differences — "
                           f"{found['kg_dbp5l_newkg']['dataset']}<br><sup>3 seeds a row, "

@@ -79,14 +79,15 @@ class Notebook:
     def header(self) -> str:
         """The line each notebook carries under its goals (checked by a test)."""
         return (f"**Run time** (quick mode, 2 CPU cores, idle unless noted): {self.quick}. "
-                f"**Paper mode:** {self.paper}. **Needs a GPU:** {self.needs_gpu}. **Depends on:** "
-                f"{self.depends}.")
+                f"**Paper mode:** {self.paper}. **Needs a GPU:** {self.needs_gpu}. "
+                f"**Depends on:** {self.depends}.")
 
 
 #: The series, in order: file stem -> :class:`Notebook`. The only source of these facts.
 #: Times (2026-11-29 unless a row's note says otherwise): notebooks 00-05 from a clean clone
-#: with an empty HOME, `make run` from an empty cache, then again warm; 06-07 warm on DBP-5L in a checkout with the teacher cached, the
-#: teacher's first training from the same day's empty-cache run; stand-in times from the clone.
+#: with an empty HOME, `make run` from an empty cache, then again warm; 06-07 warm on DBP-5L in
+#: a checkout with the teacher cached, the teacher's first training from the same day's
+#: empty-cache run; stand-in times from the clone.
 NOTEBOOKS: dict[str, Notebook] = {
     "00_overview": Notebook(
         "What the series covers, how to run it, the map", 4.7, 4.6, "same as quick"),
