@@ -237,3 +237,18 @@ def test_a_tables_command_names_the_data_variable_not_this_machines_folder(monke
     monkeypatch.delenv(DBP5L_ENV)
     assert command_text(["bench", "kg", "--data-dir", str(tmp_path)]) == \
         f"sellakit bench kg --data-dir {tmp_path}"
+
+
+def test_committed_tables_name_no_machines_data_folder():
+    """Every committed table's command gives --data-dir as the variable, so a reader can run
+    it as printed (a run without $SELLAKIT_DBP5L set records the folder it was given)."""
+    import re
+
+    from sellakit.config import repo_root
+
+    given = {md.name: re.findall(r"--data-dir[= ](\S+)", md.read_text())
+             for md in sorted((repo_root() / "bench").glob("*.md"))}
+    foreign = {name: dirs for name, dirs in given.items()
+               if any(d.strip("`") not in ('"$SELLAKIT_DBP5L"', "/path/to/KEnS/data")
+                      for d in dirs)}
+    assert any(given.values()) and not foreign
