@@ -169,8 +169,35 @@ def test_curve_writes_each_size_and_resumes_after_a_kill(small_split, tmp_cache,
     assert 0 <= results["item_rate"]["valid"]["auc"] <= 1
     assert set(scores["size"]) == {16, 24} and out.with_suffix(".md").exists()
     assert out.with_suffix(".scores.parquet").exists()
+    hosts = json.loads(out.read_text())["_parts_host"]  # each part's machine, across the kill
+    assert set(hosts) == {"qv_r8_bce@16", "qv_r8_bce@24"}
+    assert all(0 < h["cpu_share"] and h["wall_s"] > 0 for h in hosts.values())
+    assert "Machine per part (2 parts" in out.with_suffix(".md").read_text()
     with pytest.raises(ValueError, match="other settings"):
         rec_study.rec_curve(small_split, **{**kwargs, "seed": 1})
+
+
+def test_part_hosts_name_the_parts_that_ran_beside_other_work(tmp_path):
+    """A part whose 15-minute load exceeded the cores is named; a line cut by a kill is
+    skipped, not fatal."""
+    from sellakit.benchmarks.parts import HOSTS_FILE, PartStore
+    from sellakit.benchmarks.report import host_note
+
+    folder = tmp_path / "run.parts"
+    folder.mkdir()
+    line = {"finished": "2026-12-05T09:00:00+00:00", "wall_s": 10.0, "cpu_s": 19.0,
+            "threads": 2, "cpu_share": 0.95, "cpus": 2}
+    rows = [{**line, "part": "idle", "load_average": [2.0, 2.0, 2.1]},
+            {**line, "part": "busy", "cpu_share": 0.5, "load_average": [4.0, 3.9, 3.8]}]
+    (folder / HOSTS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"part"')
+    hosts = PartStore.hosts(tmp_path / "run.json")
+    assert set(hosts) == {"idle", "busy"}
+    note = host_note(hosts)
+    assert "CPU share 0.50-0.95" in note and "beside other work (load above the cores): busy." \
+        in note
+    assert host_note({"idle": hosts["idle"]}).endswith("none ran beside other work (load within "
+                                                       "the cores).")
+    assert PartStore.hosts(tmp_path / "none.json") == {}
 
 
 def _stage2(small_split):

@@ -1,17 +1,25 @@
 """The finished parts of a long benchmark, kept beside its ``--out`` file so a killed run
 resumes: ``rec-curve``, ``rec-grid``, ``rec-study``, ``rec-kg``, ``kg`` and ``kg-sweep`` all keep
-theirs here (one store, one way to resume)."""
+theirs here (one store, one way to resume). Each part also records how much of the machine it
+had (:meth:`PartStore.hosts`), so a table can say which of its times were taken beside other
+work."""
 
 from __future__ import annotations
 
 import json
+import os
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
 from sellakit.errors import ConfigError
 
-__all__ = ["PartStore"]
+__all__ = ["PartStore", "HOSTS_FILE"]
+
+#: One JSON line per written part: when it finished and the CPU it had (:meth:`PartStore.save`).
+HOSTS_FILE = "hosts.jsonl"
 
 
 class PartStore:
@@ -32,6 +40,7 @@ class PartStore:
                               "Fix: give another --out, or remove that folder to start again.")
         with atomic_file(path) as tmp:
             tmp.write_text(json.dumps(settings, indent=1))
+        self._since = (time.perf_counter(), time.process_time())
 
     def done(self, name: str) -> bool:
         return (self.folder / f"{name}.json").exists()
@@ -43,6 +52,41 @@ class PartStore:
             scores.to_parquet(tmp, index=False)
         with atomic_file(self.folder / f"{name}.json") as tmp:
             tmp.write_text(json.dumps(record, indent=1, default=float))
+        self._log_host(name)
+
+    def _log_host(self, name: str) -> None:
+        """Append the part's CPU share since the store opened or the last part was written:
+        this process's CPU seconds over wall seconds x torch threads (near 1: the run had the
+        threads it asked for; well below 1 on a busy machine: other work took the cores) and
+        the load average at its end."""
+        import torch
+
+        wall = time.perf_counter() - self._since[0]
+        cpu = time.process_time() - self._since[1]
+        threads = torch.get_num_threads()
+        line = {"part": name, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "threads": threads,
+                "cpu_share": round(cpu / max(wall * threads, 1e-9), 3),
+                "load_average": [round(x, 2) for x in os.getloadavg()],
+                "cpus": os.cpu_count()}
+        with open(self.folder / HOSTS_FILE, "a") as log:
+            log.write(json.dumps(line) + "\n")
+        self._since = (time.perf_counter(), time.process_time())
+
+    @staticmethod
+    def hosts(out: str | Path) -> dict[str, dict]:
+        """``{part: its last host line}`` of the parts beside ``out`` (empty without parts)."""
+        path = Path(out).with_suffix(".parts") / HOSTS_FILE
+        if not path.exists():
+            return {}
+        out_lines = {}
+        for text in path.read_text().splitlines():
+            try:
+                line = json.loads(text)
+            except json.JSONDecodeError:  # a line cut by a kill: that part has no host record
+                continue
+            out_lines[line["part"]] = line
+        return out_lines
 
     def read(self, name: str) -> tuple[dict, pd.DataFrame] | None:
         """One finished part's record and scores, or None when it is not done."""

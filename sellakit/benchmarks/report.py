@@ -17,8 +17,8 @@ from sellakit.cache import atomic_file
 from sellakit.config import repo_root
 from sellakit.errors import ConfigError
 
-__all__ = ["check_out", "write_report", "markdown_table", "machine", "BESIDE", "PENDING",
-           "results_blocks", "refresh_results"]
+__all__ = ["check_out", "write_report", "host_note", "markdown_table", "machine", "BESIDE",
+           "PENDING", "results_blocks", "refresh_results"]
 
 #: What a benchmark writes beside its JSON: the table, per-row scores, per-query ranks.
 BESIDE = (".md", ".scores.parquet", ".ranks.parquet")
@@ -54,15 +54,39 @@ def check_out(path: str | Path) -> Path:
 
 def write_report(path: str | Path, results: dict, markdown: str) -> Path:
     """Write ``results`` as JSON to ``path`` (first: the numbers are kept even if the table
-    fails) and ``markdown`` beside it as ``.md``; both written atomically. Returns the JSON
-    path."""
+    fails) and ``markdown`` beside it as ``.md``; both written atomically. A run with finished
+    parts beside ``path`` (:class:`~sellakit.benchmarks.parts.PartStore`) also records each
+    part's machine share (``_parts_host``) and a line saying which parts ran beside other
+    work (:func:`host_note`). Returns the JSON path."""
+    from sellakit.benchmarks.parts import PartStore
+
     out = check_out(path)
+    hosts = PartStore.hosts(out)
+    if hosts:
+        results = {**results, "_parts_host": hosts}
+        markdown = markdown.rstrip("\n") + "\n\n" + host_note(hosts) + "\n"
     with atomic_file(out) as tmp:
         tmp.write_text(json.dumps(results, indent=1, default=str) + "\n")
     with atomic_file(out.with_suffix(".md")) as tmp:
         tmp.write_text(markdown)
     refresh_results(out.with_suffix(".md"))
     return out
+
+
+def host_note(hosts: dict[str, dict]) -> str:
+    """One line on the machine each finished part had (:meth:`PartStore.hosts`): the CPU
+    share it got and the load average at its end; a part whose 15-minute load exceeded the
+    cores by more than half a core ran beside other work, and its times are named so."""
+    shares = [h["cpu_share"] for h in hosts.values()]
+    loads = [h["load_average"][2] for h in hosts.values()]
+    busy = [name for name, h in hosts.items() if h["load_average"][2] > h["cpus"] + 0.5]
+    cpus = sorted({h["cpus"] for h in hosts.values()})
+    return (f"Machine per part ({len(hosts)} part{'s' * (len(hosts) != 1)}, each as it "
+            f"finished): CPU share {min(shares):.2f}-{max(shares):.2f} (this process's CPU "
+            f"seconds / wall seconds x torch threads), 15-minute load average "
+            f"{min(loads):.1f}-{max(loads):.1f} on {'/'.join(map(str, cpus))} cores; "
+            + (f"beside other work (load above the cores): {', '.join(busy)}."
+               if busy else "none ran beside other work (load within the cores)."))
 
 
 #: docs/results.md holds each committed benchmark table between two markers naming its file.
