@@ -141,8 +141,10 @@ def _bench_rec_study(args) -> int:
         return _report(args.out, results, rec_study.grid_markdown(results))
     results, _ = rec_study.rec_study(split, choice=rec_study.study_choice(args.grid),
                                      seeds=args.seeds, ablation_seeds=args.ablation_seeds,
-                                     overrides={"train_rows": args.train_rows}
-                                     if args.train_rows else None, **common)
+                                     overrides={k: v for k, v in (
+                                         ("train_rows", args.train_rows),
+                                         ("stage1_rows", args.stage1_rows)) if v} or None,
+                                     **common)
     return _report(args.out, results, rec_study.study_markdown(results))
 
 
@@ -496,8 +498,11 @@ def _add_rec_study_targets(target, parents: list) -> None:
     study.add_argument("--ablation-seeds", type=int, default=3,
                        help="how many of those seeds the ablations run")
     study.add_argument("--train-rows", type=int, default=None,
-                       help="training rows (default: the preset's; the curve says how many "
-                            "stage 1 needs)")
+                       help="training rows (default: the preset's)")
+    study.add_argument("--stage1-rows", type=int, default=None,
+                       help="stage 1 trains on a stratified subset of this many training rows "
+                            "(default: every one; rec-curve says how many it needs); stage 3 "
+                            "trains on every one")
 
 
 def _curve_variants() -> dict:
@@ -576,6 +581,7 @@ def _add_switches(parser: argparse.ArgumentParser) -> None:
 _AT_LEAST = (("--seed", "seed", 0), ("--seeds", "seeds", 1), ("--j2-seeds", "j2_seeds", 1),
              ("--threads", "threads", 1), ("--rows", "rows", 1),
              ("--ablation-seeds", "ablation_seeds", 1), ("--train-rows", "train_rows", 1),
+             ("--stage1-rows", "stage1_rows", 1),
              ("--batch-size", "batch_size", 1), ("--score-rows", "score_rows", 1),
              ("--epochs", "epochs", 1), ("--test-rows", "test_rows", 1))
 #: (option, its attribute): comma-separated lists that must name at least one entry.

@@ -200,6 +200,38 @@ def test_part_hosts_name_the_parts_that_ran_beside_other_work(tmp_path):
     assert PartStore.hosts(tmp_path / "none.json") == {}
 
 
+def test_stage1_trains_on_its_subset_and_stage3_on_every_training_row(small_split, tmp_cache,
+                                                                      monkeypatch):
+    """``stage1_rows``: stage 1 fits a stratified subset of the training rows (the same for a
+    second run), stage 3 every row; the stage-1 cache tells the two sizes apart."""
+    import sellakit.rec.methods as methods
+    from sellakit.rec import RecConfig, run_methods
+
+    seen = []
+    real_train = methods.train_rec
+
+    def recording(model, train, valid, *args, **kwargs):
+        seen.append((kwargs["desc"], len(train[0]), train[1].label.mean()))
+        return real_train(model, train, valid, *args, **kwargs)
+
+    monkeypatch.setattr(methods, "train_rec", recording)
+    plain, _ = _stage2(small_split)(2025)
+    config = RecConfig.preset("quick", seed=2025, stage1_rows=16, stratify=True,
+                              **_overrides())
+    run = run_methods(small_split, ["tallrec", "collm"], config, plain_mf=plain,
+                      backbone=tiny_random_llama(), progress=False, use_cache=True)
+    assert [(d, n) for d, n, *_ in seen] == [("tallrec", 16), ("collm", 32)]
+    share = run.rows["train"].label.mean()
+    assert abs(seen[0][2] - share) <= 1 / 16  # the subset keeps the labels' share
+    again = run_methods(small_split, ["tallrec"], config, plain_mf=plain,
+                        backbone=tiny_random_llama(), progress=False, use_cache=True)
+    assert again.results["tallrec"]["from_cache"] and len(seen) == 2  # same subset, cached
+    whole = RecConfig.preset("quick", seed=2025, stratify=True, **_overrides())
+    whole = run_methods(small_split, ["tallrec"], whole, plain_mf=plain,
+                        backbone=tiny_random_llama(), progress=False, use_cache=True)
+    assert not whole.results["tallrec"]["from_cache"] and seen[-1][1] == 32
+
+
 def _stage2(small_split):
     from sellakit.align import AlignConfig
     from sellakit.cf import CFConfig, fit_and_evaluate

@@ -442,11 +442,14 @@ def study_markdown(results: dict) -> str:
     baseline, the pairwise comparisons, and the time by phase."""
     meta = results["_run"]
     rows = meta["rows"]
+    stage1_rows = (meta.get("overrides") or {}).get("stage1_rows")
     names = [n for n in results if not n.startswith("_")]
     lines = [f"The LLM-recommender study on {meta['dataset']} ({meta['model']}; "
              f"{meta.get('machine')}), preset "
              f"{meta['preset']}: {rows.get('train', 0):,} train / {rows.get('valid', 0):,} "
-             f"valid / {rows.get('test', 0):,} test rows; SeLLa-Rec as the grid chose on "
+             f"valid / {rows.get('test', 0):,} test rows"
+             + (f" (stage 1 on {stage1_rows:,} of the training rows)" if stage1_rows else "")
+             + "; SeLLa-Rec as the grid chose on "
              f"validation ({', '.join(f'{k}={v}' for k, v in meta['choice'].items())}); seeds "
              f"{', '.join(map(str, meta['seeds']))} of stages 2-3 on one stage 1"
              + (f" (one seed, repeated: {', '.join(meta['repeated'])})" if meta["repeated"]

@@ -75,6 +75,9 @@ class RecConfig(Config):
         stage3_optim: stage 3's optimiser for the SeLLa-Rec family: ``"kit"`` (now:
             ``lr_tokens``, ``weight_decay``, betas (0.9, 0.999)) or ``"authors"`` (lr 2e-4,
             weight decay 0.01, betas (0.9, 0.95); batch as the preset).
+        stage1_rows: stage 1 trains on a stratified, seeded subset of this many of the training
+            rows (None: every one); stage 3 and the text cache still use every training row
+            (issue 23: stage 3's step through the cached text is several times cheaper).
         stage1_loss: stage 1's loss: ``"same"`` (now: ``loss``), ``"bce"``, or ``"lm"`` (the
             LM loss: on stage 1's slotless prompt, the answer token's cross-entropy over the whole
             vocabulary, as TALLRec and SeLLa-Rec's stage 1 train).
@@ -146,6 +149,7 @@ class RecConfig(Config):
     slot_scale: Literal["family", "none", "input_norm"] = "family"
     stage3_optim: Literal["kit", "authors"] = "kit"
     stage1_loss: Literal["same", "bce", "lm"] = "same"
+    stage1_rows: int | None = bounded(None, at_least=1)
     stratify_by: Literal["warm", "cold_kind"] = "warm"
     cache_prefix: bool = True
     prefix_storage: Literal["memory", "disk_bf16"] = "memory"

@@ -551,11 +551,12 @@ def _fit(run: RecRun, name: str, model: SpecialTokenRec, lr: float, accelerator,
     data = _prompt_sets(run, name)
     model.to(accelerator.device)
     stage3 = METHOD_TABLE[name].stage == "tokens"
+    fit = data if stage3 else {**data, "train": _stage1_subset(data["train"], config)}
     authors_optim = (stage3 and METHOD_TABLE[name].slots == "sella"
                      and config.stage3_optim == "authors")
 
     def train() -> TrainResult:
-        return train_rec(model, data["train"], data["valid"],
+        return train_rec(model, fit["train"], fit["valid"],
                          config if stage3 else _stage1_config(config), lr=lr, pad_id=pad_id,
                          accelerator=accelerator, progress=progress, desc=name,
                          epochs=(config.token_epochs or config.epochs) if stage3
@@ -564,7 +565,7 @@ def _fit(run: RecRun, name: str, model: SpecialTokenRec, lr: float, accelerator,
 
     if use_cache and accelerator.num_processes == 1:
         trained = (_cached_stage3(run, name, model, data, lr, train) if stage3
-                   else _cached_stage1(run, model, data, lr, train))
+                   else _cached_stage1(run, model, fit, lr, train))
     else:
         trained = train()
     run.training[name], run.models[name] = trained, trained.model
@@ -625,6 +626,20 @@ class _TextCaches(Mapping):
     def built(self) -> tuple[str, ...]:
         """The splits whose text has been run through the LLM so far."""
         return tuple(self._built)
+
+
+def _stage1_subset(train: tuple[list, pd.DataFrame], config: RecConfig
+                   ) -> tuple[list, pd.DataFrame]:
+    """Stage 1's training prompts: ``config.stage1_rows`` of ``train`` (seeded by the rows'
+    seed, stratified by label x warm / cold when the rows were; every method sees the same
+    subset), else all."""
+    prompts, frame = train
+    if config.stage1_rows is None or config.stage1_rows >= len(frame):
+        return train
+    seed = config.seed if config.sample_seed is None else config.sample_seed
+    picked = sample_rows(frame.assign(_row=np.arange(len(frame))), config.stage1_rows, seed,
+                         stratify=config.stratify)["_row"].to_numpy()
+    return [prompts[i] for i in picked], frame.iloc[picked].reset_index(drop=True)
 
 
 def _stage1_config(config: RecConfig) -> RecConfig:
@@ -738,8 +753,9 @@ def _stage1_settings(config: RecConfig) -> dict:
     of its own, stage 3's loss is not stage 1's: the grid's LM-loss cells reuse its BCE cells'
     stage 1)."""
     omit = {*RecConfig.STAGE3_FIELDS, "slot_position", "prefix_storage"}
-    # Switches added later stay out at their defaults, so earlier stage 1s are still found.
-    later = {"stage1_loss": "same", "stratify_by": "warm"}
+    # Switches added later stay out at their defaults, so earlier stage 1s are still found
+    # (stage1_rows also changes the training prompts the key hashes).
+    later = {"stage1_loss": "same", "stratify_by": "warm", "stage1_rows": None}
     return {k: v for k, v in vars(_stage1_config(config)).items()
             if k not in omit and later.get(k, object()) != v}
 
