@@ -227,6 +227,11 @@ def test_05_special_tokens_prompting(executed):
     shares = values["cold_shares"]
     assert shares["rows of a user unseen in train"] > 0.4
     assert shares["rows of an item unseen in train"] < 0.02 and values["item_cold_rows"] == 93
+    # Section 11 draws the committed stage-1 curve (issue 23), point for point.
+    curve = json.loads((ROOT / "bench" / "rec_ml1m_curve.json").read_text())
+    assert values["stage1_curve"] == {k: r["valid"]["auc"] for k, r in curve["runs"].items()}
+    assert "05_stage1_curve.png" in values["figures"] or "05_stage1_curve.html" in \
+        values["figures"]
 
 
 def _kg_source(values: dict) -> bool:

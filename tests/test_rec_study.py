@@ -393,4 +393,9 @@ def test_forest_bars_span_each_interval_and_the_curve_draws_the_item_rate():
              "item_rate": {"valid": {"auc": 0.7}}}
     fig = stage1_curve(curve)
     assert list(fig.data[0].x) == [128, 256] and list(fig.data[0].y) == [0.5, 0.55]
-    assert [shape.y0 for shape in fig.layout.shapes] == [0.7]
+    assert fig.data[0].name == "v"  # an unknown variant keeps its id; a known one its help
+    curve["runs"]["qv_r8_bce@64"] = {"variant": "qv_r8_bce", "train_rows": 64,
+                                     "valid": {"auc": 0.5}}
+    assert stage1_curve(curve).data[0].name.startswith("LoRA r8 on q, v; BCE")
+    assert [shape.y0 for shape in fig.layout.shapes] == [0.7, 0.5]  # item rate, chance
+    assert list(fig.layout.yaxis.range) == [0, 1]

@@ -100,18 +100,27 @@ def paired_forest(rows: pd.DataFrame, *, title: str) -> go.Figure:
 
 def stage1_curve(curve: dict) -> go.Figure:
     """Stage 1's validation AUC by training rows (``rec-curve``'s results), one line per
-    variant, the item rate's validation AUC as a dashed line."""
+    variant (named by its LoRA and loss), the item rate's validation AUC and chance (0.5) as
+    dashed lines, the axis from 0."""
+    from sellakit.benchmarks.rec_study import CURVE_VARIANTS
+    from sellakit.viz.plots import CHANCE
+
     runs = pd.DataFrame(curve["runs"].values()).sort_values(["variant", "train_rows"])
     fig = go.Figure()
     for variant, part in runs.groupby("variant", sort=False):
+        known = CURVE_VARIANTS.get(variant)
         fig.add_trace(go.Scatter(x=part.train_rows, y=[r["auc"] for r in part.valid],
-                                 mode="lines+markers", name=variant))
+                                 mode="lines+markers",
+                                 name=known.help if known else variant))
     rate = curve.get("item_rate", {}).get("valid", {}).get("auc")
     if rate is not None:
         fig.add_hline(y=rate, line_dash="dash", annotation_text="item rate (every train row)")
+    fig.add_hline(y=CHANCE["auc"], line_dash="dot", line_color="grey",
+                  annotation_text=f"chance ({CHANCE['auc']})")
     return fig.update_layout(title="TALLRec-style stage 1: validation AUC by training rows",
                              xaxis_title="training rows", xaxis_type="log",
-                             yaxis_title="valid AUC")
+                             xaxis_tickvals=sorted(runs.train_rows.unique()),
+                             yaxis_title="valid AUC", yaxis_range=[0, 1])
 
 
 class ScoreExplorer:
