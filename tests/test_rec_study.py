@@ -198,6 +198,8 @@ def test_part_hosts_name_the_parts_that_ran_beside_other_work(tmp_path):
     assert host_note({"idle": hosts["idle"]}).endswith("none ran beside other work (load within "
                                                        "the cores).")
     assert PartStore.hosts(tmp_path / "none.json") == {}
+    windows = {"w": {**rows[0], "part": "w", "load_average": None}}
+    assert host_note(windows).endswith("no load average on this system.")
 
 
 def test_stage1_trains_on_its_subset_and_stage3_on_every_training_row(small_split, tmp_cache,

@@ -64,11 +64,15 @@ class PartStore:
         wall = time.perf_counter() - self._since[0]
         cpu = time.process_time() - self._since[1]
         threads = torch.get_num_threads()
-        line = {"part": name, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        try:
+            load = [round(x, 2) for x in os.getloadavg()]
+        except (AttributeError, OSError):  # Windows has no load average
+            load = None
+        line = {"part": name,
+                "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "threads": threads,
                 "cpu_share": round(cpu / max(wall * threads, 1e-9), 3),
-                "load_average": [round(x, 2) for x in os.getloadavg()],
-                "cpus": os.cpu_count()}
+                "load_average": load, "cpus": os.cpu_count()}
         with open(self.folder / HOSTS_FILE, "a") as log:
             log.write(json.dumps(line) + "\n")
         self._since = (time.perf_counter(), time.process_time())

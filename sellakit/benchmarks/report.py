@@ -78,13 +78,17 @@ def host_note(hosts: dict[str, dict]) -> str:
     share it got and the load average at its end; a part whose 15-minute load exceeded the
     cores by more than half a core ran beside other work, and its times are named so."""
     shares = [h["cpu_share"] for h in hosts.values()]
-    loads = [h["load_average"][2] for h in hosts.values()]
-    busy = [name for name, h in hosts.items() if h["load_average"][2] > h["cpus"] + 0.5]
-    cpus = sorted({h["cpus"] for h in hosts.values()})
-    return (f"Machine per part ({len(hosts)} part{'s' * (len(hosts) != 1)}, each as it "
+    head = (f"Machine per part ({len(hosts)} part{'s' * (len(hosts) != 1)}, each as it "
             f"finished): CPU share {min(shares):.2f}-{max(shares):.2f} (this process's CPU "
-            f"seconds / wall seconds x torch threads), 15-minute load average "
-            f"{min(loads):.1f}-{max(loads):.1f} on {'/'.join(map(str, cpus))} cores; "
+            f"seconds / wall seconds x torch threads)")
+    timed = {name: h for name, h in hosts.items() if h.get("load_average")}
+    if not timed:  # a system without a load average (Windows)
+        return head + "; no load average on this system."
+    loads = [h["load_average"][2] for h in timed.values()]
+    busy = [name for name, h in timed.items() if h["load_average"][2] > h["cpus"] + 0.5]
+    cpus = sorted({h["cpus"] for h in timed.values()})
+    return (head + f", 15-minute load average {min(loads):.1f}-{max(loads):.1f} on "
+            f"{'/'.join(map(str, cpus))} cores; "
             + (f"beside other work (load above the cores): {', '.join(busy)}."
                if busy else "none ran beside other work (load within the cores)."))
 
