@@ -34,9 +34,9 @@
 # advised for paper mode. **Depends on:** `04_semantic_alignment` (quick mode reads
 # `build/aligned_mf.pt`; without it 05 aligns after stage 1 itself, slower).
 #
-# Quick mode is a *demonstration*: a few hundred sampled rows and one seed cannot rank the
-# methods. The ranking comes from `sellakit bench rec --preset compare --seeds 2`, quoted in
-# section 6.
+# Quick mode is a *demonstration*: a few hundred sampled rows cannot rank the methods. The
+# ranking comes from the study (`sellakit bench rec-study`, three seeds), drawn in section 10;
+# section 6 quotes the smaller compare run.
 
 # %% tags=["parameters"]
 from sellakit.config import preset_name, quick_mode
@@ -214,11 +214,12 @@ figures["05_test_auc"]
 # > * SeLLa-Rec: `results.sella.test.auc` ≈ 0.54 ± 0.06, below MF and CoLLM-style here. It is
 # >   the least stable number of the run: three runs on the same rows whose aligned MF
 # >   (notebook 04) differed only in the last digits of floating point gave 0.49, 0.58 and
-# >   0.59. At this size the ranking of methods is noise; section 6 says what holds with more
-# >   rows and seeds.
-# > * The strongest count baseline (section 10, chosen on validation), item + user rate:
-# >   `strongest_test_auc` ≈ 0.754 ± 0.001 (counts, no training: the same every run), above
-# >   every LLM method of this run
+# >   0.59. At this size the ranking of methods is noise; sections 6 and 10 say what holds
+# >   with more rows and seeds.
+# > * The strongest simple baseline (section 10, chosen on validation), read from the study
+# >   (`bench/rec_ml1m_study.json`, 2,048 test rows), MF with biases:
+# >   `strongest_test_auc` ≈ 0.733 ± 0.001 (the committed study's number: the same every
+# >   run), above every LLM method of this run
 
 # %% [markdown]
 # ## 6. What the benchmark shows (what you should see)
@@ -302,6 +303,11 @@ ablation.round(4)
 # paired on the same test rows, with the stronger of them on validation. The forest plot reads
 # `bench/rec_ml1m_study.json` when it exists (three seeds, the study preset, MF with biases
 # among the baselines), else this run's rows.
+#
+# What the study found: MF with biases is the strongest baseline on validation, and no token
+# method is above it; CoLLM-style and two SeLLa-Rec ablations are within noise of it (their
+# intervals cover 0), SeLLa-Rec as the grid chose it is below it, and TALLRec-style, whose
+# stage 1 did not learn the task (section 11), is far below. `docs/results.md` has the table.
 
 # %%
 import json
@@ -369,8 +375,9 @@ saved = save_figures(figures)
 #
 # One LLM, three prompts: text only, two CoLLM-style ID tokens, and SeLLa-Rec's three tokens
 # built from an aligned CF space; each chosen on validation and scored once on test. The quick
-# run above shows the pipeline and the size of the noise; the box in section 6 says what the
-# 2-seed comparison found, including where SeLLa-Rec does *not* beat its baselines.
+# run above shows the pipeline and the size of the noise; the box in section 6 (the 2-seed
+# comparison) and section 10 (the three-seed study) say what holds with more rows, including
+# where SeLLa-Rec does *not* beat its baselines.
 #
 # 1. The quick run's intervals: how many test rows would halve their width? (AUC's standard
 #    error shrinks like $1/\sqrt{n}$.)

@@ -178,8 +178,8 @@ def test_curve_writes_each_size_and_resumes_after_a_kill(small_split, tmp_cache,
 
 
 def test_part_hosts_name_the_parts_that_ran_beside_other_work(tmp_path):
-    """A part whose 15-minute load exceeded the cores is named; a line cut by a kill is
-    skipped, not fatal."""
+    """A part whose 15-minute load exceeded the cores is named, and so is a long part with
+    a low CPU share; a line cut by a kill is skipped, not fatal."""
     from sellakit.benchmarks.parts import HOSTS_FILE, PartStore
     from sellakit.benchmarks.report import host_note
 
@@ -193,10 +193,15 @@ def test_part_hosts_name_the_parts_that_ran_beside_other_work(tmp_path):
     hosts = PartStore.hosts(tmp_path / "run.json")
     assert set(hosts) == {"idle", "busy"}
     note = host_note(hosts)
-    assert "CPU share 0.50-0.95" in note and "beside other work (load above the cores): busy." \
-        in note
-    assert host_note({"idle": hosts["idle"]}).endswith("none ran beside other work (load within "
-                                                       "the cores).")
+    assert "CPU share 0.50-0.95" in note and \
+        "beside other work (load above the cores at its end): busy." in note
+    assert host_note({"idle": hosts["idle"]}).endswith("none had a load above the cores at its "
+                                                       "end.")
+    # a long part with a low CPU share is named though its end's load was within the cores
+    slow = {**hosts["idle"], "cpu_share": 0.57, "wall_s": 3264.2}
+    note = host_note({"idle": hosts["idle"], "slow": slow, "short": {**slow, "wall_s": 2.0}})
+    assert note.endswith("partly on one thread): slow (0.57 over 3,264 s).")
+    assert "short" not in note
     assert PartStore.hosts(tmp_path / "none.json") == {}
     windows = {"w": {**rows[0], "part": "w", "load_average": None}}
     assert host_note(windows).endswith("no load average on this system.")
@@ -401,3 +406,37 @@ def test_forest_bars_span_each_interval_and_the_curve_draws_the_item_rate():
     assert stage1_curve(curve).data[0].name.startswith("LoRA r8 on q, v; BCE")
     assert [shape.y0 for shape in fig.layout.shapes] == [0.7, 0.5]  # item rate, chance
     assert list(fig.layout.yaxis.range) == [0, 1]
+
+
+def test_study_phases_name_the_shared_text_cache_once():
+    """The text cache is built once for every seed and its count grows as later splits' rows
+    are cached: the phases name it once, with the most any part recorded, and round."""
+    from sellakit.benchmarks.rec_study import _phases
+
+    def record(seed, cache, training):
+        seconds = {"mf_and_stage2_settings": 0.1, "stage2": 82.34}
+        if cache is not None:
+            seconds["prefix_cache"] = cache
+        return {"seed": seed, "seconds": seconds, "result": {"seconds": training}}
+
+    phases = _phases({"tallrec@1": record(1, 318.8, 2921.94), "collm@1": record(1, 1069.9, 1143.2),
+                      "collm@2": record(2, 1069.9, 382.7), "mf@2": record(2, None, 0.0)})
+    assert phases["text cache (every split, once)"] == 1069.9
+    assert not any(k.startswith("prefix_cache") for k in phases)
+    assert phases["stage2@1"] == 82.3 and phases["stage2@2"] == 82.3
+    assert phases["tallrec@1 (training)"] == 2921.9
+
+
+def test_study_names_an_ablation_that_is_the_chosen_configuration():
+    """An ablation whose scores equal an earlier method's at the same seed (P_C fresh makes
+    ``sella_random_init`` ``sella``) is named in the table, not counted as a second finding."""
+    from sellakit.benchmarks.rec_study import _same_scores
+
+    def part(method, seed, values):
+        return pd.DataFrame({"split": "test", "row": range(len(values)), "method": method,
+                             "seed": seed, "score": values})
+
+    scores = pd.concat([part("sella", 1, [0.1, 0.7, 0.3]), part("sella_random_init", 1,
+                        [0.1, 0.7, 0.3]), part("sella_no_warm", 1, [0.1, 0.7, 0.31])])
+    records = {f"{m}@1": {"method": m, "seed": 1} for m in scores.method.unique()}
+    assert _same_scores(records, scores) == {"sella_random_init": {"as": "sella", "seed": 1}}

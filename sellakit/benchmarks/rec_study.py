@@ -379,6 +379,7 @@ def _study_results(store: PartStore, settings: dict, rows: Mapping[str, pd.DataF
     from sellakit.benchmarks.rec import ADDED_BASELINES, summarise
 
     records, scores = store.load()
+    same = _same_scores(records, scores)  # before baselines' seeds are repeated below
     per_seed: dict[int, dict] = {}
     for record in records.values():
         per_seed.setdefault(record["seed"], {})[record["method"]] = record["result"]
@@ -399,8 +400,28 @@ def _study_results(store: PartStore, settings: dict, rows: Mapping[str, pd.DataF
     results["_versus_strongest"] = versus_strongest(scores, methods) if seeds else {}
     results["_run"] = {**settings, "seeds": seeds, "repeated": repeated,
                        "rows": {s: len(f) for s, f in rows.items()},
+                       "same_scores": same,
                        "seconds": _phases(records)}
     return results, scores, study_markdown(results)
+
+
+def _same_scores(records: Mapping[str, dict], scores: pd.DataFrame) -> dict[str, dict]:
+    """Methods that scored every row exactly as an earlier method did at the same seed
+    (``{method: {"as": other, "seed": seed}}``): under some grid choices an ablation is the
+    chosen configuration itself (P_C fresh makes ``sella_random_init`` ``sella``), and the
+    table must say so rather than count it as a second finding."""
+    by_part = {(m, s): part.sort_values(["split", "row"]).score.to_numpy()
+               for (m, s), part in scores.groupby(["method", "seed"])}
+    same = {}
+    for record in records.values():
+        method, seed = record["method"], record["seed"]
+        for other in STUDY_METHODS[:STUDY_METHODS.index(method)] if method in STUDY_METHODS \
+                else ():
+            mine, theirs = by_part.get((method, seed)), by_part.get((other, seed))
+            if theirs is not None and len(mine) == len(theirs) and (mine == theirs).all():
+                same[method] = {"as": other, "seed": seed}
+                break
+    return same
 
 
 def versus_strongest(scores: pd.DataFrame, methods: Sequence[str]) -> dict:
@@ -426,14 +447,20 @@ def versus_strongest(scores: pd.DataFrame, methods: Sequence[str]) -> dict:
 
 
 def _phases(records: Mapping[str, dict]) -> dict:
-    """Seconds by phase: stage 1, the text cache, stage 2 per seed, each method per seed."""
+    """Seconds by phase: the text cache (built once for every seed, so named once: the most
+    any part recorded, as the count grows while later splits' rows are cached), stage 2 per
+    seed, and each method per seed (its training, stage 1 for ``tallrec``)."""
     phases: dict[str, float] = {}
+    cache = [r["seconds"]["prefix_cache"] for r in records.values()
+             if r["seconds"].get("prefix_cache") is not None]
+    if cache:
+        phases["text cache (every split, once)"] = round(max(cache), 1)
+    for record in sorted(records.values(), key=lambda r: r["seed"]):
+        for phase in ("mf_and_stage2_settings", "stage2"):
+            if record["seconds"].get(phase) is not None:
+                phases[f"{phase}@{record['seed']}"] = round(record["seconds"][phase], 1)
     for name, record in records.items():
-        seconds = record["seconds"]
-        phases[f"{name} (training)"] = record["result"]["seconds"]
-        for phase in ("prefix_cache", "stage2", "mf_and_stage2_settings"):
-            if seconds.get(phase) is not None:
-                phases[f"{phase}@{record['seed']}"] = seconds[phase]
+        phases[f"{name} (training)"] = round(record["result"]["seconds"], 1)
     return phases
 
 
@@ -472,6 +499,12 @@ def study_markdown(results: dict) -> str:
             [n, f"{c['auc']['diff']:+.4f}", f"[{c['auc']['lo']:+.4f}, {c['auc']['hi']:+.4f}]",
              f"{c['uauc']['diff']:+.4f}", f"[{c['uauc']['lo']:+.4f}, {c['uauc']['hi']:+.4f}]",
              c["verdict"]] for n, c in versus["rows"].items()])
-    lines += ["", "Seconds by phase: " + ", ".join(f"{k} {v}" for k, v in
-                                                   meta["seconds"].items()) + "."]
+    same = meta.get("same_scores") or {}
+    if same:
+        lines += ["", "Scored every row exactly as an earlier method did (the same model under "
+                  "the grid's choice, not a second finding): " + "; ".join(
+                      f"`{n}` as `{s['as']}` (seed {s['seed']})" for n, s in same.items()) + "."]
+    lines += ["", "Seconds by phase (a method's training includes building the text cache "
+              "of the rows it was the first to need): " + ", ".join(
+                  f"{k} {v:,.1f}" for k, v in meta["seconds"].items()) + "."]
     return "\n".join(lines) + "\n"

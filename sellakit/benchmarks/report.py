@@ -73,24 +73,31 @@ def write_report(path: str | Path, results: dict, markdown: str) -> Path:
     return out
 
 
-def host_note(hosts: dict[str, dict]) -> str:
+def host_note(hosts: dict[str, dict], *, low_share: float = 0.75, long_s: float = 60.0) -> str:
     """One line on the machine each finished part had (:meth:`PartStore.hosts`): the CPU
-    share it got and the load average at its end; a part whose 15-minute load exceeded the
-    cores by more than half a core ran beside other work, and its times are named so."""
+    share it got and the load average at its end. A part whose 15-minute load exceeded the
+    cores by more than half a core ran beside other work, and its times are named so. The
+    load is read once, at a part's end, so a long part (``long_s`` seconds or more) whose CPU
+    share stayed under ``low_share`` is named too: it shared the cores earlier, or ran partly
+    on one thread (the line cannot tell which)."""
     shares = [h["cpu_share"] for h in hosts.values()]
     head = (f"Machine per part ({len(hosts)} part{'s' * (len(hosts) != 1)}, each as it "
             f"finished): CPU share {min(shares):.2f}-{max(shares):.2f} (this process's CPU "
             f"seconds / wall seconds x torch threads)")
+    low = [f"{name} ({h['cpu_share']:.2f} over {h['wall_s']:,.0f} s)" for name, h in hosts.items()
+           if h["cpu_share"] < low_share and h.get("wall_s", 0) >= long_s]
+    tail = (f" Long parts with a CPU share under {low_share:.2f} (beside other work earlier in "
+            f"the part, or partly on one thread): {', '.join(low)}." if low else "")
     timed = {name: h for name, h in hosts.items() if h.get("load_average")}
     if not timed:  # a system without a load average (Windows)
-        return head + "; no load average on this system."
+        return head + "; no load average on this system." + tail
     loads = [h["load_average"][2] for h in timed.values()]
     busy = [name for name, h in timed.items() if h["load_average"][2] > h["cpus"] + 0.5]
     cpus = sorted({h["cpus"] for h in timed.values()})
     return (head + f", 15-minute load average {min(loads):.1f}-{max(loads):.1f} on "
             f"{'/'.join(map(str, cpus))} cores; "
-            + (f"beside other work (load above the cores): {', '.join(busy)}."
-               if busy else "none ran beside other work (load within the cores)."))
+            + (f"beside other work (load above the cores at its end): {', '.join(busy)}."
+               if busy else "none had a load above the cores at its end.") + tail)
 
 
 #: docs/results.md holds each committed benchmark table between two markers naming its file.
