@@ -440,3 +440,25 @@ def test_study_names_an_ablation_that_is_the_chosen_configuration():
                         [0.1, 0.7, 0.3]), part("sella_no_warm", 1, [0.1, 0.7, 0.31])])
     records = {f"{m}@1": {"method": m, "seed": 1} for m in scores.method.unique()}
     assert _same_scores(records, scores) == {"sella_random_init": {"as": "sella", "seed": 1}}
+
+
+def test_an_ablation_run_for_fewer_seeds_faces_its_full_method_on_the_seeds_both_ran():
+    """``sella_no_warm`` ran seed 1 only, ``sella`` seeds 1 and 2 (seed 2 much worse): the
+    comparison pairs seed 1's rows alone, so the full method's other seed does not enter."""
+    from sellakit.benchmarks.rec_study import versus_full
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 400)
+    good = labels + rng.normal(0, 1.0, 400)
+
+    def part(method, seed, score):
+        return pd.DataFrame({"split": "test", "row": range(400), "uid": range(400), "label": labels,
+                             "method": method, "seed": seed, "score": score})
+
+    scores = pd.concat([part("sella", 1, good), part("sella", 2, rng.normal(0, 1, 400)),
+                        part("sella_no_warm", 1, good + rng.normal(0, 0.01, 400))])
+    ablations = versus_full(scores)
+    assert set(ablations) == {"sella_no_warm"}  # the others did not run
+    row = ablations["sella_no_warm"]
+    assert row["versus"] == "sella" and row["seeds"] == [1]
+    assert abs(row["auc"]["diff"]) < 0.01 and row["verdict"] == "within noise"

@@ -35,9 +35,9 @@ from sellakit.benchmarks.report import machine, markdown_table
 from sellakit.data.protocol import CTRSplit
 from sellakit.errors import ConfigError
 
-__all__ = ["CURVE_VARIANTS", "GRID_AXES", "STUDY_METHODS", "PartStore", "rec_curve",
-           "curve_markdown", "rec_grid", "grid_markdown", "rec_study", "study_markdown",
-           "versus_strongest"]
+__all__ = ["ABLATION_OF", "CURVE_VARIANTS", "GRID_AXES", "STUDY_METHODS", "PartStore",
+           "rec_curve", "curve_markdown", "rec_grid", "grid_markdown", "rec_study",
+           "study_markdown", "versus_full", "versus_strongest"]
 
 
 def _long(rows: Mapping[str, pd.DataFrame], scores: Mapping[str, np.ndarray], **label
@@ -277,6 +277,10 @@ def grid_markdown(results: dict) -> str:
 #: released script: P_C from scratch).
 STUDY_METHODS = ("mf", "tallrec", "collm", "collm_aligned", "sella", "sella_no_align",
                  "sella_random_init", "sella_no_warm", "sella_frozen_cf")
+#: Each ablation's full method: the study compares the two on the seeds both ran.
+ABLATION_OF = MappingProxyType({"sella_no_align": "sella", "sella_random_init": "sella",
+                                "sella_no_warm": "sella", "sella_frozen_cf": "sella",
+                                "collm_aligned": "collm"})
 #: Labels the study's table gives some methods.
 STUDY_LABELS = MappingProxyType({"sella_random_init": "sella_random_init (the authors' "
                                                       "released script: P_C from scratch)"})
@@ -379,7 +383,8 @@ def _study_results(store: PartStore, settings: dict, rows: Mapping[str, pd.DataF
     from sellakit.benchmarks.rec import ADDED_BASELINES, summarise
 
     records, scores = store.load()
-    same = _same_scores(records, scores)  # before baselines' seeds are repeated below
+    # on the runs as they are, before a method run for fewer seeds is repeated below
+    same, ablations = _same_scores(records, scores), versus_full(scores)
     per_seed: dict[int, dict] = {}
     for record in records.values():
         per_seed.setdefault(record["seed"], {})[record["method"]] = record["result"]
@@ -398,6 +403,7 @@ def _study_results(store: PartStore, settings: dict, rows: Mapping[str, pd.DataF
     scores = pd.concat(frames, ignore_index=True)
     results = summarise(scores, per_seed, methods) if seeds else {}
     results["_versus_strongest"] = versus_strongest(scores, methods) if seeds else {}
+    results["_ablations"] = ablations
     results["_run"] = {**settings, "seeds": seeds, "repeated": repeated,
                        "rows": {s: len(f) for s, f in rows.items()},
                        "same_scores": same,
@@ -422,6 +428,29 @@ def _same_scores(records: Mapping[str, dict], scores: pd.DataFrame) -> dict[str,
                 same[method] = {"as": other, "seed": seed}
                 break
     return same
+
+
+def versus_full(scores: pd.DataFrame) -> dict:
+    """Each ablation against its full method (:data:`ABLATION_OF`) on the test rows of the
+    seeds both ran, from the runs as they are (never a repeated seed), so an ablation run for
+    one seed is not judged by the full method's other seeds: ``{ablation: {"versus", "seeds",
+    "auc": {diff, lo, hi, p}, "verdict"}}``."""
+    from sellakit.benchmarks.rec import _matrix
+    from sellakit.stats import paired_bootstrap, verdict
+
+    out = {}
+    for name, full in ABLATION_OF.items():
+        seeds = sorted(set(scores.seed[scores.method == name])
+                       & set(scores.seed[scores.method == full]))
+        if not seeds:
+            continue
+        shared = scores[scores.seed.isin(seeds)]
+        labels, _, base = _matrix(shared, "test", full)
+        _, _, own = _matrix(shared, "test", name)
+        auc = paired_bootstrap(labels, own, base)
+        out[name] = {"versus": full, "seeds": [int(s) for s in seeds], "auc": auc,
+                     "verdict": verdict(auc["lo"], auc["hi"])}
+    return out
 
 
 def versus_strongest(scores: pd.DataFrame, methods: Sequence[str]) -> dict:
@@ -499,6 +528,15 @@ def study_markdown(results: dict) -> str:
             [n, f"{c['auc']['diff']:+.4f}", f"[{c['auc']['lo']:+.4f}, {c['auc']['hi']:+.4f}]",
              f"{c['uauc']['diff']:+.4f}", f"[{c['uauc']['lo']:+.4f}, {c['uauc']['hi']:+.4f}]",
              c["verdict"]] for n, c in versus["rows"].items()])
+    ablations = results.get("_ablations") or {}
+    if ablations:
+        lines += ["", "Each ablation against its full method on the seeds both ran (paired, "
+                  "same test rows):", ""]
+        lines += markdown_table(["ablation", "against", "seeds", "ΔAUC", "95% interval",
+                                 "verdict"], [
+            [n, c["versus"], ", ".join(map(str, c["seeds"])), f"{c['auc']['diff']:+.4f}",
+             f"[{c['auc']['lo']:+.4f}, {c['auc']['hi']:+.4f}]", c["verdict"]]
+            for n, c in ablations.items()])
     same = meta.get("same_scores") or {}
     if same:
         lines += ["", "Scored every row exactly as an earlier method did (the same model under "
