@@ -117,10 +117,13 @@ def stage1_curve(curve: dict) -> go.Figure:
         fig.add_hline(y=rate, line_dash="dash", annotation_text="item rate (every train row)")
     fig.add_hline(y=CHANCE["auc"], line_dash="dot", line_color="grey",
                   annotation_text=f"chance ({CHANCE['auc']})")
+    # the variants' names are long: listed under the plot, one per line, the plot keeps the width
     return fig.update_layout(title="TALLRec-style stage 1: validation AUC by training rows",
                              xaxis_title="training rows", xaxis_type="log",
                              xaxis_tickvals=sorted(runs.train_rows.unique()),
-                             yaxis_title="valid AUC", yaxis_range=[0, 1])
+                             yaxis_title="valid AUC", yaxis_range=[0, 1],
+                             legend={"yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0},
+                             margin={"b": 140})
 
 
 class ScoreExplorer:
