@@ -69,3 +69,39 @@ def test_answers_run_once_and_resume(tmp_path, monkeypatch):
     assert json.loads(out.read_text())["01.9"]["notebook"] == "01_data"
     with pytest.raises(exercises.ConfigError, match="No exercise 99.1"):
         exercises.run_exercises(["99.1"], out)
+
+
+def test_an_answer_with_ranks_keeps_them_beside_the_file_and_pairs_them(tmp_path, monkeypatch):
+    """An exercise that returns per-query ranks has them written beside the answers (one long
+    table, replaced on a remeasure, other exercises' rows kept), not inside the JSON; its
+    paired MRR differences come from the same ranks."""
+    import numpy as np
+    import pandas as pd
+
+    from sellakit.benchmarks.kg import long_ranks
+
+    ranks = {"kd": [np.array([1.0, 2.0, 1.0, 4.0] * 50)],
+             "no_kd": [np.array([2.0, 2.0, 1.0, 4.0] * 50)]}
+    paired = exercises._paired_mrr(ranks, [("kd", "no_kd")])["kd_vs_no_kd"]
+    assert paired["diff"] == pytest.approx(0.125) and paired["lo"] > 0
+    assert paired["verdict"] == "better"
+
+    def measure(scale: float):
+        def run() -> dict:
+            return {"value": scale, "_ranks": long_ranks("el", {"kd": [ranks["kd"][0] * scale]},
+                                                         2025)}
+        return run
+
+    monkeypatch.setattr(exercises, "EXERCISES", {
+        "07.8": exercises.Exercise("07_kg_distillation", "one", measure(1.0), 0),
+        "07.9": exercises.Exercise("07_kg_distillation", "two", measure(2.0), 0)})
+    out = tmp_path / "answers.json"
+    exercises.run_exercises(out=out)
+    assert "_ranks" not in json.loads(out.read_text())["07.8"]
+    table = pd.read_parquet(out.with_suffix(".ranks.parquet"))
+    assert table.groupby("exercise").size().to_dict() == {"07.8": 200, "07.9": 200}
+    monkeypatch.setitem(exercises.EXERCISES, "07.8",
+                        exercises.Exercise("07_kg_distillation", "one", measure(4.0), 0))
+    exercises.run_exercises(["07.8"], out, again=True)
+    table = pd.read_parquet(out.with_suffix(".ranks.parquet"))
+    assert len(table) == 400 and table[table.exercise == "07.8"].rr.min() == 1 / 16

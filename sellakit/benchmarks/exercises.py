@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from sellakit.cache import atomic_file
 from sellakit.config import repo_root
@@ -151,6 +152,7 @@ def _teachers(*modes: str, encoder: str = "none") -> Callable[[], dict]:
 def _gnn_student() -> dict:
     """Notebook 07's quick comparison (all-kgs, first graph) with a GNN encoder everywhere,
     and the student with each KD term off (the ``-network`` row appears with an encoder)."""
+    from sellakit.benchmarks.kg import long_ranks
     from sellakit.kg import StudentConfig, compare_on_target
 
     out = {"teacher": _teacher_answer("sharing", "gnn")}
@@ -165,6 +167,25 @@ def _gnn_student() -> dict:
     out["target"] = target
     out["rows"] = {name: result[name]["mrr"] for name in ("scratch", "kd", "no_kd")}
     out["ablations"] = {name: row["mrr"] for name, row in result.get("ablations", {}).items()}
+    out["paired"] = _paired_mrr(result["_ranks"], [("kd", "no_kd"), ("kd", "scratch"),
+                                                   *(("kd", name) for name in terms)])
+    out["_ranks"] = long_ranks(target, result["_ranks"], SEED)
+    return out
+
+
+def _paired_mrr(ranks: dict, pairs: Sequence[tuple[str, str]]) -> dict:
+    """``{"<left>_vs_<right>": {diff, lo, hi, p, verdict}}``: each pair's MRR difference on
+    the same test queries with its bootstrap interval (:func:`~sellakit.stats.seed_query_
+    bootstrap`; one seed, so over queries), for an answer box to quote."""
+    from sellakit.stats import seed_query_bootstrap, verdict
+
+    out = {}
+    for left, right in pairs:
+        diff = seed_query_bootstrap(np.stack([1.0 / r for r in ranks[left]]),
+                                    np.stack([1.0 / r for r in ranks[right]]))
+        out[f"{left}_vs_{right}"] = {**{k: round(float(diff[k]), 4) for k in
+                                        ("diff", "lo", "hi", "p")},
+                                     "verdict": verdict(diff["lo"], diff["hi"])}
     return out
 
 
@@ -250,6 +271,9 @@ def run_exercises(names: Sequence[str] | None = None, out: str | Path = DEFAULT_
         started = time.perf_counter()
         print(f"[sellakit] exercise {name}: {EXERCISES[name].change} ...", flush=True)
         answer = EXERCISES[name].measure()
+        ranks = answer.pop("_ranks", None)
+        if ranks is not None:  # written first: the answer must not outlive its ranks
+            _save_ranks(path.with_suffix(".ranks.parquet"), name, ranks)
         answers[name] = {**answer, "notebook": EXERCISES[name].notebook,
                          "change": EXERCISES[name].change,
                          "run_seconds": round(time.perf_counter() - started, 1)}
@@ -259,6 +283,18 @@ def run_exercises(names: Sequence[str] | None = None, out: str | Path = DEFAULT_
                                       default=float) + "\n")
         print(f"[sellakit]   done in {answers[name]['run_seconds']} s", flush=True)
     return answers
+
+
+def _save_ranks(path: Path, name: str, ranks: pd.DataFrame) -> None:
+    """Replace exercise ``name``'s per-query reciprocal ranks in ``path`` (one long table,
+    an ``exercise`` column beside :func:`~sellakit.benchmarks.kg.long_ranks`'), atomically."""
+    kept = pd.read_parquet(path) if path.exists() else None
+    if kept is not None:
+        kept = kept[kept.exercise != name]
+    fresh = pd.concat([k for k in (kept, ranks.assign(exercise=name)) if k is not None],
+                      ignore_index=True)
+    with atomic_file(path) as tmp:
+        fresh.to_parquet(tmp, index=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
