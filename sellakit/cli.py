@@ -141,9 +141,12 @@ def _bench_rec_study(args) -> int:
         return _report(args.out, results, rec_study.grid_markdown(results))
     results, _ = rec_study.rec_study(split, choice=rec_study.study_choice(args.grid),
                                      seeds=args.seeds, ablation_seeds=args.ablation_seeds,
+                                     methods=_names(args.methods) if args.methods
+                                     else rec_study.STUDY_METHODS,
                                      overrides={k: v for k, v in (
                                          ("train_rows", args.train_rows),
-                                         ("stage1_rows", args.stage1_rows)) if v} or None,
+                                         ("stage1_rows", args.stage1_rows),
+                                         ("slot_scale", args.slot_scale)) if v} or None,
                                      **common)
     return _report(args.out, results, rec_study.study_markdown(results))
 
@@ -503,6 +506,13 @@ def _add_rec_study_targets(target, parents: list) -> None:
                        help="stage 1 trains on a stratified subset of this many training rows "
                             "(default: every one; rec-curve says how many it needs); stage 3 "
                             "trains on every one")
+    study.add_argument("--methods", default=None,
+                       help="comma-separated, a subset of rec_study.STUDY_METHODS (default: "
+                            "all of them)")
+    study.add_argument("--slot-scale", default=None, choices=("family", "none", "input_norm"),
+                       help="the slot-scaling rule of every token method (RecConfig.slot_scale;"
+                            " default: the preset's, family); a run per rule, compared on "
+                            "validation, chooses one")
 
 
 def _curve_variants() -> dict:

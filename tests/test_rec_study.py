@@ -299,6 +299,7 @@ def test_grid_chooses_on_validation(small_split, tmp_cache, tmp_path, monkeypatc
 def test_study_resumes_after_a_kill_and_faces_the_strongest_baseline(small_split, tmp_cache,
                                                                      tmp_path, monkeypatch):
     from sellakit.benchmarks import rec_study
+    from sellakit.errors import ConfigError
 
     choice = {"slot_position": "after_text", "loss": "bce", "projector_start": "fresh"}
     saved = []
@@ -313,7 +314,10 @@ def test_study_resumes_after_a_kill_and_faces_the_strongest_baseline(small_split
     kwargs = dict(out=str(tmp_path / "study.json"), choice=choice, preset="quick", seeds=2,
                   ablation_seeds=1, methods=("mf", "tallrec", "sella", "sella_random_init"),
                   load=tiny_random_llama, stage2=_stage2(small_split),
-                  overrides={**_overrides(), "prefix_storage": "disk_bf16"}, progress=False)
+                  overrides={**_overrides(), "prefix_storage": "disk_bf16",
+                             "slot_scale": "input_norm"}, progress=False)
+    with pytest.raises(ConfigError, match="--methods bogus"):
+        rec_study.rec_study(small_split, **{**kwargs, "methods": ("sella", "bogus")})
     monkeypatch.setattr(rec_study.PartStore, "save", killed_after_five)
     with pytest.raises(KeyboardInterrupt):
         rec_study.rec_study(small_split, **kwargs)
@@ -328,7 +332,13 @@ def test_study_resumes_after_a_kill_and_faces_the_strongest_baseline(small_split
     assert set(versus["rows"]) == {"tallrec", "sella", "sella_random_init"}
     assert set(scores.method) >= {"item_rate", "item_user_rate", "biased_mf", "sella"}
     assert set(scores.seed) == {2025, 2026}
-    assert "released script" in (tmp_path / "study.md").read_text()
+    table = (tmp_path / "study.md").read_text()
+    assert "released script" in table and "scaled by the rule `input_norm`" in table
+    # P_C fresh makes sella_random_init sella: named, and compared on the seed both ran
+    assert results["_run"]["same_scores"] == {"sella_random_init": {"as": "sella",
+                                                                    "seed": 2025}}
+    assert results["_ablations"]["sella_random_init"]["seeds"] == [2025]
+    assert results["_ablations"]["sella_random_init"]["auc"]["diff"] == 0
 
 
 def test_slot_ablation_zeroes_or_shuffles_one_slot(tiny):

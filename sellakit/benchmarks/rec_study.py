@@ -323,6 +323,10 @@ def rec_study(split: CTRSplit, *, out: str, choice: Mapping[str, str], preset: s
     from sellakit.llm import load_backbone
     from sellakit.rec import ABLATIONS, RecConfig, run_methods, sample_splits
 
+    unknown = sorted(set(methods) - set(STUDY_METHODS))
+    if unknown:
+        raise ConfigError(f"--methods {', '.join(unknown)}: the study runs only "
+                          f"{', '.join(STUDY_METHODS)}.")
     load = load or (lambda: load_backbone(model))
     stage2 = stage2 or _stage2_default(split, preset, progress)
     ablation_seeds = seeds if ablation_seeds is None else ablation_seeds
@@ -499,12 +503,15 @@ def study_markdown(results: dict) -> str:
     meta = results["_run"]
     rows = meta["rows"]
     stage1_rows = (meta.get("overrides") or {}).get("stage1_rows")
+    slot_scale = (meta.get("overrides") or {}).get("slot_scale")
     names = [n for n in results if not n.startswith("_")]
     lines = [f"The LLM-recommender study on {meta['dataset']} ({meta['model']}; "
              f"{meta.get('machine')}), preset "
              f"{meta['preset']}: {rows.get('train', 0):,} train / {rows.get('valid', 0):,} "
              f"valid / {rows.get('test', 0):,} test rows"
              + (f" (stage 1 on {stage1_rows:,} of the training rows)" if stage1_rows else "")
+             + (f"; every token method's slots scaled by the rule `{slot_scale}`"
+                if slot_scale else "")
              + "; SeLLa-Rec as the grid chose on "
              f"validation ({', '.join(f'{k}={v}' for k, v in meta['choice'].items())}); seeds "
              f"{', '.join(map(str, meta['seeds']))} of stages 2-3 on one stage 1"
