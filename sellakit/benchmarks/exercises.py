@@ -174,19 +174,12 @@ def _gnn_student() -> dict:
 
 
 def _paired_mrr(ranks: dict, pairs: Sequence[tuple[str, str]]) -> dict:
-    """``{"<left>_vs_<right>": {diff, lo, hi, p, verdict}}``: each pair's MRR difference on
-    the same test queries with its bootstrap interval (:func:`~sellakit.stats.seed_query_
-    bootstrap`; one seed, so over queries), for an answer box to quote."""
-    from sellakit.stats import seed_query_bootstrap, verdict
+    """``{"<left>_vs_<right>": ...}``: :func:`~sellakit.kg.compare.kd_comparisons` of
+    ``pairs``, keyed so that an answer box can quote a path into them."""
+    from sellakit.kg.compare import kd_comparisons
 
-    out = {}
-    for left, right in pairs:
-        diff = seed_query_bootstrap(np.stack([1.0 / r for r in ranks[left]]),
-                                    np.stack([1.0 / r for r in ranks[right]]))
-        out[f"{left}_vs_{right}"] = {**{k: round(float(diff[k]), 4) for k in
-                                        ("diff", "lo", "hi", "p")},
-                                     "verdict": verdict(diff["lo"], diff["hi"])}
-    return out
+    return {key.replace(" - ", "_vs_", 1): row
+            for key, row in kd_comparisons(ranks, pairs).items()}
 
 
 def _fanouts(*fanouts: int) -> Callable[[], dict]:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import ClassVar, Literal, get_args
 
@@ -533,13 +534,14 @@ def _new_graph(config: StudentConfig, chosen: StudentConfig) -> bool:
     return (config.fanout, config.link_mode) != (chosen.fanout, chosen.link_mode)
 
 
-def kd_comparisons(ranks: dict[str, list[np.ndarray]]) -> dict:
-    """Each pair of :data:`COMPARISONS` present in ``ranks``: the MRR difference with its
-    two-level bootstrap interval (each side's seeds, then the queries;
+def kd_comparisons(ranks: dict[str, list[np.ndarray]],
+                   pairs: Sequence[tuple[str, str]] = COMPARISONS) -> dict:
+    """Each of ``pairs`` (default :data:`COMPARISONS`) present in ``ranks``: the MRR
+    difference with its two-level bootstrap interval (each side's seeds, then the queries;
     :func:`~sellakit.stats.seed_query_bootstrap`) and :func:`~sellakit.stats.verdict`
-    (better: the left one's MRR is higher)."""
+    (better: the left one's MRR is higher), as ``{"left - right": ...}``."""
     out = {}
-    for left, right in COMPARISONS:
+    for left, right in pairs:
         if left in ranks and right in ranks:
             diff = seed_query_bootstrap(np.stack([1.0 / r for r in ranks[left]]),
                                         np.stack([1.0 / r for r in ranks[right]]))
