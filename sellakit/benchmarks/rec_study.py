@@ -35,7 +35,7 @@ from sellakit.benchmarks.report import machine, markdown_table
 from sellakit.data.protocol import CTRSplit
 from sellakit.errors import ConfigError
 
-__all__ = ["ABLATION_OF", "CURVE_VARIANTS", "GRID_AXES", "STUDY_METHODS", "PartStore",
+__all__ = ["CURVE_VARIANTS", "GRID_AXES", "STUDY_METHODS", "PartStore",
            "rec_curve", "curve_markdown", "rec_grid", "grid_markdown", "rec_study",
            "study_markdown", "versus_full", "versus_strongest"]
 
@@ -277,10 +277,6 @@ def grid_markdown(results: dict) -> str:
 #: released script: P_C from scratch).
 STUDY_METHODS = ("mf", "tallrec", "collm", "collm_aligned", "sella", "sella_no_align",
                  "sella_random_init", "sella_no_warm", "sella_frozen_cf")
-#: Each ablation's full method: the study compares the two on the seeds both ran.
-ABLATION_OF = MappingProxyType({"sella_no_align": "sella", "sella_random_init": "sella",
-                                "sella_no_warm": "sella", "sella_frozen_cf": "sella",
-                                "collm_aligned": "collm"})
 #: Labels the study's table gives some methods.
 STUDY_LABELS = MappingProxyType({"sella_random_init": "sella_random_init (the authors' "
                                                       "released script: P_C from scratch)"})
@@ -435,15 +431,19 @@ def _same_scores(records: Mapping[str, dict], scores: pd.DataFrame) -> dict[str,
 
 
 def versus_full(scores: pd.DataFrame) -> dict:
-    """Each ablation against its full method (:data:`ABLATION_OF`) on the test rows of the
+    """Each ablation of the method table against its full method (the table's one
+    non-ablation row of its slot family: ``sella`` or ``collm``) on the test rows of the
     seeds both ran, from the runs as they are (never a repeated seed), so an ablation run for
     one seed is not judged by the full method's other seeds: ``{ablation: {"versus", "seeds",
     "auc": {diff, lo, hi, p}, "verdict"}}``."""
     from sellakit.benchmarks.rec import _matrix
+    from sellakit.rec import METHOD_TABLE
     from sellakit.stats import paired_bootstrap, verdict
 
+    family = {m.slots: m.name for m in METHOD_TABLE.values()
+              if m.stage == "tokens" and not m.ablation and not m.kg}
     out = {}
-    for name, full in ABLATION_OF.items():
+    for name, full in ((m.name, family[m.slots]) for m in METHOD_TABLE.values() if m.ablation):
         seeds = sorted(set(scores.seed[scores.method == name])
                        & set(scores.seed[scores.method == full]))
         if not seeds:
