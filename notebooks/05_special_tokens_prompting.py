@@ -426,8 +426,8 @@ saved = save_figures(figures)
 #    slice, `test_item_cold`, with a wide interval.
 #    </details>
 #
-# Exercises 2 and 3 retrain stage 3 (a few minutes each on 2 cores), so the quick series does
-# not run them; the benchmark's ablations (section 6) answer exercise 2 with intervals.
+# Exercise 2 retrains stage 3 per ablation (minutes), so the quick series leaves it to the
+# benchmark's ablations (section 6); exercise 3's one run is measured below.
 #
 # ### Solutions to the computational exercises
 
