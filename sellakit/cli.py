@@ -19,6 +19,7 @@ Commands::
     sellakit bench rec-grid --out bench/rec_ml1m_grid.json
     sellakit bench rec-study --grid bench/rec_ml1m_grid.json --out bench/rec_ml1m_study.json
     sellakit bench cuda --shape-dir DIR --out FILE.json  the CUDA path on a GPU
+    sellakit bench series --out bench/quick_series.json  the quick series' time, empty cache, warm
     sellakit cache                                      where the cache is, what it holds
     sellakit book [--source DIR] [--site DIR]           the static site of the executed notebooks
 """
@@ -250,6 +251,15 @@ def _write_beside(out: str, frame, suffix: str) -> str:
     return path.name
 
 
+def _bench_series(args) -> int:
+    from sellakit.benchmarks import series
+
+    stems = _names(args.notebooks) if args.notebooks else None
+    results = series.series_benchmark(args.out, cache=args.cache, stems=stems,
+                                      command=args.command)
+    return _report(args.out, results, series.series_markdown(results, command=args.command))
+
+
 def _bench_cuda(args) -> int:
     from pathlib import Path
 
@@ -399,6 +409,7 @@ def _add_bench(sub) -> None:
     _add_rec_kg(target("rec-kg", [_ctr_parent("ml-100k-cold-items"), llm], _bench_rec_kg))
     _add_rec_study_targets(target, [ctr, llm])
     _add_kg_targets(target)
+    _add_series(target("series", [], _bench_series))
     cuda = target("cuda", [], _bench_cuda)
     cuda.add_argument("--shape-dir", required=True,
                       help="SmolLM2-135M's config.json and tokenizer files (no weights)")
@@ -437,6 +448,16 @@ def _add_rec_kg(parser: argparse.ArgumentParser) -> None:
                         help="rec-grid's JSON (e.g. bench/rec_ml1m_grid.json): every method runs "
                              "in the configuration it chose on validation, stage 1 on BCE, as in "
                              "rec-study (left out: the preset's)")
+
+
+def _add_series(parser: argparse.ArgumentParser) -> None:
+    """``sellakit bench series``'s own options (the quick series' time)."""
+    parser.add_argument("--cache", default=None,
+                        help="an empty folder for the kit's cache (default: cache/ in the "
+                             "parts folder beside --out); run in a clean clone, as the "
+                             "notebooks write figures/ and build/")
+    parser.add_argument("--notebooks", default=None,
+                        help="comma-separated stems (default: the whole series)")
 
 
 def _add_preset(parser: argparse.ArgumentParser, target: str) -> None:

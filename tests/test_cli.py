@@ -111,7 +111,7 @@ def test_bench_help_lists_every_target():
     proc = subprocess.run([sys.executable, "-m", "sellakit", "bench", "--help"],
                           capture_output=True, text=True, check=True)
     for target in ("cf", "align", "rec", "rec-scoring", "rec-prefix", "rec-curve", "rec-grid",
-                   "rec-study", "kg", "kg-eval", "cuda"):
+                   "rec-study", "kg", "kg-eval", "cuda", "series"):
         assert f"\n    {target} " in proc.stdout or f"\n    {target}\n" in proc.stdout, target
 
 

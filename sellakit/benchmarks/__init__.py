@@ -6,8 +6,8 @@ writes both (``sellakit bench TARGET --out FILE.json`` calls them). Published nu
 beside ours, read from :mod:`sellakit.published`. Results live in ``bench/``.
 
 Targets: ``cf``, ``align``, ``rec``, ``rec-kg``, ``rec-scoring``, ``rec-prefix``, ``rec-curve``,
-``rec-grid``, ``rec-study``, ``kg``, ``kg-sweep``, ``kg-eval``, ``kg-protocols`` and ``cuda`` (the
-GPU check).
+``rec-grid``, ``rec-study``, ``kg``, ``kg-sweep``, ``kg-eval``, ``kg-protocols``, ``cuda`` (the
+GPU check) and ``series`` (the quick series' time).
 """
 
 from sellakit.benchmarks.rec import expected_box
@@ -41,4 +41,6 @@ TARGETS = {
     "kg-protocols": "the target-only model under KEnS's protocol (or any switch) beside the "
                     "published rows, and under every filter, direction and test subset",
     "cuda": "the CUDA path on a GPU: stages end to end, step sweeps (random weights)",
+    "series": "the quick series' time per notebook: first from an empty cache, then warm "
+              "(resumable)",
 }

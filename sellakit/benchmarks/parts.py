@@ -40,7 +40,7 @@ class PartStore:
                               "Fix: give another --out, or remove that folder to start again.")
         with atomic_file(path) as tmp:
             tmp.write_text(json.dumps(settings, indent=1))
-        self._since = (time.perf_counter(), time.process_time())
+        self._since = (time.perf_counter(), _cpu_seconds())
 
     def done(self, name: str) -> bool:
         return (self.folder / f"{name}.json").exists()
@@ -56,13 +56,14 @@ class PartStore:
 
     def _log_host(self, name: str) -> None:
         """Append the part's CPU share since the store opened or the last part was written:
-        this process's CPU seconds over wall seconds x torch threads (near 1: the run had the
+        this process's CPU seconds (its finished child processes' included, such as a
+        notebook's kernel) over wall seconds x torch threads (near 1: the run had the
         threads it asked for; well below 1 on a busy machine: other work took the cores) and
         the load average at its end."""
         import torch
 
         wall = time.perf_counter() - self._since[0]
-        cpu = time.process_time() - self._since[1]
+        cpu = _cpu_seconds() - self._since[1]
         threads = torch.get_num_threads()
         try:
             load = [round(x, 2) for x in os.getloadavg()]
@@ -75,7 +76,7 @@ class PartStore:
                 "load_average": load, "cpus": os.cpu_count()}
         with open(self.folder / HOSTS_FILE, "a") as log:
             log.write(json.dumps(line) + "\n")
-        self._since = (time.perf_counter(), time.process_time())
+        self._since = (time.perf_counter(), _cpu_seconds())
 
     @staticmethod
     def hosts(out: str | Path) -> dict[str, dict]:
@@ -105,3 +106,9 @@ class PartStore:
         records = {n: json.loads((self.folder / f"{n}.json").read_text()) for n in names}
         frames = [pd.read_parquet(self.folder / f"{n}.parquet") for n in names]
         return records, pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of its finished (reaped) child processes."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system

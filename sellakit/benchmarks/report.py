@@ -82,8 +82,8 @@ def host_note(hosts: dict[str, dict], *, low_share: float = 0.75, long_s: float 
     on one thread (the line cannot tell which)."""
     shares = [h["cpu_share"] for h in hosts.values()]
     head = (f"Machine per part ({len(hosts)} part{'s' * (len(hosts) != 1)}, each as it "
-            f"finished): CPU share {min(shares):.2f}-{max(shares):.2f} (this process's CPU "
-            f"seconds / wall seconds x torch threads)")
+            f"finished): CPU share {min(shares):.2f}-{max(shares):.2f} (CPU seconds of the run "
+            f"and its finished child processes / wall seconds x torch threads)")
     low = [f"{name} ({h['cpu_share']:.2f} over {h['wall_s']:,.0f} s)" for name, h in hosts.items()
            if h["cpu_share"] < low_share and h.get("wall_s", 0) >= long_s]
     tail = (f" Long parts with a CPU share under {low_share:.2f} (beside other work earlier in "

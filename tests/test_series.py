@@ -1,0 +1,105 @@
+"""``sellakit bench series``: the quick series' time, first from an empty cache, then warm. The
+notebooks' runs are replaced by a stand-in here (tests/test_notebooks.py executes the real
+ones); what is tested is the order, the cache each run gets, resuming and the table."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from sellakit.benchmarks import series
+from sellakit.cli import main
+from sellakit.errors import ConfigError
+from sellakit.runner import NOTEBOOKS
+
+STEMS = ["00_overview", "01_data"]
+
+
+@pytest.fixture()
+def fake_runs(monkeypatch):
+    """Each "run" records the notebook, the cache it saw and pip's cache switch; a run on a
+    cache that already holds the notebook's file is "warm" and takes 1 s, else 10 s."""
+    runs = []
+
+    def run_notebook(stem, quick=True):
+        cache = os.environ["SELLAKIT_CACHE"]
+        marker = os.path.join(cache, stem)
+        warm = os.path.exists(marker)
+        open(marker, "w").close()
+        runs.append((stem, cache, os.environ.get("PIP_NO_CACHE_DIR"), warm, quick))
+        return {"seconds": 1.0 if warm else 10.0, "values": {"dataset": "ml-1m"}}
+
+    monkeypatch.setattr("sellakit.runner.run_notebook", run_notebook)
+    return runs
+
+
+def test_series_runs_first_then_warm_on_its_own_cache_and_resumes(fake_runs, tmp_path,
+                                                                   monkeypatch):
+    out, cache = tmp_path / "series.json", tmp_path / "cache"
+    before = os.environ.get("SELLAKIT_CACHE")
+    results = series.series_benchmark(out, cache=cache, stems=STEMS, command="cmd")
+    assert [(stem, warm) for stem, _, _, warm, _ in fake_runs] == [
+        ("00_overview", False), ("01_data", False), ("00_overview", True), ("01_data", True)]
+    assert {c for _, c, _, _, _ in fake_runs} == {str(cache.absolute())}
+    assert all(pip == "1" and quick for _, _, pip, _, quick in fake_runs)
+    assert os.environ.get("SELLAKIT_CACHE") == before  # the caller's environment is restored
+    assert results["seconds"] == {"first": {s: 10.0 for s in STEMS},
+                                  "warm": {s: 1.0 for s in STEMS}}
+    assert results["total_s"] == {"first": 20.0, "warm": 2.0}
+    assert results["met"] is None  # two notebooks are not the series: no target applies
+    assert results["resumed"] == [] and results["datasets"] == {s: "ml-1m" for s in STEMS}
+    text = series.series_markdown(results, command="cmd")
+    assert "| `00_overview` | 10.0 | 1.0 |" in text and "no target applies" in text
+    # a rerun reads the finished parts back and runs nothing
+    monkeypatch.setattr("sellakit.runner.run_notebook", lambda *a, **k: pytest.fail("ran"))
+    assert series.series_benchmark(out, cache=cache, stems=STEMS)["seconds"] == \
+        results["seconds"]
+
+
+def test_a_killed_series_resumes_and_says_which_part_restarted(fake_runs, tmp_path):
+    out, cache = tmp_path / "series.json", tmp_path / "cache"
+    store = series.PartStore(out, {"stems": STEMS, "quick": True,
+                                   "dbp5l": bool(os.environ.get("SELLAKIT_DBP5L"))})
+    store.save("first-00_overview", {"seconds": 7.0, "dataset": None, "resumed": False},
+               series.pd.DataFrame())
+    cache.mkdir()
+    (cache / "00_overview").touch()  # what the killed run had cached
+    results = series.series_benchmark(out, cache=cache, stems=STEMS)
+    assert [stem for stem, *_ in fake_runs] == ["01_data", "00_overview", "01_data"]
+    assert results["seconds"]["first"] == {"00_overview": 7.0, "01_data": 10.0}
+    assert results["resumed"] == ["first-01_data"]
+    assert "Resumed after an interruption" in series.series_markdown(results, command="c")
+
+
+def test_the_whole_series_is_held_to_the_targets(fake_runs, tmp_path):
+    results = series.series_benchmark(tmp_path / "s.json", cache=tmp_path / "c")
+    assert results["_run"]["whole_series"] and results["total_s"]["first"] == \
+        10.0 * len(NOTEBOOKS)
+    assert results["met"] == {"first": 10.0 * len(NOTEBOOKS) <= series.TARGETS_S["first"],
+                              "warm": len(NOTEBOOKS) <= series.TARGETS_S["warm"]}
+    text = series.series_markdown(results, command="c")
+    assert f"first {10 * len(NOTEBOOKS)} s against at most 540 s" in text
+
+
+def test_a_cache_that_is_not_empty_and_unknown_notebooks_are_refused(fake_runs, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "models").mkdir()
+    with pytest.raises(ConfigError, match="is not empty"):
+        series.series_benchmark(tmp_path / "a.json", cache=cache, stems=STEMS)
+    with pytest.raises(ConfigError, match="09_nothing"):
+        series.series_benchmark(tmp_path / "b.json", cache=tmp_path / "c2",
+                                stems=["09_nothing"])
+    assert not fake_runs
+
+
+def test_the_command_writes_json_and_table(fake_runs, tmp_path, capsys):
+    out = tmp_path / "series.json"
+    assert main(["bench", "series", "--out", str(out), "--cache", str(tmp_path / "c"),
+                 "--notebooks", ",".join(STEMS)]) == 0
+    written = json.loads(out.read_text())
+    assert written["total_s"]["warm"] == 2.0 and "_parts_host" in written
+    table = out.with_suffix(".md").read_text()
+    assert "sellakit bench series" in table and "| **series** | **20.0** | **2.0** |" in table
