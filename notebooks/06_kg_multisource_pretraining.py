@@ -31,9 +31,9 @@
 #   graphs joined by sharing (or swapping);
 # * evaluate tail prediction with filtered MRR and Hits@k, ties counted realistically.
 #
-# **Run time** (quick mode, 2 CPU cores, idle unless noted): 22 s (first run 2 min 49 s) on DBP-5L
-# (the first run trains the teacher); 16 s (first run 33 s) on the derived stand-in. **Paper mode:**
-# not measured. **Needs a GPU:** advised for paper mode. **Depends on:** none.
+# **Run time** (quick mode, 2 CPU cores, idle unless noted): 13 s (first run 2 min 15 s) on DBP-5L
+# (the first run trains the teacher); first run 24 s on the derived stand-in. **Paper mode:** not
+# measured. **Needs a GPU:** advised for paper mode. **Depends on:** none.
 # (The teacher is cached for notebook 07 and the benchmark.)
 
 # %% [markdown]

@@ -84,27 +84,26 @@ class Notebook:
 
 
 #: The series, in order: file stem -> :class:`Notebook`. The only source of these facts.
-#: Times (2026-11-29 unless a row's note says otherwise): notebooks 00-05 from a clean clone
-#: with an empty HOME, `make run` from an empty cache, then again warm; 06-07 warm on DBP-5L in
-#: a checkout with the teacher cached, the teacher's first training from the same day's
-#: empty-cache run; stand-in times from the clone.
+#: Times: ``sellakit bench series`` (bench/quick_series.json) of 2026-12-05 in a clean clone, 2
+#: idle cores, DBP-5L at hand, first from an empty cache (downloads included), then warm; the
+#: stand-in times of notebooks 06-07 from that day's clean-clone ``make test`` (no DBP-5L).
 NOTEBOOKS: dict[str, Notebook] = {
     "00_overview": Notebook(
-        "What the series covers, how to run it, the map", 4.7, 4.6, "same as quick"),
+        "What the series covers, how to run it, the map", 3.3, 3.0, "same as quick"),
     "01_data": Notebook(
-        "MovieLens-1M on the CoLLM protocol, explored with plotly", 12.1, 14.3, "same as quick"),
+        "MovieLens-1M on the CoLLM protocol, explored with plotly", 8.0, 10.4, "same as quick"),
     "02_collaborative_filtering": Notebook(
         "MF, LightGCN, SASRec: early stopping on validation, AUC/UAUC, warm vs cold",
-        12.6, 92.0, "17 min on 2 CPU cores shared with three other jobs (bench/cf_ml1m.json; "
+        8.6, 78.4, "17 min on 2 CPU cores shared with three other jobs (bench/cf_ml1m.json; "
         "docs/results.md, CF baselines)",
         time_note="(a warm cache holds the trained models)"),
     "03_llm_semantic_embeddings": Notebook(
         "What a real LLM (SmolLM2-135M) knows about items from their titles: neighbours, "
-        "genre structure, UMAP", 19.8, 167.2,
+        "genre structure, UMAP", 14.0, 123.1,
         "not measured (a UMAP of 3,000 items instead of 600)"),
     "04_semantic_alignment": Notebook(
         "MF + InfoNCE alignment with the LLM space: CKA, mutual k-NN, Recall@10 before/after, "
-        "UMAP, widget explorer", 22.1, 164.1,
+        "UMAP, widget explorer", 14.5, 106.1,
         "not measured (bench/align_ml1m_quick.json is the quick preset)",
         time_note="(a warm cache holds both trained models)",
         depends_on=("03_llm_semantic_embeddings",),
@@ -114,40 +113,36 @@ NOTEBOOKS: dict[str, Notebook] = {
         "CoLLM-style prompts on one LLM: LoRA stages, the cached text, AUC/UAUC with paired "
         "intervals, slot norms, a slot ablation, a forest plot against the strongest count "
         "baseline, a scoring widget",
-        50.6, 323.3, "not measured; every ML-1M row, on the same SmolLM2 unless the "
+        15.5, 283.2, "not measured; every ML-1M row, on the same SmolLM2 unless the "
         "notebook's `MODEL` names another", needs_gpu="advised for paper mode",
-        time_note="(a warm cache holds stages 1 and 3 and every score; warm time of "
-        "2026-12-04 beside two benchmarks, 96 s idle before the scores were cached; first "
-        "run's of 2026-11-29)",
+        time_note="(a warm cache holds stages 1 and 3 and every score)",
         depends_on=("04_semantic_alignment",),
         depends_note="quick mode reads `build/aligned_mf.pt`; without it 05 aligns after "
         "stage 1 itself, slower"),
     "06_kg_multisource_pretraining": Notebook(
         "DBP-5L's five KGs and links (or the derived stand-in), one data rule (training, "
         "selection, test facts), leakage removal, the joint RotatE teacher trained to "
-        "convergence, copies no link joins (UMAP, alignment Hits@k)", 22.1, 169.0,
+        "convergence, copies no link joins (UMAP, alignment Hits@k)", 13.0, 135.1,
         "not measured", needs_gpu="advised for paper mode",
-        time_note="on DBP-5L (the first run trains the teacher); 16 s (first run 33 s) on the "
-        "derived stand-in"),
+        time_note="on DBP-5L (the first run trains the teacher); first run 24 s on the derived "
+        "stand-in"),
     "07_kg_distillation": Notebook(
         "Two settings (a teacher that saw the target; a new KG arriving after pre-training), "
         "linked subgraph, warm-started student with KD vs scratch, J1 and the warm start alone "
         "with paired intervals (J2 and the new-KG setting in paper mode), time by phase vs "
         "MRR, the sweeps from bench/, a widget",
-        23.0, 70.3, "not measured",
+        13.0, 61.1, "not measured",
         needs_gpu="advised for paper mode", depends_on=("06_kg_multisource_pretraining",),
         depends_note="its cached teacher; trained here when absent",
-        time_note="on DBP-5L (a warm cache holds the trained rows; both times of 2026-12-05 "
-        "on idle cores, notebook 06's teacher cached); 25-33 s on the derived stand-in"),
+        time_note="on DBP-5L (a warm cache holds the trained rows; the first run reads "
+        "notebook 06's teacher); first run 17 s on the derived stand-in"),
     "08_kg_meets_recommender": Notebook(
         "MovieLens-100k's Freebase film KG as a fourth token: the KG and its links, the KG "
         "vectors' link prediction, KG / CF / LLM item maps, `<KG_ID>` with and without, "
         "item-cold and user-cold slices with paired intervals, a slot ablation, a movie widget",
-        34.0, 493.0, "`sellakit bench rec-kg` (3 seeds; the notebook reads "
+        15.9, 369.2, "`sellakit bench rec-kg` (3 seeds; the notebook reads "
         "`bench/rec_ml100k_kg.json`)", needs_gpu="advised for paper mode",
-        time_note="(a warm cache holds the KG vectors, the maps and the small study; warm "
-        "time of 2026-12-04 beside notebook 05; first run of 2026-12-05, "
-        "`make test` in a clean clone with an empty HOME)"),
+        time_note="(a warm cache holds the KG vectors, the maps and the small study)"),
 }
 
 

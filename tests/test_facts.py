@@ -3,6 +3,7 @@ line all come from ``sellakit.runner.NOTEBOOKS``; the README says nothing outsid
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -193,3 +194,13 @@ def test_chance_recall_is_one_number():
     glossary = (ROOT / "docs" / "glossary.md").read_text()
     assert "0.3 % for $k = 10$ over 3,087" in glossary
     assert "chance (0.5 %)" not in RESULTS + README
+
+
+def test_notebook_times_are_the_series_benchmark():
+    """NOTEBOOKS' times are bench/quick_series.json's (`sellakit bench series`), not copied
+    by hand from runs of different days."""
+    bench = json.loads((ROOT / "bench" / "quick_series.json").read_text())
+    assert bench["_run"]["whole_series"] and bench["resumed"] == []
+    for stem, notebook in NOTEBOOKS.items():
+        assert (notebook.quick_seconds, notebook.first_run_seconds) == (
+            bench["seconds"]["warm"][stem], bench["seconds"]["first"][stem]), stem
