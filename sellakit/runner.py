@@ -23,7 +23,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -336,8 +336,11 @@ def kernel_env() -> dict[str, str]:
 
 
 def run_notebook(stem: str, *, quick: bool = True, timeout: int = 1800, save: bool = True,
-                 publish: bool = False) -> dict:
+                 publish: bool = False, env: Mapping[str, str] | None = None) -> dict:
     """Execute one notebook top to bottom; return ``{"seconds", "values", "path"}``.
+
+    ``env``: variables set for the notebook's kernel alone, over this process's (e.g. another
+    ``SELLAKIT_CACHE``).
 
     ``publish``: also write the executed copy a code host can show over the committed
     ``notebooks/<stem>.ipynb`` (:func:`sellakit.viz.figures.readable_notebook`).
@@ -366,7 +369,8 @@ def run_notebook(stem: str, *, quick: bool = True, timeout: int = 1800, save: bo
     run = f"{stem}-{time.time_ns()}"  # names the figures this run draws (their sidecars)
     try:
         # The kernel inherits this environment, with the mode and the run set for it alone.
-        client.execute(env={**kernel_env(), "SELLAKIT_QUICK": "1" if quick else "0",
+        client.execute(env={**kernel_env(), **(env or {}),
+                            "SELLAKIT_QUICK": "1" if quick else "0",
                             NOTEBOOK_VARIABLE: stem, RUN_VARIABLE: run})
     finally:
         if save:  # whole or not at all: a kill mid-write leaves the previous copy

@@ -23,12 +23,12 @@ def fake_runs(monkeypatch):
     cache that already holds the notebook's file is "warm" and takes 1 s, else 10 s."""
     runs = []
 
-    def run_notebook(stem, quick=True):
-        cache = os.environ["SELLAKIT_CACHE"]
+    def run_notebook(stem, quick=True, env=None):
+        cache = env["SELLAKIT_CACHE"]
         marker = os.path.join(cache, stem)
         warm = os.path.exists(marker)
         open(marker, "w").close()
-        runs.append((stem, cache, os.environ.get("PIP_NO_CACHE_DIR"), warm, quick))
+        runs.append((stem, cache, env.get("PIP_NO_CACHE_DIR"), warm, quick))
         return {"seconds": 1.0 if warm else 10.0, "values": {"dataset": "ml-1m"}}
 
     monkeypatch.setattr("sellakit.runner.run_notebook", run_notebook)
@@ -44,7 +44,7 @@ def test_series_runs_first_then_warm_on_its_own_cache_and_resumes(fake_runs, tmp
         ("00_overview", False), ("01_data", False), ("00_overview", True), ("01_data", True)]
     assert {c for _, c, _, _, _ in fake_runs} == {str(cache.absolute())}
     assert all(pip == "1" and quick for _, _, pip, _, quick in fake_runs)
-    assert os.environ.get("SELLAKIT_CACHE") == before  # the caller's environment is restored
+    assert os.environ.get("SELLAKIT_CACHE") == before  # the caller's environment is untouched
     assert results["seconds"] == {"first": {s: 10.0 for s in STEMS},
                                   "warm": {s: 1.0 for s in STEMS}}
     assert results["total_s"] == {"first": 20.0, "warm": 2.0}

@@ -72,20 +72,13 @@ def _name(pass_: str, stem: str) -> str:
 
 
 def _timed(stem: str, cache: Path) -> dict:
-    """Run ``stem`` on ``cache`` (pip's own cache bypassed, so a download is a download)."""
+    """Run ``stem`` with its kernel on ``cache`` (pip's own cache bypassed, so a download is a
+    download)."""
     from sellakit.runner import run_notebook
 
-    saved = {k: os.environ.get(k) for k in ("SELLAKIT_CACHE", "PIP_NO_CACHE_DIR")}
-    os.environ.update(SELLAKIT_CACHE=str(cache.absolute()), PIP_NO_CACHE_DIR="1")
-    try:
-        print(f"[sellakit] series: {stem} ...", flush=True)
-        run = run_notebook(stem, quick=True)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    print(f"[sellakit] series: {stem} ...", flush=True)
+    run = run_notebook(stem, quick=True, env={"SELLAKIT_CACHE": str(cache.absolute()),
+                                              "PIP_NO_CACHE_DIR": "1"})
     print(f"[sellakit] series: {stem} done in {run['seconds']} s", flush=True)
     return {"seconds": run["seconds"], "dataset": run["values"].get("dataset")}
 
@@ -93,9 +86,8 @@ def _timed(stem: str, cache: Path) -> dict:
 def _summary(records: dict[str, dict], stems: list[str], cache: Path, command: str) -> dict:
     from sellakit.runner import NOTEBOOKS
 
-    seconds = {p: {s: records[_name(p, s)]["seconds"] for s in stems
-                   if _name(p, s) in records} for p in PASSES}
-    whole = stems == list(NOTEBOOKS) and all(len(v) == len(stems) for v in seconds.values())
+    seconds = {p: {s: records[_name(p, s)]["seconds"] for s in stems} for p in PASSES}
+    whole = stems == list(NOTEBOOKS)  # every part is done by now
     totals = {p: round(sum(v.values()), 1) for p, v in seconds.items()}
     return {
         "_run": {"command": command, "machine": machine(), "cpus": os.cpu_count(),
@@ -103,9 +95,8 @@ def _summary(records: dict[str, dict], stems: list[str], cache: Path, command: s
         "seconds": seconds, "total_s": totals,
         "targets_s": dict(TARGETS_S),
         "met": {p: totals[p] <= TARGETS_S[p] for p in PASSES} if whole else None,
-        "datasets": {s: records[_name("first", s)].get("dataset") for s in stems
-                     if _name("first", s) in records and
-                     records[_name("first", s)].get("dataset")},
+        "datasets": {s: records[_name("first", s)]["dataset"] for s in stems
+                     if records[_name("first", s)]["dataset"]},
         "resumed": sorted(n for n, r in records.items() if r.get("resumed")),
     }
 
@@ -113,7 +104,7 @@ def _summary(records: dict[str, dict], stems: list[str], cache: Path, command: s
 def series_markdown(results: dict, *, command: str) -> str:
     """The table: seconds per notebook, first run and warm, the totals against the targets."""
     seconds, totals, targets = results["seconds"], results["total_s"], results["targets_s"]
-    rows = [[f"`{stem}`", seconds["first"].get(stem), seconds["warm"].get(stem)]
+    rows = [[f"`{stem}`", seconds["first"][stem], seconds["warm"][stem]]
             for stem in results["_run"]["notebooks"]]
     rows.append(["**series**", f"**{totals['first']:,.1f}**", f"**{totals['warm']:,.1f}**"])
     met = results["met"]
