@@ -199,12 +199,16 @@ pd.Series(agreement, name="nearest neighbour shares a genre").round(3)
 from IPython.display import HTML
 
 from sellakit.rec import KG_TOKEN, SLOT_TOKENS, TEMPLATES, PromptBuilder, add_kg_token
-from sellakit.rec import add_slot_tokens
+from sellakit.rec import RecConfig, add_slot_tokens
 from sellakit.viz import prompt_html
 
 add_slot_tokens(backbone.tokenizer, backbone.model)
 add_kg_token(backbone.tokenizer, backbone.model)
-builder = PromptBuilder(backbone.tokenizer, TEMPLATES["collm_kg"], history_len=5,
+# quick mode's study rows and prompt (section 5 runs them); paper mode: the preset's
+quick_rows = dict(train_rows=128, valid_rows=64, test_rows=192, history_len=3,
+                  eval_every=16, token_epochs=2) if QUICK else {}
+history_len = RecConfig.preset(preset_name(QUICK), **quick_rows).history_len
+builder = PromptBuilder(backbone.tokenizer, TEMPLATES["collm_kg"], history_len=history_len,
                         slot_tokens={**SLOT_TOKENS["collm"], "kg": KG_TOKEN})
 encoded = builder.encode_rows(test.iloc[[0]], split.item_titles)[0]
 print(encoded.slots)
@@ -231,8 +235,6 @@ from sellakit.cache import cache_dir
 from sellakit.config import repo_root
 
 bench_file = repo_root() / "bench" / "rec_ml100k_kg.json"
-quick_rows = dict(train_rows=128, valid_rows=64, test_rows=192, eval_every=8,
-                  token_epochs=2) if QUICK else {}
 if not QUICK and bench_file.exists():
     study = json.loads(bench_file.read_text())
     scores = pd.read_parquet(bench_file.with_suffix(".scores.parquet"))

@@ -57,7 +57,7 @@ from filelock import FileLock, Timeout
 from sellakit.errors import CacheError
 
 __all__ = ["Asset", "CacheError", "cache_dir", "fetch", "sha256_of", "atomic_dir", "atomic_file",
-           "cached_arrays", "cached_state", "lock", "sweep_stale", "seal", "seal_folder",
+           "cached_arrays", "stored_arrays", "cached_state", "lock", "sweep_stale", "seal", "seal_folder",
            "sealed_folder", "warn_unusable", "warn_not_written"]
 
 #: Temporaries of :func:`atomic_file` / :func:`atomic_dir` end so; older ones are swept.
@@ -382,21 +382,31 @@ def cached_arrays(kind: str, key: str, compute: Callable[[], dict[str, np.ndarra
     again, with a one-line warning naming the file.
     """
     path = cache_dir() / "derived" / kind / f"{key}.npz"
-
-    def read() -> dict[str, np.ndarray]:
-        with np.load(path, allow_pickle=False) as stored:
-            arrays = {name: stored[name] for name in stored.files if name != "__seal__"}
-            stored_seal = str(stored["__seal__"]) if "__seal__" in stored.files else None
-        _check_seal(arrays, stored_seal)
-        _check_arrays(arrays, shapes)
-        return arrays
-
     with lock(f"{kind}-{key}"):
-        found, arrays = _guarded_read(path, read)
+        found, arrays = _guarded_read(path, lambda: _read_npz(path, shapes))
         if found:
             return arrays
         arrays = compute()
         _guarded_write(path, lambda tmp: _savez(tmp, arrays))
+    return arrays
+
+
+def stored_arrays(kind: str, key: str) -> dict[str, np.ndarray] | None:
+    """The arrays of ``<cache>/derived/<kind>/<key>.npz`` when the entry loads, its seal
+    matches and its arrays are finite; else None (nothing is computed, written or said)."""
+    try:
+        return _read_npz(cache_dir() / "derived" / kind / f"{key}.npz", None)
+    except Exception:  # noqa: BLE001 - an entry that cannot be trusted is not read
+        return None
+
+
+def _read_npz(path: Path, shapes: Mapping[str, tuple[int, ...]] | None
+              ) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as stored:
+        arrays = {name: stored[name] for name in stored.files if name != "__seal__"}
+        stored_seal = str(stored["__seal__"]) if "__seal__" in stored.files else None
+    _check_seal(arrays, stored_seal)
+    _check_arrays(arrays, shapes)
     return arrays
 
 

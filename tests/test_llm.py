@@ -39,12 +39,33 @@ def test_padding_row_is_zero_and_cache_is_used(tiny, tmp_cache):
     assert len(cached) == 1
     from sellakit.cache import _savez  # written as the kit writes (sealed): a hit, not forged
 
-    _savez(cached[0], {"table": table * 0 + 7})  # the next call must read it, not recompute
+    with np.load(cached[0]) as stored:  # the next call must read it, not recompute
+        _savez(cached[0], {**{n: stored[n] for n in ("titles", "source")}, "table": table * 0 + 7})
     again = item_semantic_embeddings(tiny, ["", "Heat (1995)"], progress=False)
     assert (again == 7).all()
     other = item_semantic_embeddings(tiny, ["", "Heat (1995)"], template="Film: {title}",
                                      progress=False)
     assert not (other == 7).all()
+
+
+def test_titles_extracted_before_are_read_not_run(tiny, tmp_cache, monkeypatch):
+    """A second list (notebook 08's titles after notebook 03's) runs only its new titles."""
+    import sellakit.llm.semantic as semantic
+
+    first = item_semantic_embeddings(tiny, ["Toy Story (1995)", "Heat (1995)"], progress=False)
+    ran = []
+    extract = semantic._extract
+    monkeypatch.setattr(semantic, "_extract", lambda model, backbone, titles, *rest:
+                        ran.append(list(titles)) or extract(model, backbone, titles, *rest))
+    titles = ["", "Heat (1995)", "Casino (1995)", "Toy Story (1995)"]
+    table = item_semantic_embeddings(tiny, titles, progress=False)
+    assert ran == [["Casino (1995)"]]
+    np.testing.assert_array_equal(table[[1, 3]], first[[1, 0]])
+    assert not table[0].any()
+    fresh = item_semantic_embeddings(tiny, titles, use_cache=False, progress=False)
+    np.testing.assert_allclose(table, fresh, atol=1e-5)  # as if every title ran together
+    other = item_semantic_embeddings(tiny, titles, template="Film: {title}", progress=False)
+    assert ran[-1] == sorted(filter(None, titles)) and not np.allclose(other[1], table[1])
 
 
 def test_template_needs_a_placeholder(tiny):

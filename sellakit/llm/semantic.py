@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from sellakit.cache import cached_arrays, sha256_of
+from sellakit.cache import cache_dir, cached_arrays, sha256_of, stored_arrays
 from sellakit.errors import ConfigError, DataError
 from sellakit.llm.backbone import Backbone, tokenizer_digest, weights_digest
 
@@ -58,30 +58,60 @@ def item_semantic_embeddings(backbone: Backbone, titles: Sequence[str], *,
         adapter: a PEFT (LoRA) adapter folder to apply during extraction (stage 1), or None.
         use_cache: read and write ``<cache>/derived/semantic/<key>.npz`` (the key hashes the
             weights, tokenizer, template, adapter and titles in order; an entry of another shape
-            or with non-finite values is computed again).
+            or with non-finite values is computed again). A title already extracted for
+            another list with the same model, template and adapter is read from that entry,
+            not run again (notebook 08's MovieLens-100K titles are mostly notebook 03's).
     """
     if "{title}" not in template:
         raise ConfigError(f"template {template!r} has no {{title}} placeholder.")
     titles = [str(t) for t in titles]
-    key_source = json.dumps({"model": _fingerprint(backbone), "template": template,
-                             "adapter": _adapter_key(adapter), "titles": titles})
-    key = hashlib.sha256(key_source.encode()).hexdigest()[:24]
+    source = hashlib.sha256(json.dumps({"model": _fingerprint(backbone), "template": template,
+                                        "adapter": _adapter_key(adapter)}).encode()).hexdigest()
+    key = hashlib.sha256(json.dumps({"source": source, "titles": titles}).encode()
+                         ).hexdigest()[:24]
 
     def compute() -> dict[str, np.ndarray]:
+        known = _rows_extracted_before(source, titles) if use_cache else {}
+        missing = sorted({t for t in titles if t and t not in known})
         model = backbone.model
-        if adapter is not None:
+        if adapter is not None and missing:
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, adapter)
-        table = _extract(model, backbone, titles, template, batch_size, progress)
-        if adapter is not None:
+        if missing:
+            known.update(zip(missing, _extract(model, backbone, missing, template, batch_size,
+                                               progress)))
+        if adapter is not None and missing:
             model.unload()  # give the base model back without the adapter's layers
-        return {"table": table}
+        table = np.zeros((len(titles), backbone.hidden_size), dtype=np.float32)
+        for row, title in enumerate(titles):
+            if title:
+                table[row] = known[title]
+        return {"table": table, "titles": np.array(titles, dtype=str),
+                "source": np.array(source)}
 
     if not use_cache:
         return compute()["table"]
-    shape = (len(titles), backbone.hidden_size)  # one row per title, in the titles' order
-    return cached_arrays("semantic", key, compute, shapes={"table": shape})["table"]
+    shapes = {"table": (len(titles), backbone.hidden_size),  # one row per title, in order
+              "titles": (len(titles),), "source": ()}
+    return cached_arrays("semantic", key, compute, shapes=shapes)["table"]
+
+
+def _rows_extracted_before(source: str, titles: list[str]) -> dict[str, np.ndarray]:
+    """Title -> row from the kit's other semantic entries of the same ``source`` (model,
+    template, adapter). A prompt's last state does not depend on the batch it ran in: padding is
+    on the left and masked, and RoPE sees only relative positions (last digits aside)."""
+    wanted, rows = set(filter(None, titles)), {}
+    for path in sorted((cache_dir() / "derived" / "semantic").glob("*.npz")):
+        stored = stored_arrays("semantic", path.stem)
+        if stored is None or str(stored.get("source", "")) != source:
+            continue
+        for title, row in zip(stored["titles"].tolist(), stored["table"]):
+            if title in wanted:
+                rows.setdefault(title, row)
+        if len(rows) == len(wanted):
+            break
+    return rows
 
 
 def _adapter_key(adapter: str | None) -> str | None:
