@@ -57,8 +57,8 @@ from filelock import FileLock, Timeout
 from sellakit.errors import CacheError
 
 __all__ = ["Asset", "CacheError", "cache_dir", "fetch", "sha256_of", "atomic_dir", "atomic_file",
-           "cached_arrays", "stored_arrays", "cached_state", "lock", "sweep_stale", "seal", "seal_folder",
-           "sealed_folder", "warn_unusable", "warn_not_written"]
+           "cached_arrays", "stored_arrays", "cached_state", "lock", "sweep_stale", "seal",
+           "seal_folder", "sealed_folder", "warn_unusable", "warn_not_written"]
 
 #: Temporaries of :func:`atomic_file` / :func:`atomic_dir` end so; older ones are swept.
 _TMP_SUFFIX = ".sellakit-tmp"
