@@ -73,16 +73,16 @@ def item_semantic_embeddings(backbone: Backbone, titles: Sequence[str], *,
     def compute() -> dict[str, np.ndarray]:
         known = _rows_extracted_before(source, titles) if use_cache else {}
         missing = sorted({t for t in titles if t and t not in known})
-        model = backbone.model
-        if adapter is not None and missing:
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, adapter)
         if missing:
+            model = backbone.model
+            if adapter is not None:
+                from peft import PeftModel
+
+                model = PeftModel.from_pretrained(model, adapter)
             known.update(zip(missing, _extract(model, backbone, missing, template, batch_size,
                                                progress)))
-        if adapter is not None and missing:
-            model.unload()  # give the base model back without the adapter's layers
+            if adapter is not None:
+                model.unload()  # give the base model back without the adapter's layers
         table = np.zeros((len(titles), backbone.hidden_size), dtype=np.float32)
         for row, title in enumerate(titles):
             if title:
