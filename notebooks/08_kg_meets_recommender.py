@@ -199,14 +199,13 @@ pd.Series(agreement, name="nearest neighbour shares a genre").round(3)
 from IPython.display import HTML
 
 from sellakit.rec import KG_TOKEN, SLOT_TOKENS, TEMPLATES, PromptBuilder, add_kg_token
-from sellakit.rec import RecConfig, add_slot_tokens
+from sellakit.rec import NOTEBOOK_QUICK_ROWS, RecConfig, add_slot_tokens
 from sellakit.viz import prompt_html
 
 add_slot_tokens(backbone.tokenizer, backbone.model)
 add_kg_token(backbone.tokenizer, backbone.model)
 # quick mode's study rows and prompt (section 5 runs them); paper mode: the preset's
-quick_rows = dict(train_rows=128, valid_rows=64, test_rows=192, history_len=3,
-                  eval_every=16, token_epochs=2) if QUICK else {}
+quick_rows = dict(NOTEBOOK_QUICK_ROWS) if QUICK else {}  # as notebook 05
 history_len = RecConfig.preset(preset_name(QUICK), **quick_rows).history_len
 builder = PromptBuilder(backbone.tokenizer, TEMPLATES["collm_kg"], history_len=history_len,
                         slot_tokens={**SLOT_TOKENS["collm"], "kg": KG_TOKEN})

@@ -75,22 +75,28 @@ def _llm_template(template: str, model: str = "smollm2-135m") -> Callable[[], di
 
 # --- 04: the aligned MF --------------------------------------------------------------------
 
+def _align_04(split, semantic: np.ndarray, **overrides):
+    """Notebook 04's quick alignment (temperature 0.2, patience 20) with ``overrides``:
+    :func:`~sellakit.align.compare_alignment`'s plain MF, aligned MF and record (cached)."""
+    from sellakit.align import AlignConfig, compare_alignment
+
+    config = AlignConfig.preset("quick", **{"seed": SEED, "temperature": 0.2, "patience": 20,
+                                             **overrides})
+    return compare_alignment(split, semantic, config, use_cache=True, progress=False)
+
+
 def _alignment(**overrides) -> Callable[[], dict]:
-    """Notebook 04's quick alignment (patience 20) with ``overrides``; its measures."""
+    """Notebook 04's quick alignment with ``overrides``; its measures."""
     def measure() -> dict:
         import torch
 
-        from sellakit.align import AlignConfig, compare_alignment
         from sellakit.data import collm_split, load_movielens_1m
         from sellakit.llm import item_semantic_embeddings, load_backbone
 
         split = collm_split(load_movielens_1m())
         semantic = item_semantic_embeddings(load_backbone("smollm2-135m"), split.item_titles,
                                             template="Movie: {title}")
-        config = AlignConfig.preset("quick", **{"seed": SEED, "temperature": 0.2,
-                                                 "patience": 20, **overrides})
-        plain, aligned, result = compare_alignment(split, semantic, config, use_cache=True,
-                                                   progress=False)
+        plain, aligned, result = _align_04(split, semantic, **overrides)
         with torch.no_grad():
             norm = aligned.model.item_embedding.weight.norm(dim=1).mean().item()
         keys = ("recall@10", "cka", "mutual_knn@10", "alignment", "uniformity")
@@ -109,6 +115,33 @@ def _alignment_pair(name: str, values: Sequence) -> Callable[[], dict]:
     def measure() -> dict:
         return {str(v): _alignment(**{name: v})() for v in values}
     return measure
+
+
+# --- 05: the slots' scale ------------------------------------------------------------------
+
+def _unscaled_slots() -> dict:
+    """Notebook 05's quick SeLLa-Rec (04's alignment, the same rows and stage 1) with its slots
+    scaled and with ``normalize_slots=False``: the user slot's norm at the start of stage 3 and
+    the best validation AUC of each."""
+    from sellakit.data import collm_split, load_movielens_1m
+    from sellakit.llm import item_semantic_embeddings, load_backbone
+    from sellakit.rec import NOTEBOOK_QUICK_ROWS, RecConfig, prepare_stage2, run_methods
+
+    split = collm_split(load_movielens_1m())
+    backbone = load_backbone("smollm2-135m")
+    semantic = item_semantic_embeddings(backbone, split.item_titles)
+    aligned = _align_04(split, semantic)[1].tables()
+    plain_mf, _ = prepare_stage2(split, preset="quick", seed=SEED, use_cache=True)
+    config = RecConfig.preset("quick", seed=SEED, **NOTEBOOK_QUICK_ROWS)
+    common = dict(plain_mf=plain_mf, aligned=aligned, semantic=semantic, backbone=backbone,
+                  use_cache=True, cache_scores=True, progress=False)
+    scaled = run_methods(split, ["sella"], config, **common)
+    raw = run_methods(split, ["sella"], replace(config, normalize_slots=False),
+                      stage1_from=scaled, **common)
+    return {"model": backbone.name, "rows": {k: len(v) for k, v in scaled.rows.items()}, **{
+        label: {"start_norm_user": float(run.training["sella"].history.norm_user.iloc[0]),
+                "best_valid_auc": float(run.training["sella"].best_valid["auc"])}
+        for label, run in (("scaled", scaled), ("raw", raw))}}
 
 
 # --- 06-07: the KG teacher and student -----------------------------------------------------
@@ -239,6 +272,8 @@ EXERCISES: dict[str, Exercise] = {
                      _gnn_student, 45),
     "06.1": Exercise("06_kg_multisource_pretraining", 'MODE = "swapping"',
                      _teachers("swapping"), 60),
+    "05.3": Exercise("05_special_tokens_prompting", "normalize_slots=False", _unscaled_slots,
+                     4),
 }
 
 

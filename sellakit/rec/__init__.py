@@ -5,7 +5,7 @@ Stage order: data -> cf -> llm -> align -> rec. ``rec`` reads the aligned MF onl
 :class:`sellakit.align.AlignedTables`.
 """
 
-from sellakit.rec.config import RecConfig, make_accelerator
+from sellakit.rec.config import NOTEBOOK_QUICK_ROWS, RecConfig, make_accelerator
 from sellakit.rec.methods import (ABLATIONS, METHOD_NAMES, METHOD_TABLE, METHODS, RecMethod,
                                   RecRun, fresh_stage3_model, method_help, method_table,
                                   prepare_stage2, run_methods, sample_rows, sample_splits,
@@ -25,7 +25,7 @@ __all__ = ["TEMPLATES", "TEMPLATES_BEFORE_TITLE", "LAYOUTS", "SLOT_TOKENS", "Pro
            "add_slot_tokens", "answer_token_ids",
            "SpecialTokenRec", "collm_mapping", "add_lora", "copy_table", "collate_rows",
            "score_prompts", "ScaledDirection", "ShrunkStart", "input_embedding_norm", "PrefixCache",
-           "RecConfig", "make_accelerator", "train_rec", "slot_norms",
+           "RecConfig", "NOTEBOOK_QUICK_ROWS", "make_accelerator", "train_rec", "slot_norms",
            "METHODS", "ABLATIONS", "METHOD_NAMES", "METHOD_TABLE", "RecMethod", "method_table",
            "method_help", "RecRun", "run_methods", "sample_rows", "sample_splits",
            "prepare_stage2", "template_for", "fresh_stage3_model", "score_rows",

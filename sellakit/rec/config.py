@@ -12,7 +12,14 @@ import torch
 
 from sellakit.config import Config, bounded
 
-__all__ = ["RecConfig", "make_accelerator"]
+__all__ = ["RecConfig", "NOTEBOOK_QUICK_ROWS", "make_accelerator"]
+
+#: What notebooks 05 and 08 put on top of the ``quick`` preset, and the exercise answers measured
+#: on their runs (:mod:`sellakit.benchmarks.exercises`): fewer rows and history titles, so that the
+#: two LLM notebooks fit the quick series' time (``RecConfig.preset("quick",
+#: **NOTEBOOK_QUICK_ROWS)``).
+NOTEBOOK_QUICK_ROWS: Mapping[str, int] = MappingProxyType(dict(
+    train_rows=128, valid_rows=64, test_rows=192, history_len=3, eval_every=16, token_epochs=2))
 
 
 @dataclass(frozen=True)
