@@ -28,10 +28,10 @@
 # `<KG_ID>` slot's vector, and read its effect on all, item-cold and user-cold test rows with
 # paired intervals and a slot ablation.
 #
-# **Run time** (quick mode, 2 CPU cores, idle unless noted): 16 s (first run 6 min 09 s) (a warm
-# cache holds the KG vectors, the maps and the small study). **Paper mode:** `sellakit bench rec-kg`
-# (3 seeds; the notebook reads `bench/rec_ml100k_kg.json`). **Needs a GPU:** advised for paper mode.
-# **Depends on:** none.
+# **Run time** (quick mode, 2 CPU cores, idle unless noted): 26 s (first run 6 min 09 s) (a warm
+# cache holds the KG vectors, the maps and the small study). **Paper mode:** `sellakit bench
+# rec-kg` (3 seeds; the notebook reads `bench/rec_ml100k_kg.json`). **Needs a GPU:** advised for
+# paper mode. **Depends on:** none.
 #
 # Quick mode is a *demonstration*: one seed on a few hundred rows cannot rank the
 # methods. Paper mode reads the three-seed study, every method in the configuration

@@ -84,26 +84,28 @@ class Notebook:
 
 
 #: The series, in order: file stem -> :class:`Notebook`. The only source of these facts.
-#: Times: ``sellakit bench series`` (bench/quick_series.json) of 2026-12-05 in a clean clone, 2
-#: idle cores, DBP-5L at hand, first from an empty cache (downloads included), then warm; the
-#: stand-in times of notebooks 06-07 from that day's clean-clone ``make test`` (no DBP-5L).
+#: Times: ``sellakit bench series`` (bench/quick_series.json) of 2026-12-06 in a clean clone of
+#: 3ce5cbf, 2 idle cores, DBP-5L at hand, first from an empty cache (downloads included), then
+#: warm; that machine ran unchanged notebooks 1.3-1.6x slower than the one of 2026-12-05 (01:
+#: 12.9 s warm against 8.0). The stand-in times of notebooks 06-07 are from a clean-clone
+#: ``make test`` (no DBP-5L) on the machine of 2026-12-05.
 NOTEBOOKS: dict[str, Notebook] = {
     "00_overview": Notebook(
-        "What the series covers, how to run it, the map", 3.3, 3.0, "same as quick"),
+        "What the series covers, how to run it, the map", 4.8, 4.4, "same as quick"),
     "01_data": Notebook(
-        "MovieLens-1M on the CoLLM protocol, explored with plotly", 8.0, 10.4, "same as quick"),
+        "MovieLens-1M on the CoLLM protocol, explored with plotly", 12.9, 13.4, "same as quick"),
     "02_collaborative_filtering": Notebook(
         "MF, LightGCN, SASRec: early stopping on validation, AUC/UAUC, warm vs cold",
-        8.6, 78.4, "17 min on 2 CPU cores shared with three other jobs (bench/cf_ml1m.json; "
+        12.8, 110.8, "17 min on 2 CPU cores shared with three other jobs (bench/cf_ml1m.json; "
         "docs/results.md, CF baselines)",
         time_note="(a warm cache holds the trained models)"),
     "03_llm_semantic_embeddings": Notebook(
         "What a real LLM (SmolLM2-135M) knows about items from their titles: neighbours, "
-        "genre structure, UMAP", 14.0, 123.1,
+        "genre structure, UMAP", 21.1, 146.1,
         "not measured (a UMAP of 3,000 items instead of 600)"),
     "04_semantic_alignment": Notebook(
         "MF + InfoNCE alignment with the LLM space: CKA, mutual k-NN, Recall@10 before/after, "
-        "UMAP, widget explorer", 14.5, 106.1,
+        "UMAP, widget explorer", 23.1, 174.2,
         "not measured (bench/align_ml1m_quick.json is the quick preset)",
         time_note="(a warm cache holds both trained models)",
         depends_on=("03_llm_semantic_embeddings",),
@@ -113,7 +115,7 @@ NOTEBOOKS: dict[str, Notebook] = {
         "CoLLM-style prompts on one LLM: LoRA stages, the cached text, AUC/UAUC with paired "
         "intervals, slot norms, a slot ablation, a forest plot against the strongest count "
         "baseline, a scoring widget",
-        15.5, 283.2, "not measured; every ML-1M row, on the same SmolLM2 unless the "
+        24.1, 216.2, "not measured; every ML-1M row, on the same SmolLM2 unless the "
         "notebook's `MODEL` names another", needs_gpu="advised for paper mode",
         time_note="(a warm cache holds stages 1 and 3 and every score)",
         depends_on=("04_semantic_alignment",),
@@ -122,7 +124,7 @@ NOTEBOOKS: dict[str, Notebook] = {
     "06_kg_multisource_pretraining": Notebook(
         "DBP-5L's five KGs and links (or the derived stand-in), one data rule (training, "
         "selection, test facts), leakage removal, the joint RotatE teacher trained to "
-        "convergence, copies no link joins (UMAP, alignment Hits@k)", 13.0, 135.1,
+        "convergence, copies no link joins (UMAP, alignment Hits@k)", 17.2, 205.2,
         "not measured", needs_gpu="advised for paper mode",
         time_note="on DBP-5L (the first run trains the teacher); first run 24 s on the derived "
         "stand-in"),
@@ -131,7 +133,7 @@ NOTEBOOKS: dict[str, Notebook] = {
         "linked subgraph, warm-started student with KD vs scratch, J1 and the warm start alone "
         "with paired intervals (J2 and the new-KG setting in paper mode), time by phase vs "
         "MRR, the sweeps from bench/, a widget",
-        13.0, 61.1, "not measured",
+        19.6, 106.0, "not measured",
         needs_gpu="advised for paper mode", depends_on=("06_kg_multisource_pretraining",),
         depends_note="its cached teacher; trained here when absent",
         time_note="on DBP-5L (a warm cache holds the trained rows; the first run reads "
@@ -140,7 +142,7 @@ NOTEBOOKS: dict[str, Notebook] = {
         "MovieLens-100k's Freebase film KG as a fourth token: the KG and its links, the KG "
         "vectors' link prediction, KG / CF / LLM item maps, `<KG_ID>` with and without, "
         "item-cold and user-cold slices with paired intervals, a slot ablation, a movie widget",
-        15.9, 369.2, "`sellakit bench rec-kg` (3 seeds; the notebook reads "
+        26.1, 369.3, "`sellakit bench rec-kg` (3 seeds; the notebook reads "
         "`bench/rec_ml100k_kg.json`)", needs_gpu="advised for paper mode",
         time_note="(a warm cache holds the KG vectors, the maps and the small study)"),
 }
