@@ -75,6 +75,17 @@ def _llm_template(template: str, model: str = "smollm2-135m") -> Callable[[], di
 
 # --- 04: the aligned MF --------------------------------------------------------------------
 
+def _ml1m_items():
+    """The ML-1M split, SmolLM2 and its item states under notebooks 03-05's template."""
+    from sellakit.data import collm_split, load_movielens_1m
+    from sellakit.llm import item_semantic_embeddings, load_backbone
+
+    split = collm_split(load_movielens_1m())
+    backbone = load_backbone("smollm2-135m")
+    return split, backbone, item_semantic_embeddings(backbone, split.item_titles,
+                                                     template="Movie: {title}")
+
+
 def _align_04(split, semantic: np.ndarray, **overrides):
     """Notebook 04's quick alignment (temperature 0.2, patience 20) with ``overrides``:
     :func:`~sellakit.align.compare_alignment`'s plain MF, aligned MF and record (cached)."""
@@ -90,12 +101,7 @@ def _alignment(**overrides) -> Callable[[], dict]:
     def measure() -> dict:
         import torch
 
-        from sellakit.data import collm_split, load_movielens_1m
-        from sellakit.llm import item_semantic_embeddings, load_backbone
-
-        split = collm_split(load_movielens_1m())
-        semantic = item_semantic_embeddings(load_backbone("smollm2-135m"), split.item_titles,
-                                            template="Movie: {title}")
+        split, _, semantic = _ml1m_items()
         plain, aligned, result = _align_04(split, semantic, **overrides)
         with torch.no_grad():
             norm = aligned.model.item_embedding.weight.norm(dim=1).mean().item()
@@ -123,13 +129,9 @@ def _unscaled_slots() -> dict:
     """Notebook 05's quick SeLLa-Rec (04's alignment, the same rows and stage 1) with its slots
     scaled and with ``normalize_slots=False``: the user slot's norm at the start of stage 3 and
     the best validation AUC of each."""
-    from sellakit.data import collm_split, load_movielens_1m
-    from sellakit.llm import item_semantic_embeddings, load_backbone
     from sellakit.rec import NOTEBOOK_QUICK_ROWS, RecConfig, prepare_stage2, run_methods
 
-    split = collm_split(load_movielens_1m())
-    backbone = load_backbone("smollm2-135m")
-    semantic = item_semantic_embeddings(backbone, split.item_titles)
+    split, backbone, semantic = _ml1m_items()
     aligned = _align_04(split, semantic)[1].tables()
     plain_mf, _ = prepare_stage2(split, preset="quick", seed=SEED, use_cache=True)
     config = RecConfig.preset("quick", seed=SEED, **NOTEBOOK_QUICK_ROWS)
