@@ -582,7 +582,9 @@ def _add_kg_targets(target) -> None:
             parser.add_argument("--seeds", type=int, default=3,
                                 help="seeds of every row (from --seed)")
             parser.add_argument("--j2-seeds", type=int, default=None,
-                                help="how many of those seeds the J2 rows run (default all)")
+                                help="how many of those seeds the J2 rows run (default all; 0: "
+                                     "no J2 rows, for encoders whose joint retrain costs "
+                                     "hours on a CPU)")
             parser.add_argument("--threads", type=int, default=2,
                                 help="torch threads: every time is measured at this count")
             parser.add_argument("--no-ablations", action="store_true",
@@ -609,7 +611,7 @@ def _add_switches(parser: argparse.ArgumentParser) -> None:
 
 
 #: (option, its attribute, smallest value): whole-number options, checked before any work.
-_AT_LEAST = (("--seed", "seed", 0), ("--seeds", "seeds", 1), ("--j2-seeds", "j2_seeds", 1),
+_AT_LEAST = (("--seed", "seed", 0), ("--seeds", "seeds", 1), ("--j2-seeds", "j2_seeds", 0),
              ("--threads", "threads", 1), ("--rows", "rows", 1),
              ("--ablation-seeds", "ablation_seeds", 1), ("--train-rows", "train_rows", 1),
              ("--stage1-rows", "stage1_rows", 1),

@@ -50,7 +50,8 @@ def kg_benchmark(ms: MultiSourceKG, targets: list[str], *, preset: str = "quick"
     """Per target, the teacher of ``setting`` (:data:`sellakit.kg.compare.SETTINGS`; new-kg:
     one per target, trained on the other KGs; all-kgs: one for all) and every row of
     :func:`sellakit.kg.compare_on_target` at ``seeds`` seeds (``seed``, ``seed + 1``, ...;
-    ``j2_seeds`` of them for the two J2 rows, default all).
+    ``j2_seeds`` of them for the two J2 rows, default all; 0 leaves the J2 rows out, and
+    with them the aims and the time ratios that need J2).
 
     ``out``: the run's JSON file; each finished target is written beside it
     (:class:`~sellakit.benchmarks.parts.PartStore`, ``<out>.parts/<target>.json`` and its
@@ -105,12 +106,14 @@ def _one_target(ms, rule, target, teacher, scfg, tcfg, *, seeds, seed, j2_seeds,
     result = compare_on_target(ms, rule, target, teacher, scfg, tcfg, seeds=all_seeds,
                                methods=others, ablations=ablations, progress=progress,
                                use_cache=False)
-    j2 = compare_on_target(ms, rule, target, teacher, scfg, tcfg,
-                           seeds=all_seeds[:j2_seeds or seeds], methods=tuple(j2_names),
-                           progress=progress, use_cache=False)
-    ranks = {**result.pop("_ranks"), **j2.pop("_ranks")}
+    ranks = result.pop("_ranks")
     result.pop("_models")
-    result.update({name: j2[name] for name in j2_names}, joint=j2["j2"])
+    if j2_seeds != 0:
+        j2 = compare_on_target(ms, rule, target, teacher, scfg, tcfg,
+                               seeds=all_seeds[:j2_seeds or seeds], methods=tuple(j2_names),
+                               progress=progress, use_cache=False)
+        ranks |= j2.pop("_ranks")
+        result.update({name: j2[name] for name in j2_names}, joint=j2["j2"])
     result["_comparisons"] = kd_comparisons(ranks)
     result["time"] = time_accounting(result, teacher)
     result["aims"] = aims(result)
@@ -130,7 +133,7 @@ def _plain(value):
 def _meta(ms, rule, preset, seed, seeds, j2_seeds, setting, tcfg, scfg, teachers) -> dict:
     """What the run was: data, settings, configs, the teachers, the data rule, the machine."""
     return {"dataset": ms.name, "preset": preset, "seed": seed, "seeds": seeds,
-            "j2_seeds": j2_seeds or seeds, "setting": setting.name,
+            "j2_seeds": seeds if j2_seeds is None else j2_seeds, "setting": setting.name,
             "setting_help": setting.help, "teachers": teachers,
             "teacher_seconds": round(float(np.mean([t["seconds"] for t in teachers.values()])),
                                      2),
