@@ -157,20 +157,28 @@ def test_bench_kg_writes_ranks_beside_the_json(tmp_cache, tmp_path):
 
 def test_bench_kg_j2_seeds_0_leaves_j2_out(tmp_cache, tmp_path):
     """--j2-seeds 0 (for an encoder whose joint retrain costs hours): no J2 row, no comparison
-    or aim that needs one, the table's J2 time a dash; every other row still runs."""
+    or aim that needs one, the table's J2 time a dash; every other row still runs, and KD is
+    compared with each ablation run, from the ranks file (so also on a resumed run)."""
     import json
 
     out = tmp_path / "kg.json"
-    assert main(["bench", "kg", "--dataset", "nations-derived", "--target", "s0", "--seeds",
-                 "1", "--j2-seeds", "0", "--no-ablations", "--threads", "1",
-                 "--out", str(out)]) == 0
+    argv = ["bench", "kg", "--dataset", "nations-derived", "--target", "s0", "--seeds", "1",
+            "--j2-seeds", "0", "--ablations=-feature", "--threads", "1", "--out", str(out)]
+    assert main(argv) == 0
     results = json.loads(out.read_text())
     assert {"scratch", "kd", "no_kd", "kd_cold"} <= set(results)
     assert not {"j2", "j2_warm", "joint"} & set(results) and results["j2_seeds"] == 0
     assert results["aims"] == {} and "j2" not in results["time"]
-    assert "kd - no_kd" in results["_comparisons"]
+    assert {"kd - no_kd", "kd - -feature"} <= set(results["_comparisons"])  # KD vs its ablation
     assert not any("j2" in name for name in results["_comparisons"])
     assert "0 for J2" in (tmp_path / "kg.md").read_text()
+    # the comparisons follow from the ranks file: a part read back gets them again
+    part = tmp_path / "kg.parts" / "s0.json"
+    stored = json.loads(part.read_text())
+    stored["_comparisons"] = {}
+    part.write_text(json.dumps(stored))
+    assert main(argv) == 0
+    assert json.loads(out.read_text())["_comparisons"] == results["_comparisons"]
 
 
 def _bench_option(target: str, option: str):

@@ -25,12 +25,14 @@ from sellakit.errors import ConfigError
 from sellakit.kg import (METHODS, MultiSourceKG, StudentConfig, TeacherConfig,
                          compare_on_target, evaluate, kd_comparisons, load_or_pretrain_teacher,
                          resolve_setting, teacher_kgs)
+from sellakit.kg.compare import COMPARISONS
 from sellakit.kg.evaluate import rotate_tail_scorer
 from sellakit.kg.protocol import data_rule
 from sellakit.published import published
 
 __all__ = ["kg_benchmark", "kg_markdown", "kg_eval_benchmark", "kg_eval_markdown",
            "check_targets", "bench_configs", "time_accounting", "aims", "teacher_record",
+           "compare_from_ranks",
            "jsonable", "long_ranks"]
 
 
@@ -78,6 +80,7 @@ def kg_benchmark(ms: MultiSourceKG, targets: list[str], *, preset: str = "quick"
             if store:
                 store.save(target, jsonable(done[0]), done[1])
         per_target[target], ranks = done
+        compare_from_ranks(per_target[target], ranks)  # a part read back gets today's pairs
         teachers[target] = per_target[target]["time"]["teacher_record"]
         frames.append(ranks)
     meta = _meta(ms, rule, preset, seed, seeds, j2_seeds, chosen, tcfg, scfg, teachers)
@@ -114,10 +117,20 @@ def _one_target(ms, rule, target, teacher, scfg, tcfg, *, seeds, seed, j2_seeds,
                                progress=progress, use_cache=False)
         ranks |= j2.pop("_ranks")
         result.update({name: j2[name] for name in j2_names}, joint=j2["j2"])
-    result["_comparisons"] = kd_comparisons(ranks)
     result["time"] = time_accounting(result, teacher)
-    result["aims"] = aims(result)
     return result, long_ranks(target, ranks, seed)
+
+
+def compare_from_ranks(record: dict, ranks: pd.DataFrame) -> None:
+    """Set one target's ``_comparisons`` (:data:`~sellakit.kg.compare.COMPARISONS`, plus KD
+    against each of its ablations) and ``aims`` from its per-query ranks in long form
+    (:func:`long_ranks`), so they always follow from the ranks file beside the JSON."""
+    runs = {method: [1.0 / rows.sort_values("query").rr.to_numpy()
+                     for _, rows in by_method.groupby("seed")]
+            for method, by_method in ranks.groupby("method")}
+    pairs = COMPARISONS + tuple(("kd", name) for name in record.get("ablations", {}))
+    record["_comparisons"] = kd_comparisons(runs, pairs)
+    record["aims"] = aims(record)
 
 
 def jsonable(record: dict) -> dict:
