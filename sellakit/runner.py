@@ -31,8 +31,8 @@ from sellakit.cache import atomic_file
 from sellakit.config import repo_root
 
 __all__ = ["NOTEBOOKS", "Notebook", "Promise", "notebooks_table", "series_seconds", "should_see",
-           "check_should_see", "record", "recorded_values", "run_notebook", "run_series",
-           "notebooks_dir", "build_dir", "stable_values", "values_digest"]
+           "check_should_see", "record", "recorded_values", "notebook_client", "run_notebook",
+           "run_series", "notebooks_dir", "build_dir", "stable_values", "values_digest"]
 
 MIME = "application/vnd.sellakit.results+json"
 #: Set for a notebook's kernel: which notebook and which run draws the figures it saves.
@@ -337,6 +337,53 @@ def kernel_env() -> dict[str, str]:
     return env
 
 
+def notebook_client(notebook, **options):
+    """An ``nbclient.NotebookClient`` (``options`` are its own) that does not stall on a cell
+    that displays into an ``ipywidgets.Output`` (notebook 04's explorer).
+
+    nbclient stands in for a front end's Output widget and, after every display into one, sends
+    the widget's whole output list back to the kernel on the shell socket, while it awaits the
+    cell's reply on that same socket. With pyzmq's asyncio poll (27.3) the reply's wake-up is then
+    sometimes lost: kernel and client sit idle until the cell timeout (30 minutes here) ends the
+    poll, which finds the reply and goes on. The kernel needs none of that state, so it is not
+    sent; and the reply is awaited in one-second polls, each of which looks at the socket afresh,
+    so a lost wake-up of any other cause costs a second.
+    """
+    from queue import Empty
+
+    from nbclient import NotebookClient
+    from nbclient.output_widget import OutputWidget
+
+    class OutputKeptHere(OutputWidget):
+        def sync_state(self) -> None:  # recorded in the notebook's widget state, not sent back
+            pass
+
+    def in_slices(get_msg, step: float = 1.0):
+        async def get(timeout: float | None = None):
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                left = step if deadline is None else \
+                    max(0.0, min(step, deadline - time.monotonic()))
+                try:
+                    return await get_msg(timeout=left)
+                except Empty:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise
+        return get
+
+    class SteadyClient(NotebookClient):
+        def __init__(self, nb, **kw):
+            super().__init__(nb, **kw)
+            self.widget_registry = {"@jupyter-widgets/output": {"OutputModel": OutputKeptHere}}
+
+        async def async_start_new_kernel_client(self):
+            kc = await super().async_start_new_kernel_client()
+            kc.shell_channel.get_msg = in_slices(kc.shell_channel.get_msg)
+            return kc
+
+    return SteadyClient(notebook, **options)
+
+
 def run_notebook(stem: str, *, quick: bool = True, timeout: int = 1800, save: bool = True,
                  publish: bool = False, env: Mapping[str, str] | None = None) -> dict:
     """Execute one notebook top to bottom; return ``{"seconds", "values", "path"}``.
@@ -351,7 +398,6 @@ def run_notebook(stem: str, *, quick: bool = True, timeout: int = 1800, save: bo
     partly executed copy is still saved for inspection.
     """
     import nbformat
-    from nbclient import NotebookClient
 
     notebook = _load_source(stem)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
@@ -363,9 +409,9 @@ def run_notebook(stem: str, *, quick: bool = True, timeout: int = 1800, save: bo
             print(f"[sellakit]   {stem} cell {cell_index} done at "
                   f"{time.perf_counter() - started:.0f} s", flush=True)
 
-    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(notebooks_dir())}},
-                            on_cell_executed=progress)
+    client = notebook_client(notebook, timeout=timeout, kernel_name="python3",
+                             resources={"metadata": {"path": str(notebooks_dir())}},
+                             on_cell_executed=progress)
     out = build_dir() / "notebooks" / f"{stem}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
     run = f"{stem}-{time.time_ns()}"  # names the figures this run draws (their sidecars)

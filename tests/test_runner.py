@@ -1,0 +1,53 @@
+"""The notebook runner's client: a widget cell must not stall the notebook (notebook 04's hang)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sellakit.runner import notebook_client
+
+pytest.importorskip("nbclient")
+pytest.importorskip("ipywidgets")
+pytest.importorskip("plotly")
+
+#: Twenty figures displayed into one Output widget, as the explorer does when its slider moves:
+#: with nbclient's own client the next cell waited out the whole cell timeout in 5 of 6 runs
+#: (kernel and client idle), with :func:`notebook_client` in none of 8.
+CELLS = [
+    "import numpy as np, ipywidgets as widgets, plotly.graph_objects as go\n"
+    "from IPython.display import display",
+    "out = widgets.Output()\n"
+    "xy = np.random.default_rng(0).random((3000, 2))\n"
+    "for i in range(20):\n"
+    "    out.outputs = ()\n"
+    "    with out:\n"
+    "        display(go.Figure([go.Scattergl(x=xy[:, 0], y=xy[:, 1], mode='markers')]))\n"
+    "out",
+    "print('next cell')",
+]
+TIMEOUT = 60
+
+
+def test_a_cell_that_displays_into_an_output_widget_does_not_stall_the_next():
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    client = notebook_client(notebook, timeout=TIMEOUT, kernel_name="python3",
+                             record_timing=True)
+    client.execute()
+
+    from datetime import datetime
+
+    def at(cell, key):
+        return datetime.fromisoformat(cell.metadata["execution"][key].replace("Z", "+00:00"))
+
+    widget_cell, next_cell = notebook.cells[1], notebook.cells[2]
+    gap = (at(next_cell, "iopub.execute_input") - at(widget_cell, "shell.execute_reply"))
+    assert gap.total_seconds() < TIMEOUT / 4, f"the next cell started {gap} after the reply"
+    assert next_cell.outputs[0]["text"] == "next cell\n"
+    # The figures still reach the saved notebook: the Output widget's state holds the last one.
+    states = notebook.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    outputs = [s["state"]["outputs"] for s in states.values() if s["model_name"] == "OutputModel"]
+    assert len(outputs) == 1 and outputs[0][-1]["data"]["application/vnd.plotly.v1+json"]
