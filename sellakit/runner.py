@@ -26,9 +26,14 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sellakit.cache import atomic_file
 from sellakit.config import repo_root
+
+if TYPE_CHECKING:  # the notebook extras, imported where a notebook runs
+    import nbclient
+    import nbformat
 
 __all__ = ["NOTEBOOKS", "Notebook", "Promise", "notebooks_table", "series_seconds", "should_see",
            "check_should_see", "record", "recorded_values", "notebook_client", "run_notebook",
@@ -337,7 +342,7 @@ def kernel_env() -> dict[str, str]:
     return env
 
 
-def notebook_client(notebook, **options):
+def notebook_client(notebook: nbformat.NotebookNode, **options: Any) -> nbclient.NotebookClient:
     """An ``nbclient.NotebookClient`` (``options`` are its own) that does not stall on a cell
     that displays into an ``ipywidgets.Output`` (notebook 04's explorer).
 
@@ -346,8 +351,9 @@ def notebook_client(notebook, **options):
     cell's reply on that same socket. With pyzmq's asyncio poll (27.3) the reply's wake-up is then
     sometimes lost: kernel and client sit idle until the cell timeout (30 minutes here) ends the
     poll, which finds the reply and goes on. The kernel needs none of that state, so it is not
-    sent; and the reply is awaited in one-second polls, each of which looks at the socket afresh,
-    so a lost wake-up of any other cause costs a second.
+    sent; and replies and outputs are awaited in one-second polls, each of which looks at the
+    socket afresh, so a lost wake-up of any other cause costs a second (on the output socket it
+    would otherwise cost the cell's outputs: nbclient waits 4 s for them after the reply).
     """
     from queue import Empty
 
@@ -378,7 +384,8 @@ def notebook_client(notebook, **options):
 
         async def async_start_new_kernel_client(self):
             kc = await super().async_start_new_kernel_client()
-            kc.shell_channel.get_msg = in_slices(kc.shell_channel.get_msg)
+            for channel in (kc.shell_channel, kc.iopub_channel):
+                channel.get_msg = in_slices(channel.get_msg)
             return kc
 
     return SteadyClient(notebook, **options)
