@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from sellakit.runner import notebook_client
@@ -32,19 +34,15 @@ def test_a_cell_that_displays_into_an_output_widget_does_not_stall_the_next():
     import nbformat
 
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                       "language": "python"}
     client = notebook_client(notebook, timeout=TIMEOUT, kernel_name="python3",
                              record_timing=True)
     client.execute()
-
-    from datetime import datetime
 
     def at(cell, key):
         return datetime.fromisoformat(cell.metadata["execution"][key].replace("Z", "+00:00"))
 
     widget_cell, next_cell = notebook.cells[1], notebook.cells[2]
-    gap = (at(next_cell, "iopub.execute_input") - at(widget_cell, "shell.execute_reply"))
+    gap = at(next_cell, "iopub.execute_input") - at(widget_cell, "shell.execute_reply")
     assert gap.total_seconds() < TIMEOUT / 4, f"the next cell started {gap} after the reply"
     assert next_cell.outputs[0]["text"] == "next cell\n"
     # The figures still reach the saved notebook: the Output widget's state holds the last one.
