@@ -253,8 +253,8 @@ saved = save_figures(figures)
 # > **What you should see** on DBP-5L (when `dataset` = `dbp5l`), quick mode, seed 2025; the
 # > tests check the recorded values against these. The ± is the band accepted: about one
 # > **standard error** (how much an MRR would move if the test queries were drawn again) of an
-# > MRR over each language's test queries (0.01-0.015) plus the
-# > differences between machines; counts of facts are deterministic.
+# > MRR over each language's test queries (0.005 on en's 7,464 to 0.013 on el's 1,017) plus
+# > the differences between machines; counts of facts are deterministic.
 # >
 # > * the data rule removes held-out re-expressions: `leak_removed.el` ≈ 2,558 ± 0 facts of
 # >   `el`, `leak_removed.en` ≈ 6,103 ± 0 of `en`; the teacher's graph has
@@ -302,8 +302,8 @@ saved = save_figures(figures)
 #    `06.1/swapping/test_mrr/ja` = 0.496 against `06.2/sharing/test_mrr/ja` = 0.487, and
 #    `06.1/swapping/test_mrr/en` = 0.402 against `06.2/sharing/test_mrr/en` = 0.411; the
 #    largest gap is fr's, `06.1/swapping/test_mrr/fr` = 0.466 against
-#    `06.2/sharing/test_mrr/fr` = 0.490 (one run each; about two standard errors of a test set
-#    of a thousand facts). Sharing does as well from a graph a seventh the size.
+#    `06.2/sharing/test_mrr/fr` = 0.490 (one run each; about four standard errors of
+#    fr's 4,171 test queries, 0.006). Sharing does as well from a graph a seventh the size.
 #    </details>
 
 # %% [markdown]

@@ -362,8 +362,9 @@ Markdown(f"Linked subgraph: {sub.summary()['triples']:,} triples, {size_against_
 #    trained once at each (`python -m sellakit.benchmarks.exercises --only 07.1`, DBP-5L, `el`):
 #    `07.1/fanout/1/triples` = 22,813 triples, MRR `07.1/fanout/1/mrr` = 0.536; 50,395 and
 #    `07.1/fanout/5/mrr` = 0.527 at 5; `07.1/fanout/10/triples` = 66,471 and
-#    `07.1/fanout/10/mrr` = 0.541 at 10. The MRRs differ by less than one standard error
-#    (0.012): more background brings context and noise in about equal measure here. Time grows
+#    `07.1/fanout/10/mrr` = 0.541 at 10. The MRRs differ by about one standard error
+#    (0.013 on el's 1,017 test queries): more background brings context and noise in about
+#    equal measure here. Time grows
 #    with the triples (an epoch is a pass over them): `07.1/fanout/1/seconds` = 41 s against
 #    `07.1/fanout/10/seconds` = 231 s, on busy cores.
 #    </details>
