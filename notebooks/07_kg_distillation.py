@@ -64,7 +64,7 @@ FANOUT = None  # background triples per linked entity and direction; None: the p
 # new-kg: a teacher of the other KGs (trained here once, ~2 min); all-kgs: notebook 06's
 SETTING = "all-kgs" if QUICK else "new-kg"
 SEEDS = (SEED,) if QUICK else (SEED, SEED + 1, SEED + 2)
-# the rows (sellakit.kg.METHODS); J2 and J2 warm retrain all five KGs (~160 s each on el)
+# the rows (sellakit.kg.METHODS); J2 and J2 warm retrain all five KGs (~140 s and ~60 s on el)
 ROWS = ("scratch", "kd", "no_kd") if QUICK else None  # None: every row
 # the student with one KD term or the fan-out changed (first seed); True: every one
 ABLATIONS = () if QUICK else True
@@ -172,9 +172,9 @@ figures["07_linked_subgraph"]
 # > * **prediction KD** $\mathcal{L}_P = \tau^2\,\mathrm{KL}\big(\mathrm{softmax}(z^T/\tau)
 # >   \,\|\,\mathrm{softmax}(z^S/\tau)\big)$ over the candidates the link-prediction loss
 # >   already scores: each query's true tail and the batch's 256 *shared* negatives. The
-# >   frozen teacher scores them with one matrix product per batch, at J2's batch size (4,096),
-# >   so an epoch costs the student about what it costs J2 per triple (a candidate whose fact
-# >   is a test or selection fact is masked).
+# >   frozen teacher scores them with one matrix product per batch, at J2's batch size (4,096);
+# >   a student epoch still costs 1.6 to 3.2 times J2's per triple (`bench/kg_dbp5l_newkg.md`).
+# >   A candidate whose fact is a test or selection fact is masked.
 # >
 # > The student minimises the sampled-softmax loss $+\,w_F\mathcal{L}_F + w_N\mathcal{L}_N +
 # > w_P\mathcal{L}_P$ (weights 1). **Temperature** $\tau = 2$, fixed: above 1 it flattens
