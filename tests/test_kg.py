@@ -147,6 +147,20 @@ def test_models_score_shapes(model):
                           m.score_tails(h, r)[[0, 1], [3, 4]], atol=1e-5)
 
 
+@pytest.mark.parametrize("model", ["rotate", "transe", "complex"])
+def test_scores_without_grad_equal_the_graph_path_exactly(model):
+    """Evaluation and the frozen teacher score in place (no graph kept): the very same values
+    as the differentiable path, to the bit, for shared and per-row candidates."""
+    torch.manual_seed(0)
+    m = KGEModel(50, 3, 8, model)
+    q = m.query(torch.arange(20) % 50, torch.arange(20) % 6)
+    for candidates in (None, torch.arange(30), torch.randint(0, 50, (20, 5))):
+        with_graph = m.score_query(q, candidates)
+        assert with_graph.requires_grad
+        with torch.no_grad():
+            assert torch.equal(m.score_query(q.detach(), candidates), with_graph.detach())
+
+
 def test_config_and_cli_choices_come_from_the_interaction_table():
     import typing
 
@@ -389,6 +403,55 @@ def test_kd_terms_on_shared_negatives_read_a_frozen_teacher(ms):
                              KDConfig().without(term), **kwargs)(student, batch)
         assert f"kd_{term}" not in parts and len(parts) == 1
     assert KD_TERMS == ("feature", "network", "prediction")
+
+
+def test_prediction_kd_is_its_definition_on_masked_candidates(ms):
+    """The prediction term equals tau^2 times the mean, over the queries that keep a
+    candidate and whose head has a teacher row, of KL(softmax(z^T / tau) || softmax(z^S /
+    tau)) over the candidates that are kept: not the true tail among the negatives, not an
+    entity without a teacher row, not a re-expressed held-out fact. Computed here directly from
+    the teacher's own scores, so the masks and the row selection can fail it."""
+    from sellakit.kg.distill import Distiller, KDConfig
+    from sellakit.kg.protocol import data_rule
+    from sellakit.kg.subgraph import build_linked_subgraph
+
+    rule = data_rule(ms, per_kg=50)
+    joint, teacher = _small_teacher(ms, rule)
+    sub = build_linked_subgraph(ms, rule, joint, "s0", fanout=3)
+    held, n_rel = rule.held_out("s0")[:10], ms.n_relations
+    student = KGEModel(sub.n_entities, ms.n_relations, 4)
+    neg = torch.arange(sub.n_entities)  # every entity: banned, unknown and true-tail columns
+    batch = _kd_batch(student, sub, neg)
+    h = torch.cat([batch["h"], torch.as_tensor(held[:, 0])])
+    r = torch.cat([batch["r"], torch.as_tensor(held[:, 1])])
+    t = torch.cat([batch["t"], torch.as_tensor(held[:, 2])])
+    q = student.query(h, r)
+    logits = torch.cat([student.score_query(q, t[:, None]), student.score_query(q, neg)], 1)
+    logits = logits.masked_fill(torch.cat([torch.zeros(len(t), 1, dtype=torch.bool),
+                                           neg[None] == t[:, None]], 1), -1e9)
+    tau = 2.0
+    kd = Distiller(teacher, sub.teacher_ids, student.width, KDConfig(temperature=tau),
+                   graph=sub.triples, banned=rule.banned_keys(("s0",)),
+                   canon=sub.canonical(rule.canon))
+    kd.known[h[0]] = False  # one query whose head has no teacher row: left out
+    columns = torch.cat([t[:, None], neg.expand(len(t), -1)], 1)
+    drop = (logits <= -1e8) | ~kd.known[columns] | kd.banned_columns(h, r, columns)
+    assert drop[:, 1:].any() and kd.banned_columns(h, r, columns).any()
+    with torch.no_grad():
+        view = kd.teacher_view
+        z_t = torch.stack([view.score_query(view.query(h[i:i + 1], r[i:i + 1]),
+                                            columns[i:i + 1])[0] for i in range(len(h))])
+    expected = []
+    for i in range(1, len(h)):
+        keep = ~drop[i]
+        p = torch.softmax(z_t[i][keep] / tau, 0)
+        log_s = torch.log_softmax(logits[i][keep] / tau, 0)
+        expected.append((p * (p.log() - log_s)).sum())
+    expected = torch.stack(expected).mean() * tau ** 2
+    got = kd._prediction(h, r, t, neg, logits)
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-6), (got, expected)
+    got.backward()
+    assert student.entity.weight.grad is not None
 
 
 def test_kd_columns_that_reexpress_held_out_facts_are_masked(ms):

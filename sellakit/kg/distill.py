@@ -201,34 +201,50 @@ class Distiller(ExtraLoss):
                 cols = _entity_columns(teacher, coords)
                 layer.weight.data[cols, torch.arange(len(cols))] = 1.0
         self.register_buffer("canon", torch.as_tensor(np.asarray(canon), dtype=torch.long))
-        banned_t = torch.as_tensor(np.asarray(banned), dtype=torch.long)
+        # sorted and unique: membership is a binary search (_member), not a sort per batch
+        banned_t = torch.unique(torch.as_tensor(np.asarray(banned), dtype=torch.long))
         self.register_buffer("banned", banned_t)
         # the query parts of the banned facts: (class(h), r) forward, (r, class(t)) reciprocal
         self.register_buffer("banned_forward", torch.unique(banned_t >> 31))
         self.register_buffer("banned_backward", torch.unique(
             ((banned_t >> 31) % self.n_relations << 31) + (banned_t & ((1 << 31) - 1))))
+        # the classes a banned fact can be answered by: its tail (forward), its head (reciprocal)
+        self.register_buffer("banned_tails", torch.unique(banned_t & ((1 << 31) - 1)))
+        self.register_buffer("banned_heads", torch.unique((banned_t >> 31) // self.n_relations))
 
     def banned_columns(self, h: torch.Tensor, r: torch.Tensor, columns: torch.Tensor
                        ) -> torch.Tensor:
         """``(B, C)`` bool: candidate ``columns[b, c]`` (or ``columns[c]``, shared) as the
         answer to query (h_b, r_b) (reciprocal relations read back as (c, r, h)) re-expresses
-        a held-out fact. Only the few queries whose part matches a banned fact are expanded."""
+        a held-out fact."""
+        out = torch.zeros((len(h), columns.shape[-1]), dtype=torch.bool, device=columns.device)
+        self._mark_banned(h, r, columns, out)
+        return out
+
+    def _mark_banned(self, h: torch.Tensor, r: torch.Tensor, columns: torch.Tensor,
+                     out: torch.Tensor) -> None:
+        """Set :meth:`banned_columns`'s True entries in ``out`` (a ``(B, C)`` bool tensor or
+        view). Only the queries whose part matches a banned fact are expanded, and against
+        shared columns only the candidates that answer some banned fact: a batch's 4,096 x 256
+        shared negatives become a few hundred rows of a few dozen keys."""
         n_rel, c = self.n_relations, self.canon
-        columns = columns.expand(len(h), -1) if columns.dim() == 1 else columns
-        out = torch.zeros(columns.shape, dtype=torch.bool, device=columns.device)
         forward = r < n_rel
         part = torch.where(forward, c[h] * n_rel + r, ((r - n_rel) << 31) + c[h])
-        suspect = torch.where(forward, torch.isin(part, self.banned_forward),
-                              torch.isin(part, self.banned_backward))
-        if suspect.any():
-            rows = suspect.nonzero().squeeze(1)
-            cand, fw = c[columns[rows]], forward[rows, None]
-            hr = (c[h[rows]] * n_rel + r[rows])[:, None]
-            keys = torch.where(fw, (hr << 31) + cand,
-                               ((cand * n_rel + (r[rows, None] - n_rel)) << 31)
-                               + c[h[rows]][:, None])
-            out[rows] = torch.isin(keys, self.banned)
-        return out
+        suspect = torch.where(forward, _member(part, self.banned_forward),
+                              _member(part, self.banned_backward))
+        for fw, answers in ((True, self.banned_tails), (False, self.banned_heads)):
+            rows = (suspect & (forward if fw else ~forward)).nonzero().squeeze(1)
+            if len(rows) == 0:
+                continue
+            if columns.dim() == 1:  # shared: keep the columns that can answer a banned fact
+                cols = _member(c[columns], answers).nonzero().squeeze(1)
+                cand, at = c[columns[cols]].expand(len(rows), -1), (rows[:, None], cols)
+            else:
+                cand, at = c[columns[rows]], rows
+            hr = c[h[rows]][:, None]
+            keys = ((hr * n_rel + r[rows, None]) << 31) + cand if fw \
+                else ((cand * n_rel + (r[rows, None] - n_rel)) << 31) + hr
+            out[at] |= _member(keys, self.banned)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """The projections that train: ``W_F``, and ``W_N`` when the network term is on."""
@@ -269,21 +285,37 @@ class Distiller(ExtraLoss):
 
     def _prediction(self, h, r, t, neg, student_logits) -> torch.Tensor:
         """The KL term on the batch's candidates [true tail | shared negatives]: the teacher's
-        logits are one matrix product of its frozen view per batch."""
+        logits are one matrix product of its frozen view per batch. The masks are built per
+        column and broadcast (a batch is 4,096 x 257 candidates), and rows are only selected
+        when some must go."""
         with torch.no_grad():
             q = self.teacher_view.query(h, r)
             teacher_logits = torch.cat([self.teacher_view.score_query(q, t.unsqueeze(1)),
                                         self.teacher_view.score_query(q, neg)], 1)
-            columns = torch.cat([t.unsqueeze(1), neg.expand(len(t), -1)], 1)
-            drop = (student_logits.detach() <= -1e8) | ~self.known[columns] \
-                | self.banned_columns(h, r, columns)
+            drop = student_logits.detach() <= -1e8  # the true tail among the negatives
+            drop[:, 0] |= ~self.known[t]
+            drop[:, 1:] |= ~self.known[neg]
+            self._mark_banned(h, r, t.unsqueeze(1), drop[:, :1])
+            self._mark_banned(h, r, neg, drop[:, 1:])
             rows = self.known[h] & (~drop).any(1)
-            teacher_logits = teacher_logits.masked_fill(drop, -1e9)[rows]
+            teacher_logits = teacher_logits.masked_fill_(drop, -1e9)
         if not bool(rows.any()):
             return student_logits.new_zeros(())
+        if not bool(rows.all()):
+            teacher_logits, student_logits, drop = (x[rows] for x in (teacher_logits,
+                                                                      student_logits, drop))
         tau = self.config.temperature
-        p_teacher = torch.softmax(teacher_logits / tau, 1)
-        log_p_student = torch.log_softmax(student_logits[rows].masked_fill(drop[rows], -1e9)
-                                          / tau, 1)
-        return (p_teacher * (torch.log(p_teacher.clamp_min(1e-12)) - log_p_student)
-                ).sum(1).mean() * tau ** 2
+        with torch.no_grad():  # the teacher's side carries no gradient: computed once, in place
+            p_teacher = torch.softmax(teacher_logits.div_(tau), 1)
+            teacher_term = (p_teacher * torch.log(p_teacher.clamp_min(1e-12))).sum(1)
+        log_p_student = torch.log_softmax(student_logits.masked_fill(drop, -1e9) / tau, 1)
+        return (teacher_term - (p_teacher * log_p_student).sum(1)).mean() * tau ** 2
+
+
+def _member(values: torch.Tensor, sorted_set: torch.Tensor) -> torch.Tensor:
+    """``values`` found in ``sorted_set`` (sorted, unique), by binary search: ``torch.isin``
+    sorts both inputs on every call, the largest cost of a KD batch before."""
+    if len(sorted_set) == 0:
+        return torch.zeros(values.shape, dtype=torch.bool, device=values.device)
+    at = torch.searchsorted(sorted_set, values).clamp_max_(len(sorted_set) - 1)
+    return sorted_set[at] == values
