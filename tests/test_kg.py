@@ -153,12 +153,18 @@ def test_scores_without_grad_equal_the_graph_path_exactly(model):
     as the differentiable path, to the bit, for shared and per-row candidates."""
     torch.manual_seed(0)
     m = KGEModel(50, 3, 8, model)
-    q = m.query(torch.arange(20) % 50, torch.arange(20) % 6)
-    for candidates in (None, torch.arange(30), torch.randint(0, 50, (20, 5))):
-        with_graph = m.score_query(q, candidates)
-        assert with_graph.requires_grad
-        with torch.no_grad():
-            assert torch.equal(m.score_query(q.detach(), candidates), with_graph.detach())
+    queries = (m.query(torch.arange(20) % 50, torch.arange(20) % 6),
+               m.query(torch.tensor([7]), torch.tensor([4])),  # one query
+               m.query(torch.tensor(7), torch.tensor(4)))  # one unbatched query
+    for q in queries:
+        for candidates in (None, torch.arange(30), torch.tensor([3]),
+                           torch.randint(0, 50, (*q.shape[:-1], 5))):
+            with_graph = m.score_query(q, candidates)
+            assert with_graph.requires_grad
+            for no_graph in (torch.no_grad, torch.inference_mode):
+                with no_graph():
+                    assert torch.equal(m.score_query(q.detach(), candidates),
+                                       with_graph.detach())
 
 
 def test_config_and_cli_choices_come_from_the_interaction_table():
@@ -411,6 +417,7 @@ def test_prediction_kd_is_its_definition_on_masked_candidates(ms):
     tau)) over the candidates that are kept: not the true tail among the negatives, not an
     entity without a teacher row, not a re-expressed held-out fact. Computed here directly from
     the teacher's own scores, so the masks and the row selection can fail it."""
+    from sellakit.kg.data import canonical_keys
     from sellakit.kg.distill import Distiller, KDConfig
     from sellakit.kg.protocol import data_rule
     from sellakit.kg.subgraph import build_linked_subgraph
@@ -433,25 +440,34 @@ def test_prediction_kd_is_its_definition_on_masked_candidates(ms):
     kd = Distiller(teacher, sub.teacher_ids, student.width, KDConfig(temperature=tau),
                    graph=sub.triples, banned=rule.banned_keys(("s0",)),
                    canon=sub.canonical(rule.canon))
-    kd.known[h[0]] = False  # one query whose head has no teacher row: left out
     columns = torch.cat([t[:, None], neg.expand(len(t), -1)], 1)
-    drop = (logits <= -1e8) | ~kd.known[columns] | kd.banned_columns(h, r, columns)
-    assert drop[:, 1:].any() and kd.banned_columns(h, r, columns).any()
+    # the held-out facts' re-expressions, straight from their canonical keys
+    cc, hh, rr = columns.numpy(), h.numpy()[:, None], r.numpy()[:, None]
+    facts = np.where((rr < n_rel)[..., None], np.stack(np.broadcast_arrays(hh, rr, cc), -1),
+                     np.stack(np.broadcast_arrays(cc, rr - n_rel, hh), -1))
+    banned = torch.as_tensor(np.isin(canonical_keys(facts, sub.canonical(rule.canon), n_rel),
+                                     rule.banned_keys(("s0",))).reshape(cc.shape))
+    assert banned[:, 1:].any()
     with torch.no_grad():
         view = kd.teacher_view
         z_t = torch.stack([view.score_query(view.query(h[i:i + 1], r[i:i + 1]),
                                             columns[i:i + 1])[0] for i in range(len(h))])
-    expected = []
-    for i in range(1, len(h)):
-        keep = ~drop[i]
-        p = torch.softmax(z_t[i][keep] / tau, 0)
-        log_s = torch.log_softmax(logits[i][keep] / tau, 0)
-        expected.append((p * (p.log() - log_s)).sum())
-    expected = torch.stack(expected).mean() * tau ** 2
-    got = kd._prediction(h, r, t, neg, logits)
-    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-6), (got, expected)
-    got.backward()
-    assert student.entity.weight.grad is not None
+    for unknown_head in (False, True):  # every row kept; one row left out
+        kd.known[h[0]] = not unknown_head
+        drop = (logits <= -1e8) | ~kd.known[columns] | banned
+        kept = [i for i in range(len(h)) if kd.known[h[i]] and not drop[i].all()]
+        assert (len(kept) < len(h)) if unknown_head else (len(kept) == len(h))
+        expected = []
+        for i in kept:
+            keep = ~drop[i]
+            p = torch.softmax(z_t[i][keep] / tau, 0)
+            expected.append((p * (p.log() - torch.log_softmax(logits[i][keep] / tau, 0))).sum())
+        expected = torch.stack(expected).mean() * tau ** 2
+        got = kd._prediction(h, r, t, neg, logits)
+        assert torch.allclose(got, expected, rtol=1e-4, atol=1e-6), (got, expected)
+        grad_got, = torch.autograd.grad(got, logits, retain_graph=True)
+        grad_expected, = torch.autograd.grad(expected, logits, retain_graph=True)
+        assert torch.allclose(grad_got, grad_expected, atol=1e-6)
 
 
 def test_kd_columns_that_reexpress_held_out_facts_are_masked(ms):

@@ -290,9 +290,9 @@ class KGEModel(nn.Module):
         q2 = (q * q).sum(-1, keepdim=True)
         if torch.is_grad_enabled():
             return self.gamma - torch.sqrt((q2 + e2 - 2 * dot).clamp_min(1e-9))
-        # no graph to keep (evaluation, a frozen teacher): the same operations in place, the
-        # same values without four (B, C) temporaries
-        return dot.mul_(-2).add_(q2 + e2).clamp_min_(1e-9).sqrt_().neg_().add_(self.gamma)
+        # no graph to keep (evaluation, a frozen teacher): the same operations in the same
+        # order, in place, so the same values without four (B, C) temporaries
+        return (q2 + e2).sub_(dot.mul_(2)).clamp_min_(1e-9).sqrt_().neg_().add_(self.gamma)
 
     def score_tails(self, heads: torch.Tensor, relations: torch.Tensor,
                     n_candidates: int | None = None) -> torch.Tensor:
