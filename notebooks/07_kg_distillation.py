@@ -173,7 +173,7 @@ figures["07_linked_subgraph"]
 # >   \,\|\,\mathrm{softmax}(z^S/\tau)\big)$ over the candidates the link-prediction loss
 # >   already scores: each query's true tail and the batch's 256 *shared* negatives. The
 # >   frozen teacher scores them with one matrix product per batch, at J2's batch size (4,096);
-# >   a student epoch costs 1.6 to 3.2 times J2's per triple (`bench/kg_dbp5l_newkg.md`, older code).
+# >   a student epoch costs 1.3 to 2.0 times J2's per triple (`bench/kg_dbp5l_newkg.md`).
 # >   A candidate whose fact is a test or selection fact is masked.
 # >
 # > The student minimises the sampled-softmax loss $+\,w_F\mathcal{L}_F + w_N\mathcal{L}_N +
