@@ -11,6 +11,11 @@ TORCH ?= torch==2.13.0
 # venv). A CUDA torch of another version than the file's: make install CONSTRAINTS=
 CONSTRAINTS ?= constraints.txt
 STAMP := $(VENV)/.sellakit-installed
+# Test processes (pytest-xdist, at most 4): the notebooks run as two chains, ML-1M (00-05) and
+# the KG films (06-08), each on one process, the unit tests around them. TEST_WORKERS=0: one
+# process.
+TEST_WORKERS ?= auto
+PYTEST_PROCESSES = -n $(TEST_WORKERS) --maxprocesses 4
 
 .PHONY: install run test check lab bench sync book constraints clean
 
@@ -31,13 +36,13 @@ run: install
 
 ## test: unit tests, notebooks executed in quick mode, packaging checks, browser tests
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_PROCESSES)
 
 ## check: the unit tests without notebooks, browser or `slow` (under 3 minutes on 2 cores); `slow`
 ## marks the few end-to-end tests that spawn processes (the two-process accelerate run), which
 ## `make test` still runs
 check: install
-	$(PY) -m pytest -q -m "not notebook and not browser and not slow"
+	$(PY) -m pytest $(PYTEST_PROCESSES) -q -m "not notebook and not browser and not slow"
 
 ## constraints: record the venv's versions (after `make test` passed) in constraints.txt
 constraints: install

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
+from pathlib import Path
 
 # Idle OpenMP threads sleep instead of spinning (set before torch starts its pool). It changes
 # no number, only waiting: on 2 shared cores a spinning thread burnt up to 6x the CPU of the
@@ -30,11 +33,50 @@ def ml1m_split(ml1m):
     return collm_split(ml1m)
 
 
+#: The notebook tests in two chains, each kept on one test process when `make test` runs
+#: several (pytest-xdist; :func:`pytest_xdist_make_scheduler`): ML-1M (00-05; 04 reads 03's
+#: cache, 05 04's aligned MF) with the browser test of 04 and the book (which waits for the
+#: other chain), and the KG films (06-08; 07 reads 06's teacher) with the browser test of 08.
+SERIES_GROUPS = {"series_ml1m": ("00", "01", "02", "03", "04", "05"),
+                 "series_kg": ("06", "07", "08")}
+
+
+def _series_root(tmp_path_factory) -> Path:
+    """The session's folder, shared by its test processes (a worker's own folder is a
+    subfolder of the controller's)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def series_build(tmp_path_factory):
     """Where the notebook tests write executed notebooks (``notebooks/`` inside), shared with
-    the book test so that the series is executed once per session."""
-    return tmp_path_factory.mktemp("build")
+    the book test so that the series is executed once per session (by whichever process runs
+    its chain; ``done/<stem>.json`` marks a notebook finished, passed or not)."""
+    build = _series_root(tmp_path_factory) / "series_build"
+    (build / "done").mkdir(parents=True, exist_ok=True)
+    return build
+
+
+def series_stems(session) -> set[str]:
+    """The notebooks whose test this session runs (``test_04_semantic_alignment`` ->
+    ``04_semantic_alignment``), on every process alike (each collects the whole session)."""
+    return {item.name.removeprefix("test_") for item in session.items
+            if item.nodeid.startswith("tests/test_notebooks.py::test_0")}
+
+
+def wait_for_series(build: Path, session, only: str | None = None,
+                    timeout_s: float = 3600) -> None:
+    """Block until every notebook this session tests (or ``only`` that one) has finished, on
+    any test process: the book needs the whole series executed, a browser test its notebook's
+    results in the kit's cache."""
+    waiting = {s for s in series_stems(session) if only in (None, s)}
+    deadline = time.monotonic() + timeout_s
+    while waiting := {s for s in waiting if not (build / "done" / f"{s}.json").exists()}:
+        if time.monotonic() > deadline:
+            pytest.fail(f"notebook tests still unfinished after {timeout_s:.0f} s: "
+                        f"{', '.join(sorted(waiting))}")
+        time.sleep(2)
 
 
 @pytest.fixture()
@@ -94,18 +136,50 @@ def generated_rec_scores(noise: dict[str, float], n: int = 600, seeds=(1, 2), se
     return pd.concat(frames, ignore_index=True), per_seed
 
 
-def pytest_terminal_summary(terminalreporter):
-    """Per-notebook run times (quick mode), when the notebook tests ran."""
-    from test_notebooks import NOTEBOOK_SECONDS
-
-    if NOTEBOOK_SECONDS:
+def pytest_terminal_summary(terminalreporter, config):
+    """Per-notebook run times (quick mode), when the notebook tests ran (read from the done
+    marks, which every test process writes)."""
+    done = _series_root(config._tmp_path_factory) / "series_build" / "done"
+    seconds = {p.stem: json.loads(p.read_text()).get("seconds")
+               for p in sorted(done.glob("*.json"))} if done.exists() else {}
+    if seconds:
         terminalreporter.section("notebook run times (quick mode)")
-        for stem, seconds in NOTEBOOK_SECONDS.items():
-            terminalreporter.write_line(f"{stem}: {seconds} s")
+        for stem, value in seconds.items():
+            terminalreporter.write_line(f"{stem}: {value} s")
+
+
+def _series_group(nodeid: str) -> str | None:
+    """The notebook chain (:data:`SERIES_GROUPS`) a test belongs to, if any."""
+    path, _, name = nodeid.partition("::")
+    if path == "tests/test_notebooks_book.py":
+        return "series_ml1m"
+    if path == "tests/test_browser.py":
+        return "series_kg" if "08_" in name else "series_ml1m"
+    if path == "tests/test_notebooks.py" and name.startswith("test_0"):
+        return next(g for g, prefixes in SERIES_GROUPS.items() if name[5:7] in prefixes)
+    return None
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist's own, which reads --dist
+def pytest_xdist_make_scheduler(config, log):
+    """Under several test processes (``-n``): each notebook chain is one unit of work, sent
+    whole to one process in file order; every other test is a unit of its own. (xdist's
+    ``xdist_group`` marks do not group under pytest 9, which no longer reads a renamed
+    node id.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SeriesScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _series_group(nodeid) or nodeid
+
+    return SeriesScheduling(config, log)
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Browser tests last: they execute notebooks in a live JupyterLab, and after the notebook
-    tests the kit's cache holds what those notebooks train (notebook 08's small study takes
-    minutes from an empty cache, past a browser wait)."""
-    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+    """The notebook chains first, the browser tests last. The browser tests execute notebooks
+    in a live JupyterLab, and after the notebook tests the kit's cache holds what those
+    notebooks train (notebook 08's small study takes minutes from an empty cache, past a
+    browser wait). The chains first, so that under several test processes each starts at
+    once and the unit tests fill in around them."""
+    items.sort(key=lambda item: (item.get_closest_marker("browser") is not None,
+                                 _series_group(item.nodeid) is None))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import wait_for_series
 from sellakit.viz.figures import find_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,10 +39,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture()
-def lab(tmp_path, request):
+def lab(tmp_path, request, series_build):
     """A JupyterLab serving a copy of ``NOTEBOOK`` (or the notebook given by indirect
-    parametrisation)."""
+    parametrisation), once its notebook test (if this session has one) has finished."""
     notebook = getattr(request, "param", NOTEBOOK)
+    wait_for_series(series_build, request.session, only=Path(notebook).stem)
     chromium = find_chromium()
     if chromium is None:
         pytest.skip("no Chromium on this machine (apt-get install chromium); .ci/run installs it")
@@ -61,6 +63,7 @@ def lab(tmp_path, request):
     token = secrets.token_hex(24)  # a random token, XSRF checks on: the server as users run it
     log = open(tmp_path / "jupyterlab.log", "wb")  # a file, not a pipe that could fill up
     env = {**os.environ, "SELLAKIT_QUICK": "1", "SELLAKIT_FIGURES": str(tmp_path / "figures"),
+           "SELLAKIT_BUILD": str(tmp_path / "build"),
            "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config")}
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",

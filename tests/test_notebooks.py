@@ -16,24 +16,30 @@ from sellakit.viz.figures import read_stamp
 ROOT = repo_root()
 
 pytestmark = pytest.mark.notebook
-NOTEBOOK_SECONDS: dict[str, float] = {}  # reported at the end of the run (conftest.py)
 
 
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory, series_build):
     """Run lazily and once per notebook (executed copies under the session's build dir, where
-    tests/test_notebooks_book.py builds the book from them)."""
+    tests/test_notebooks_book.py builds the book from them); ``done/<stem>.json`` marks each
+    finished, passed or not (the book and the browser tests wait for the marks)."""
     import os
 
-    # Executed copies and figures go to temporary folders, not the working tree.
+    # Executed copies and figures go to temporary folders, not the working tree; the other
+    # tests of the process see the environment as it was.
+    saved = {k: os.environ.get(k) for k in ("SELLAKIT_BUILD", "SELLAKIT_FIGURES")}
     os.environ["SELLAKIT_BUILD"] = str(series_build)
     os.environ["SELLAKIT_FIGURES"] = str(tmp_path_factory.mktemp("figures"))
     cache: dict[str, dict] = {}
 
     def run(stem: str) -> dict:
         if stem not in cache:
-            cache[stem] = run_notebook(stem, quick=True)
-            NOTEBOOK_SECONDS[stem] = cache[stem]["seconds"]
+            try:
+                cache[stem] = run_notebook(stem, quick=True)
+            finally:
+                seconds = cache[stem]["seconds"] if stem in cache else None
+                (series_build / "done" / f"{stem}.json").write_text(
+                    json.dumps({"seconds": seconds}))
             # the notebook's "What you should see" box holds for the values it recorded
             source = jupytext.read(notebooks_dir() / f"{stem}.py")
             broken = check_should_see(source, cache[stem]["values"])
@@ -43,7 +49,12 @@ def executed(tmp_path_factory, series_build):
                                f"run's: {stale}; run `sellakit run {stem}`, commit figures/")
         return cache[stem]
 
-    return run
+    yield run
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def _paths(values, prefix: str = "") -> set[str]:

@@ -17,6 +17,7 @@ import pytest
 from sellakit.book import PLOTLY_MIME, build_book, raw_formulas
 from sellakit.runner import NOTEBOOKS
 from sellakit.viz.figures import find_chromium
+from conftest import wait_for_series
 from test_browser import CHROMIUM_FLAGS
 
 pytestmark = pytest.mark.browser
@@ -29,7 +30,8 @@ def _missing(reason: str):
 
 
 @pytest.fixture(scope="module")
-def book(series_build, tmp_path_factory):
+def book(series_build, tmp_path_factory, request):
+    wait_for_series(series_build, request.session)  # the other test process's chain
     source = series_build / "notebooks"
     executed = sorted(source.glob("*.ipynb")) if source.exists() else []
     if not executed:

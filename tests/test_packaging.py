@@ -105,7 +105,7 @@ def test_every_imported_package_is_declared():
         _requirement(s)[0] for e in project["optional-dependencies"].values() for s in e}
     import_names = {"yaml": "pyyaml", "umap": "umap-learn", "IPython": "ipython",
                     "sklearn": "scikit-learn", "markdown_it": "markdown-it-py",
-                    "myst_parser": "myst-parser"}  # import name -> distribution, where they differ
+                    "myst_parser": "myst-parser", "xdist": "pytest-xdist"}  # import -> distribution
     local = {"sellakit", "conftest", "test_browser", "test_notebooks"}
     imported = set()
     for folder in ("sellakit", "tests", "notebooks"):
