@@ -382,8 +382,24 @@ def notebook_client(notebook: nbformat.NotebookNode, **options: Any) -> nbclient
             super().__init__(nb, **kw)
             self.widget_registry = {"@jupyter-widgets/output": {"OutputModel": OutputKeptHere}}
 
+        async def async_start_new_kernel(self, **kwargs):
+            self.kernel_kwargs = kwargs  # kept for a second start
+            await super().async_start_new_kernel(**kwargs)
+
         async def async_start_new_kernel_client(self):
-            kc = await super().async_start_new_kernel_client()
+            try:
+                kc = await super().async_start_new_kernel_client()
+            except RuntimeError as error:  # no answer within startup_timeout; nbclient shut it
+                # down. Seen once with two test processes starting kernels at the same moment
+                # on 2 cores: one fresh kernel before giving up (no cell has run yet).
+                if "didn't respond" not in str(error) or getattr(self, "restarted", False):
+                    raise
+                self.restarted = True
+                print(f"[sellakit] the kernel did not answer ({error}); starting another",
+                      flush=True)
+                self.km = self.create_kernel_manager()
+                await self.async_start_new_kernel(**self.kernel_kwargs)
+                kc = await super().async_start_new_kernel_client()
             for channel in (kc.shell_channel, kc.iopub_channel):
                 channel.get_msg = in_slices(channel.get_msg)
             return kc

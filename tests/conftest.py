@@ -35,8 +35,8 @@ def ml1m_split(ml1m):
 
 #: The notebook tests in two chains, each kept on one test process when `make test` runs
 #: several (pytest-xdist; :func:`pytest_xdist_make_scheduler`): ML-1M (00-05; 04 reads 03's
-#: cache, 05 04's aligned MF) with the browser test of 04 and the book (which waits for the
-#: other chain), and the KG films (06-08; 07 reads 06's teacher) with the browser test of 08.
+#: cache, 05 04's aligned MF) with the browser test of 04, and the KG films (06-08; 07 reads
+#: 06's teacher) with the browser test of 08. The book, which needs both, runs last.
 SERIES_GROUPS = {"series_ml1m": ("00", "01", "02", "03", "04", "05"),
                  "series_kg": ("06", "07", "08")}
 
@@ -149,10 +149,11 @@ def pytest_terminal_summary(terminalreporter, config):
 
 
 def _series_group(nodeid: str) -> str | None:
-    """The notebook chain (:data:`SERIES_GROUPS`) a test belongs to, if any."""
+    """The notebook chain (:data:`SERIES_GROUPS`) a test belongs to, ``series_book`` for the
+    book's tests, or None."""
     path, _, name = nodeid.partition("::")
     if path == "tests/test_notebooks_book.py":
-        return "series_ml1m"
+        return "series_book"
     if path == "tests/test_browser.py":
         return "series_kg" if "08_" in name else "series_ml1m"
     if path == "tests/test_notebooks.py" and name.startswith("test_0"):
@@ -162,24 +163,34 @@ def _series_group(nodeid: str) -> str | None:
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist's own, which reads --dist
 def pytest_xdist_make_scheduler(config, log):
-    """Under several test processes (``-n``): each notebook chain is one unit of work, sent
-    whole to one process in file order; every other test is a unit of its own. (xdist's
-    ``xdist_group`` marks do not group under pytest 9, which no longer reads a renamed
-    node id.)"""
+    """Under several test processes (``-n``): each notebook chain, and the book, is one unit of
+    work sent whole to one process; every other test is a unit of its own. Units go out in
+    collection order (:func:`pytest_collection_modifyitems`: the chains first, the book last,
+    so that no process waits for the book while tests remain, and one process never waits
+    for a chain queued behind it). xdist's ``xdist_group`` marks do not group under pytest 9,
+    which no longer reads a renamed node id."""
     from xdist.scheduler import LoadScopeScheduling
 
     class SeriesScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return _series_group(nodeid) or nodeid
 
+    config.option.loadscopereorder = False  # keep the collection order (not largest first)
     return SeriesScheduling(config, log)
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """The notebook chains first, the browser tests last. The browser tests execute notebooks
-    in a live JupyterLab, and after the notebook tests the kit's cache holds what those
-    notebooks train (notebook 08's small study takes minutes from an empty cache, past a
-    browser wait). The chains first, so that under several test processes each starts at
-    once and the unit tests fill in around them."""
-    items.sort(key=lambda item: (item.get_closest_marker("browser") is not None,
-                                 _series_group(item.nodeid) is None))
+    """The notebook chains first, the other tests, then the browser tests and the book last.
+    The browser tests execute notebooks in a live JupyterLab, and after the notebook tests the
+    kit's cache holds what those notebooks train (notebook 08's small study takes minutes from
+    an empty cache, past a browser wait). The chains first, so that under several test
+    processes each starts at once and the other tests fill in around them."""
+    def order(item) -> int:
+        group = _series_group(item.nodeid)
+        if group == "series_book":
+            return 3
+        if item.get_closest_marker("browser") is not None:
+            return 2
+        return 0 if group else 1
+
+    items.sort(key=order)

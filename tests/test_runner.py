@@ -1,4 +1,5 @@
-"""The notebook runner's client: a widget cell must not stall the notebook (notebook 04's hang)."""
+"""The notebook runner's client: a widget cell must not stall the notebook (notebook 04's hang),
+and a kernel that never answers is started once more."""
 
 from __future__ import annotations
 
@@ -49,3 +50,33 @@ def test_a_cell_that_displays_into_an_output_widget_does_not_stall_the_next():
     states = notebook.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     outputs = [s["state"]["outputs"] for s in states.values() if s["model_name"] == "OutputModel"]
     assert len(outputs) == 1 and outputs[0][-1]["data"]["application/vnd.plotly.v1+json"]
+
+
+@pytest.mark.parametrize("silent_starts", [1, 2])
+def test_a_kernel_that_never_answers_is_started_once_more(monkeypatch, silent_starts):
+    """The first ``silent_starts`` kernels time out as nbclient reports it: one fresh kernel
+    runs the notebook; a second silence is raised."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    started = []
+    answering = NotebookClient.async_start_new_kernel_client
+
+    async def silent_at_first(self):
+        started.append(self.km)
+        if len(started) <= silent_starts:
+            await self._async_cleanup_kernel()  # as nbclient does when the wait times out
+            raise RuntimeError("Kernel didn't respond in 60 seconds")
+        return await answering(self)
+
+    monkeypatch.setattr(NotebookClient, "async_start_new_kernel_client", silent_at_first)
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("6 * 7")])
+    client = notebook_client(notebook, timeout=TIMEOUT, kernel_name="python3")
+    if silent_starts == 2:
+        with pytest.raises(RuntimeError, match="didn't respond"):
+            client.execute()
+        assert len(started) == 2
+        return
+    client.execute()
+    assert len(started) == 2 and started[0] is not started[1]
+    assert notebook.cells[0].outputs[0]["data"]["text/plain"] == "42"

@@ -103,3 +103,17 @@ def test_the_command_writes_json_and_table(fake_runs, tmp_path, capsys):
     assert written["total_s"]["warm"] == 2.0 and "_parts_host" in written
     table = out.with_suffix(".md").read_text()
     assert "sellakit bench series" in table and "| **series** | **20.0** | **2.0** |" in table
+
+
+def test_notebook_chains_keep_each_dependency_on_one_process():
+    """`make test` runs the notebooks as chains on separate processes (tests/conftest.py):
+    every notebook is in exactly one chain, and shares it with what it depends on
+    (``runner.NOTEBOOKS``), which runs first."""
+    from conftest import SERIES_GROUPS
+
+    chains = {stem: [group for group, prefixes in SERIES_GROUPS.items() if stem[:2] in prefixes]
+              for stem in NOTEBOOKS}
+    assert all(len(found) == 1 for found in chains.values()), chains
+    for stem, notebook in NOTEBOOKS.items():
+        for needed in notebook.depends_on:
+            assert chains[needed] == chains[stem] and needed < stem, (stem, needed)
