@@ -389,22 +389,26 @@ def notebook_client(notebook: nbformat.NotebookNode, **options: Any) -> nbclient
         async def async_start_new_kernel_client(self):
             try:
                 kc = await super().async_start_new_kernel_client()
-            except RuntimeError as error:  # no answer within startup_timeout; nbclient shut it
-                # down. Seen once with two test processes starting kernels at the same moment
-                # on 2 cores: one fresh kernel before giving up (no cell has run yet).
-                if "didn't respond" not in str(error) or getattr(self, "restarted", False):
-                    raise
-                self.restarted = True
-                print(f"[sellakit] the kernel did not answer ({error}); starting another",
-                      flush=True)
-                self.km = self.create_kernel_manager()
-                await self.async_start_new_kernel(**self.kernel_kwargs)
+            except RuntimeError as error:
+                await _start_another_kernel(self, error)
                 kc = await super().async_start_new_kernel_client()
             for channel in (kc.shell_channel, kc.iopub_channel):
                 channel.get_msg = in_slices(channel.get_msg)
             return kc
 
     return SteadyClient(notebook, **options)
+
+
+async def _start_another_kernel(client, error: RuntimeError) -> None:
+    """After a kernel that did not answer within the client's ``startup_timeout`` (nbclient has
+    shut it down; no cell has run), start a fresh one, once; any other error is raised. Seen
+    once with two test processes starting kernels at the same moment on 2 busy cores."""
+    if "didn't respond" not in str(error) or getattr(client, "restarted", False):
+        raise error
+    client.restarted = True
+    print(f"[sellakit] the kernel did not answer ({error}); starting another", flush=True)
+    client.km = client.create_kernel_manager()
+    await client.async_start_new_kernel(**client.kernel_kwargs)
 
 
 def run_notebook(stem: str, *, quick: bool = True, timeout: int = 1800, save: bool = True,
