@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wait_for_series
 from sellakit.viz.figures import find_chromium
+from conftest import wait_for_series
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "04_semantic_alignment.ipynb"
