@@ -2,7 +2,7 @@
 
 Commands::
 
-    sellakit run [--quick|--paper] [NOTEBOOK ...]      execute the series, write the summary
+    sellakit run [--quick|--paper] [--serial] [NOTEBOOK ...]   execute the series, write the summary
     sellakit data export ml-1m --format collm DIR       CoLLM-format pickles (or --format parquet)
     sellakit data fetch ml-1m                           fetch into the cache and print the counts
     sellakit bench cf --dataset ml-1m --models mf,lightgcn,sasrec --out FILE.json
@@ -36,6 +36,12 @@ from sellakit.errors import SellakitError
 __all__ = ["main"]
 
 
+#: ``--serial`` of ``sellakit run`` and ``bench series``.
+SERIAL_HELP = ("one notebook at a time (quick mode otherwise runs the series' two chains, "
+               "ML-1M 00-05 and the KG films 06-08, side by side on a machine with 2 or more "
+               "CPUs; paper mode always runs one at a time)")
+
+
 def _cmd_run(args) -> int:
     from sellakit.runner import build_dir, run_series
 
@@ -43,8 +49,10 @@ def _cmd_run(args) -> int:
 
     # --quick / --paper win; otherwise SELLAKIT_QUICK decides (quick unless it is 0).
     quick = True if args.quick else False if args.paper else quick_mode()
-    # quick runs are what the boxes promise: their executed copies are the committed notebooks
-    run_series(args.notebooks or None, quick=quick, publish=quick)
+    # quick runs are what the boxes promise: their executed copies are the committed notebooks;
+    # paper mode runs one notebook at a time (one GPU's memory holds one model)
+    run_series(args.notebooks or None, quick=quick, publish=quick,
+               side_by_side=quick and not args.serial and (os.cpu_count() or 1) >= 2)
     print((build_dir() / "summary.md").read_text())
     return 0
 
@@ -256,7 +264,7 @@ def _bench_series(args) -> int:
 
     stems = _names(args.notebooks) if args.notebooks else None
     results = series.series_benchmark(args.out, cache=args.cache, stems=stems,
-                                      command=args.command)
+                                      command=args.command, serial=args.serial)
     return _report(args.out, results, series.series_markdown(results, command=args.command))
 
 
@@ -327,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="quick mode (the default unless SELLAKIT_QUICK=0)")
     mode.add_argument("--paper", action="store_true", help="the paper protocol (GPU advised)")
     run.add_argument("notebooks", nargs="*", help="notebook stems, e.g. 01_data (default: all)")
+    run.add_argument("--serial", action="store_true", help=SERIAL_HELP)
     run.set_defaults(func=_cmd_run)
 
     data = sub.add_parser("data", help="fetch a data set, or export its split")
@@ -458,6 +467,7 @@ def _add_series(parser: argparse.ArgumentParser) -> None:
                              "notebooks write figures/ and build/")
     parser.add_argument("--notebooks", default=None,
                         help="comma-separated stems (default: the whole series)")
+    parser.add_argument("--serial", action="store_true", help=SERIAL_HELP)
 
 
 def _add_preset(parser: argparse.ArgumentParser, target: str) -> None:

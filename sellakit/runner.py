@@ -4,7 +4,8 @@ A notebook's last cell calls :func:`record` with its key results; the value is s
 cell's output under a custom MIME type, so tests and the runner read numbers, not printed text.
 :func:`run_series` executes the notebooks (from their jupytext ``.py`` sources, so the code run
 is the code reviewed), keeps the executed copies in ``build/notebooks/`` (out of git) and writes
-``build/summary.md`` and ``build/summary.json``.
+``build/summary.md`` and ``build/summary.json``. In quick mode it runs the series' two chains
+(:data:`SERIES_CHAINS`) side by side, one kernel each, as ``make test``'s processes do.
 
 Example::
 
@@ -24,6 +25,7 @@ import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +39,7 @@ if TYPE_CHECKING:  # the notebook extras, imported where a notebook runs
 
 __all__ = ["NOTEBOOKS", "Notebook", "Promise", "notebooks_table", "series_seconds", "should_see",
            "check_should_see", "record", "recorded_values", "notebook_client", "run_notebook",
-           "run_series", "notebooks_dir", "build_dir", "stable_values", "values_digest"]
+           "run_series", "SERIES_CHAINS", "series_chains", "side_by_side_env", "notebooks_dir", "build_dir", "stable_values", "values_digest"]
 
 MIME = "application/vnd.sellakit.results+json"
 #: Set for a notebook's kernel: which notebook and which run draws the figures it saves.
@@ -462,21 +464,71 @@ def run_notebook(stem: str, *, quick: bool = True, timeout: int = 1800, save: bo
             "path": str(out)}
 
 
+#: The series as chains that may run side by side (``make run`` in quick mode, and ``make
+#: test``'s processes): a notebook shares its chain with the notebooks it reads from and follows
+#: them. ML-1M (04 reads 03's cached model and vectors, 05 reads 04's aligned MF) and the KG
+#: films (07 reads 06's teacher); 08 joins the shorter one. What two chains both fetch (the LLM's
+#: weights) is fetched once, under the cache's lock.
+SERIES_CHAINS: tuple[tuple[str, ...], ...] = (
+    ("00_overview", "01_data", "02_collaborative_filtering", "03_llm_semantic_embeddings",
+     "04_semantic_alignment", "05_special_tokens_prompting"),
+    ("06_kg_multisource_pretraining", "07_kg_distillation", "08_kg_meets_recommender"))
+
+
+def side_by_side_env() -> dict[str, str]:
+    """What a kernel of a chain run beside another gets: idle OpenMP threads sleep instead of
+    spinning (as under ``make test``, tests/conftest.py), so the two kernels' torch threads do
+    not burn each other's cores waiting; it changes no number. A value the caller set wins."""
+    return {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+
+
+def series_chains(stems: Sequence[str]) -> list[list[str]]:
+    """``stems`` grouped by :data:`SERIES_CHAINS` (each group in series order, empty ones left
+    out); a stem of no chain is a group of its own."""
+    chains = [[stem for stem in chain if stem in stems] for chain in SERIES_CHAINS]
+    loose = [[stem] for stem in stems if not any(stem in chain for chain in SERIES_CHAINS)]
+    return [chain for chain in chains if chain] + loose
+
+
 def run_series(stems: Sequence[str] | None = None, *, quick: bool = True,
-               publish: bool = False) -> dict:
-    """Run notebooks in order (all by default) and write ``build/summary.{md,json}``;
-    ``publish``: as :func:`run_notebook`'s."""
+               publish: bool = False, side_by_side: bool = False,
+               env: Mapping[str, str] | None = None) -> dict:
+    """Run notebooks (all by default) and write ``build/summary.{md,json}``; return the
+    summary, ``{stem: run_notebook's result}`` in series order.
+
+    ``side_by_side``: run the chains of :func:`series_chains` at once, one thread and kernel
+    each, every chain in order (a failed notebook stops its own chain; the other finishes, then
+    the first error is raised); otherwise one notebook at a time, in the order given.
+    ``publish`` and ``env``: as :func:`run_notebook`'s.
+    """
     stems = list(stems or NOTEBOOKS)
-    summary = {}
-    for stem in stems:
-        print(f"[sellakit] running {stem} ({'quick' if quick else 'paper'} mode) ...",
-              flush=True)
-        summary[stem] = run_notebook(stem, quick=quick, publish=publish)
-        print(f"[sellakit]   done in {summary[stem]['seconds']} s", flush=True)
+    chains = series_chains(stems) if side_by_side else [stems]
+    if len(chains) > 1:
+        env = {**side_by_side_env(), **(env or {})}
+    with ThreadPoolExecutor(max_workers=len(chains)) as pool:
+        futures = [pool.submit(_run_chain, chain, quick=quick, publish=publish, env=env)
+                   for chain in chains]
+    errors = [future.exception() for future in futures if future.exception()]
+    if errors:
+        raise errors[0]
+    done = {stem: run for future in futures for stem, run in future.result().items()}
+    summary = {stem: done[stem] for stem in stems}
     for name, text in (("summary.json", json.dumps(summary, indent=1)),
                        ("summary.md", summary_markdown(summary, quick=quick))):
         with atomic_file(build_dir() / name) as tmp:
             tmp.write_text(text)
+    return summary
+
+
+def _run_chain(stems: Sequence[str], *, quick: bool, publish: bool,
+               env: Mapping[str, str] | None) -> dict:
+    """Run ``stems`` one after the other; return ``{stem: run_notebook's result}``."""
+    summary = {}
+    for stem in stems:
+        print(f"[sellakit] running {stem} ({'quick' if quick else 'paper'} mode) ...",
+              flush=True)
+        summary[stem] = run_notebook(stem, quick=quick, publish=publish, env=env)
+        print(f"[sellakit]   {stem} done in {summary[stem]['seconds']} s", flush=True)
     return summary
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from sellakit.data.protocol import SplitSpec, split_by_months
+from sellakit.runner import SERIES_CHAINS
 
 
 @pytest.fixture(scope="session")
@@ -33,12 +34,12 @@ def ml1m_split(ml1m):
     return collm_split(ml1m)
 
 
-#: The notebook tests in two chains, each kept on one test process when `make test` runs
-#: several (pytest-xdist; :func:`pytest_xdist_make_scheduler`): ML-1M (00-05; 04 reads 03's
-#: cache, 05 04's aligned MF) with the browser test of 04, and the KG films (06-08; 07 reads
-#: 06's teacher) with the browser test of 08. The book, which needs both, runs last.
-SERIES_GROUPS = {"series_ml1m": ("00", "01", "02", "03", "04", "05"),
-                 "series_kg": ("06", "07", "08")}
+#: The notebook tests in the series' chains (runner.SERIES_CHAINS: ML-1M 00-05, the KG films
+#: 06-08), each kept on one test process when `make test` runs several (pytest-xdist;
+#: :func:`pytest_xdist_make_scheduler`), with the browser test of a notebook of the chain (04's,
+#: 08's). The book, which needs every chain, runs last.
+SERIES_GROUPS = {f"series_{chain[0][:2]}": tuple(stem[:2] for stem in chain)
+                 for chain in SERIES_CHAINS}
 
 
 def _series_root(tmp_path_factory) -> Path:
@@ -154,11 +155,13 @@ def _series_group(nodeid: str) -> str | None:
     path, _, name = nodeid.partition("::")
     if path == "tests/test_notebooks_book.py":
         return "series_book"
-    if path == "tests/test_browser.py":
-        return "series_kg" if "08_" in name else "series_ml1m"
-    if path == "tests/test_notebooks.py" and name.startswith("test_0"):
-        return next(g for g, prefixes in SERIES_GROUPS.items() if name[5:7] in prefixes)
-    return None
+    if path == "tests/test_browser.py":  # 04's explorer, or a notebook named in the test's id
+        stem = name.partition("[")[2][:2] or "04"
+    elif path == "tests/test_notebooks.py" and name.startswith("test_0"):
+        stem = name[5:7]
+    else:
+        return None
+    return next(g for g, prefixes in SERIES_GROUPS.items() if stem in prefixes)
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist's own, which reads --dist

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,6 +42,7 @@ class PartStore:
         with atomic_file(path) as tmp:
             tmp.write_text(json.dumps(settings, indent=1))
         self._since = (time.perf_counter(), _cpu_seconds())
+        self._host_lock = threading.Lock()  # parts of chains run side by side (bench series)
 
     def done(self, name: str) -> bool:
         return (self.folder / f"{name}.json").exists()
@@ -52,7 +54,8 @@ class PartStore:
             scores.to_parquet(tmp, index=False)
         with atomic_file(self.folder / f"{name}.json") as tmp:
             tmp.write_text(json.dumps(record, indent=1, default=float))
-        self._log_host(name)
+        with self._host_lock:
+            self._log_host(name)
 
     def _log_host(self, name: str) -> None:
         """Append the part's CPU share since the store opened or the last part was written:
