@@ -29,8 +29,9 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 
 install: $(STAMP)
 
-## run: every notebook (quick mode unless SELLAKIT_QUICK=0); figures/, build/summary.md and, in
-## quick mode, the executed notebooks/*.ipynb a code host shows
+## run: every notebook (quick mode unless SELLAKIT_QUICK=0; quick mode runs the two chains, ML-1M
+## 00-05 and the KG films 06-08, side by side); figures/, build/summary.md and, in quick mode,
+## the executed notebooks/*.ipynb a code host shows
 run: install
 	$(VENV)/bin/sellakit run
 

@@ -64,7 +64,8 @@ series = pd.DataFrame(
     columns=["notebook", "goal", "quick mode (first run)", "paper mode", "needs a GPU",
              "depends on"],
 ).set_index("notebook")
-print(f"The whole quick series: about {series_seconds() / 60:.0f} min with a warm cache, "
+print(f"The whole quick series (`make run`, its two chains side by side): about "
+      f"{series_seconds() / 60:.1f} min with a warm cache, "
       f"{series_seconds(first_run=True) / 60:.0f} min from an empty one.")
 series
 

@@ -26,7 +26,7 @@
 # * explain why a time split leaves many evaluation rows *cold* and why that matters for CF;
 # * read a long-tail popularity curve and a label balance, and say what they mean for AUC.
 #
-# **Run time** (quick mode, 2 CPU cores, idle unless noted): 13 s (first run 13 s). **Paper
+# **Run time** (quick mode, 2 CPU cores, idle unless noted): 11 s (first run 16 s). **Paper
 # mode:** same as quick. **Needs a GPU:** no. **Depends on:** none.
 # (The first run also fetches a 13 MB wheel from PyPI.)
 

@@ -19,7 +19,7 @@ Commands::
     sellakit bench rec-grid --out bench/rec_ml1m_grid.json
     sellakit bench rec-study --grid bench/rec_ml1m_grid.json --out bench/rec_ml1m_study.json
     sellakit bench cuda --shape-dir DIR --out FILE.json  the CUDA path on a GPU
-    sellakit bench series --out bench/quick_series.json  the quick series' time, empty cache, warm
+    sellakit bench series --out bench/quick_series_side_by_side.json  make run's time, cold and warm
     sellakit cache                                      where the cache is, what it holds
     sellakit book [--source DIR] [--site DIR]           the static site of the executed notebooks
 """

@@ -15,7 +15,8 @@ Run it in a clean clone: the notebooks write ``figures/`` and ``build/`` of the 
 run in, as ``make run`` does::
 
     git clone . /tmp/kit && cd /tmp/kit && make install
-    SELLAKIT_DBP5L=... .venv/bin/sellakit bench series --out bench/quick_series.json
+    SELLAKIT_DBP5L=... .venv/bin/sellakit bench series --out bench/quick_series_side_by_side.json
+    SELLAKIT_DBP5L=... .venv/bin/sellakit bench series --serial --out bench/quick_series.json
 """
 
 from __future__ import annotations
@@ -162,6 +163,11 @@ def series_markdown(results: dict, *, command: str) -> str:
              f"`{command}`", "",
              *markdown_table(["notebook", "first run (s)", "warm (s)"], rows), "",
              f"Targets (issue 26), on the wall clock: {verdict}. Data sets recorded: {data}."]
+    if chains != "one notebook at a time":
+        lines.append("")
+        lines.append("The machine lines below span both chains: a part's CPU share counts the "
+                     "other chain's kernel when that one ended within the part, and a load "
+                     "above the cores at a part's end is the other chain.")
     if results["resumed"]:
         lines.append(f"Resumed after an interruption (their times started on a partial "
                      f"cache): {', '.join(results['resumed'])}.")
