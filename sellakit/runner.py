@@ -23,6 +23,7 @@ import math
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -422,6 +423,10 @@ async def _start_another_kernel(client, error: RuntimeError) -> None:
     await client.async_start_new_kernel(**client.kernel_kwargs)
 
 
+#: Held while a notebook's readable copy is written (chains side by side run in threads).
+_PUBLISHING = threading.Lock()
+
+
 def run_notebook(stem: str, *, quick: bool = True, timeout: int = 1800, save: bool = True,
                  publish: bool = False, env: Mapping[str, str] | None = None) -> dict:
     """Execute one notebook top to bottom; return ``{"seconds", "values", "path"}``.
@@ -466,8 +471,8 @@ def run_notebook(stem: str, *, quick: bool = True, timeout: int = 1800, save: bo
     from sellakit.viz.figures import readable_notebook, stamp_figures  # viz's one importer
 
     stamp_figures(stem, run, stable_values(values))
-    if publish:
-        with atomic_file(notebooks_dir() / f"{stem}.ipynb") as tmp:
+    if publish:  # one at a time: each draws its PNGs through a Chromium of its own
+        with _PUBLISHING, atomic_file(notebooks_dir() / f"{stem}.ipynb") as tmp:
             nbformat.write(readable_notebook(notebook), str(tmp))
     return {"seconds": round(time.perf_counter() - started, 1), "values": values,
             "path": str(out)}
