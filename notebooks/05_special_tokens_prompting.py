@@ -209,12 +209,12 @@ figures["05_test_auc"]
 # > * TALLRec-style (stage 1): `results.tallrec.test.auc` ≈ 0.517 ± 0.05; after 16 steps on
 # >   128 rows validation keeps the tuned model, yet on test it is near chance
 # > * CoLLM-style: `results.collm.test.auc` ≈ 0.649 ± 0.05
-# > * SeLLa-Rec: `results.sella.test.auc` ≈ 0.56 ± 0.06, below MF and CoLLM-style here. It is
-# >   the least stable number of the run: with these settings the committed run gave 0.53 and
-# >   a clean-clone test run 0.60 (every other AUC equal to four decimals), their aligned MF
-# >   (notebook 04) differing only in the last digits of floating point; three earlier runs
-# >   (5 history titles, 96 validation rows) gave 0.49, 0.58 and 0.59. At this size the
-# >   ranking of methods is noise; sections 6 and 10 say what holds with more rows and seeds.
+# > * SeLLa-Rec: `results.sella.test.auc` ≈ 0.56 ± 0.06 (0.557 in the committed run), below
+# >   MF and CoLLM-style here. It was the least stable number of the run: notebook 04's
+# >   aligned MF, fitted on two threads, differed in the last digits from run to run, and
+# >   three runs of these settings gave 0.53, 0.60 and 0.49; the alignment now fits on one
+# >   thread, the same bits every run. At this size the ranking of methods is noise;
+# >   sections 6 and 10 say what holds with more rows and seeds.
 # > * The strongest simple baseline (section 10, chosen on validation), read from the study
 # >   (`bench/rec_ml1m_study.json`, 2,048 test rows), MF with biases:
 # >   `strongest_test_auc` ≈ 0.733 ± 0.001 (the committed study's number: the same every

@@ -88,6 +88,32 @@ def test_the_seed_alone_sets_the_aligned_mf(small_split):
         np.testing.assert_array_equal(snapshot, again.snapshots[epoch])
 
 
+def test_the_aligned_mf_trains_on_one_thread_and_gives_the_threads_back(small_split,
+                                                                        monkeypatch):
+    """On two threads the fit's sums land in another order from run to run (notebook 05's
+    SeLLa-Rec AUC moved 0.49-0.60 with it): the fit runs on one, the caller keeps its own."""
+    from sellakit.align import contrastive
+
+    semantic = np.random.default_rng(0).normal(size=(small_split.n_items, 12)).astype(np.float32)
+    config = AlignConfig.quick(dim=8, projector_hidden=16, max_epochs=2, patience=2,
+                               batch_size=256, measure_every=2, snapshot_items=10)
+    seen = []
+    real_train = contrastive.train_cf
+
+    def train_cf(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(contrastive, "train_cf", train_cf)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        train_aligned_mf(small_split, semantic, config, progress=False)
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_compare_alignment_reads_both_models_back_from_the_cache(small_split, tmp_cache):
     from sellakit.align import compare_alignment
 

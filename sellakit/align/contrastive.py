@@ -340,9 +340,17 @@ def train_aligned_mf(split: CTRSplit, semantic: np.ndarray, config: AlignConfig,
     def every_few_epochs(m: AlignedMF, epoch: int) -> dict:
         return {} if epoch % config.measure_every else measure(m, epoch)
 
-    result.train = train_cf(split, config, model=model,
-                            extra_loss=AlignmentTerm(config.align_weight, config.align_rows),
-                            on_epoch=every_few_epochs, progress=progress)
+    # On one CPU thread: on two, the step's sums land in another order from run to run (tables
+    # 1e-6 apart), which notebook 05's SeLLa-Rec AUC on 192 rows turned into 0.49-0.60; on one,
+    # two runs gave the same bits, in 132-137 s against 140-145 s for two runs at once on 2 cores.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result.train = train_cf(split, config, model=model,
+                                extra_loss=AlignmentTerm(config.align_weight, config.align_rows),
+                                on_epoch=every_few_epochs, progress=progress)
+    finally:
+        torch.set_num_threads(threads)
     # The selected epoch's measures and snapshot (the restored model), whatever its number.
     history, best = result.train.history, result.train.best_step
     for key, value in measure(result.model, best).items():
@@ -368,7 +376,8 @@ def _cached_alignment(split: CTRSplit, semantic: np.ndarray, config: AlignConfig
                 else torch.from_numpy(np.asarray(done.semantic_mean))}
 
     table = hashlib.sha256(np.ascontiguousarray(semantic, dtype=np.float32).tobytes())
-    key = config.cache_key(split.fingerprint(), table.hexdigest())
+    # "one thread": fits made before the fit ran on one thread are not read back
+    key = config.cache_key(split.fingerprint(), table.hexdigest(), "one thread")
     def restore(stored: dict) -> AlignResult:
         model = AlignedMF(split.n_users, split.n_items, np.zeros(semantic.shape, np.float32),
                           dim=config.dim, hidden=config.projector_hidden,
