@@ -508,7 +508,7 @@ def run_series(stems: Sequence[str] | None = None, *, quick: bool = True,
                publish: bool = False, side_by_side: bool = False,
                env: Mapping[str, str] | None = None) -> dict:
     """Run notebooks (all by default) and write ``build/summary.{md,json}``; return the
-    summary, ``{stem: run_notebook's result}`` in series order.
+    summary, ``{stem: run_notebook's result}`` in the order of ``stems``.
 
     ``side_by_side``: run the chains of :func:`series_chains` at once, one thread and kernel
     each, every chain in order (a failed notebook stops its own chain; the other finishes, then
