@@ -25,7 +25,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +41,8 @@ if TYPE_CHECKING:  # the notebook extras, imported where a notebook runs
 __all__ = ["NOTEBOOKS", "Notebook", "Promise", "notebooks_table", "series_seconds",
            "SERIES_WALL_SECONDS", "should_see",
            "check_should_see", "record", "recorded_values", "notebook_client", "run_notebook",
-           "run_series", "SERIES_CHAINS", "series_chains", "side_by_side_env", "notebooks_dir",
-           "build_dir", "stable_values", "values_digest"]
+           "run_series", "run_chains", "SERIES_CHAINS", "series_chains", "side_by_side_env",
+           "notebooks_dir", "build_dir", "stable_values", "values_digest"]
 
 MIME = "application/vnd.sellakit.results+json"
 #: Set for a notebook's kernel: which notebook and which run draws the figures it saves.
@@ -504,45 +504,50 @@ def series_chains(stems: Sequence[str]) -> list[list[str]]:
     return [chain for chain in chains if chain] + loose
 
 
+def run_chains(chains: Sequence[Sequence[str]], run_one: Callable[[str, Mapping[str, str]], Any],
+               env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Call ``run_one(stem, env)`` for each chain's stems in order, the chains at once on a
+    thread each (with several, ``env`` gains :func:`side_by_side_env`); a failure stops its own
+    chain, the others finish, then the first error is raised. Returns ``{stem: what run_one
+    returned}``."""
+    env = {**(side_by_side_env() if len(chains) > 1 else {}), **(env or {})}
+
+    def run_chain(chain: Sequence[str]) -> dict[str, Any]:
+        return {stem: run_one(stem, env) for stem in chain}
+
+    with ThreadPoolExecutor(max_workers=max(len(chains), 1)) as pool:
+        futures = [pool.submit(run_chain, chain) for chain in chains]
+    errors = [future.exception() for future in futures if future.exception()]
+    if errors:
+        raise errors[0]
+    return {stem: run for future in futures for stem, run in future.result().items()}
+
+
 def run_series(stems: Sequence[str] | None = None, *, quick: bool = True,
                publish: bool = False, side_by_side: bool = False,
                env: Mapping[str, str] | None = None) -> dict:
     """Run notebooks (all by default) and write ``build/summary.{md,json}``; return the
     summary, ``{stem: run_notebook's result}`` in the order of ``stems``.
 
-    ``side_by_side``: run the chains of :func:`series_chains` at once, one thread and kernel
-    each, every chain in order (a failed notebook stops its own chain; the other finishes, then
-    the first error is raised); otherwise one notebook at a time, in the order given.
-    ``publish`` and ``env``: as :func:`run_notebook`'s.
+    ``side_by_side``: run the chains of :func:`series_chains` at once (:func:`run_chains`);
+    otherwise one notebook at a time, in the order given. ``publish`` and ``env``: as
+    :func:`run_notebook`'s.
     """
     stems = list(stems or NOTEBOOKS)
-    chains = series_chains(stems) if side_by_side else [stems]
-    if len(chains) > 1:
-        env = {**side_by_side_env(), **(env or {})}
-    with ThreadPoolExecutor(max_workers=len(chains)) as pool:
-        futures = [pool.submit(_run_chain, chain, quick=quick, publish=publish, env=env)
-                   for chain in chains]
-    errors = [future.exception() for future in futures if future.exception()]
-    if errors:
-        raise errors[0]
-    done = {stem: run for future in futures for stem, run in future.result().items()}
+
+    def run_one(stem: str, env: Mapping[str, str]) -> dict:
+        print(f"[sellakit] running {stem} ({'quick' if quick else 'paper'} mode) ...",
+              flush=True)
+        run = run_notebook(stem, quick=quick, publish=publish, env=env)
+        print(f"[sellakit]   {stem} done in {run['seconds']} s", flush=True)
+        return run
+
+    done = run_chains(series_chains(stems) if side_by_side else [stems], run_one, env)
     summary = {stem: done[stem] for stem in stems}
     for name, text in (("summary.json", json.dumps(summary, indent=1)),
                        ("summary.md", summary_markdown(summary, quick=quick))):
         with atomic_file(build_dir() / name) as tmp:
             tmp.write_text(text)
-    return summary
-
-
-def _run_chain(stems: Sequence[str], *, quick: bool, publish: bool,
-               env: Mapping[str, str] | None) -> dict:
-    """Run ``stems`` one after the other; return ``{stem: run_notebook's result}``."""
-    summary = {}
-    for stem in stems:
-        print(f"[sellakit] running {stem} ({'quick' if quick else 'paper'} mode) ...",
-              flush=True)
-        summary[stem] = run_notebook(stem, quick=quick, publish=publish, env=env)
-        print(f"[sellakit]   {stem} done in {summary[stem]['seconds']} s", flush=True)
     return summary
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -49,7 +48,7 @@ def series_benchmark(out: str | Path, *, cache: str | Path | None = None,
     then warm; the chains side by side unless ``serial``. Returns the JSON-ready results:
     seconds per pass and notebook, each pass's wall clock against :data:`TARGETS_S`, the data
     set notebooks 06-07 ran on, and which parts resumed."""
-    from sellakit.runner import NOTEBOOKS, series_chains, side_by_side_env
+    from sellakit.runner import NOTEBOOKS, run_chains, series_chains
 
     stems = list(stems or NOTEBOOKS)
     unknown = [s for s in stems if s not in NOTEBOOKS]
@@ -69,13 +68,11 @@ def series_benchmark(out: str | Path, *, cache: str | Path | None = None,
         if not left:
             continue
         chains = [left] if serial else series_chains(left)
-        with ThreadPoolExecutor(max_workers=len(chains)) as pool:
-            # the first part each chain runs after a kill starts on a partial cache
-            runs = [pool.submit(_run_chain, pass_, chain, cache, parts, resumed=started,
-                                env=side_by_side_env() if len(chains) > 1 else {})
-                    for chain in chains]
-        for run in runs:
-            run.result()  # a notebook's error, after the other chain finished
+        # the first part each chain runs after a kill starts on a partial cache
+        heads = {chain[0] for chain in chains} if started else set()
+        run_chains(chains, lambda stem, env, pass_=pass_, heads=heads: parts.save(
+            _name(pass_, stem), {**_timed(stem, cache, env), "resumed": stem in heads},
+            pd.DataFrame()))
         started = False
     records, _ = parts.load()
     return _summary(records, stems, cache, command, serial)
@@ -85,28 +82,18 @@ def _name(pass_: str, stem: str) -> str:
     return f"{pass_}-{stem}"
 
 
-def _run_chain(pass_: str, stems: Sequence[str], cache: Path, parts: PartStore, *,
-               resumed: bool, env: dict[str, str]) -> None:
-    """Run ``stems`` in order (their kernels with ``env`` too), saving each as a part of
-    ``pass_`` when it finishes."""
-    for stem in stems:
-        started = time.time()
-        record = _timed(stem, cache, env)
-        parts.save(_name(pass_, stem), {**record, "resumed": resumed, "started": started,
-                                        "finished": time.time()}, pd.DataFrame())
-        resumed = False
-
-
 def _timed(stem: str, cache: Path, env: dict[str, str]) -> dict:
     """Run ``stem`` with its kernel on ``cache`` (pip's own cache bypassed, so a download is a
-    download)."""
+    download); its seconds, data set and clock times."""
     from sellakit.runner import run_notebook
 
     print(f"[sellakit] series: {stem} ...", flush=True)
+    began = time.time()
     run = run_notebook(stem, quick=True, env={**env, "SELLAKIT_CACHE": str(cache.absolute()),
                                               "PIP_NO_CACHE_DIR": "1"})
     print(f"[sellakit] series: {stem} done in {run['seconds']} s", flush=True)
-    return {"seconds": run["seconds"], "dataset": run["values"].get("dataset")}
+    return {"seconds": run["seconds"], "dataset": run["values"].get("dataset"),
+            "started": began, "finished": time.time()}
 
 
 def _wall_seconds(records: list[dict]) -> float | None:
