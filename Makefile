@@ -11,9 +11,9 @@ TORCH ?= torch==2.13.0
 # venv). A CUDA torch of another version than the file's: make install CONSTRAINTS=
 CONSTRAINTS ?= constraints.txt
 STAMP := $(VENV)/.sellakit-installed
-# Test processes (pytest-xdist, at most 4): the notebooks run as two chains, ML-1M (00-05) and
-# the KG films (06-08), each on one process, the unit tests around them. TEST_WORKERS=0: one
-# process.
+# Test processes (pytest-xdist, at most 4): the notebooks run as two chains, the LLM chain (00,
+# 01, 03-05) and 02 with the KG films (06-08), each on one process, the unit tests around them.
+# TEST_WORKERS=0: one process.
 TEST_WORKERS ?= auto
 PYTEST_PROCESSES = -n $(TEST_WORKERS) --maxprocesses 4
 
@@ -29,8 +29,8 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 
 install: $(STAMP)
 
-## run: every notebook (quick mode unless SELLAKIT_QUICK=0; quick mode runs the two chains, ML-1M
-## 00-05 and the KG films 06-08, side by side); figures/, build/summary.md and, in quick mode,
+## run: every notebook (quick mode unless SELLAKIT_QUICK=0; quick mode runs the two chains, 00,
+## 01, 03-05 and 02, 06-08, side by side); figures/, build/summary.md and, in quick mode,
 ## the executed notebooks/*.ipynb a code host shows
 run: install
 	$(VENV)/bin/sellakit run

@@ -153,7 +153,7 @@ NOTEBOOKS: dict[str, Notebook] = {
         "item-cold and user-cold slices with paired intervals, a slot ablation, a movie widget",
         21.1, 397.3, "`sellakit bench rec-kg` (3 seeds; the notebook reads "
         "`bench/rec_ml100k_kg.json`)", needs_gpu="advised for paper mode",
-        time_note="(a warm cache holds the KG vectors, the maps and the small study)"),
+        time_note="(a warm cache holds the KG vectors and the maps)"),
 }
 
 
@@ -479,14 +479,16 @@ def run_notebook(stem: str, *, quick: bool = True, timeout: int = 1800, save: bo
 
 
 #: The series as chains that may run side by side (``make run`` in quick mode, and ``make
-#: test``'s processes): a notebook shares its chain with the notebooks it reads from and follows
-#: them. ML-1M (04 reads 03's cached model and vectors, 05 reads 04's aligned MF) and the KG
-#: films (07 reads 06's teacher); 08 joins the shorter one. What two chains both fetch (the LLM's
-#: weights) is fetched once, under the cache's lock.
+#: test``'s processes): a notebook follows, in its chain, the notebooks whose files it reads. The
+#: LLM chain (04 reads 03's cached model and vectors, 05 reads 04's aligned MF) and the other
+#: (07 reads 06's teacher), which 02 heads and 08 ends to balance the two. What two chains both
+#: compute goes through the kit's cache under its lock, once: the LLM's weights, 02's plain MF
+#: (05's `mf` and CoLLM table; 05 trains it, the same model, when it comes first).
 SERIES_CHAINS: tuple[tuple[str, ...], ...] = (
-    ("00_overview", "01_data", "02_collaborative_filtering", "03_llm_semantic_embeddings",
-     "04_semantic_alignment", "05_special_tokens_prompting"),
-    ("06_kg_multisource_pretraining", "07_kg_distillation", "08_kg_meets_recommender"))
+    ("00_overview", "01_data", "03_llm_semantic_embeddings", "04_semantic_alignment",
+     "05_special_tokens_prompting"),
+    ("02_collaborative_filtering", "06_kg_multisource_pretraining", "07_kg_distillation",
+     "08_kg_meets_recommender"))
 
 
 def side_by_side_env() -> dict[str, str]:

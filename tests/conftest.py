@@ -34,8 +34,8 @@ def ml1m_split(ml1m):
     return collm_split(ml1m)
 
 
-#: The notebook tests in the series' chains (runner.SERIES_CHAINS: ML-1M 00-05, the KG films
-#: 06-08), each kept on one test process when `make test` runs several (pytest-xdist;
+#: The notebook tests in the series' chains (runner.SERIES_CHAINS: the LLM chain 00, 01, 03-05;
+#: 02 and the KG films 06-08), each kept on one test process when `make test` runs several (pytest-xdist;
 #: :func:`pytest_xdist_make_scheduler`), with the browser test of a notebook of the chain (04's,
 #: 08's). The book, which needs every chain, runs last.
 SERIES_GROUPS = {f"series_{chain[0][:2]}": tuple(stem[:2] for stem in chain)
@@ -185,7 +185,7 @@ def pytest_xdist_make_scheduler(config, log):
 def pytest_collection_modifyitems(session, config, items):
     """The notebook chains first, the other tests, then the browser tests and the book last.
     The browser tests execute notebooks in a live JupyterLab, and after the notebook tests the
-    kit's cache holds what those notebooks train (notebook 08's small study takes minutes from
+    kit's cache holds what those notebooks train (notebook 08's KG vectors take minutes from
     an empty cache, past a browser wait). The chains first, so that under several test
     processes each starts at once and the other tests fill in around them."""
     def order(item) -> int:
