@@ -26,9 +26,8 @@
 # * explain why a time split leaves many evaluation rows *cold* and why that matters for CF;
 # * read a long-tail popularity curve and a label balance, and say what they mean for AUC.
 #
-# **Run time** (quick mode, 2 CPU cores, idle unless noted): 11 s (first run 16 s). **Paper
-# mode:** same as quick. **Needs a GPU:** no. **Depends on:** none.
-# (The first run also fetches a 13 MB wheel from PyPI.)
+# **Run time** (quick mode, 2 CPU cores, idle unless noted): 12 s (first run 14 s). **Paper mode:**
+# same as quick. **Needs a GPU:** no. **Depends on:** none.
 
 # %% tags=["parameters"]
 from sellakit.config import quick_mode

@@ -27,11 +27,11 @@
 # explain why the prompt's text is computed once and reused, and say what a quick run can and
 # cannot show.
 #
-# **Run time** (quick mode, 2 CPU cores, idle unless noted): 21 s (first run 3 min 54 s) (a warm
-# cache holds stages 1 and 3 and every score). **Paper mode:** not measured; every ML-1M row, on
-# the same SmolLM2 unless the notebook's `MODEL` names another. **Needs a GPU:** advised for paper
-# mode. **Depends on:** `04_semantic_alignment` (quick mode reads `build/aligned_mf.pt`; without
-# it 05 aligns after stage 1 itself, slower).
+# **Run time** (quick mode, 2 CPU cores, idle unless noted): 20 s (first run 3 min 47 s) (a warm
+# cache holds stages 1 and 3 and every score). **Paper mode:** not measured; every ML-1M row, on the
+# same SmolLM2 unless the notebook's `MODEL` names another. **Needs a GPU:** advised for paper mode.
+# **Depends on:** `04_semantic_alignment` (quick mode reads `build/aligned_mf.pt`; without it 05
+# aligns after stage 1 itself, slower).
 #
 # Quick mode is a *demonstration*: a few hundred sampled rows cannot rank the methods. The
 # ranking comes from the study (`sellakit bench rec-study`, three seeds), drawn in section 10;

@@ -31,10 +31,9 @@
 #   graphs joined by sharing (or swapping);
 # * evaluate tail prediction with filtered MRR and Hits@k, ties counted realistically.
 #
-# **Run time** (quick mode, 2 CPU cores, idle unless noted): 18 s (first run 3 min 09 s) on DBP-5L
+# **Run time** (quick mode, 2 CPU cores, idle unless noted): 17 s (first run 3 min 12 s) on DBP-5L
 # (the first run trains the teacher); first run 24 s on the derived stand-in. **Paper mode:** not
 # measured. **Needs a GPU:** advised for paper mode. **Depends on:** none.
-# (The teacher is cached for notebook 07 and the benchmark.)
 
 # %% [markdown]
 # **Data.** DBP-5L is found through, in order: `DATA_DIR` below, the variable `SELLAKIT_DBP5L`,
