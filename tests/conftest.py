@@ -35,9 +35,10 @@ def ml1m_split(ml1m):
 
 
 #: The notebook tests in the series' chains (runner.SERIES_CHAINS: the LLM chain 00, 01, 03-05;
-#: 02 and the KG films 06-08), each kept on one test process when `make test` runs several (pytest-xdist;
-#: :func:`pytest_xdist_make_scheduler`), with the browser test of a notebook of the chain (04's,
-#: 08's). The book, which needs every chain, runs last.
+#: 02 and the KG films 06-08), each kept on one test process when `make test` runs several
+#: (pytest-xdist; :func:`pytest_xdist_make_scheduler`). A browser test goes to whichever process
+#: is free after the unit tests and waits for its notebook's test; the book, which needs every
+#: chain, runs last.
 SERIES_GROUPS = {f"series_{chain[0][:2]}": tuple(stem[:2] for stem in chain)
                  for chain in SERIES_CHAINS}
 
@@ -151,17 +152,15 @@ def pytest_terminal_summary(terminalreporter, config):
 
 def _series_group(nodeid: str) -> str | None:
     """The notebook chain (:data:`SERIES_GROUPS`) a test belongs to, ``series_book`` for the
-    book's tests, or None."""
+    book's tests, or None. A browser test belongs to none: kept in its notebook's chain it ran
+    after the chain's last notebook on the longer chain's process (04's after 05), while the
+    other process, done with its own work, had a core to give."""
     path, _, name = nodeid.partition("::")
     if path == "tests/test_notebooks_book.py":
         return "series_book"
-    if path == "tests/test_browser.py":  # 04's explorer, or a notebook named in the test's id
-        stem = name.partition("[")[2][:2] or "04"
-    elif path == "tests/test_notebooks.py" and name.startswith("test_0"):
-        stem = name[5:7]
-    else:
+    if path != "tests/test_notebooks.py" or not name.startswith("test_0"):
         return None
-    return next(g for g, prefixes in SERIES_GROUPS.items() if stem in prefixes)
+    return next(g for g, prefixes in SERIES_GROUPS.items() if name[5:7] in prefixes)
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist's own, which reads --dist
