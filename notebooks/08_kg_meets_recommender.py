@@ -224,10 +224,11 @@ HTML(prompt_html(backbone.tokenizer, encoded))
 # paired on the same rows, with the same method without the slot and with the strongest CF
 # baseline on validation: item rate, item + user rate, MF with biases, plain MF, or `mf_kg`
 # (MF with the item's KG vector added, CKE-style); `mf_kg` is also compared with plain MF: what
-# the KG vector adds without an LLM. The benchmark averages each row's score over its three
-# seeds. Its KG vectors come from `film+likes` (the film KG plus the training likes as facts),
-# not the `film` vectors of sections 2–3. With `RUN_STUDY = True` the notebook runs the study
-# here and keeps its per-row scores in the kit's cache.
+# the KG vector adds without an LLM. The benchmark's AUCs and differences are means over its
+# three seeds (the same rows resampled for all three), and its KG vectors come from
+# `film+likes` (the film KG plus the training likes as facts; quick mode's sections 2–3 show the
+# `film` vectors). With `RUN_STUDY = True` the notebook runs the study here and keeps its
+# per-row scores in the kit's cache.
 
 # %%
 import hashlib
