@@ -240,6 +240,9 @@ from sellakit.config import repo_root
 
 bench_file = repo_root() / "bench" / "rec_ml100k_kg.json"
 if not RUN_STUDY:
+    if not bench_file.exists():
+        raise FileNotFoundError(f"{bench_file} is missing. Fix: `git checkout bench/`, or set "
+                                "RUN_STUDY = True to run a small study here.")
     study = json.loads(bench_file.read_text())
     scores = pd.read_parquet(bench_file.with_suffix(".scores.parquet"))
     study_source = bench_file.name
