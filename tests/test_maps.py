@@ -30,3 +30,18 @@ def test_fit_frame_places_copies_on_the_reference_and_caches(tmp_cache):
     assert len(cached) == 1
     again = fit_frame(reference, {"same": reference[:40], "shifted": reference[80:]}, settings)
     np.testing.assert_array_equal(again["same"], coords["same"])
+
+
+def test_umap_kernels_are_compiled_with_numbas_cache():
+    """umap-learn's kernels get ``cache=True`` (a later process loads them instead of compiling
+    them again, about 13 s a notebook); numba's decorators are given back unchanged."""
+    import subprocess
+    import sys
+
+    probe = ("import numba; njit = numba.njit\n"
+             "from sellakit.viz.maps import _import_umap\n"
+             "umap = _import_umap()\n"
+             "print(type(umap.umap_.smooth_knn_dist._cache).__name__, numba.njit is njit)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["FunctionCache", "True"]

@@ -57,9 +57,37 @@ def fit_frame(reference: np.ndarray, others: dict[str, np.ndarray] | None = None
                          shapes=shapes)
 
 
+def _import_umap():
+    """umap-learn with its numba kernels compiled ``cache=True``. umap-learn compiles them anew
+    in every process (about 13 s on 2 cores, paid by each notebook that draws a map); cached
+    where numba keeps its caches (beside the installed package), a later process loads them in
+    about a second. The kernels and their results are unchanged."""
+    import sys
+
+    if "umap" in sys.modules:  # imported before: its kernels are what they are
+        return sys.modules["umap"]
+    import numba
+
+    njit, jit = numba.njit, numba.jit
+
+    def cached(decorator):
+        def decorate(*args, **kwargs):
+            if len(args) == 1 and callable(args[0]) and not kwargs:  # a bare @numba.njit
+                return decorator(args[0], cache=True)
+            return decorator(*args, **{"cache": True, **kwargs})
+        return decorate
+
+    numba.njit, numba.jit = cached(njit), cached(jit)
+    try:
+        import umap
+    finally:
+        numba.njit, numba.jit = njit, jit
+    return umap
+
+
 def _fit(reference: np.ndarray, others: dict[str, np.ndarray], names: list[str],
          settings: UMAPSettings) -> dict[str, np.ndarray]:
-    import umap  # heavy import (numba), only when a map is really computed
+    umap = _import_umap()  # heavy (numba), only when a map is really computed
 
     reducer = umap.UMAP(n_neighbors=settings["n_neighbors"], min_dist=settings["min_dist"],
                         n_epochs=settings["n_epochs"], metric="cosine",
