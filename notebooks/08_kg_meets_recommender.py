@@ -145,7 +145,7 @@ from sellakit.viz import fit_frame, genre_highlight, procrustes_onto, space_maps
 
 backbone = load_backbone(MODEL)
 plain_mf, _ = prepare_stage2(split, preset=preset_name(QUICK), seed=SEED, use_cache=True)
-semantic = item_semantic_embeddings(backbone, split.item_titles, progress=False)
+semantic = item_semantic_embeddings(backbone, split.item_titles, progress=False, cpu_bf16=QUICK)
 map_iids = np.flatnonzero(kg_vectors.known & np.isin(np.arange(split.n_items),
                                                       split.train.iid))
 spaces = {"KG (film facts)": kg_vectors.vectors,

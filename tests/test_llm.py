@@ -124,3 +124,27 @@ def test_other_weights_anywhere_give_another_cache_entry(tmp_cache):
         second.model.model.layers[-1].mlp.down_proj.weight[0, 0] += 1.0
     item_semantic_embeddings(second, ["Heat (1995)"], progress=False)
     assert len(list((tmp_cache / "derived" / "semantic").glob("*.npz"))) == 2
+
+
+def test_cpu_bf16_states_are_kept_apart_and_float32_is_float32(tiny, tmp_cache):
+    """``cpu_bf16`` (the quick notebooks): bfloat16 states where the CPU has them natively,
+    under their own cache key, so float32 and bfloat16 rows never mix; without it the states
+    are float32 even inside a caller's autocast."""
+    from sellakit.config import cpu_bf16_active
+
+    titles = ["Toy Story (1995)", "Heat (1995)", "Casino (1995)"]
+    plain = item_semantic_embeddings(tiny, titles, use_cache=False, progress=False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        guarded = item_semantic_embeddings(tiny, titles, use_cache=False, progress=False)
+    np.testing.assert_array_equal(guarded, plain)
+    fast = item_semantic_embeddings(tiny, titles, progress=False, cpu_bf16=True)
+    entries = len(list((tmp_cache / "derived" / "semantic").glob("*.npz")))
+    again = item_semantic_embeddings(tiny, titles, progress=False)
+    cosine = (fast * plain).sum(1) / np.linalg.norm(fast, axis=1) / np.linalg.norm(plain, axis=1)
+    assert cosine.min() > 0.99
+    if cpu_bf16_active(tiny.device, tiny.dtype, True):
+        assert not np.array_equal(fast, plain) and entries == 1
+        assert len(list((tmp_cache / "derived" / "semantic").glob("*.npz"))) == 2
+        np.testing.assert_array_equal(again, plain)  # not read from the bfloat16 entry
+    else:  # the switch does nothing here: one entry, float32 states
+        np.testing.assert_array_equal(fast, plain)

@@ -16,7 +16,7 @@ MAX_WORDS = 250
 #: Terms a notebook must define where first used. Pattern -> what the bold definition or the
 #: glossary anchor is called.
 TERMS = {r"\bLoRA\b": "LoRA", r"\bbridges?\b": "bridge", r"\"mapping\"|\bmapping mode": "mapping",
-         r"\bstandard errors?\b": "standard error"}
+         r"\bstandard errors?\b": "standard error", r"\bbfloat16\b": "bfloat16"}
 
 
 def _markdown(stem: str) -> list[str]:

@@ -67,7 +67,8 @@ def _llm_template(template: str, model: str = "smollm2-135m") -> Callable[[], di
         backbone = load_backbone(model)
         out = {"model": backbone.name, "template": template}
         for name, text in (("notebook_template", "Movie: {title}"), ("exercise", template)):
-            semantic = item_semantic_embeddings(backbone, split.item_titles, template=text)
+            semantic = item_semantic_embeddings(backbone, split.item_titles, template=text,
+                                                cpu_bf16=True)  # as the quick notebook
             out[name] = _genre_agreement(semantic, split.item_genres)
         return out
     return measure
@@ -83,7 +84,7 @@ def _ml1m_items():
     split = collm_split(load_movielens_1m())
     backbone = load_backbone("smollm2-135m")
     return split, backbone, item_semantic_embeddings(backbone, split.item_titles,
-                                                     template="Movie: {title}")
+                                                     template="Movie: {title}", cpu_bf16=True)
 
 
 def _align_04(split, semantic: np.ndarray, **overrides):

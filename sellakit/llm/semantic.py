@@ -27,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sellakit.cache import cache_dir, cached_arrays, sha256_of, stored_arrays
+from sellakit.config import cpu_bf16_active, cpu_bf16_autocast
 from sellakit.errors import ConfigError, DataError
 from sellakit.llm.backbone import Backbone, tokenizer_digest, weights_digest
 
@@ -47,7 +48,7 @@ def _fingerprint(backbone: Backbone) -> str:
 def item_semantic_embeddings(backbone: Backbone, titles: Sequence[str], *,
                              template: str = DEFAULT_TEMPLATE, batch_size: int = 32,
                              adapter: str | None = None, use_cache: bool = True,
-                             progress: bool = True) -> np.ndarray:
+                             progress: bool = True, cpu_bf16: bool = False) -> np.ndarray:
     """One float32 row per title: the final-position, last-layer hidden state of its prompt.
 
     Args:
@@ -61,12 +62,18 @@ def item_semantic_embeddings(backbone: Backbone, titles: Sequence[str], *,
             or with non-finite values is computed again). A title already extracted for
             another list with the same model, template and adapter is read from that entry,
             not run again (notebook 08's MovieLens-100K titles are mostly notebook 03's).
+        cpu_bf16: bfloat16 autocast on a CPU that has it natively (the quick notebooks;
+            :func:`sellakit.config.cpu_bf16_autocast`): about 1.7 times faster on 2 cores,
+            cosine 0.9999 to float32's states; in the key, so the two never mix.
     """
     if "{title}" not in template:
         raise ConfigError(f"template {template!r} has no {{title}} placeholder.")
     titles = [str(t) for t in titles]
+    bf16 = cpu_bf16_active(backbone.device, backbone.dtype, cpu_bf16)
     source = hashlib.sha256(json.dumps({"model": _fingerprint(backbone), "template": template,
-                                        "adapter": _adapter_key(adapter)}).encode()).hexdigest()
+                                        "adapter": _adapter_key(adapter)}
+                                       | ({"cpu_bf16": True} if bf16 else {})).encode()
+                            ).hexdigest()
     key = hashlib.sha256(json.dumps({"source": source, "titles": titles}).encode()
                          ).hexdigest()[:24]
 
@@ -79,8 +86,11 @@ def item_semantic_embeddings(backbone: Backbone, titles: Sequence[str], *,
                 from peft import PeftModel
 
                 model = PeftModel.from_pretrained(model, adapter)
-            known.update(zip(missing, _extract(model, backbone, missing, template, batch_size,
-                                               progress)))
+            # Exactly the precision the key says, whatever autocast the caller is in.
+            with torch.autocast(backbone.device.type, enabled=False), \
+                    cpu_bf16_autocast(backbone.device, backbone.dtype, bf16):
+                known.update(zip(missing, _extract(model, backbone, missing, template,
+                                                   batch_size, progress)))
             if adapter is not None:
                 model.unload()  # give the base model back without the adapter's layers
         table = np.zeros((len(titles), backbone.hidden_size), dtype=np.float32)

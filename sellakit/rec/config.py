@@ -98,6 +98,11 @@ class RecConfig(Config):
             :meth:`~sellakit.rec.PrefixCache.stored`).
         item_cold_rows: also score every test row whose item is unseen in train (slice
             ``test_item_cold``: where ``<Warm_ID>`` should matter).
+        cpu_bf16: on a CPU with native bfloat16 (AVX512-BF16 or AMX), run the LLM's passes
+            (training, text cache, scoring) under bfloat16 autocast, weights and optimiser
+            float32 (:func:`sellakit.config.cpu_bf16_autocast`); float32 elsewhere. The quick
+            preset turns it on (notebook 05's quick run: 115 s against 182 s on 2 cores);
+            the benchmark presets leave it off, so their committed numbers stay reproducible.
     """
 
     #: Stage 3's settings under ``stage3_optim="authors"`` (SeLLa-Rec's train_sella.sh).
@@ -161,13 +166,15 @@ class RecConfig(Config):
     cache_prefix: bool = True
     prefix_storage: Literal["memory", "disk_bf16"] = "memory"
     item_cold_rows: bool = False
+    cpu_bf16: bool = False
 
     @classmethod
     def quick(cls, **overrides) -> RecConfig:
         """Minutes on a laptop CPU: 5 history titles, 256 training / 128 valid / 384 test rows
-        (seeded samples), one epoch, validation twice per stage."""
+        (seeded samples), one epoch, validation twice per stage, bfloat16 passes on a CPU that
+        has them natively (``cpu_bf16``)."""
         base = dict(history_len=5, train_rows=256, valid_rows=128, test_rows=384, epochs=1,
-                    batch_size=8, eval_every=16, lr_lora=3e-4, lr_tokens=1e-3)
+                    batch_size=8, eval_every=16, lr_lora=3e-4, lr_tokens=1e-3, cpu_bf16=True)
         return cls(**{**base, **overrides})
 
     @classmethod

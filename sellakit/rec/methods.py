@@ -30,6 +30,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -45,7 +46,7 @@ from torch import nn
 from sellakit.align import AlignConfig, AlignedTables, Projector, train_aligned_mf
 from sellakit.cache import cached_arrays, cached_state
 from sellakit.cf import CFConfig, fit_and_evaluate, predict
-from sellakit.config import seed_everything
+from sellakit.config import cpu_bf16_active, cpu_bf16_autocast, seed_everything
 from sellakit.data.catalog import ItemWords, item_words
 from sellakit.data.protocol import CTRSplit
 from sellakit.errors import CacheError, ConfigError
@@ -278,6 +279,16 @@ class RecRun:
     #: cache (``run_methods(cache_scores=True)``, one process).
     cache_scores: bool = False
 
+    @property
+    def bf16(self) -> bool:
+        """Whether the LLM's passes run under bfloat16 autocast here (``RecConfig.cpu_bf16`` on
+        a CPU that has it natively); cache keys carry it."""
+        return cpu_bf16_active(self.backbone.device, self.backbone.dtype, self.config.cpu_bf16)
+
+    def precision(self) -> contextlib.AbstractContextManager:
+        """The context every pass of the LLM runs in (training, text cache, scoring)."""
+        return cpu_bf16_autocast(self.backbone.device, self.backbone.dtype, self.config.cpu_bf16)
+
 
 def template_for(method: str) -> str:
     """The key in :data:`TEMPLATES` of the prompt ``method`` reads (its row's ``template``)."""
@@ -342,20 +353,18 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
         plain_mf: a trained MF (:func:`sellakit.cf.fit_and_evaluate`): the ``mf`` baseline and the
             CF model behind ``collm`` and ``sella_no_align``.
         aligned: a saved aligned MF (``AlignedTables.load`` of notebook 04's file) ...
-        align_config: ... or the settings to align here, after stage 1, to the item states of
-            the stage-1 model (SeLLa-Rec's order). One of the two is needed by the SeLLa-Rec
-            methods and ``collm_aligned``.
+        align_config: ... or the settings to align here, after stage 1, to the stage-1 model's
+            item states (SeLLa-Rec's order); SeLLa-Rec's methods and ``collm_aligned`` need one.
         semantic: the LLM's raw item table (``sella_no_align`` with ``aligned``; with
             ``align_config`` the stage-1 states are used).
         backbone: a loaded backbone (else ``model`` is loaded); slot tokens are added to it.
-        stage1_from: an earlier run on the same rows and backbone whose stage 1 (LoRA, TALLRec-
-            style results, text cache) this run reuses: a benchmark's seeds vary stages 2-3.
+        stage1_from: an earlier run on the same rows and backbone whose stage 1 (LoRA, text
+            cache, results) this run reuses: a benchmark's seeds vary stages 2-3.
         use_cache: stages 1 and 3 (LoRA, stage-3 weights, validation records) kept in and read
             back from the kit's cache on one process, keyed by all they start from and read.
-        cache_scores: every method's scores of the scored splits (and later
-            :func:`score_rows` calls) kept in and read back from the kit's cache too, on one
-            process, keyed by all they read (:func:`_scores_key`): a rerun builds no text
-            cache. Off by default, so a benchmark times the scoring it reports.
+        cache_scores: every method's scores (and later :func:`score_rows` calls) kept in the
+            kit's cache too, on one process, keyed by all they read (:func:`_scores_key`): a
+            rerun builds no text cache. Off by default: a benchmark times its scoring.
         kg_vectors: each item's KG vector, row = iid (:data:`KG_METHODS`; sellakit.kg.items).
         on_method: ``on_method(run, name)`` once a method's scores are recorded.
     """
@@ -378,7 +387,8 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
     if all(stage == "cf" for stage in stages.values()):
         return run
     show = progress and accelerator.is_main_process
-    llm = _stage1(run, methods, answers, accelerator, show, stage1_from, use_cache)
+    with run.precision():
+        llm = _stage1(run, methods, answers, accelerator, show, stage1_from, use_cache)
     token_methods = [m for m in methods if stages[m] == "tokens"]
     if token_methods:
         # Stage 2 only for a method that reads its tables: CoLLM's rows and <KG_ID> alone
@@ -387,7 +397,8 @@ def run_methods(split: CTRSplit, methods: Sequence[str], config: RecConfig, *,
                            for m in token_methods)
         if aligned is None and align_config is not None and reads_stage2:
             _stage2_after_stage1(run, split, align_config, show)
-        _stage3(run, token_methods, llm, answers, plain_mf, accelerator, show, use_cache)
+        with run.precision():
+            _stage3(run, token_methods, llm, answers, plain_mf, accelerator, show, use_cache)
     return run
 
 
@@ -467,7 +478,8 @@ def _stage2_after_stage1(run: RecRun, split: CTRSplit, align_config: AlignConfig
     """Item states from the stage-1 model (LoRA active), then MF aligned to them."""
     started = time.perf_counter()
     raw = item_semantic_embeddings(run.backbone, split.item_titles,
-                                   template=run.words.item_template, progress=progress)
+                                   template=run.words.item_template, progress=progress,
+                                   cpu_bf16=run.config.cpu_bf16)
     result = train_aligned_mf(split, raw, align_config, progress=progress)
     run.aligned = result.tables()
     run.semantic, run.semantic_mean = center_items(raw)
@@ -658,8 +670,8 @@ def _prefix_cache(run: RecRun, llm, prompts: list, desc: str, progress: bool) ->
     if config.prefix_storage == "memory":
         return PrefixCache.build(llm, prompts, batch_size=config.score_batch_size,
                                  progress=progress, desc=desc, share=share)
-    digest = hashlib.sha256(repr((run.backbone.name, weights_digest(run.backbone),
-                                  share)).encode())
+    digest = hashlib.sha256(repr((run.backbone.name, weights_digest(run.backbone), share)
+                                 + (("cpu_bf16",) if run.bf16 else ())).encode())
     for name, p in sorted(llm.named_parameters()):
         if "lora_" in name:
             digest.update(name.encode() + p.detach().float().cpu().numpy().tobytes())
@@ -737,7 +749,7 @@ def _stage1_key(run: RecRun, model: SpecialTokenRec, data: dict, lr: float) -> s
     training and validation prompts."""
     digest = hashlib.sha256(repr((run.backbone.name, weights_digest(run.backbone),
                                   tokenizer_digest(run.backbone.tokenizer), lr,
-                                  sorted(_stage1_settings(run.config).items()))).encode())
+                                  _key_settings(run, _stage1_settings(run.config)))).encode())
     for part in ("train", "valid"):
         prompts, frame = data[part]
         for prompt in prompts:
@@ -760,6 +772,13 @@ def _stage1_settings(config: RecConfig) -> dict:
             if k not in omit and later.get(k, object()) != v}
 
 
+def _key_settings(run: RecRun, settings: dict) -> list[tuple]:
+    """``settings`` for a cache key, ``cpu_bf16`` as it acts on this machine (:attr:`RecRun.bf16`)
+    and left out when off, so the keys of runs made before the switch existed still match."""
+    settings = {k: v for k, v in settings.items() if k != "cpu_bf16"}
+    return sorted((settings | {"cpu_bf16": True} if run.bf16 else settings).items())
+
+
 def _stage3_key(run: RecRun, name: str, model: SpecialTokenRec, data: dict, lr: float) -> str:
     """Changes with the backbone (as stage 1's key), the method, every setting, the device,
     the start of every weight of ``model`` but the base LLM's (CF and semantic tables,
@@ -767,7 +786,7 @@ def _stage3_key(run: RecRun, name: str, model: SpecialTokenRec, data: dict, lr: 
     users, items and labels of the training and validation rows."""
     digest = hashlib.sha256(repr((run.backbone.name, weights_digest(run.backbone),
                                   tokenizer_digest(run.backbone.tokenizer), name, lr,
-                                  sorted(vars(run.config).items()),
+                                  _key_settings(run, vars(run.config)),
                                   str(next(model.parameters()).device))).encode())
     _update_with_weights(digest, model)
     for part in ("train", "valid"):
@@ -942,10 +961,11 @@ def score_kg_ablation(run: RecRun, method: str, mode: str, *, part: str = "test"
     prompts, frame = _prompt_sets(run, method)[part]
     model.set_kg_ablation(mode, seed)
     try:
-        return score_prompts(model, prompts, frame,
-                             pad_id=run.backbone.tokenizer.pad_token_id,
-                             batch_size=run.config.score_batch_size,
-                             prefix=run.prefixes.get(part))
+        with run.precision():
+            return score_prompts(model, prompts, frame,
+                                 pad_id=run.backbone.tokenizer.pad_token_id,
+                                 batch_size=run.config.score_batch_size,
+                                 prefix=run.prefixes.get(part))
     finally:
         model.set_kg_ablation("none")
 
@@ -984,12 +1004,14 @@ def _scored(run: RecRun, name: str, prompts: Sequence, frame: pd.DataFrame, *,
 
     def compute() -> np.ndarray:
         prefix = run.prefixes.get(part) if part is not None else None
-        if slot is None:
-            return score_prompts(model, prompts, frame, pad_id=pad, batch_size=size,
-                                 accelerator=accelerator, desc=f"{name}: {part or 'rows'}",
-                                 progress=progress, prefix=prefix)
-        return slot_ablation(model, prompts, frame, slot, mode=mode, pad_id=pad, prefix=prefix,
-                             batch_size=size, seed=seed, donors=donors)
+        with run.precision():
+            if slot is None:
+                return score_prompts(model, prompts, frame, pad_id=pad, batch_size=size,
+                                     accelerator=accelerator,
+                                     desc=f"{name}: {part or 'rows'}", progress=progress,
+                                     prefix=prefix)
+            return slot_ablation(model, prompts, frame, slot, mode=mode, pad_id=pad,
+                                 prefix=prefix, batch_size=size, seed=seed, donors=donors)
 
     if not run.cache_scores:
         return compute()
@@ -1016,7 +1038,7 @@ def _scores_key(run: RecRun, name: str, what: tuple, prompts: Sequence, frame: p
     digest = hashlib.sha256(repr((_SCORES_VERSION, run.backbone.name,
                                   weights_digest(run.backbone), model.answer_ids,
                                   run.backbone.tokenizer.pad_token_id, name, what,
-                                  model.kg_ablation, sorted(vars(run.config).items()),
+                                  model.kg_ablation, _key_settings(run, vars(run.config)),
                                   str(next(model.parameters()).device))).encode())
     _update_with_weights(digest, model)
     for prompt in prompts:

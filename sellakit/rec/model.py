@@ -248,7 +248,10 @@ class SpecialTokenRec(nn.Module):
         full-vocabulary product is never formed for the Yes/No score) or for every token."""
         head = self.llm.get_output_embeddings()
         weight = head.weight if token_ids is None else head.weight[token_ids]
-        logits = hidden.float() @ weight.float().T
+        # Outside any autocast (RecConfig.cpu_bf16): a bfloat16 product would round
+        # logit(Yes) - logit(No) to steps of about 0.06 and tie many scores.
+        with torch.autocast(hidden.device.type, enabled=False):
+            logits = hidden.float() @ weight.float().T
         if getattr(head, "bias", None) is not None:
             logits = logits + (head.bias if token_ids is None else head.bias[token_ids]).float()
         cap = getattr(self.llm.config, "final_logit_softcapping", None)  # Gemma 2
