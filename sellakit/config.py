@@ -274,7 +274,7 @@ def cpu_bf16_autocast(device: torch.device, dtype: torch.dtype, wanted: bool
                       ) -> contextlib.AbstractContextManager:
     """``torch.autocast("cpu", bfloat16)`` where :func:`cpu_bf16_active`, else a no-op. Matrix
     products run in bfloat16 and weights, gradients and optimiser states stay float32 (mixed
-    precision, as on a GPU): SmolLM2-135M's passes run about 1.6-1.8 times faster on this
+    precision, as on a GPU): SmolLM2-135M's passes run about 1.5-1.7 times faster on this
     kit's 2-core development CPU (AMD EPYC, AVX512-BF16), its item states at cosine 0.9999 to
     the float32 ones."""
     if cpu_bf16_active(device, dtype, wanted):

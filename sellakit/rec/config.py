@@ -101,7 +101,7 @@ class RecConfig(Config):
         cpu_bf16: on a CPU with native bfloat16 (AVX512-BF16 or AMX), run the LLM's passes
             (training, text cache, scoring) under bfloat16 autocast, weights and optimiser
             float32 (:func:`sellakit.config.cpu_bf16_autocast`); float32 elsewhere. The quick
-            preset turns it on (notebook 05's quick run: 115 s against 182 s on 2 cores);
+            preset turns it on (notebook 05's quick stages: 135 s against 200 s on 2 cores);
             the benchmark presets leave it off, so their committed numbers stay reproducible.
     """
 
