@@ -35,7 +35,7 @@ from sellakit.errors import ConfigError
 
 __all__ = ["Config", "Range", "bounded", "device_field", "quick_mode",
            "preset_name", "repo_root", "seed_everything", "pick_device", "pick_dtype",
-           "cpu_bf16_active", "cpu_bf16_autocast"]
+           "cpu_bf16_active", "cpu_bf16_autocast", "autocast_off"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,8 +266,11 @@ def cpu_bf16_active(device: torch.device, dtype: torch.dtype, wanted: bool) -> b
     bfloat16 autocast when ``wanted``: only on a CPU with native bfloat16 (AVX512-BF16 or AMX).
     Other CPUs would emulate it, slower than float32; a CUDA model is bfloat16 already
     (:func:`pick_dtype`)."""
-    return (wanted and torch.device(device).type == "cpu" and dtype == torch.float32
-            and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()))
+    if not (wanted and torch.device(device).type == "cpu" and dtype == torch.float32):
+        return False
+    # Private probes of torch.cpu; a torch without them answers "no": the passes stay float32.
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
 
 
 def cpu_bf16_autocast(device: torch.device, dtype: torch.dtype, wanted: bool
@@ -280,3 +283,11 @@ def cpu_bf16_autocast(device: torch.device, dtype: torch.dtype, wanted: bool
     if cpu_bf16_active(device, dtype, wanted):
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
+    """No autocast inside, whatever the caller's (for the parts that must stay float32); a
+    no-op on a device type autocast does not know."""
+    kind = torch.device(device).type
+    return torch.autocast(kind, enabled=False) if kind in ("cpu", "cuda") \
+        else contextlib.nullcontext()

@@ -27,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sellakit.cache import cache_dir, cached_arrays, sha256_of, stored_arrays
-from sellakit.config import cpu_bf16_active, cpu_bf16_autocast
+from sellakit.config import autocast_off, cpu_bf16_active, cpu_bf16_autocast
 from sellakit.errors import ConfigError, DataError
 from sellakit.llm.backbone import Backbone, tokenizer_digest, weights_digest
 
@@ -87,7 +87,7 @@ def item_semantic_embeddings(backbone: Backbone, titles: Sequence[str], *,
 
                 model = PeftModel.from_pretrained(model, adapter)
             # Exactly the precision the key says, whatever autocast the caller is in.
-            with torch.autocast(backbone.device.type, enabled=False), \
+            with autocast_off(backbone.device), \
                     cpu_bf16_autocast(backbone.device, backbone.dtype, bf16):
                 known.update(zip(missing, _extract(model, backbone, missing, template,
                                                    batch_size, progress)))

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from sellakit.config import autocast_off
 from sellakit.errors import ConfigError
 from sellakit.rec.config import RecConfig
 from sellakit.rec.prefix import PrefixCache, cache_keyword
@@ -250,7 +251,7 @@ class SpecialTokenRec(nn.Module):
         weight = head.weight if token_ids is None else head.weight[token_ids]
         # Outside any autocast (RecConfig.cpu_bf16): a bfloat16 product would round
         # logit(Yes) - logit(No) to steps of about 0.06 and tie many scores.
-        with torch.autocast(hidden.device.type, enabled=False):
+        with autocast_off(hidden.device):
             logits = hidden.float() @ weight.float().T
         if getattr(head, "bias", None) is not None:
             logits = logits + (head.bias if token_ids is None else head.bias[token_ids]).float()
