@@ -27,9 +27,8 @@
 #   a random baseline;
 # * read a UMAP map without over-reading it (distances across clusters mean little).
 #
-# **Run time** (quick mode, 2 CPU cores, idle unless noted): 16 s (first run 2 min 11 s). **Paper
-# mode:** not measured (a UMAP of 3,000 items instead of 600). **Needs a GPU:** no. **Depends on:**
-# none.
+# **Run time** (quick mode, 2 CPU cores, idle unless noted): 20 s (first run 88 s). **Paper mode:**
+# not measured (a UMAP of 3,000 items instead of 600). **Needs a GPU:** no. **Depends on:** none.
 
 # %% tags=["parameters"]
 from sellakit.config import quick_mode
