@@ -200,10 +200,11 @@ figures["05_test_auc"] = plots.metric_bars(run.results, "auc")
 figures["05_test_auc"]
 
 # %% [markdown]
-# > **What you should see in this quick run** (seed 2025, SmolLM2-135M, notebook 04's aligned
-# > MF, bfloat16 passes on a CPU that has them, see `docs/glossary.md`; the tests check the
-# > recorded values against these). The ± is the band accepted: one optimiser step more or less
-# > moves an AUC on `rows.test` ≈ 192 ± 0 rows by a few points. The intervals above are wide:
+# > **What you should see in this quick run** with bfloat16 passes (when `precision` =
+# > `bfloat16`), a CPU that has them natively (`docs/glossary.md`); seed 2025, SmolLM2-135M,
+# > notebook 04's aligned MF; the tests check the recorded values against these. The ± is the
+# > band accepted: one optimiser step more or less moves an AUC on `rows.test` ≈ 192 ± 0 rows by
+# > a few points. The intervals above are wide:
 # > `interval_half_width` ≈ 0.082 ± 0.01 for one method's AUC,
 # > `paired_half_width` ≈ 0.100 ± 0.015 for a paired difference.
 # >
@@ -211,15 +212,30 @@ figures["05_test_auc"]
 # > * TALLRec-style (stage 1): `results.tallrec.test.auc` ≈ 0.504 ± 0.05; after 16 steps on
 # >   128 rows validation keeps the tuned model, yet on test it is near chance
 # > * CoLLM-style: `results.collm.test.auc` ≈ 0.511 ± 0.05
-# > * SeLLa-Rec: `results.sella.test.auc` ≈ 0.524 ± 0.06, below MF like every LLM method
-# >   here. At this size the ranking of methods is noise: the same settings in float32 (the
-# >   committed run before the quick preset turned bfloat16 on) gave 0.517, 0.649 and 0.557
-# >   for the three LLM methods, so precision alone moved CoLLM-style by 0.14. Sections 6 and
-# >   10 say what holds with more rows and seeds.
+# > * SeLLa-Rec: `results.sella.test.auc` ≈ 0.524 ± 0.06, below MF like every LLM method here
 # > * The strongest simple baseline (section 10, chosen on validation), read from the study
 # >   (`bench/rec_ml1m_study.json`, 2,048 test rows), MF with biases:
 # >   `strongest_test_auc` ≈ 0.733 ± 0.001 (the committed study's number: the same every
 # >   run), above every LLM method of this run
+
+# %% [markdown]
+# > **What you should see with float32 passes** (when `precision` = `float32`), on a CPU without
+# > native bfloat16: this run as it was committed before the quick preset turned bfloat16 on
+# > (the same seed, rows and settings; item states in float32 too), bands as above:
+# >
+# > * `rows.test` ≈ 192 ± 0 test rows
+# > * intervals: `interval_half_width` ≈ 0.078 ± 0.01 for one AUC
+# > * `paired_half_width` ≈ 0.100 ± 0.015 for a paired difference
+# >
+# > * MF alone: `results.mf.test.auc` ≈ 0.653 ± 0.03
+# > * TALLRec-style: `results.tallrec.test.auc` ≈ 0.517 ± 0.05
+# > * CoLLM-style: `results.collm.test.auc` ≈ 0.649 ± 0.05
+# > * SeLLa-Rec: `results.sella.test.auc` ≈ 0.56 ± 0.06
+# > * MF with biases from the study: `strongest_test_auc` ≈ 0.733 ± 0.001
+# >
+# > Precision alone moved CoLLM-style by 0.14 here: at 128 training and 192 test rows the
+# > ranking of the LLM methods is noise. Sections 6 and 10 say what holds with more rows and
+# > seeds.
 
 # %% [markdown]
 # ## 6. What the benchmark shows (what you should see)
@@ -462,4 +478,5 @@ record(results=run.results, methods=list(run.results), rows={k: len(v) for k, v 
        stage1_curve={k: r["valid"]["auc"] for k, r in curve["runs"].items()} if curve else None,
        item_cold_rows=item_cold_rows, interval_half_width=interval_half_width,
        paired_half_width=paired_half_width,
+       precision="bfloat16" if run.bf16 else "float32",
        backbone=backbone.name, seed=SEED, figures=sorted(p.name for p in saved))

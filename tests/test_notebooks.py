@@ -191,6 +191,13 @@ def test_05_special_tokens_prompting(executed):
     values = executed("05_special_tokens_prompting")["values"]
     assert values["methods"] == ["mf", "tallrec", "collm", "sella"]
     assert values["rows"] == {"train": 128, "valid": 64, "test": 192}
+    # bfloat16 passes exactly where the CPU has them natively (the box for that precision holds).
+    import torch
+
+    from sellakit.config import cpu_bf16_active
+
+    native = cpu_bf16_active(torch.device("cpu"), torch.float32, True)
+    assert values["precision"] == ("bfloat16" if native else "float32")
     # The three slot tokens, in prompt order, at the recorded positions.
     assert values["slot_tokens"] == ["<User_ID>", "<Item_ID>", "<Warm_ID>"]
     positions = list(values["slots"].values())
