@@ -45,3 +45,24 @@ def test_umap_kernels_are_compiled_with_numbas_cache():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["FunctionCache", "True"]
+
+
+def test_umap_kernels_compile_without_a_writable_cache():
+    """Where numba has no writable folder for its cache it raises RuntimeError at decoration:
+    the kernel is then compiled as umap-learn asks, without the cache."""
+    from sellakit.viz.maps import _with_cache
+
+    calls = []
+
+    def decorator(*args, **kwargs):
+        calls.append(kwargs)
+        if kwargs.get("cache"):
+            raise RuntimeError("cannot cache function 'f': no locator available for file 'x'")
+        return lambda function: ("compiled", function, kwargs)
+
+    def kernel():
+        return 1
+
+    assert _with_cache(decorator)(fastmath=True)(kernel) == ("compiled", kernel,
+                                                             {"fastmath": True})
+    assert calls == [{"cache": True, "fastmath": True}, {"fastmath": True}]

@@ -69,20 +69,28 @@ def _import_umap():
     import numba
 
     njit, jit = numba.njit, numba.jit
-
-    def cached(decorator):
-        def decorate(*args, **kwargs):
-            if len(args) == 1 and callable(args[0]) and not kwargs:  # a bare @numba.njit
-                return decorator(args[0], cache=True)
-            return decorator(*args, **{"cache": True, **kwargs})
-        return decorate
-
-    numba.njit, numba.jit = cached(njit), cached(jit)
+    numba.njit, numba.jit = _with_cache(njit), _with_cache(jit)
     try:
         import umap
     finally:
         numba.njit, numba.jit = njit, jit
     return umap
+
+
+def _with_cache(decorator):
+    """``decorator`` (``numba.njit`` or ``numba.jit``) with ``cache=True`` by default; where numba
+    finds no writable folder for its cache (it raises RuntimeError), compiled as asked."""
+    def compiled(function, args, kwargs):
+        try:
+            return decorator(*args, **{"cache": True, **kwargs})(function)
+        except RuntimeError:
+            return decorator(*args, **kwargs)(function)
+
+    def decorate(*args, **kwargs):
+        if args and callable(args[0]):  # numba.njit(function, ...): compile it now
+            return compiled(args[0], args[1:], kwargs)
+        return lambda function: compiled(function, args, kwargs)  # @numba.njit(options)
+    return decorate
 
 
 def _fit(reference: np.ndarray, others: dict[str, np.ndarray], names: list[str],
