@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from sellakit.kg.data import (DBP5L_ENV, DataError, canonical_ids, derived_multisource,
                               leak_free_triples, load_dbp5l, load_multisource, load_pykeen,
@@ -225,15 +226,54 @@ def test_a_new_interaction_is_its_class_plus_one_row(ms):
 
 
 def test_configure_optimizers_leaves_the_model_as_built():
-    """The tables are sparse from construction (SparseAdam's rows), so configuring the
+    """The tables are sparse from construction (RowAdam's rows), so configuring the
     optimisers changes nothing on the model it is asked of."""
     model = KGEModel(7, 3, 4, "rotate")
     assert model.entity.sparse and model.relation.sparse
     state = {k: v.clone() for k, v in model.state_dict().items()}
     optimisers = model.configure_optimizers(0.01)
-    assert [type(o).__name__ for o in optimisers] == ["SparseAdam"]
+    assert [type(o).__name__ for o in optimisers] == ["RowAdam"]
     assert model.entity.sparse and all(torch.equal(state[k], v)
                                        for k, v in model.state_dict().items())
+
+
+def test_row_adam_is_sparse_adam_bit_for_bit():
+    """RowAdam's parameters and moments equal torch's SparseAdam's exactly, over steps with
+    repeated rows in one gradient (the lookups of h, t and negatives), a row seen again
+    later, a step where only the relation table has a gradient, and a second group."""
+    from sellakit.kg.optim import RowAdam
+
+    def tables():
+        torch.manual_seed(0)
+        return [nn.Embedding(50, 6, sparse=True), nn.Embedding(8, 4, sparse=True)]
+
+    ours, theirs = tables(), tables()
+    opt_ours = RowAdam([{"params": [ours[0].weight]}, {"params": [ours[1].weight], "lr": 0.3}],
+                       lr=0.05)
+    opt_theirs = torch.optim.SparseAdam([{"params": [theirs[0].weight]},
+                                         {"params": [theirs[1].weight], "lr": 0.3}], lr=0.05)
+    gen = torch.Generator().manual_seed(1)
+    for step in range(6):
+        rows = torch.randint(0, 50, (30,), generator=gen)  # repeats: an uncoalesced gradient
+        rels = torch.randint(0, 8, (30,), generator=gen)
+        weights = torch.randn(30, generator=gen)
+        for (ent, rel), opt in ((ours, opt_ours), (theirs, opt_theirs)):
+            opt.zero_grad(set_to_none=True)
+            loss = (rel(rels).sum(1) * weights).sum()
+            if step != 3:
+                loss = loss + (ent(rows).pow(2).sum(1) * weights).sum()
+            loss.backward()
+            opt.step()
+    for mine, reference in zip(ours, theirs):
+        assert torch.equal(mine.weight, reference.weight)
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(torch.as_tensor(opt_ours.state[mine.weight][key]),
+                               torch.as_tensor(opt_theirs.state[reference.weight][key]))
+    assert not torch.equal(ours[0].weight, tables()[0].weight)  # it did train
+    dense = nn.Parameter(torch.zeros(3))
+    dense.grad = torch.ones(3)
+    with pytest.raises(ConfigError, match="sparse gradients"):
+        RowAdam([dense]).step()
 
 
 def test_neighbour_table_lists_in_edges():

@@ -252,7 +252,7 @@ class Distiller(ExtraLoss):
         return [p for layer in layers for p in layer.parameters()]
 
     def configure_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
-        """Adam over :meth:`trainable_parameters` (the tables' SparseAdam is the model's)."""
+        """Adam over :meth:`trainable_parameters` (the tables' RowAdam is the model's)."""
         return [torch.optim.Adam(self.trainable_parameters(), lr=lr)]
 
     def forward(self, model: KGEModel, batch: dict[str, torch.Tensor]
@@ -286,8 +286,9 @@ class Distiller(ExtraLoss):
     def _prediction(self, h, r, t, neg, student_logits) -> torch.Tensor:
         """The KL term on the batch's candidates [true tail | shared negatives]: the teacher's
         logits are one matrix product of its frozen view per batch. The masks are built per
-        column and broadcast (a batch is 4,096 x 257 candidates), and rows are only selected
-        when some must go."""
+        column and broadcast (a batch is 4,096 x 257 candidates); a row with no teacher
+        answer weighs 0 in the mean instead of being cut out. KL(p_t || p_s) is summed as
+        ``p_t (log p_t - log p_s)`` from two log-softmaxes."""
         with torch.no_grad():
             q = self.teacher_view.query(h, r)
             teacher_logits = torch.cat([self.teacher_view.score_query(q, t.unsqueeze(1)),
@@ -298,18 +299,16 @@ class Distiller(ExtraLoss):
             self._mark_banned(h, r, t.unsqueeze(1), drop[:, :1])
             self._mark_banned(h, r, neg, drop[:, 1:])
             rows = self.known[h] & (~drop).any(1)
-            teacher_logits = teacher_logits.masked_fill_(drop, -1e9)
-        if not bool(rows.any()):
-            return student_logits.new_zeros(())
-        if not bool(rows.all()):
-            teacher_logits, student_logits, drop = (x[rows] for x in (teacher_logits,
-                                                                      student_logits, drop))
-        tau = self.config.temperature
-        with torch.no_grad():  # the teacher's side carries no gradient: computed once, in place
-            p_teacher = torch.softmax(teacher_logits.div_(tau), 1)
-            teacher_term = (p_teacher * torch.log(p_teacher.clamp_min(1e-12))).sum(1)
+            if not bool(rows.any()):
+                return student_logits.new_zeros(())
+            # the mean over the rows that count, as weights: no (B, C) row copies to select them
+            weights = rows.to(student_logits.dtype) / rows.sum()
+            tau = self.config.temperature
+            log_p_teacher = torch.log_softmax(teacher_logits.masked_fill_(drop, -1e9).div_(tau), 1)
+            p_teacher = log_p_teacher.exp()  # exactly 0 on dropped candidates
         log_p_student = torch.log_softmax(student_logits.masked_fill(drop, -1e9) / tau, 1)
-        return (teacher_term - (p_teacher * log_p_student).sum(1)).mean() * tau ** 2
+        kl = (p_teacher * (log_p_teacher - log_p_student)).sum(1)
+        return (kl * weights).sum() * tau ** 2
 
 
 def _member(values: torch.Tensor, sorted_set: torch.Tensor) -> torch.Tensor:

@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from sellakit.errors import ConfigError
+from sellakit.kg.optim import RowAdam
 
 __all__ = ["KGEModel", "Interaction", "RotatE", "TransE", "ComplEx", "INTERACTIONS",
            "InteractionName", "resolve_interaction", "MODELS", "ENCODERS", "neighbour_table"]
@@ -209,13 +210,14 @@ class KGEModel(nn.Module):
             nn.init.zeros_(self.combine.weight)  # starts as the shallow model
 
     def configure_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
-        """SparseAdam for the tables, Adam for the rest (the GNN map), when there is any.
+        """Lazy Adam for the tables (:class:`~sellakit.kg.optim.RowAdam`, SparseAdam's update
+        row by row), Adam for the rest (the GNN map), when there is any.
 
         Sparse gradients for the tables: an Adam step then touches only the rows of the batch
         (several times faster on CPU than a dense step over every entity).
         """
         tables = [self.entity.weight, self.relation.weight]
-        optimisers: list[torch.optim.Optimizer] = [torch.optim.SparseAdam(tables, lr=lr)]
+        optimisers: list[torch.optim.Optimizer] = [RowAdam(tables, lr=lr)]
         dense = [p for p in self.parameters() if all(p is not t for t in tables)]
         if dense:
             optimisers.append(torch.optim.Adam(dense, lr=lr))
