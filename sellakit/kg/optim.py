@@ -2,11 +2,12 @@
 row by row.
 
 ``SparseAdam`` reads and writes its moment tables through sparse tensors (``sparse_mask`` and a
-sparse add per table and step), which on a CPU costs more than the update itself: a third of a
-KG model's training step here. :class:`RowAdam` gathers the batch's rows of the moments with
-``index_select``, updates them with the same operations in the same order, and writes them back
-with ``index_copy_`` / ``index_add_``. The parameters and moments are bit-identical to
-``SparseAdam``'s (``tests/test_kg.py`` checks it), and its ``state_dict`` has the same keys.
+sparse add per table and step), which on a CPU costs more than the update itself: about a
+quarter of a KG model's training step here. :class:`RowAdam` gathers the batch's rows of the
+moments with ``index_select``, updates them with the same operations in the same order, and
+writes them back with ``index_copy_`` / ``index_add_``. The parameters and moments are
+bit-identical to ``SparseAdam``'s (``tests/test_kg.py`` checks it), and its ``state_dict`` has
+the same keys.
 """
 
 from __future__ import annotations
