@@ -95,7 +95,7 @@ class Notebook:
 
 #: The series, in order: file stem -> :class:`Notebook`. The only source of these facts.
 #: Times: ``sellakit bench series --serial`` (bench/quick_series.json: one notebook at a time, so
-#: each is its time alone) of 2026-12-06 in a clean clone of abc5633, 2 idle cores, DBP-5L at
+#: each is its time alone) of 2026-12-07 in a clean clone of fe501dc, 2 idle cores, DBP-5L at
 #: hand, first from an empty cache (downloads included), then warm. The stand-in times of
 #: notebooks 06-07 are from a clean-clone ``make test`` (no DBP-5L) on the machine of 2026-12-05.
 NOTEBOOKS: dict[str, Notebook] = {
@@ -168,8 +168,8 @@ def notebooks_table() -> str:
 
 #: ``make run``'s wall clock for the whole quick series, seconds, its two chains side by side
 #: (:data:`SERIES_CHAINS`): ``sellakit bench series`` (bench/quick_series_side_by_side.json) of
-#: 2026-12-06 in a clean clone of abc5633, 2 idle cores, DBP-5L at hand; one notebook at a time
-#: (:data:`NOTEBOOKS`' times), the next run in the same clone took 138.8 s warm and 1,046.6 s
+#: 2026-12-07 in a clean clone of fe501dc, 2 idle cores, DBP-5L at hand; one notebook at a time
+#: (:data:`NOTEBOOKS`' times), the next run in the same clone took 152.0 s warm and 890.9 s
 #: first.
 SERIES_WALL_SECONDS = {"warm": 89.4, "first": 655.9}
 
