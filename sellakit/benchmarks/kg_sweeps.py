@@ -27,6 +27,7 @@ from sellakit.benchmarks.kg import (bench_configs, check_targets, jsonable, long
                                     teacher_record)
 from sellakit.benchmarks.parts import PartStore
 from sellakit.benchmarks.report import markdown_table
+from sellakit.config import seed_everything
 from sellakit.errors import ConfigError
 from sellakit.kg import (MultiSourceKG, compare_on_target, data_rule, kd_comparisons,
                          load_or_pretrain_teacher, resolve_setting, teacher_kgs)
@@ -121,6 +122,9 @@ def _one_point(ms, rule, target, point, tcfg, scfg, seed, setting, progress):
                                        kgs=teacher_kgs(ms, setting, target))
     student = scfg if point["dim"] is None else \
         replace(scfg, train=replace(scfg.train, dim=point["dim"]))
+    # J2, a point's first row, builds its model before training seeds: seed here, so a point
+    # is the same whatever ran before it (a teacher trained or read, a resumed part)
+    seed_everything(seed)
     out = compare_on_target(reduced, reduced_rule, target, teacher, student, tcfg,
                             seeds=(seed,), methods=point["methods"], progress=progress,
                             use_cache=False)  # the sweep's times are measured
