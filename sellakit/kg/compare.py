@@ -238,7 +238,9 @@ def train_student(ms: MultiSourceKG, rule: DataRule, target: str, teacher: Teach
                   build_seconds: float = 0.0, progress: bool = True
                   ) -> tuple[Fitted, LinkedSubgraph]:
     """The student on the linked subgraph: warm-started from the teacher (when
-    ``config.warm_start``) and distilled with the terms of ``config.kd`` (none: plain)."""
+    ``config.warm_start``) and distilled with the terms of ``config.kd`` (none: plain). Its
+    initial tables come from torch's global generator as the caller left it, as
+    :func:`train_j2`'s."""
     started = time.perf_counter()
     sub = subgraph or student_subgraph(ms, rule, target, teacher, config)
     seconds = {"build": build_seconds if subgraph else time.perf_counter() - started}
@@ -282,7 +284,11 @@ def train_j2(ms: MultiSourceKG, rule: DataRule, target: str, config: TeacherConf
              teacher: Teacher | None = None, progress: bool = True) -> Fitted:
     """J2: a teacher-size joint model retrained on all KGs with only the target protected,
     selected on the target's selection facts; warm-started from ``teacher`` when given (its
-    rows; unseen entities from their neighbours', :func:`~sellakit.kg.distill.warm_start`)."""
+    rows; unseen entities from their neighbours', :func:`~sellakit.kg.distill.warm_start`).
+
+    The model's initial tables are drawn from torch's global generator as the caller left it
+    (training seeds only afterwards): seed it first for a row that depends on nothing else
+    (:func:`sellakit.benchmarks.kg_sweeps.kg_sweep` does, before each point)."""
     started = time.perf_counter()
     joint = build_joint(ms, rule, mode=config.mode, protect=(target,))
     ids = joint.ids[target]
