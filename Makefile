@@ -11,8 +11,8 @@ TORCH ?= torch==2.13.0
 # venv). A CUDA torch of another version than the file's: make install CONSTRAINTS=
 CONSTRAINTS ?= constraints.txt
 STAMP := $(VENV)/.sellakit-installed
-# Test processes (pytest-xdist, at most 4): the notebooks run as two chains, the LLM chain (00,
-# 01, 03-05) and 02 with the KG films (06-08), each on one process, the unit tests around them.
+# Test processes (pytest-xdist, at most 4): the notebooks run as two chains, the LLM chain
+# (03-05) and the rest (00-02, the KG films 06-08), each on one process, the unit tests around them.
 # TEST_WORKERS=0: one process.
 TEST_WORKERS ?= auto
 PYTEST_PROCESSES = -n $(TEST_WORKERS) --maxprocesses 4
@@ -25,12 +25,14 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check $(TORCH)
 	$(PY) -m pip install -q --disable-pip-version-check $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e '.[all]'
+	@# UMAP's numba kernels into numba's cache (beside the package), once: ~25 s here, not in 03
+	$(PY) -c 'from sellakit.viz import compile_kernels; print(f"UMAP kernels compiled in {compile_kernels()} s")'
 	touch $@
 
 install: $(STAMP)
 
-## run: every notebook (quick mode unless SELLAKIT_QUICK=0; quick mode runs the two chains, 00,
-## 01, 03-05 and 02, 06-08, side by side); figures/, build/summary.md and, in quick mode,
+## run: every notebook (quick mode unless SELLAKIT_QUICK=0; quick mode runs the two chains,
+## 03-05 and 00-02, 06-08, side by side); figures/, build/summary.md and, in quick mode,
 ## the executed notebooks/*.ipynb a code host shows
 run: install
 	$(VENV)/bin/sellakit run

@@ -38,7 +38,7 @@ __all__ = ["main"]
 
 #: ``--serial`` of ``sellakit run`` and ``bench series``.
 SERIAL_HELP = ("one notebook at a time (quick mode otherwise runs the series' two chains, "
-               "00, 01, 03-05 and 02, 06-08, side by side on a machine with 2 or more "
+               "03-05 and 00-02, 06-08, side by side on a machine with 2 or more "
                "CPUs; paper mode always runs one at a time)")
 
 

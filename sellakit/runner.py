@@ -480,15 +480,15 @@ def run_notebook(stem: str, *, quick: bool = True, timeout: int = 1800, save: bo
 
 #: The series as chains that may run side by side (``make run`` in quick mode, and ``make
 #: test``'s processes): a notebook follows, in its chain, the notebooks whose files it reads. The
-#: LLM chain (04 reads 03's cached model and vectors, 05 reads 04's aligned MF) and the other
-#: (07 reads 06's teacher), which 02 heads and 08 ends to balance the two. What two chains both
-#: compute goes through the kit's cache under its lock, once: the LLM's weights, 02's plain MF
-#: (05's `mf` and CoLLM table; 05 trains it, the same model, when it comes first).
+#: LLM chain (04 reads 03's cached model and vectors, 05 reads 04's aligned MF) is the longer, so
+#: it holds those three alone; the other runs 00-02, then the KG films (07 reads 06's teacher).
+#: What two chains both compute goes through the kit's cache under its lock, once: MovieLens
+#: (01 or 03, whichever comes first), 02's plain MF (05's `mf` and CoLLM table; 05 trains it,
+#: the same model, when it comes first).
 SERIES_CHAINS: tuple[tuple[str, ...], ...] = (
-    ("00_overview", "01_data", "03_llm_semantic_embeddings", "04_semantic_alignment",
-     "05_special_tokens_prompting"),
-    ("02_collaborative_filtering", "06_kg_multisource_pretraining", "07_kg_distillation",
-     "08_kg_meets_recommender"))
+    ("03_llm_semantic_embeddings", "04_semantic_alignment", "05_special_tokens_prompting"),
+    ("00_overview", "01_data", "02_collaborative_filtering", "06_kg_multisource_pretraining",
+     "07_kg_distillation", "08_kg_meets_recommender"))
 
 
 def side_by_side_env() -> dict[str, str]:

@@ -34,8 +34,8 @@ def ml1m_split(ml1m):
     return collm_split(ml1m)
 
 
-#: The notebook tests in the series' chains (runner.SERIES_CHAINS: the LLM chain 00, 01, 03-05;
-#: 02 and the KG films 06-08), each kept on one test process when `make test` runs several
+#: The notebook tests in the series' chains (runner.SERIES_CHAINS: the LLM chain 03-05; 00-02
+#: and the KG films 06-08), each kept on one test process when `make test` runs several
 #: (pytest-xdist; :func:`pytest_xdist_make_scheduler`). A browser test goes to whichever process
 #: is free after the unit tests and waits for its notebook's test; the book, which needs every
 #: chain, runs last.

@@ -47,6 +47,32 @@ def test_umap_kernels_are_compiled_with_numbas_cache():
     assert out == ["FunctionCache", "True"]
 
 
+def test_compiled_kernels_serve_a_later_process_fit(tmp_path):
+    """``make install`` calls ``compile_kernels``: a later process's map (a fit and a transform,
+    as the notebooks call them) loads every umap-learn and pynndescent kernel it runs from
+    numba's cache, compiling none, and the kit's cache is left as it was."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SELLAKIT_CACHE": str(tmp_path / "kit")}
+    subprocess.run([sys.executable, "-c", "from sellakit.viz.maps import compile_kernels; "
+                    "compile_kernels()"], env=env, check=True, capture_output=True)
+    assert not (tmp_path / "kit" / "derived").exists()
+    probe = ("import numpy as np, sys\n"
+             "from sellakit.viz.maps import UMAPSettings, fit_frame\n"
+             "table = np.random.default_rng(1).normal(size=(90, 12)).astype(np.float32)\n"
+             "fit_frame(table[:70], {'x': table[70:]}, UMAPSettings(n_neighbors=10, n_epochs=20))\n"
+             "from numba.core.registry import CPUDispatcher\n"
+             "ran = [v for name, m in list(sys.modules.items()) if name.split('.')[0] in "
+             "('umap', 'pynndescent') for v in vars(m).values() "
+             "if isinstance(v, CPUDispatcher) and v.signatures]\n"
+             "print(len(ran), sum(sum(v.stats.cache_misses.values()) for v in ran))")
+    ran, compiled = subprocess.run([sys.executable, "-c", probe], env=env, check=True,
+                                   capture_output=True, text=True).stdout.split()
+    assert int(ran) > 5 and int(compiled) == 0
+
+
 def test_umap_kernels_compile_without_a_writable_cache():
     """Where numba has no writable folder for its cache it raises RuntimeError at decoration:
     the kernel is then compiled as umap-learn asks, without the cache."""

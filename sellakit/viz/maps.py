@@ -24,7 +24,8 @@ import plotly.graph_objects as go
 from sellakit.cache import cached_arrays
 from sellakit.viz.palette import colour_map
 
-__all__ = ["UMAPSettings", "fit_frame", "procrustes_onto", "map_scatter", "facet_map"]
+__all__ = ["UMAPSettings", "fit_frame", "compile_kernels", "procrustes_onto", "map_scatter",
+           "facet_map"]
 
 
 class UMAPSettings(dict):
@@ -55,6 +56,24 @@ def fit_frame(reference: np.ndarray, others: dict[str, np.ndarray] | None = None
     shapes = {"reference": (len(reference), 2)} | {n: (len(others[n]), 2) for n in names}
     return cached_arrays("umap", key, lambda: _fit(reference, others, names, settings),
                          shapes=shapes)
+
+
+def compile_kernels() -> float:
+    """Compile umap-learn's kernels into numba's cache now (a fit and a transform of a small
+    random table, as :func:`fit_frame` calls them); returns the seconds it took. ``make install``
+    calls it, so that the first notebook to draw a map (03) loads them instead of compiling
+    (about 25 s on 2 cores, once per environment); nothing is written to the kit's cache.
+
+    Example::
+
+        python -c "from sellakit.viz.maps import compile_kernels; print(compile_kernels())"
+    """
+    import time
+
+    started = time.perf_counter()
+    table = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
+    _fit(table[:48], {"placed": table[48:]}, ["placed"], UMAPSettings(n_epochs=10))
+    return round(time.perf_counter() - started, 1)
 
 
 def _import_umap():
