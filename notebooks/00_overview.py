@@ -22,7 +22,7 @@
 # * run one notebook, a few, or the whole series, in quick or paper mode;
 # * find the executed notebooks, the figures and the recorded numbers a run leaves behind.
 #
-# **Run time** (quick mode, 2 CPU cores, idle unless noted): 5 s (first run 5 s). **Paper mode:**
+# **Run time** (quick mode, 2 CPU cores, idle unless noted): 5 s (first run 4 s). **Paper mode:**
 # same as quick. **Needs a GPU:** no. **Depends on:** none.
 #
 # The series reproduces, shows and takes apart two ideas:

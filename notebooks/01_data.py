@@ -26,7 +26,7 @@
 # * explain why a time split leaves many evaluation rows *cold* and why that matters for CF;
 # * read a long-tail popularity curve and a label balance, and say what they mean for AUC.
 #
-# **Run time** (quick mode, 2 CPU cores, idle unless noted): 13 s (first run 16 s). **Paper mode:**
+# **Run time** (quick mode, 2 CPU cores, idle unless noted): 8 s (first run 11 s). **Paper mode:**
 # same as quick. **Needs a GPU:** no. **Depends on:** none.
 
 # %% tags=["parameters"]

@@ -31,10 +31,9 @@
 # * build a smoothed count-rate baseline, choose its smoothing on validation, and say why a
 #   method must beat it (and an MF with biases), not only CoLLM's bias-free MF.
 #
-# **Run time** (quick mode, 2 CPU cores, idle unless noted): 13 s (first run 1 min 43 s) (a warm
-# cache holds the trained models). **Paper mode:** 17 min on 2 CPU cores shared with three other
-# jobs (bench/cf_ml1m.json; docs/results.md, CF baselines). **Needs a GPU:** no. **Depends on:**
-# none.
+# **Run time** (quick mode, 2 CPU cores, idle unless noted): 10 s (first run 83 s) (a warm cache
+# holds the trained models). **Paper mode:** 17 min on 2 CPU cores shared with three other jobs
+# (bench/cf_ml1m.json; docs/results.md, CF baselines). **Needs a GPU:** no. **Depends on:** none.
 
 # %% tags=["parameters"]
 from sellakit.config import preset_name, quick_mode

@@ -27,7 +27,7 @@
 #   a random baseline;
 # * read a UMAP map without over-reading it (distances across clusters mean little).
 #
-# **Run time** (quick mode, 2 CPU cores, idle unless noted): 20 s (first run 88 s). **Paper mode:**
+# **Run time** (quick mode, 2 CPU cores, idle unless noted): 14 s (first run 80 s). **Paper mode:**
 # not measured (a UMAP of 3,000 items instead of 600). **Needs a GPU:** no. **Depends on:** none.
 
 # %% tags=["parameters"]

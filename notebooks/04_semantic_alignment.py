@@ -25,7 +25,7 @@
 # CKA, mutual k-NN, Recall@k and alignment/uniformity, and explain why the LLM's item states are
 # centred before anything is aligned to them.
 #
-# **Run time** (quick mode, 2 CPU cores, idle unless noted): 22 s (first run 2 min 53 s) (a warm
+# **Run time** (quick mode, 2 CPU cores, idle unless noted): 17 s (first run 2 min 39 s) (a warm
 # cache holds both trained models). **Paper mode:** not measured (bench/align_ml1m_quick.json is the
 # quick preset). **Needs a GPU:** no. **Depends on:** `03_llm_semantic_embeddings` (its cached model
 # and item vectors; computed here when absent).

@@ -27,7 +27,7 @@
 # explain why the prompt's text is computed once and reused, and say what a quick run can and
 # cannot show.
 #
-# **Run time** (quick mode, 2 CPU cores, idle unless noted): 23 s (first run 2 min 53 s) (a warm
+# **Run time** (quick mode, 2 CPU cores, idle unless noted): 17 s (first run 2 min 31 s) (a warm
 # cache holds stages 1 and 3 and every score). **Paper mode:** not measured; every ML-1M row, on the
 # same SmolLM2 unless the notebook's `MODEL` names another. **Needs a GPU:** advised for paper mode.
 # **Depends on:** `04_semantic_alignment` (quick mode reads `build/aligned_mf.pt`; without it 05

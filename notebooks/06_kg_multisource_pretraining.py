@@ -31,7 +31,7 @@
 #   graphs joined by sharing (or swapping);
 # * evaluate tail prediction with filtered MRR and Hits@k, ties counted realistically.
 #
-# **Run time** (quick mode, 2 CPU cores, idle unless noted): 20 s (first run 2 min 35 s) on DBP-5L
+# **Run time** (quick mode, 2 CPU cores, idle unless noted): 12 s (first run 2 min 02 s) on DBP-5L
 # (the first run trains the teacher); first run 24 s on the derived stand-in. **Paper mode:** not
 # measured. **Needs a GPU:** advised for paper mode. **Depends on:** none.
 

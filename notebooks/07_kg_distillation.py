@@ -33,7 +33,7 @@
 #   end-to-end wall time;
 # * read a paired bootstrap interval and tell a real effect from noise.
 #
-# **Run time** (quick mode, 2 CPU cores, idle unless noted): 17 s (first run 82 s) on DBP-5L (a warm
+# **Run time** (quick mode, 2 CPU cores, idle unless noted): 19 s (first run 52 s) on DBP-5L (a warm
 # cache holds the trained rows; the first run reads notebook 06's teacher); first run 17 s on the
 # derived stand-in. **Paper mode:** not measured. **Needs a GPU:** advised for paper mode. **Depends
 # on:** `06_kg_multisource_pretraining` (its cached teacher; trained here when absent).

@@ -28,7 +28,7 @@
 # `<KG_ID>` slot's vector, and read its effect on all, item-cold and user-cold test rows with
 # paired intervals and a slot ablation.
 #
-# **Run time** (quick mode, 2 CPU cores, idle unless noted): 19 s (first run 93 s) (a warm cache
+# **Run time** (quick mode, 2 CPU cores, idle unless noted): 16 s (first run 70 s) (a warm cache
 # holds the KG vectors and the maps). **Paper mode:** `sellakit bench rec-kg` (3 seeds; the notebook
 # reads `bench/rec_ml100k_kg.json`). **Needs a GPU:** advised for paper mode. **Depends on:** none.
 #

@@ -95,26 +95,26 @@ class Notebook:
 
 #: The series, in order: file stem -> :class:`Notebook`. The only source of these facts.
 #: Times: ``sellakit bench series --serial`` (bench/quick_series.json: one notebook at a time, so
-#: each is its time alone) of 2026-12-07 in a clean clone of fe501dc, 2 idle cores, DBP-5L at
+#: each is its time alone) of 2026-12-07 in a clean clone of da48fd5, 2 idle cores, DBP-5L at
 #: hand, first from an empty cache (downloads included), then warm. The stand-in times of
 #: notebooks 06-07 are from a clean-clone ``make test`` (no DBP-5L) on the machine of 2026-12-05.
 NOTEBOOKS: dict[str, Notebook] = {
     "00_overview": Notebook(
-        "What the series covers, how to run it, the map", 4.7, 4.7, "same as quick"),
+        "What the series covers, how to run it, the map", 5.0, 3.5, "same as quick"),
     "01_data": Notebook(
-        "MovieLens-1M on the CoLLM protocol, explored with plotly", 12.9, 15.5, "same as quick"),
+        "MovieLens-1M on the CoLLM protocol, explored with plotly", 8.3, 11.3, "same as quick"),
     "02_collaborative_filtering": Notebook(
         "MF, LightGCN, SASRec: early stopping on validation, AUC/UAUC, warm vs cold",
-        13.0, 103.1, "17 min on 2 CPU cores shared with three other jobs (bench/cf_ml1m.json; "
+        9.5, 83.1, "17 min on 2 CPU cores shared with three other jobs (bench/cf_ml1m.json; "
         "docs/results.md, CF baselines)",
         time_note="(a warm cache holds the trained models)"),
     "03_llm_semantic_embeddings": Notebook(
         "What a real LLM (SmolLM2-135M) knows about items from their titles: neighbours, "
-        "genre structure, UMAP", 20.1, 88.1,
+        "genre structure, UMAP", 14.0, 80.1,
         "not measured (a UMAP of 3,000 items instead of 600)"),
     "04_semantic_alignment": Notebook(
         "MF + InfoNCE alignment with the LLM space: CKA, mutual k-NN, Recall@10 before/after, "
-        "UMAP, widget explorer", 22.1, 173.2,
+        "UMAP, widget explorer", 17.1, 159.1,
         "not measured (bench/align_ml1m_quick.json is the quick preset)",
         time_note="(a warm cache holds both trained models)",
         depends_on=("03_llm_semantic_embeddings",),
@@ -124,7 +124,7 @@ NOTEBOOKS: dict[str, Notebook] = {
         "CoLLM-style prompts on one LLM: LoRA stages, the cached text, AUC/UAUC with paired "
         "intervals, slot norms, a slot ablation, a forest plot against the strongest count "
         "baseline, a scoring widget",
-        23.1, 173.2, "not measured; every ML-1M row, on the same SmolLM2 unless the "
+        17.1, 151.1, "not measured; every ML-1M row, on the same SmolLM2 unless the "
         "notebook's `MODEL` names another", needs_gpu="advised for paper mode",
         time_note="(a warm cache holds stages 1 and 3 and every score)",
         depends_on=("04_semantic_alignment",),
@@ -133,7 +133,7 @@ NOTEBOOKS: dict[str, Notebook] = {
     "06_kg_multisource_pretraining": Notebook(
         "DBP-5L's five KGs and links (or the derived stand-in), one data rule (training, "
         "selection, test facts), leakage removal, the joint RotatE teacher trained to "
-        "convergence, copies no link joins (UMAP, alignment Hits@k)", 20.1, 155.1,
+        "convergence, copies no link joins (UMAP, alignment Hits@k)", 12.1, 122.1,
         "not measured", needs_gpu="advised for paper mode",
         time_note="on DBP-5L (the first run trains the teacher); first run 24 s on the derived "
         "stand-in"),
@@ -142,7 +142,7 @@ NOTEBOOKS: dict[str, Notebook] = {
         "linked subgraph, warm-started student with KD vs scratch, J1 and the warm start alone "
         "with paired intervals (J2 and the new-KG setting in paper mode), time by phase vs "
         "MRR, the sweeps from bench/, a widget",
-        16.8, 82.1, "not measured",
+        18.7, 52.1, "not measured",
         needs_gpu="advised for paper mode", depends_on=("06_kg_multisource_pretraining",),
         depends_note="its cached teacher; trained here when absent",
         time_note="on DBP-5L (a warm cache holds the trained rows; the first run reads "
@@ -151,7 +151,7 @@ NOTEBOOKS: dict[str, Notebook] = {
         "MovieLens-100k's Freebase film KG as a fourth token: the KG and its links, the KG "
         "vectors' link prediction, KG / CF / LLM item maps, `<KG_ID>` with and without, "
         "item-cold and user-cold slices with paired intervals, a slot ablation, a movie widget",
-        19.1, 93.1, "`sellakit bench rec-kg` (3 seeds; the notebook reads "
+        16.0, 70.1, "`sellakit bench rec-kg` (3 seeds; the notebook reads "
         "`bench/rec_ml100k_kg.json`)", needs_gpu="advised for paper mode",
         time_note="(a warm cache holds the KG vectors and the maps)"),
 }
@@ -168,10 +168,10 @@ def notebooks_table() -> str:
 
 #: ``make run``'s wall clock for the whole quick series, seconds, its two chains side by side
 #: (:data:`SERIES_CHAINS`): ``sellakit bench series`` (bench/quick_series_side_by_side.json) of
-#: 2026-12-07 in a clean clone of fe501dc, 2 idle cores, DBP-5L at hand; one notebook at a time
-#: (:data:`NOTEBOOKS`' times), the next run in the same clone took 152.0 s warm and 890.9 s
+#: 2026-12-07 in a clean clone of da48fd5, 2 idle cores, DBP-5L at hand; one notebook at a time
+#: (:data:`NOTEBOOKS`' times), the next run in the same clone took 118.0 s warm and 734.3 s
 #: first.
-SERIES_WALL_SECONDS = {"warm": 89.4, "first": 655.9}
+SERIES_WALL_SECONDS = {"warm": 79.2, "first": 499.4}
 
 
 def series_seconds(*, first_run: bool = False) -> float:
