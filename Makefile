@@ -12,7 +12,8 @@ TORCH ?= torch==2.13.0
 CONSTRAINTS ?= constraints.txt
 STAMP := $(VENV)/.sellakit-installed
 # Test processes (pytest-xdist, at most 4): the notebooks run as two chains, the LLM chain
-# (03-05) and the rest (00-02, the KG films 06-08), each on one process, the unit tests around them.
+# (03-05) and the rest (00-02, the KG films 06-08), each on one process, the unit tests around
+# them.
 # TEST_WORKERS=0: one process.
 TEST_WORKERS ?= auto
 PYTEST_PROCESSES = -n $(TEST_WORKERS) --maxprocesses 4
