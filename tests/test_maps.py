@@ -55,9 +55,9 @@ def test_compiled_kernels_serve_a_later_process_fit(tmp_path):
     import subprocess
     import sys
 
-    from pathlib import Path
+    from sellakit.config import repo_root
 
-    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    makefile = (repo_root() / "Makefile").read_text()
     install = makefile.split("$(STAMP):", 1)[1].split("\ninstall:", 1)[0]
     assert "compile_kernels()" in install  # the install recipe's last step
     env = {**os.environ, "SELLAKIT_CACHE": str(tmp_path / "kit")}
